@@ -1,0 +1,1 @@
+"""Plotly figures built from a run directory (pure functions of a run)."""

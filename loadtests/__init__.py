@@ -1,0 +1,1 @@
+"""Everything Locust: scenarios, users, open-loop scheduling and the per-request recorder."""

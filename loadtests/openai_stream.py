@@ -1,0 +1,215 @@
+"""Turns an OpenAI-compatible SSE stream (chat or completions) into exact timings.
+
+The caller owns the clock and the socket: it feeds the events each read completed together
+with that read's arrival time, then calls `finish` once.
+
+    acc = StreamAccumulator()
+    for chunk, t in reads:
+        acc.on_events(parser.feed(chunk), t)
+    result = acc.finish(t_end, stream_ended=True)
+
+Decisions that shape the numbers:
+- Only token-bearing chunks are timed: a choice with non-empty `delta.content`, `text`,
+  `delta.reasoning_content` (or vLLM's newer `delta.reasoning`) or `delta.tool_calls`.
+  Role-only, empty-content and usage-only chunks are not tokens, so TTFT is never timed
+  at them.
+- Events completed by one read share its timestamp; the 0.0 ms gaps between them are kept
+  because that is what the client saw.
+- `text` concatenates `delta.content` / `text` of every choice in arrival order (reasoning
+  and tool-call deltas are timed but not included); with n > 1 choices it interleaves.
+- The first `[DONE]` or error stops counting; later events are ignored. Errors are an
+  `event: error` event, a payload with a top-level `error` key, or (older vLLM) a payload
+  with `"object": "error"`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from loadtests.sse import SSEEvent
+
+__all__ = ["StreamAccumulator", "StreamResult"]
+
+_loads: Callable[[str], Any]
+try:
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # orjson is optional: same results, a little slower
+    _loads = json.loads
+
+_DONE = "[DONE]"
+_MALFORMED_PREVIEW_CHARS = 80
+_MAX_ERROR_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """What one streamed response amounted to. Times are the caller's clock, in seconds."""
+
+    first_token_at: float | None
+    last_token_at: float | None
+    done_at: float  # the `t` given to finish()
+    chunk_gaps_ms: list[float]  # one per pair of consecutive token-bearing chunks
+    chunk_count: int  # token-bearing chunks
+    text: str
+    usage_prompt_tokens: int | None
+    usage_completion_tokens: int | None
+    output_tokens: int
+    output_tokens_source: Literal["usage", "chunks"]
+    finish_reason: str | None
+    done: bool  # "[DONE]" was seen
+    error: str | None  # one line
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:_MAX_ERROR_CHARS]
+
+
+def _error_message(error: object) -> str:
+    """One line from an OpenAI-style `error` value (an object, or sometimes a bare string)."""
+    if not isinstance(error, dict):
+        return _one_line(f"stream error: {error}")
+    message = error.get("message") or "server reported an error"
+    details = ", ".join(
+        f"{key}={error[key]}" for key in ("type", "code") if error.get(key) is not None
+    )
+    suffix = f" ({details})" if details else ""
+    return _one_line(f"stream error: {message}{suffix}")
+
+
+def _malformed(data: str) -> str:
+    return "malformed SSE event: " + _one_line(data[:_MALFORMED_PREVIEW_CHARS])
+
+
+class StreamAccumulator:
+    """Accumulates one streamed response. Not thread-safe; one per request."""
+
+    __slots__ = (
+        "_chunk_count",
+        "_done",
+        "_error",
+        "_finish_reason",
+        "_first_token_at",
+        "_gaps_ms",
+        "_last_token_at",
+        "_parts",
+        "_usage_completion",
+        "_usage_prompt",
+    )
+
+    def __init__(self) -> None:
+        self._first_token_at: float | None = None
+        self._last_token_at: float | None = None
+        self._gaps_ms: list[float] = []
+        self._chunk_count = 0
+        self._parts: list[str] = []
+        self._usage_prompt: int | None = None
+        self._usage_completion: int | None = None
+        self._finish_reason: str | None = None
+        self._done = False
+        self._error: str | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """True once [DONE] or an error was seen: later events are ignored."""
+        return self._done or self._error is not None
+
+    def on_events(self, events: list[SSEEvent], t: float) -> None:
+        """Takes the events one read completed; `t` is that read's arrival time (s)."""
+        for event in events:
+            if self._done or self._error is not None:
+                return
+            self._on_event(event, t)
+
+    def finish(self, t: float, *, stream_ended: bool) -> StreamResult:
+        """Ends the response at `t`. `stream_ended=True`: the server closed the stream
+        (an error if [DONE] never came). `stream_ended=False`: the caller gave up (timeout)
+        and records its own error; timings gathered so far are kept either way."""
+        if stream_ended and not self._done and self._error is None:
+            self._error = "stream ended before [DONE]"
+        from_usage = self._usage_completion is not None
+        return StreamResult(
+            first_token_at=self._first_token_at,
+            last_token_at=self._last_token_at,
+            done_at=t,
+            chunk_gaps_ms=list(self._gaps_ms),
+            chunk_count=self._chunk_count,
+            text="".join(self._parts),
+            usage_prompt_tokens=self._usage_prompt,
+            usage_completion_tokens=self._usage_completion,
+            output_tokens=(
+                self._usage_completion if self._usage_completion is not None else self._chunk_count
+            ),
+            output_tokens_source="usage" if from_usage else "chunks",
+            finish_reason=self._finish_reason,
+            done=self._done,
+            error=self._error,
+        )
+
+    def _on_event(self, event: SSEEvent, t: float) -> None:
+        data = event.data
+        if data == _DONE or data.strip() == _DONE:
+            self._done = True
+            return
+        try:
+            payload = _loads(data)
+        except ValueError:  # json.JSONDecodeError and orjson.JSONDecodeError both are
+            payload = None
+        if event.event == "error":
+            error = payload.get("error", payload) if isinstance(payload, dict) else data
+            self._error = _error_message(error)
+        elif not isinstance(payload, dict):
+            self._error = _malformed(data)
+        elif "error" in payload:
+            self._error = _error_message(payload["error"])
+        elif payload.get("object") == "error":  # older vLLM: the error object itself
+            self._error = _error_message(payload)
+        else:
+            try:
+                self._on_chunk(payload, t)
+            except (AttributeError, TypeError):  # a field of an unexpected JSON type
+                self._error = _malformed(data)
+
+    def _on_chunk(self, chunk: dict[str, Any], t: float) -> None:
+        usage = chunk.get("usage")
+        if usage:
+            self._usage_prompt = usage.get("prompt_tokens")
+            self._usage_completion = usage.get("completion_tokens")
+        bearing = False
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content")
+                if content:
+                    bearing = True
+                    if isinstance(content, str):
+                        self._parts.append(content)
+                elif (
+                    delta.get("reasoning_content")
+                    or delta.get("reasoning")
+                    or delta.get("tool_calls")
+                ):
+                    bearing = True
+            text = choice.get("text")
+            if text:
+                bearing = True
+                if isinstance(text, str):
+                    self._parts.append(text)
+            finish_reason = choice.get("finish_reason")
+            if finish_reason is not None:
+                self._finish_reason = finish_reason
+        if bearing:
+            self._on_token_chunk(t)
+
+    def _on_token_chunk(self, t: float) -> None:
+        last = self._last_token_at
+        if last is None:
+            self._first_token_at = t
+        else:
+            self._gaps_ms.append((t - last) * 1000.0)
+        self._last_token_at = t
+        self._chunk_count += 1

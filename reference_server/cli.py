@@ -1,0 +1,231 @@
+"""Command-line options of the reference server, turned into one frozen ``ServerConfig``."""
+
+from __future__ import annotations
+
+import argparse
+
+from reference_server import faults as fault_rules
+from reference_server.config import (
+    BatchingConfig,
+    ClassifierConfig,
+    EmbedderConfig,
+    FaultConfig,
+    LMConfig,
+    ServerConfig,
+)
+
+# slots dataclasses keep no class-level defaults, so read them from default instances.
+_LM, _EMB, _MLP, _BATCH = LMConfig(), EmbedderConfig(), ClassifierConfig(), BatchingConfig()
+
+
+class ConfigError(ValueError):
+    """An option value the server cannot run with; str() is one line."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="slabench-server",
+        description="slabench reference inference server (OpenAI-compatible, KServe V2, /metrics)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    s = p.add_argument_group("serving")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (loopback by default)")
+    s.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one")
+    s.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto = CUDA when available",
+    )
+    s.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="auto",
+        help="auto = bfloat16 on CUDA, float32 on the CPU",
+    )
+    s.add_argument(
+        "--torch-threads", type=int, default=0, help="torch intra-op threads; 0 = default"
+    )
+    s.add_argument(
+        "--drain-timeout",
+        type=_non_negative,
+        default=30.0,
+        help="seconds in-flight requests get to finish on SIGTERM",
+    )
+    s.add_argument("--max-body-bytes", type=_positive_int, default=4 * 1024 * 1024)
+    s.add_argument(
+        "--enable-admin",
+        action="store_true",
+        help="serve /admin/faults to change fault injection at run time",
+    )
+
+    m = p.add_argument_group("models (seeded weights, sized here)")
+    m.add_argument("--lm-layers", type=_positive_int, default=_LM.layers)
+    m.add_argument("--lm-dim", type=_positive_int, default=_LM.dim)
+    m.add_argument("--lm-heads", type=_positive_int, default=_LM.heads)
+    m.add_argument(
+        "--max-model-len",
+        type=_positive_int,
+        default=_LM.max_model_len,
+        help="context length of the LM (prompt + output tokens)",
+    )
+    m.add_argument("--embed-layers", type=_positive_int, default=_EMB.layers)
+    m.add_argument("--embed-dim", type=_positive_int, default=_EMB.dim)
+    m.add_argument("--mlp-hidden", type=_positive_int, default=_MLP.hidden)
+    m.add_argument("--mlp-layers", type=_positive_int, default=_MLP.layers)
+    m.add_argument("--mlp-in-features", type=_positive_int, default=_MLP.in_features)
+    m.add_argument("--seed", type=int, default=0, help="weight seed (each model derives its own)")
+
+    b = p.add_argument_group("scheduling")
+    b.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=_BATCH.max_batch_size,
+        help="rows per dynamic batch (embeddings, KServe)",
+    )
+    b.add_argument(
+        "--max-queue-delay-ms",
+        type=_non_negative,
+        default=_BATCH.max_queue_delay_ms,
+        help="how long a dynamic batch waits to fill up",
+    )
+    b.add_argument(
+        "--max-queue-size",
+        type=_positive_int,
+        default=_BATCH.max_queue_size,
+        help="queued requests per dynamic batcher before 429",
+    )
+    b.add_argument(
+        "--max-num-seqs",
+        type=_positive_int,
+        default=_BATCH.max_num_seqs,
+        help="sequences in the continuous decode batch",
+    )
+    b.add_argument(
+        "--max-waiting",
+        type=_positive_int,
+        default=_BATCH.max_waiting,
+        help="generation requests queued for a slot before 429",
+    )
+    b.add_argument(
+        "--max-prefill-tokens",
+        type=_positive_int,
+        default=_BATCH.max_prefill_tokens,
+        help="prompt tokens admitted per scheduler step",
+    )
+    b.add_argument(
+        "--max-tokens-limit",
+        type=_positive_int,
+        default=_BATCH.max_tokens_limit,
+        help="largest max_tokens allowed",
+    )
+    b.add_argument(
+        "--request-timeout",
+        type=_non_negative,
+        default=_BATCH.request_timeout_s,
+        help="per-request timeout, seconds",
+    )
+
+    f = p.add_argument_group("fault injection")
+    f.add_argument(
+        "--fault-latency",
+        default=None,
+        help=f"added latency before each request: {fault_rules.LATENCY_FORMS}",
+    )
+    f.add_argument(
+        "--fault-error-rate",
+        type=_non_negative,
+        default=0.0,
+        help="fraction of inference requests answered 500",
+    )
+    f.add_argument(
+        "--fault-stall-every",
+        type=_non_negative,
+        default=0.0,
+        help="seconds between scheduler stalls",
+    )
+    f.add_argument(
+        "--fault-stall-duration",
+        type=_non_negative,
+        default=0.0,
+        help="length of each stall, seconds",
+    )
+    f.add_argument(
+        "--fault-slow-start",
+        type=_non_negative,
+        default=0.0,
+        help="seconds of not-ready (503) after start-up",
+    )
+    f.add_argument(
+        "--fault-token-delay-ms",
+        type=_non_negative,
+        default=0.0,
+        help="pause after every decode step (slower inter-token latency)",
+    )
+    return p
+
+
+def config_from_args(a: argparse.Namespace) -> ServerConfig:
+    faults = FaultConfig(
+        latency=a.fault_latency,
+        error_rate=a.fault_error_rate,
+        stall_every_s=a.fault_stall_every,
+        stall_duration_s=a.fault_stall_duration,
+        slow_start_s=a.fault_slow_start,
+        token_delay_ms=a.fault_token_delay_ms,
+        seed=a.seed,
+    )
+    try:
+        fault_rules.validate(faults)
+    except ValueError as exc:
+        raise ConfigError(f"fault injection: {exc}") from None
+    if a.lm_dim % a.lm_heads:
+        raise ConfigError(f"--lm-dim {a.lm_dim} must be divisible by --lm-heads {a.lm_heads}")
+    if a.embed_dim % _EMB.heads:
+        raise ConfigError(f"--embed-dim must be divisible by {_EMB.heads}")
+    return ServerConfig(
+        host=a.host,
+        port=a.port,
+        device=a.device,
+        dtype=a.dtype,
+        torch_threads=a.torch_threads,
+        lm=LMConfig(
+            layers=a.lm_layers,
+            dim=a.lm_dim,
+            heads=a.lm_heads,
+            max_model_len=a.max_model_len,
+            seed=a.seed,
+        ),
+        embedder=EmbedderConfig(layers=a.embed_layers, dim=a.embed_dim, seed=a.seed + 1),
+        classifier=ClassifierConfig(
+            in_features=a.mlp_in_features, hidden=a.mlp_hidden, layers=a.mlp_layers, seed=a.seed + 2
+        ),
+        batching=BatchingConfig(
+            max_batch_size=a.max_batch_size,
+            max_queue_delay_ms=a.max_queue_delay_ms,
+            max_queue_size=a.max_queue_size,
+            max_num_seqs=a.max_num_seqs,
+            max_waiting=a.max_waiting,
+            max_prefill_tokens=a.max_prefill_tokens,
+            max_tokens_limit=a.max_tokens_limit,
+            request_timeout_s=a.request_timeout,
+        ),
+        faults=faults,
+        enable_admin=a.enable_admin,
+        drain_timeout_s=a.drain_timeout,
+        max_body_bytes=a.max_body_bytes,
+    )

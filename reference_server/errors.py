@@ -1,0 +1,66 @@
+"""Domain errors raised by handlers and engines; the error middleware alone turns them into
+HTTP responses.
+
+    ApiError                   a request the server refuses (carries HTTP status and reason)
+    ├── BadRequest             400: malformed JSON, wrong types, limits exceeded
+    ├── NotFound               404: unknown model or route
+    ├── Overloaded             429: a bounded queue is full (sent with Retry-After)
+    ├── Unavailable            503: not ready yet, or shutting down
+    ├── InjectedFault          500: fault injection asked for an error
+    └── RequestTimeout         504: the per-request timeout expired
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status = 500
+    reason = "internal"
+    error_type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class BadRequest(ApiError):
+    status = 400
+    reason = "bad_request"
+    error_type = "invalid_request_error"
+
+
+class NotFound(ApiError):
+    status = 404
+    reason = "not_found"
+    error_type = "invalid_request_error"
+
+
+class Overloaded(ApiError):
+    status = 429
+    reason = "queue_full"
+    error_type = "rate_limit_error"
+    retry_after_s = 1
+
+
+class Unavailable(ApiError):
+    status = 503
+    reason = "unavailable"
+    error_type = "server_error"
+
+
+class ShuttingDown(Unavailable):
+    reason = "shutting_down"
+
+
+class InjectedFault(ApiError):
+    status = 500
+    reason = "injected_error"
+    error_type = "server_error"
+
+
+class RequestTimeout(ApiError):
+    status = 504
+    reason = "timeout"
+    error_type = "timeout"

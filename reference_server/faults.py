@@ -1,0 +1,114 @@
+"""Fault injection: added latency, error rate, periodic stalls, slow start.
+
+The injector is the one mutable piece of configuration: the admin endpoint swaps its
+``FaultConfig`` at run time. Everything reads it through the methods below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from reference_server.config import FaultConfig
+
+LATENCY_FORMS = "fixed:MS, uniform:LO,HI, normal:MEAN,STD, lognormal:MEDIAN,SIGMA or exp:MEAN"
+
+
+def parse_latency(spec: str) -> Callable[[random.Random], float]:
+    """Parse a latency distribution (milliseconds); return a sampler of seconds."""
+    kind, _, args = spec.partition(":")
+    try:
+        values = [float(a) for a in args.split(",")] if args else []
+    except ValueError:
+        raise ValueError(f"latency {spec!r}: numbers expected; use {LATENCY_FORMS}") from None
+    arity = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2, "exp": 1}
+    if arity.get(kind) != len(values) or any(v < 0 for v in values):
+        raise ValueError(f"latency {spec!r} is not valid; use {LATENCY_FORMS} (ms, >= 0)")
+    a, b = [*values, 0.0][:2]
+    samplers: dict[str, Callable[[random.Random], float]] = {
+        "fixed": lambda r: a,
+        "uniform": lambda r: r.uniform(a, b),
+        "normal": lambda r: max(0.0, r.gauss(a, b)),
+        "lognormal": lambda r: r.lognormvariate(0.0, b) * a,
+        "exp": lambda r: r.expovariate(1.0 / a) if a > 0 else 0.0,
+    }
+    pick = samplers[kind]
+    return lambda r: pick(r) / 1000.0
+
+
+def validate(config: FaultConfig) -> FaultConfig:
+    if config.latency:
+        parse_latency(config.latency)
+    if not 0.0 <= config.error_rate <= 1.0:
+        raise ValueError(f"error_rate {config.error_rate} must be between 0 and 1")
+    for name in ("stall_every_s", "stall_duration_s", "slow_start_s", "token_delay_ms"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0")
+    if config.stall_duration_s and config.stall_duration_s >= config.stall_every_s:
+        raise ValueError("stall_duration_s must be shorter than stall_every_s")
+    return config
+
+
+def from_mapping(base: FaultConfig, changes: dict[str, Any]) -> FaultConfig:
+    """Apply a JSON object of changes to ``base``; ValueError names a bad field."""
+    fields = {f.name: f for f in dataclasses.fields(FaultConfig)}
+    clean: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key not in fields:
+            raise ValueError(f"unknown fault {key!r}; known: {', '.join(sorted(fields))}")
+        if key == "latency":
+            if value is not None and not isinstance(value, str):
+                raise ValueError("latency must be a string such as 'fixed:50' or null")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key} must be a number")
+        clean[key] = int(value) if key == "seed" else value
+    return validate(dataclasses.replace(base, **clean))
+
+
+class FaultInjector:
+    def __init__(self, config: FaultConfig, *, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self.started_at = clock()
+        self.config = validate(config)
+
+    @property
+    def config(self) -> FaultConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: FaultConfig) -> None:
+        self._config = config
+        self._rng = random.Random(config.seed)
+        self._latency = parse_latency(config.latency) if config.latency else None
+
+    def starting(self) -> bool:
+        return self._clock() - self.started_at < self._config.slow_start_s
+
+    def should_fail(self) -> bool:
+        return self._config.error_rate > 0 and self._rng.random() < self._config.error_rate
+
+    def added_latency_s(self) -> float:
+        return self._latency(self._rng) if self._latency else 0.0
+
+    def stall_remaining_s(self) -> float:
+        every, duration = self._config.stall_every_s, self._config.stall_duration_s
+        if not every or not duration:
+            return 0.0
+        phase = (self._clock() - self.started_at) % every
+        # The stall sits at the end of each period so that a server is healthy at start-up.
+        if phase < every - duration:
+            return 0.0
+        return every - phase
+
+    async def wait_if_stalled(self) -> None:
+        remaining = self.stall_remaining_s()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    async def token_delay(self) -> None:
+        if self._config.token_delay_ms > 0:
+            await asyncio.sleep(self._config.token_delay_ms / 1000.0)

@@ -1,0 +1,216 @@
+"""Continuous batching for text generation.
+
+One scheduler task owns the decode batch. At every step boundary it drops finished,
+cancelled and timed-out sequences, admits waiting requests into free KV-cache slots
+(prefill, whose cost grows with prompt length, bounded by a token budget per step), then
+runs one decode step for every running sequence in a single batched forward. New requests
+therefore join a running batch mid-generation instead of waiting for it to drain.
+
+Model calls run on a dedicated thread so the event loop keeps streaming tokens meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+
+from reference_server import tokenizer
+from reference_server.config import BatchingConfig
+from reference_server.errors import ApiError, Overloaded, RequestTimeout
+from reference_server.faults import FaultInjector
+from reference_server.metrics import ServerMetrics
+from reference_server.models import CausalLM, KVCache
+from reference_server.sampling import sample_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Last item on a sequence's output queue."""
+
+    reason: str  # "stop" (EOS), "length" (max_tokens) or "error"
+    error: ApiError | None = None
+
+
+@dataclass(eq=False)
+class Sequence:
+    prompt_ids: list[int]
+    max_tokens: int
+    min_tokens: int = 0
+    ignore_eos: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    arrived_at: float = field(default_factory=time.monotonic)
+    out: asyncio.Queue[int | Finish] = field(default_factory=asyncio.Queue)
+    slot: int = -1
+    position: int = 0
+    generated: int = 0
+    last_token: int = 0
+    last_token_at: float = 0.0
+    cancelled: bool = False
+    finished: bool = False
+    generator: torch.Generator | None = None
+
+    def __post_init__(self) -> None:
+        if self.seed is not None:
+            self.generator = torch.Generator().manual_seed(self.seed)
+
+
+class GenerationEngine:
+    def __init__(
+        self,
+        model: CausalLM,
+        cache: KVCache,
+        limits: BatchingConfig,
+        metrics: ServerMetrics,
+        faults: FaultInjector,
+    ) -> None:
+        self._model = model
+        self._cache = cache
+        self._limits = limits
+        self._metrics = metrics
+        self._faults = faults
+        self._device = cache.k.device
+        self._free_slots = list(range(limits.max_num_seqs))
+        self._waiting: collections.deque[Sequence] = collections.deque()
+        self._running: list[Sequence] = []
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generation")
+
+    @property
+    def active(self) -> int:
+        return len(self._waiting) + len(self._running)
+
+    def submit(self, seq: Sequence) -> None:
+        if len(self._waiting) >= self._limits.max_waiting:
+            raise Overloaded("generation queue is full; retry later")
+        self._waiting.append(seq)
+        self._metrics.waiting.set(len(self._waiting))
+        self._wake.set()
+
+    def cancel(self, seq: Sequence) -> None:
+        """The client went away: free its slot at the next step boundary."""
+        seq.cancelled = True
+
+    def abort_all(self, error: ApiError) -> None:
+        for seq in [*self._waiting, *self._running]:
+            self._finish(seq, Finish("error", error))
+        self._waiting.clear()
+        self._sync_gauges()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._waiting and not self._running:
+                self._wake.clear()
+                await self._wake.wait()
+            await self._faults.wait_if_stalled()
+            self._expire(time.monotonic())
+            decodes = list(self._running)
+            prefills = self._admit()
+            if not prefills and not decodes:
+                continue
+            tokens = await loop.run_in_executor(self._executor, self._step, prefills, decodes)
+            now = time.monotonic()
+            for seq, token in zip(prefills + decodes, tokens, strict=True):
+                self._emit(seq, token, now)
+            self._metrics.batch_size.labels("generation").observe(len(tokens))
+            self._sync_gauges()
+            await self._faults.token_delay()
+
+    def _expire(self, now: float) -> None:
+        timeout = self._limits.request_timeout_s
+        for seq in [*self._waiting, *self._running]:
+            if seq.cancelled:
+                self._finish(seq, Finish("error"))
+            elif now - seq.arrived_at > timeout:
+                self._finish(seq, Finish("error", RequestTimeout(f"no answer in {timeout:g}s")))
+        self._waiting = collections.deque(s for s in self._waiting if not s.finished)
+
+    def _admit(self) -> list[Sequence]:
+        admitted: list[Sequence] = []
+        budget = self._limits.max_prefill_tokens
+        while self._waiting and self._free_slots:
+            cost = len(self._waiting[0].prompt_ids)
+            if admitted and cost > budget:
+                break  # the first admission always goes through, so long prompts cannot starve
+            seq = self._waiting.popleft()
+            budget -= cost
+            seq.slot = self._free_slots.pop(0)
+            self._running.append(seq)
+            admitted.append(seq)
+            self._metrics.prompt_tokens.inc(cost)
+            self._metrics.queue_time.labels("generation").observe(time.monotonic() - seq.arrived_at)
+        return admitted
+
+    def _step(self, prefills: list[Sequence], decodes: list[Sequence]) -> list[int]:
+        """Runs on the model thread: prefill new sequences, decode the running ones."""
+        rows = [
+            self._model.prefill(
+                torch.tensor(s.prompt_ids, device=self._device), s.slot, self._cache
+            )
+            for s in prefills
+        ]
+        if decodes:
+            as_tensor = lambda values: torch.tensor(values, device=self._device)  # noqa: E731
+            rows.append(
+                self._model.decode(
+                    as_tensor([s.last_token for s in decodes]),
+                    as_tensor([s.slot for s in decodes]),
+                    as_tensor([s.position for s in decodes]),
+                    self._cache,
+                )
+            )
+        logits = torch.cat([r.reshape(-1, r.shape[-1]) for r in rows]).float().cpu()
+        seqs = prefills + decodes
+        return sample_tokens(
+            logits,
+            temperatures=[s.temperature for s in seqs],
+            top_ps=[s.top_p for s in seqs],
+            allow_eos=[not s.ignore_eos and s.generated >= s.min_tokens for s in seqs],
+            generators=[s.generator for s in seqs],
+        )
+
+    def _emit(self, seq: Sequence, token: int, now: float) -> None:
+        seq.position = len(seq.prompt_ids) + seq.generated
+        if seq.finished:
+            return
+        if seq.cancelled:
+            self._finish(seq, Finish("error"))
+            return
+        if token == tokenizer.EOS:
+            self._finish(seq, Finish("stop"))
+            return
+        if seq.generated == 0:
+            self._metrics.ttft.observe(now - seq.arrived_at)
+        else:
+            self._metrics.itl.observe(now - seq.last_token_at)
+        seq.generated += 1
+        seq.last_token, seq.last_token_at = token, now
+        self._metrics.generated_tokens.inc()
+        seq.out.put_nowait(token)
+        if seq.generated >= seq.max_tokens:
+            self._finish(seq, Finish("length"))
+
+    def _finish(self, seq: Sequence, finish: Finish) -> None:
+        if seq.finished:
+            return
+        seq.finished = True
+        if seq.slot >= 0:
+            self._running.remove(seq)
+            self._free_slots.append(seq.slot)
+            self._free_slots.sort()  # lowest slots first keeps the active set compact
+            seq.slot = -1
+        seq.out.put_nowait(finish)
+
+    def _sync_gauges(self) -> None:
+        self._metrics.running.set(len(self._running))
+        self._metrics.waiting.set(len(self._waiting))

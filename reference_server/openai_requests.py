@@ -1,0 +1,165 @@
+"""Validation of OpenAI-compatible request bodies into frozen, typed requests.
+
+Every rule that can reject a request lives here and raises ``BadRequest`` naming the
+offending parameter, so handlers only deal with valid input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reference_server import tokenizer
+from reference_server.errors import BadRequest
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    prompts: tuple[list[int], ...]  # token ids, BOS included
+    max_tokens: int
+    min_tokens: int
+    ignore_eos: bool
+    temperature: float
+    top_p: float
+    seed: int | None
+    stream: bool
+    include_usage: bool
+    stop: tuple[str, ...]
+
+
+def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest(f"'{key}' must be a number", param=key)
+    if not lo <= value <= hi:
+        raise BadRequest(f"'{key}' must be between {lo:g} and {hi:g}, got {value}", param=key)
+    return float(value)
+
+
+def _integer(body: dict[str, Any], key: str, default: int | None, lo: int) -> int | None:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"'{key}' must be an integer", param=key)
+    if value < lo:
+        raise BadRequest(f"'{key}' must be at least {lo}, got {value}", param=key)
+    return value
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{key}' must be true or false", param=key)
+    return value
+
+
+def _content(value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # content parts: [{"type": "text", "text": "..."}]
+        texts = [p.get("text") for p in value if isinstance(p, dict) and p.get("type") == "text"]
+        if len(texts) == len(value) and all(isinstance(t, str) for t in texts):
+            return "".join(texts)  # type: ignore[arg-type]
+    raise BadRequest(f"{where}.content must be a string or a list of text parts", param=where)
+
+
+def chat_prompt_ids(body: dict[str, Any]) -> list[int]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty list", param="messages")
+    turns = []
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise BadRequest(f"{where} must be an object with a string 'role'", param=where)
+        turns.append((m["role"], _content(m.get("content", ""), where)))
+    return tokenizer.encode(tokenizer.chat_prompt(turns))
+
+
+def completion_prompt_ids(body: dict[str, Any]) -> tuple[list[int], ...]:
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        return (tokenizer.encode(prompt),)
+    if isinstance(prompt, list) and prompt:
+        if all(isinstance(p, str) for p in prompt):
+            return tuple(tokenizer.encode(p) for p in prompt)
+        if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            return (_checked_ids(prompt),)
+        if all(isinstance(p, list) for p in prompt):
+            return tuple(_checked_ids(p) for p in prompt)
+    raise BadRequest("'prompt' must be a string, a list of strings, or token ids", param="prompt")
+
+
+def _checked_ids(ids: list[Any]) -> list[int]:
+    if not ids or not all(
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 256 for t in ids
+    ):
+        raise BadRequest("token ids must be integers in [0, 255] (byte tokens)", param="prompt")
+    return [tokenizer.BOS, *ids]
+
+
+def _stop(body: dict[str, Any]) -> tuple[str, ...]:
+    stop = body.get("stop")
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise BadRequest("'stop' must be a string or a list of non-empty strings", param="stop")
+    return tuple(stop)
+
+
+def generation_params(
+    body: dict[str, Any],
+    prompts: tuple[list[int], ...],
+    *,
+    default_max_tokens: int | None,
+    max_tokens_limit: int,
+    max_model_len: int,
+) -> GenerationParams:
+    longest = max(len(p) for p in prompts)
+    room = max_model_len - longest
+    if room < 1:
+        raise BadRequest(
+            f"prompt is {longest} tokens; this model's context is {max_model_len} tokens",
+            param="messages" if "messages" in body else "prompt",
+        )
+    key = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    max_tokens = _integer(body, key, default_max_tokens, 1)
+    if max_tokens is None:
+        max_tokens = min(max_tokens_limit, room)
+    if max_tokens > max_tokens_limit:
+        raise BadRequest(
+            f"'{key}' is {max_tokens}; this server allows at most {max_tokens_limit}", param=key
+        )
+    if max_tokens > room:
+        raise BadRequest(
+            f"'{key}' is {max_tokens} but only {room} tokens fit after the {longest}-token "
+            f"prompt in the {max_model_len}-token context",
+            param=key,
+        )
+    min_tokens = _integer(body, "min_tokens", 0, 0) or 0
+    if min_tokens > max_tokens:
+        raise BadRequest("'min_tokens' must not exceed max_tokens", param="min_tokens")
+    if _integer(body, "n", 1, 1) != 1:
+        raise BadRequest("only n=1 is supported", param="n")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest("'stream_options' must be an object", param="stream_options")
+    return GenerationParams(
+        prompts=prompts,
+        max_tokens=max_tokens,
+        min_tokens=min_tokens,
+        ignore_eos=_flag(body, "ignore_eos"),
+        temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
+        top_p=_number(body, "top_p", 1.0, 1e-9, 1.0),
+        seed=_integer(body, "seed", None, -(2**63)),
+        stream=_flag(body, "stream"),
+        include_usage=bool(options and _flag(options, "include_usage")),
+        stop=_stop(body),
+    )

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv and install slabench with the reference server and test tools.
+# The CPU build of torch goes in first: a plain `torch` requirement would pull a multi-GB
+# CUDA build. Idempotent: a second run only checks that everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+pip() { .venv/bin/python -m pip "$@"; }
+pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}" \
+        --extra-index-url https://download.pytorch.org/whl/cpu 2>&1 | grep -v "^WARNING: Location" || true
+fi
+pip install -q --disable-pip-version-check -e ".[server,test]" 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c "import torch, aiohttp, locust; print('installed: torch', torch.__version__, '| aiohttp', aiohttp.__version__, '| locust', locust.__version__)"

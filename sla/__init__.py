@@ -1,0 +1,1 @@
+"""The measurement contract and the SLA judge (pure: pandas/numpy/yaml only)."""
