@@ -10,10 +10,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 pip() { .venv/bin/python -m pip "$@"; }
-pip install -q --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+pip install -q --disable-pip-version-check --upgrade pip
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}" \
-        --extra-index-url https://download.pytorch.org/whl/cpu 2>&1 | grep -v "^WARNING: Location" || true
+    pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}" 
 fi
-pip install -q --disable-pip-version-check -e ".[server,test]" 2>&1 | grep -v "^WARNING: Location" || true
+pip install -q --disable-pip-version-check -e ".[server,test]"
 .venv/bin/python -c "import torch, aiohttp, locust; print('installed: torch', torch.__version__, '| aiohttp', aiohttp.__version__, '| locust', locust.__version__)"

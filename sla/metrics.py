@@ -1,0 +1,138 @@
+"""Per-request metrics derived from the exact timestamps of ``requests.parquet``.
+
+Definitions (the same text as ARCHITECTURE.md, "Metric definitions"):
+
+- ``latency_ms`` (E2E) = ``done_at - start``, where start = ``scheduled_at`` in open-loop mode
+  (free of coordinated omission) and ``sent_at`` otherwise;
+  ``schedule_lag_ms`` = ``sent_at - scheduled_at``.
+- ``ttft_ms`` = ``first_token_at - start``.
+- ``itl_ms`` = each gap between consecutive token-bearing chunks (one value per gap, pooled).
+- ``tpot_ms`` = ``(done_at - first_token_at) / (output_tokens - 1)``, output tokens from the
+  server's ``usage`` when it reports them, else counted from chunks.
+- Throughput: requests/s and output tokens/s over the measured window (after warm-up).
+
+Aliases: vLLM TPOT = GenAI-Perf/AIPerf/GuideLLM "ITL" = our ``tpot_ms``;
+vLLM "ITL" = AIPerf "ICL" = our ``itl_ms``; GuideLLM "TPOT" = E2E / output tokens.
+
+Every function here is pure and vectorised: a run of millions of rows never loops in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def _floats(df: pd.DataFrame, column: str) -> FloatArray:
+    """A column as float64 with NaN for nulls (works for Int32, float and object columns)."""
+    return pd.to_numeric(df[column]).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def start_s(df: pd.DataFrame) -> FloatArray:
+    """The start of each request: ``scheduled_at`` in open loop, ``sent_at`` in closed loop."""
+    scheduled = _floats(df, "scheduled_at")
+    return np.where(np.isnan(scheduled), _floats(df, "sent_at"), scheduled)
+
+
+def ok_mask(df: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """True for a request that succeeded: ``200 <= status < 300`` and ``error`` is null."""
+    status = _floats(df, "status")
+    no_error = df["error"].isna().to_numpy(dtype=bool)
+    return (status >= 200) & (status < 300) & no_error
+
+
+def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``df`` with the per-request metric columns added.
+
+    - ``start`` = ``scheduled_at`` when it is not NaN (open loop), else ``sent_at``.
+    - ``latency_ms`` = ``(done_at - start) * 1000``.
+    - ``ttft_ms`` = ``(first_token_at - start) * 1000``; NaN when no token arrived.
+    - ``schedule_lag_ms`` = ``(sent_at - scheduled_at) * 1000``; NaN in closed loop and for
+      dropped open-loop sends.
+    - ``tpot_ms`` = ``(done_at - first_token_at) * 1000 / (output_tokens - 1)``; NaN unless
+      ``output_tokens >= 2`` and ``first_token_at`` is known.
+    - ``ok`` = ``200 <= status < 300`` and ``error`` is null.
+    """
+    start = start_s(df)
+    sent = _floats(df, "sent_at")
+    first = _floats(df, "first_token_at")
+    done = _floats(df, "done_at")
+    tokens = _floats(df, "output_tokens")
+    has_tpot = (tokens >= 2) & ~np.isnan(first)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpot = np.where(has_tpot, (done - first) * 1000.0 / (tokens - 1.0), np.nan)
+    return df.assign(
+        start=start,
+        latency_ms=(done - start) * 1000.0,
+        ttft_ms=(first - start) * 1000.0,
+        schedule_lag_ms=(sent - _floats(df, "scheduled_at")) * 1000.0,
+        tpot_ms=tpot,
+        ok=ok_mask(df),
+    )
+
+
+def itl_ms(df: pd.DataFrame, *, only_ok: bool = True) -> FloatArray:
+    """Every gap between consecutive token-bearing chunks, pooled over the rows (ms).
+
+    One value per gap, not one per request: a request with 100 chunks weighs 99 times as much
+    as a request with 2. ``only_ok`` keeps the gaps of successful requests only.
+    """
+    gaps = df["chunk_gaps_ms"]
+    if only_ok:
+        gaps = gaps[ok_mask(df)]
+    arrow = pa.array(gaps, type=pa.list_(pa.float64()))
+    flat = pc.list_flatten(arrow)
+    return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def measured(df: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows of the measured window.
+
+    A row is measured when ``start >= meta["measured_from"]`` (warm-up excluded) and
+    ``start <= meta["ended_at"]``; a bound whose key is absent or null is not applied.
+    """
+    start = df["start"].to_numpy(dtype=np.float64) if "start" in df.columns else start_s(df)
+    keep = np.ones(len(df), dtype=bool)
+    if meta.get("measured_from") is not None:
+        keep &= start >= float(meta["measured_from"])
+    if meta.get("ended_at") is not None:
+        keep &= start <= float(meta["ended_at"])
+    return df[keep]
+
+
+def measured_window_s(meta: Mapping[str, Any]) -> float:
+    """Length of the measured window: ``ended_at - (measured_from or started_at)``."""
+    begin = meta.get("measured_from")
+    if begin is None:
+        begin = meta.get("started_at")
+    end = meta.get("ended_at")
+    if begin is None or end is None:
+        raise ValueError("run.json needs ended_at and measured_from or started_at for a window")
+    return float(end) - float(begin)
+
+
+def throughput(df: pd.DataFrame, window_s: float) -> dict[str, float]:
+    """Rates over a window of ``window_s`` seconds (pass the rows of ``measured``).
+
+    - ``requests_per_s`` = successful (``ok``) requests / window.
+    - ``output_tokens_per_s`` = output tokens of successful requests / window.
+    - ``errors_per_s`` = failed requests (including dropped open-loop sends) / window.
+    """
+    if not window_s > 0:
+        raise ValueError(f"window_s must be > 0, got {window_s}")
+    ok = ok_mask(df)
+    tokens = _floats(df, "output_tokens")[ok]
+    n_ok = int(ok.sum())
+    return {
+        "requests_per_s": n_ok / window_s,
+        "output_tokens_per_s": float(np.nansum(tokens)) / window_s,
+        "errors_per_s": (len(df) - n_ok) / window_s,
+    }

@@ -1,0 +1,250 @@
+"""The run directory: the contract between the load generator and everything that reads a run.
+
+A run directory holds::
+
+    run.json                 metadata; always carries ``schema_version``
+    requests.parquet         one row per request (``REQUESTS_SCHEMA``)
+    requests.parts/          part-NNNNN.parquet, present only while recording or after a hard kill
+    server_metrics.parquet   optional Prometheus samples scraped from the target
+
+Timestamps are float64 seconds since the Unix epoch and are never rounded: every metric is
+derived from them (see ``sla.metrics``), so a report can be rebuilt from the files alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+
+RUN_JSON = "run.json"
+REQUESTS_FILE = "requests.parquet"
+PARTS_DIR = "requests.parts"
+SERVER_METRICS_FILE = "server_metrics.parquet"
+
+REQUESTS_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string()),
+        pa.field("worker", pa.string()),
+        pa.field("endpoint", pa.string()),
+        pa.field("scheduled_at", pa.float64()),  # NaN in closed-loop mode
+        pa.field("sent_at", pa.float64()),  # NaN: open-loop send dropped at the in-flight bound
+        pa.field("first_token_at", pa.float64()),  # NaN: no token arrived / not streaming
+        pa.field("done_at", pa.float64()),
+        pa.field("status", pa.int32()),  # HTTP status; 0 when no response
+        pa.field("error", pa.string()),  # null when OK
+        pa.field("input_tokens", pa.int32()),
+        pa.field("output_tokens", pa.int32()),
+        pa.field("output_tokens_source", pa.string()),  # "usage" | "chunks" | null
+        pa.field("chunk_count", pa.int32()),
+        pa.field("chunk_gaps_ms", pa.list_(pa.float64())),
+    ],
+    metadata={"slabench.schema_version": str(SCHEMA_VERSION)},
+)
+REQUEST_COLUMNS: tuple[str, ...] = tuple(REQUESTS_SCHEMA.names)
+_NULLABLE_INT_COLUMNS = ("input_tokens", "output_tokens")
+
+
+class RunDirError(Exception):
+    """A run directory that cannot be read; str() is one line saying what and how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request as recorded; field order is the column order of ``REQUESTS_SCHEMA``."""
+
+    request_id: str
+    worker: str
+    endpoint: str
+    scheduled_at: float
+    sent_at: float
+    first_token_at: float
+    done_at: float
+    status: int
+    error: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    output_tokens_source: str | None
+    chunk_count: int
+    chunk_gaps_ms: Sequence[float]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Run:
+    """A loaded run. ``from_parts`` is True when the run was never closed (killed hard)."""
+
+    path: Path
+    meta: dict[str, Any]
+    requests: pd.DataFrame
+    server_metrics: pd.DataFrame | None
+    from_parts: bool = False
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> Run:
+    """Read a run directory; raise ``RunDirError`` when it is missing, corrupt or too new."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunDirError(f"run directory {path} does not exist; pass the directory of a run")
+    meta = _read_meta(path)
+    table, from_parts = _read_requests(path)
+    server_metrics = None
+    sm_path = path / SERVER_METRICS_FILE
+    if sm_path.exists():
+        server_metrics = _read_parquet(sm_path).to_pandas()
+    return Run(path, meta, requests_frame(table), server_metrics, from_parts)
+
+
+def requests_frame(table: pa.Table) -> pd.DataFrame:
+    """Convert a requests table to pandas, keeping float64 timestamps exact.
+
+    The gap lists stay Arrow-backed (``pd.ArrowDtype``) so that a million rows do not become
+    a million numpy objects; token counts become nullable ``Int32``.
+    """
+    df = table.to_pandas(
+        types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None,
+    )
+    for name in _NULLABLE_INT_COLUMNS:
+        if name in df.columns:
+            df[name] = df[name].astype("Int32")
+    return df
+
+
+def empty_requests_table() -> pa.Table:
+    """A requests table with the schema and no rows."""
+    return REQUESTS_SCHEMA.empty_table()
+
+
+def part_paths(parts_dir: Path) -> list[Path]:
+    """The complete part files of ``parts_dir`` in write order (tmp files are ignored)."""
+    parts = [p for p in parts_dir.glob("part-*.parquet") if p.stem[5:].isdigit()]
+    return sorted(parts, key=lambda p: int(p.stem[5:]))
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    meta_path = path / RUN_JSON
+    if not meta_path.exists():
+        raise RunDirError(f"{meta_path} is missing; {path} is not a complete slabench run")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunDirError(f"{meta_path} is not valid JSON ({exc}); re-run the test") from exc
+    if not isinstance(meta, dict):
+        raise RunDirError(f"{meta_path} must hold a JSON object, not {type(meta).__name__}")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RunDirError(f"{meta_path} has no valid schema_version (got {version!r})")
+    if version > SCHEMA_VERSION:
+        raise RunDirError(
+            f"{path} uses run schema version {version} but this slabench reads up to "
+            f"{SCHEMA_VERSION}; upgrade slabench to read it"
+        )
+    return meta
+
+
+def _read_requests(path: Path) -> tuple[pa.Table, bool]:
+    file = path / REQUESTS_FILE
+    if file.exists():
+        return _conform(_read_parquet(file), file), False
+    parts_dir = path / PARTS_DIR
+    if not parts_dir.is_dir():
+        raise RunDirError(f"{path} has neither {REQUESTS_FILE} nor {PARTS_DIR}/; no requests")
+    tables = [_conform(_read_parquet(p), p) for p in part_paths(parts_dir)]
+    if not tables:
+        return empty_requests_table(), True
+    return pa.concat_tables(tables), True
+
+
+def _read_parquet(file: Path) -> pa.Table:
+    try:
+        return pq.read_table(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise RunDirError(f"{file} is not a readable parquet file ({exc})") from exc
+
+
+def _conform(table: pa.Table, file: Path) -> pa.Table:
+    """Cast to ``REQUESTS_SCHEMA`` (extra columns are kept), or say which column is wrong."""
+    missing = [n for n in REQUEST_COLUMNS if n not in table.column_names]
+    if missing:
+        raise RunDirError(f"{file} lacks the columns {missing}; it was not written by slabench")
+    for field in REQUESTS_SCHEMA:
+        index = table.column_names.index(field.name)
+        column = table.column(index)
+        if column.type != field.type:
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise RunDirError(
+                    f"{file}: column {field.name} has type {column.type}, expected {field.type}"
+                ) from exc
+            table = table.set_column(index, field.name, column)
+    return table
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as JSON so that readers see the old file or the new one, never half.
+
+    Non-finite floats become null (JSON has no NaN); paths and numpy scalars are converted.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    text = json.dumps(_finite(obj), indent=2, allow_nan=False, default=_json_default)
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(value) for value in obj]
+    return obj
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "item"):  # numpy scalars
+        return _finite(obj.item())
+    if hasattr(obj, "tolist"):  # numpy arrays
+        return _finite(obj.tolist())
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+_SECRET_PARAM = re.compile(r"key|token|password|passwd|secret|signature|auth", re.IGNORECASE)
+
+
+def strip_credentials(url: str) -> str:
+    """Drop ``user:password@`` and replace secret-looking query values by ``REDACTED``.
+
+    Parameters whose name contains key, token, password, passwd, secret, signature or auth
+    (``api_key``, ``apikey``, ``access_token``, ``X-Amz-Signature``...) are redacted; every
+    other part of the URL is kept byte for byte.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(_redact_param(p) for p in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_param(param: str) -> str:
+    name, sep, _ = param.partition("=")
+    if sep and _SECRET_PARAM.search(unquote(name)):
+        return f"{name}=REDACTED"
+    return param

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from loadtests.recorder import (
+    RequestRecorder,
+    finish_run_json,
+    merge_parts,
+    records_to_rows,
+    start_run_json,
+)
+from sla.records import REQUESTS_SCHEMA, SCHEMA_VERSION, RequestRecord, RunDirError, load_run
+
+T0 = 1764400000.123456789
+
+
+def _record(i: int) -> RequestRecord:
+    return RequestRecord(
+        request_id=f"r{i}",
+        worker=f"w{i % 2}",
+        endpoint="/v1/completions",
+        scheduled_at=T0 + i * 0.001,
+        sent_at=T0 + i * 0.001 + 1e-7,
+        first_token_at=float("nan") if i % 3 == 0 else T0 + i * 0.001 + 0.02,
+        done_at=T0 + i * 0.001 + 0.1,
+        status=200 if i % 5 else 503,
+        error=None if i % 5 else "HTTP 503",
+        input_tokens=i,
+        output_tokens=None if i % 7 == 0 else i % 11,
+        output_tokens_source=None if i % 7 == 0 else "chunks",
+        chunk_count=i % 4,
+        chunk_gaps_ms=tuple(float(i + k) / 3 for k in range(i % 4)),
+    )
+
+
+def _start(run_dir: Path) -> None:
+    start_run_json(run_dir, {"scenario": "test", "started_at": T0})
+
+
+def test_several_flushes_merge_into_one_file_in_order(tmp_path: Path) -> None:
+    _start(tmp_path)
+    recorder = RequestRecorder(tmp_path, flush_rows=4)
+    records = [_record(i) for i in range(11)]
+    for rec in records:
+        recorder.add(rec)
+
+    assert len(list((tmp_path / "requests.parts").glob("part-*.parquet"))) == 2
+    assert recorder.count == 11
+    assert recorder.close() == 11
+
+    assert not (tmp_path / "requests.parts").exists()
+    assert pq.read_schema(tmp_path / "requests.parquet").equals(REQUESTS_SCHEMA)
+    df = load_run(tmp_path).requests
+    assert df["request_id"].tolist() == [r.request_id for r in records]
+    for got, rec in zip(df["done_at"], records, strict=True):
+        assert struct.pack("<d", got) == struct.pack("<d", rec.done_at)
+    assert list(df["chunk_gaps_ms"].iloc[7]) == list(records[7].chunk_gaps_ms)
+    assert df["output_tokens"].isna().tolist() == [r.output_tokens is None for r in records]
+
+
+def test_add_rows_matches_add(tmp_path: Path) -> None:
+    records = [_record(i) for i in range(9)]
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run_dir in (a, b):
+        _start(run_dir)
+    by_record = RequestRecorder(a, flush_rows=4)
+    for rec in records:
+        by_record.add(rec)
+    by_rows = RequestRecorder(b, flush_rows=4)
+    by_rows.add_rows(records_to_rows(records[:3]))
+    by_rows.add_rows([])
+    by_rows.add_rows(records_to_rows(records[3:]))
+
+    assert by_record.close() == by_rows.close() == 9
+    assert load_run(a).requests.equals(load_run(b).requests)
+
+
+def test_add_rows_rejects_short_rows(tmp_path: Path) -> None:
+    recorder = RequestRecorder(tmp_path)
+    with pytest.raises(ValueError, match="expected 14"):
+        recorder.add_rows([("r0", "w0")])
+    assert recorder.count == 0
+
+
+def test_killed_before_close_keeps_the_flushed_parts(tmp_path: Path) -> None:
+    _start(tmp_path)
+    recorder = RequestRecorder(tmp_path, flush_rows=3)
+    for i in range(8):
+        recorder.add(_record(i))
+    # The process dies here: no close(); rows 6 and 7 are only in the lost buffer.
+
+    run = load_run(tmp_path)
+
+    assert run.from_parts
+    assert run.requests["request_id"].tolist() == [f"r{i}" for i in range(6)]
+    assert merge_parts(tmp_path / "requests.parts", tmp_path / "requests.parquet") == 6
+    assert not load_run(tmp_path).from_parts
+
+
+def test_empty_run_writes_a_valid_empty_file(tmp_path: Path) -> None:
+    _start(tmp_path)
+    recorder = RequestRecorder(tmp_path)
+
+    assert recorder.close() == 0
+
+    assert pq.read_schema(tmp_path / "requests.parquet").equals(REQUESTS_SCHEMA)
+    df = load_run(tmp_path).requests
+    assert len(df) == 0
+    assert tuple(df.columns) == tuple(REQUESTS_SCHEMA.names)
+
+
+def test_close_is_idempotent_and_final(tmp_path: Path) -> None:
+    _start(tmp_path)
+    recorder = RequestRecorder(tmp_path, flush_rows=2)
+    for i in range(3):
+        recorder.add(_record(i))
+
+    assert recorder.close() == 3
+    mtime = (tmp_path / "requests.parquet").stat().st_mtime_ns
+    assert recorder.close() == 3
+    assert (tmp_path / "requests.parquet").stat().st_mtime_ns == mtime
+    with pytest.raises(RuntimeError, match="after close"):
+        recorder.add(_record(3))
+
+
+def test_refuses_a_run_dir_that_already_has_requests(tmp_path: Path) -> None:
+    RequestRecorder(tmp_path).close()
+
+    with pytest.raises(RunDirError, match="fresh run directory"):
+        RequestRecorder(tmp_path)
+
+
+def test_run_json_start_and_finish(tmp_path: Path) -> None:
+    run_dir = tmp_path / "new" / "run"
+    start_run_json(
+        run_dir,
+        {"schema_version": 99, "target_url": "https://u:pw@h/v1?api_key=k", "users": 4},
+    )
+    finish_run_json(run_dir, {"ended_at": T0 + 60, "cpu_percent": float("nan")})
+
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta == {
+        "schema_version": SCHEMA_VERSION,
+        "target_url": "https://h/v1?api_key=REDACTED",
+        "users": 4,
+        "ended_at": T0 + 60,
+        "cpu_percent": None,
+    }
+    with pytest.raises(RunDirError, match="start_run_json"):
+        finish_run_json(tmp_path / "missing", {"ended_at": 1.0})

@@ -1,0 +1,96 @@
+"""Start the real reference server as a subprocess on a free loopback port, for tests and
+benchmarks. Only the process started here is ever signalled, by its PID."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+READY = re.compile(r"ready at (http://[\d.]+:\d+)")
+
+# Small models keep start-up and CPU time low in tests; benchmarks pass their own sizes.
+SMALL_MODELS = (
+    "--lm-layers", "2", "--lm-dim", "64", "--lm-heads", "4", "--max-model-len", "512",
+    "--embed-layers", "1", "--embed-dim", "64", "--mlp-hidden", "128", "--mlp-in-features", "16",
+    "--torch-threads", "1",
+)  # fmt: skip
+
+
+@dataclass
+class ServerProcess:
+    args: Sequence[str] = ()
+    startup_timeout_s: float = 60.0
+    url: str = ""
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+    _reader: threading.Thread = field(init=False, repr=False)
+
+    def start(self) -> ServerProcess:
+        cmd = [sys.executable, "-m", "reference_server", "--host", "127.0.0.1", "--port", "0",
+               *self.args]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        ready = threading.Event()
+        self._reader = threading.Thread(target=self._pump, args=(ready,), daemon=True)
+        self._reader.start()
+        if not ready.wait(self.startup_timeout_s) or not self.url:
+            self.stop()
+            raise RuntimeError("reference server did not start:\n" + "".join(self.output))
+        return self
+
+    def _pump(self, ready: threading.Event) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+            match = READY.search(line)
+            if match and not self.url:
+                self.url = match.group(1)
+                ready.set()
+        ready.set()  # the process ended before it was ready
+
+    def terminate(self) -> None:
+        """SIGTERM: the graceful drain starts; the caller waits with ``wait``."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout_s: float = 30.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout_s)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until(predicate: object, timeout_s: float = 10.0, interval_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return True
+        time.sleep(interval_s)
+    return False
