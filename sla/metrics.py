@@ -28,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sla.records import CANCELLED_ERROR
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -98,6 +100,7 @@ def measured(df: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
 
     A row is measured when ``start >= meta["measured_from"]`` (warm-up excluded) and
     ``start <= meta["ended_at"]``; a bound whose key is absent or null is not applied.
+    Requests cut off by the end of the test (``CANCELLED_ERROR``) are never measured.
     """
     start = df["start"].to_numpy(dtype=np.float64) if "start" in df.columns else start_s(df)
     keep = np.ones(len(df), dtype=bool)
@@ -105,6 +108,7 @@ def measured(df: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
         keep &= start >= float(meta["measured_from"])
     if meta.get("ended_at") is not None:
         keep &= start <= float(meta["ended_at"])
+    keep &= (df["error"] != CANCELLED_ERROR).to_numpy(dtype=bool, na_value=True)
     return df[keep]
 
 

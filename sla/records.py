@@ -34,6 +34,10 @@ REQUESTS_FILE = "requests.parquet"
 PARTS_DIR = "requests.parts"
 SERVER_METRICS_FILE = "server_metrics.parquet"
 
+# The error of a request cut off because the test ended: recorded (so that counts match what
+# the target saw) but not a failure of the target, so not part of the measured window.
+CANCELLED_ERROR = "cancelled: the test stopped while the request was in flight"
+
 REQUESTS_SCHEMA = pa.schema(
     [
         pa.field("request_id", pa.string()),

@@ -1,0 +1,107 @@
+"""Getting every record into one run directory, also in Locust's distributed mode.
+
+A worker buffers rows and ships them to the master in batches over Locust's own messaging
+(msgpack keeps float64 exact); when its test stops it ships the rest and a ``done`` note
+with its counts. The master adds batches to the recorder as they arrive and, before it
+closes the run, waits until every worker that took part has said ``done``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
+
+import gevent
+
+from sla.records import REQUEST_COLUMNS, RequestRecord
+
+RECORDS = "slabench_records"
+DONE = "slabench_done"
+PLAN = "slabench_plan"
+
+log = logging.getLogger("slabench")
+_row = attrgetter(*REQUEST_COLUMNS)
+
+
+def as_row(rec: RequestRecord) -> tuple[Any, ...]:
+    row: tuple[Any, ...] = _row(rec)
+    return row
+
+
+class WorkerShipper:
+    """Runs on a worker: batches rows to the master."""
+
+    def __init__(
+        self, send: Callable[[str, Any], None], *, batch_rows: int = 1000, interval_s: float = 0.5
+    ) -> None:
+        self._send = send
+        self._batch_rows = batch_rows
+        self._interval_s = interval_s
+        self._rows: list[tuple[Any, ...]] = []
+        self.shipped = 0
+        self._greenlet = gevent.spawn(self._loop)
+
+    def add(self, rec: RequestRecord) -> None:
+        self._rows.append(as_row(rec))
+        if len(self._rows) >= self._batch_rows:
+            self._ship()
+
+    def _ship(self) -> None:
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self._send(RECORDS, {"rows": rows})
+            self.shipped += len(rows)
+
+    def _loop(self) -> None:
+        while True:
+            gevent.sleep(self._interval_s)
+            self._ship()
+
+    def close(self, summary: dict[str, Any]) -> None:
+        self._greenlet.kill(block=True)
+        self._ship()
+        self._send(DONE, {**summary, "records": self.shipped})
+
+
+class MasterCollector:
+    """Runs on the master: routes worker batches to the current run's recorder."""
+
+    def __init__(self) -> None:
+        self._sink: Callable[[list[Any]], None] | None = None
+        self._early: list[list[Any]] = []
+        self.done: dict[str, dict[str, Any]] = {}
+        self.received: dict[str, int] = {}
+
+    def attach(self, sink: Callable[[list[Any]], None]) -> None:
+        self._sink = sink
+        self.done.clear()
+        self.received.clear()
+        for rows in self._early:
+            sink(rows)
+        self._early.clear()
+
+    def detach(self) -> None:
+        self._sink = None
+
+    def on_records(self, client_id: str, rows: list[Any]) -> None:
+        self.received[client_id] = self.received.get(client_id, 0) + len(rows)
+        if self._sink is None:
+            self._early.append(rows)  # a batch that raced the test start
+        else:
+            self._sink(rows)
+
+    def on_done(self, client_id: str, summary: dict[str, Any]) -> None:
+        self.done[client_id] = summary
+
+    def wait_for(self, workers: set[str], timeout_s: float) -> set[str]:
+        """Wait until each worker said done; returns those that did not in time."""
+        deadline = time.monotonic() + timeout_s
+        while not workers <= self.done.keys() and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        missing = workers - self.done.keys()
+        for client_id in missing:
+            log.error("worker %s did not hand over its records in %gs", client_id, timeout_s)
+        return missing

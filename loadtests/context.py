@@ -1,0 +1,287 @@
+"""Per-process state of a slabench run: which prompts this process sends, how requests are
+built and executed, where their records go, and the open-loop dispatcher."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import gevent
+from gevent.pool import Pool
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from loadtests.arrivals import for_worker, send_offsets
+from loadtests.clock import now
+from loadtests.collect import MasterCollector, WorkerShipper
+from loadtests.datasets import Dataset, Prompt
+from loadtests.embedded import ServerProcess
+from loadtests.errors import SlabenchError
+from loadtests.measure import CANCELLED, Timeouts, execute
+from loadtests.monitors import CpuMonitor
+from loadtests.options import LoadOptions
+from loadtests.protocols import PreparedRequest, RequestBuilder
+from loadtests.transport import Target, Transport
+from sla.records import RequestRecord
+
+if TYPE_CHECKING:
+    from loadtests.session import RunSession
+    from loadtests.users import SlabenchUser
+
+log = logging.getLogger("slabench")
+DROPPED = "dropped: --max-inflight requests were already in flight at the scheduled time"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """This process's share of the load: worker ``index`` of ``count``, schedule origin t0."""
+
+    index: int
+    count: int
+    t0: float
+
+
+class RunContext:
+    def __init__(
+        self,
+        environment: Environment,
+        options: LoadOptions,
+        dataset: Dataset,
+        *,
+        embedded: ServerProcess | None,
+    ) -> None:
+        self.environment = environment
+        self.options = options
+        self.dataset = dataset
+        self.embedded = embedded
+        self.timeouts = Timeouts(options.idle_timeout_s, options.request_timeout_s)
+        self.session: RunSession | None = None
+        self.collector: MasterCollector | None = None
+        self.workers: set[str] = set()
+        self.stopping_at: float | None = None
+        self.plan = Plan(0, 1, 0.0)
+        self._prompts: Iterator[Prompt] | None = None
+        self._builders: dict[type[SlabenchUser], RequestBuilder] = {}
+        self._discovered_model: str | None = None
+        self._seq = itertools.count()
+        self._shipper: WorkerShipper | None = None
+        self._cpu: CpuMonitor | None = None
+        self._dispatcher: gevent.Greenlet[Any, None] | None = None
+        self._pool: Pool | None = None
+        self._transport: Transport | None = None
+        self.dropped = 0
+
+    # --- identity and inputs ---------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            return f"worker-{runner.worker_index}"
+        return "local"
+
+    @property
+    def target(self) -> Target:
+        return Target.parse(self.environment.host or "")
+
+    def validate_user_classes(self) -> None:
+        """Build every user class's request once, so bad options fail before the load."""
+        for cls in self.user_classes():
+            if not (cls.needs_model and not self.options.model and self.embedded is None):
+                self.builder_for(cls)
+
+    def user_classes(self) -> list[type[SlabenchUser]]:
+        return [
+            cast("type[SlabenchUser]", c)
+            for c in self.environment.user_classes
+            if hasattr(c, "make_builder")
+        ]
+
+    def set_plan(self, plan: Plan) -> None:
+        self.plan = plan
+        self._prompts = None
+
+    def next_prompt(self) -> Prompt:
+        if self._prompts is None:
+            self._prompts = self.dataset.cycle(self.plan.index % len(self.dataset), self.plan.count)
+        return next(self._prompts)
+
+    def model_for(self, cls: type[SlabenchUser]) -> str:
+        if self.options.model:
+            return self.options.model
+        if self.embedded is not None:
+            return cls.embedded_model
+        if self._discovered_model is None:
+            self._discovered_model = self._discover_model()
+        return self._discovered_model
+
+    def _discover_model(self) -> str:
+        transport = self.new_transport(concurrency=1)
+        try:
+            response = transport.send("GET", "/v1/models", None)
+            body = response.read()
+            data = json.loads(body).get("data") if response.status_code == 200 else None
+            if not data or not isinstance(data[0].get("id"), str):
+                raise ValueError(f"HTTP {response.status_code}")
+            return str(data[0]["id"])
+        except (OSError, ValueError, AttributeError) as exc:
+            raise SlabenchError(
+                f"--model not given and {self.target.base_url}/v1/models did not name one "
+                f"({exc}); pass --model"
+            ) from None
+        finally:
+            transport.close()
+
+    def builder_for(self, cls: type[SlabenchUser]) -> RequestBuilder:
+        builder = self._builders.get(cls)
+        if builder is None:
+            builder = self._builders[cls] = cls.make_builder(self)
+        return builder
+
+    def new_transport(self, concurrency: int) -> Transport:
+        headers = {"Accept-Encoding": "identity", "Content-Type": "application/json"}
+        if self.options.api_key:
+            headers["Authorization"] = f"Bearer {self.options.api_key}"
+        return Transport(
+            self.target,
+            concurrency=concurrency,
+            connect_timeout_s=min(10.0, self.options.request_timeout_s),
+            network_timeout_s=self.options.idle_timeout_s + 5.0,
+            headers=headers,
+        )
+
+    # --- requests ----------------------------------------------------------------------
+
+    def prepare(self, cls: type[SlabenchUser]) -> PreparedRequest:
+        return self.builder_for(cls).build(self.next_prompt())
+
+    def send(
+        self, transport: Transport, req: PreparedRequest, scheduled_at: float = math.nan
+    ) -> None:
+        execute(
+            transport,
+            req,
+            request_id=f"{self.label}-{next(self._seq)}",
+            worker=self.label,
+            timeouts=self.timeouts,
+            on_record=self.record,
+            scheduled_at=scheduled_at,
+        )
+
+    def record(self, rec: RequestRecord) -> None:
+        if self.session is not None:
+            self.session.add(rec)
+        elif self._shipper is not None:
+            self._shipper.add(rec)
+        else:
+            return  # the test has stopped: late stragglers are not part of this run
+        if rec.error == CANCELLED:
+            return  # cut off by the end of the test: not a failure of the target
+        start = rec.scheduled_at if not math.isnan(rec.scheduled_at) else rec.sent_at
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=rec.endpoint,
+            response_time=(rec.done_at - start) * 1000.0,
+            response_length=0,
+            exception=RuntimeError(rec.error) if rec.error else None,
+            context={},
+            response=None,
+        )
+
+    # --- lifecycle per role --------------------------------------------------------------
+
+    def start_local(self) -> None:
+        self.dropped = 0
+        if self.options.open_loop:
+            self._start_dispatcher()
+
+    def finish_local(self) -> dict[str, Any]:
+        return {"worker": self.label, "dropped": self.dropped}
+
+    def start_worker(self) -> None:
+        runner = self.environment.runner
+        assert isinstance(runner, WorkerRunner)
+        self.dropped = 0
+        self._shipper = WorkerShipper(runner.send_message)
+        self._cpu = CpuMonitor()
+        self._cpu.start()
+        if self.options.open_loop:
+            self._start_dispatcher()
+
+    def finish_worker(self) -> None:
+        self.stop_dispatcher()
+        cpu = self._cpu.stop() if self._cpu else {}
+        if self._shipper is not None:
+            self._shipper.close({"worker": self.label, "dropped": self.dropped, "cpu": cpu})
+            self._shipper = None
+
+    def dropped_total(self, generator: dict[str, Any]) -> int:
+        senders = [generator["local"]] if "local" in generator else generator.get("workers", [])
+        return sum(int(s.get("dropped", 0)) for s in senders)
+
+    # --- open loop -----------------------------------------------------------------------
+
+    def _start_dispatcher(self) -> None:
+        arrival = self.options.arrival
+        assert arrival is not None
+        share = for_worker(arrival, self.plan.index, self.plan.count)
+        bound = max(1, math.ceil(self.options.max_inflight / self.plan.count))
+        self._pool = Pool(bound)
+        transport = self._transport = self.new_transport(concurrency=bound)
+        classes = self.user_classes()
+        self._dispatcher = gevent.spawn(
+            self._dispatch, send_offsets(share), transport, classes, self.plan.t0
+        )
+
+    def _dispatch(
+        self, offsets: Iterator[float], transport: Transport, classes: list[Any], t0: float
+    ) -> None:
+        assert self._pool is not None
+        pool, rng = self._pool, random.Random(self.options.seed + self.plan.index)
+        weights = [getattr(c, "weight", 1) for c in classes]
+        for offset in offsets:
+            scheduled_at = t0 + offset
+            cls = rng.choices(classes, weights)[0] if len(classes) > 1 else classes[0]
+            req = self.prepare(cls)  # built before the send time: never inside the latency
+            delay = scheduled_at - now()
+            if delay > 0:
+                gevent.sleep(delay)
+            if pool.full():
+                self.dropped += 1
+                self.record(
+                    RequestRecord(
+                        f"{self.label}-{next(self._seq)}",
+                        self.label,
+                        req.endpoint,
+                        scheduled_at,
+                        math.nan,
+                        math.nan,
+                        now(),
+                        0,
+                        DROPPED,
+                        req.input_tokens_hint,
+                        None,
+                        None,
+                        0,
+                        (),
+                    )
+                )
+                continue
+            pool.spawn(self.send, transport, req, scheduled_at)
+
+    def stop_dispatcher(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.kill(block=True)
+            self._dispatcher = None
+        if self._pool is not None:
+            self._pool.kill(block=True)  # in-flight requests are recorded as cancelled
+            self._pool = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None

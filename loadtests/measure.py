@@ -1,0 +1,211 @@
+"""Send one prepared request and record exactly what happened.
+
+Timestamps come from ``loadtests.clock.now`` at the moments that define the metrics:
+``sent_at`` just before the request leaves, ``first_token_at`` at the read that completed
+the first token-bearing SSE event (not at the response headers), ``done_at`` when the body
+is complete. Errors of every kind become a record with a one-line reason, never an
+exception: the caller always gets a ``RequestRecord``.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gevent
+from geventhttpclient.response import HTTPSocketPoolResponse
+
+from loadtests.clock import now
+from loadtests.openai_stream import StreamAccumulator
+from loadtests.protocols import PreparedRequest, read_answer
+from loadtests.sse import SSEParser
+from loadtests.transport import Transport, discard, finish, read_some
+from sla.records import CANCELLED_ERROR, RequestRecord
+
+NAN = math.nan
+_DRAIN_S = 1.0
+CANCELLED = CANCELLED_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    idle_s: float  # longest silence between two reads of a streamed body
+    total_s: float  # whole request, send to last byte
+
+
+class _Idle(Exception):
+    pass
+
+
+def execute(
+    transport: Transport,
+    req: PreparedRequest,
+    *,
+    request_id: str,
+    worker: str,
+    timeouts: Timeouts,
+    on_record: Callable[[RequestRecord], None],
+    scheduled_at: float = NAN,
+) -> RequestRecord:
+    """Send ``req`` and hand its record to ``on_record`` (also when the greenlet is killed)."""
+    ids = _Ids(req, request_id, worker, scheduled_at, now())
+    try:
+        rec = _attempt(transport, ids, timeouts)
+    except gevent.GreenletExit:
+        # Locust kills users when a test stops: keep the row and say why it ended.
+        on_record(_failed(ids, CANCELLED))
+        raise
+    on_record(rec)
+    return rec
+
+
+@dataclass(frozen=True, slots=True)
+class _Ids:
+    req: PreparedRequest
+    request_id: str
+    worker: str
+    scheduled_at: float
+    sent_at: float
+
+
+def _attempt(transport: Transport, ids: _Ids, timeouts: Timeouts) -> RequestRecord:
+    req = ids.req
+    total = gevent.Timeout(timeouts.total_s)
+    total.start()
+    response: HTTPSocketPoolResponse | None = None
+    try:
+        response = transport.send(req.method, req.path, req.body)
+        status = response.status_code
+        if req.reader == "openai_sse" and status == 200:
+            return _stream(response, ids, timeouts)
+        body = _read_body(response, timeouts.idle_s)
+        done_at = now()
+        answer = read_answer(req.reader, status, body)
+        return RequestRecord(
+            ids.request_id,
+            ids.worker,
+            req.endpoint,
+            ids.scheduled_at,
+            ids.sent_at,
+            NAN,
+            done_at,
+            status,
+            answer.error,
+            _first(answer.input_tokens, req.input_tokens_hint),
+            answer.output_tokens,
+            "usage" if answer.output_tokens is not None else None,
+            0,
+            (),
+        )
+    except gevent.Timeout as exc:
+        if exc is not total:
+            raise
+        return _failed(ids, f"timeout: no complete answer in {timeouts.total_s:g}s")
+    except _Idle:
+        return _failed(ids, f"timeout: no data for {timeouts.idle_s:g}s")
+    except OSError as exc:
+        return _failed(ids, _connection_error(exc))
+    except Exception as exc:
+        return _failed(ids, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    finally:
+        total.close()
+        if response is not None:
+            finish(response)
+
+
+def _first(value: int | None, fallback: int | None) -> int | None:
+    return value if value is not None else fallback
+
+
+def _read_body(response: HTTPSocketPoolResponse, idle_s: float) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        with gevent.Timeout(idle_s, _Idle):
+            data = read_some(response)
+        if not data:
+            return b"".join(parts)
+        parts.append(data)
+
+
+def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> RequestRecord:
+    parser, acc = SSEParser(), StreamAccumulator()
+    error: str | None = None
+    ended = True
+    t = ids.sent_at
+    try:
+        while not acc.stopped:
+            with gevent.Timeout(timeouts.idle_s, _Idle):
+                data = read_some(response)
+            t = now()
+            if not data:
+                break
+            acc.on_events(parser.feed(data), t)
+        if acc.stopped:
+            _drain(response)
+    except _Idle:
+        error, ended = f"timeout: no data for {timeouts.idle_s:g}s", False
+    except gevent.Timeout:  # the request's total timeout; keep the timings gathered so far
+        error, ended = f"timeout: no complete answer in {timeouts.total_s:g}s", False
+    except OSError as exc:
+        error, ended = _connection_error(exc), False
+    if not response.message_complete:
+        discard(response)  # cut off mid-body: never reuse this connection
+    result = acc.finish(t if ended else now(), stream_ended=ended)
+    return RequestRecord(
+        ids.request_id,
+        ids.worker,
+        ids.req.endpoint,
+        ids.scheduled_at,
+        ids.sent_at,
+        result.first_token_at if result.first_token_at is not None else NAN,
+        result.done_at,
+        response.status_code,
+        error or result.error,
+        _first(result.usage_prompt_tokens, ids.req.input_tokens_hint),
+        result.output_tokens,
+        result.output_tokens_source,
+        result.chunk_count,
+        result.chunk_gaps_ms,
+    )
+
+
+def _drain(response: HTTPSocketPoolResponse) -> None:
+    """After [DONE], read the end of the body so the connection can be reused."""
+    try:
+        with gevent.Timeout(_DRAIN_S, _Idle):
+            while read_some(response):
+                pass
+    except (_Idle, OSError):
+        pass  # the caller discards a connection whose body did not complete
+
+
+def _failed(ids: _Ids, error: str) -> RequestRecord:
+    return RequestRecord(
+        ids.request_id,
+        ids.worker,
+        ids.req.endpoint,
+        ids.scheduled_at,
+        ids.sent_at,
+        NAN,
+        now(),
+        0,
+        error,
+        ids.req.input_tokens_hint,
+        None,
+        None,
+        0,
+        (),
+    )
+
+
+def _connection_error(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: is the target up?"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timeout: connect or network timeout"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host: {exc.strerror or exc}"
+    text = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return f"connection error: {text}"

@@ -1,0 +1,141 @@
+"""Background greenlets that watch the run: the load generator's own CPU, and the target's
+Prometheus ``/metrics``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import gevent
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+from geventhttpclient import HTTPClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadtests.clock import now
+
+log = logging.getLogger("slabench")
+
+# A process above this share of one core is too busy to time requests faithfully.
+SATURATED_CPU_PERCENT = 90.0
+# ... and a run is flagged when that held for at least this share of its samples.
+SATURATED_SHARE = 0.25
+
+
+class CpuMonitor:
+    """Samples this process's CPU use once a second (a Locust process uses one core)."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self._interval_s = interval_s
+        self._samples: list[float] = []
+        self._proc = psutil.Process()
+        self._greenlet: gevent.Greenlet[Any, None] | None = None
+
+    def start(self) -> None:
+        self._proc.cpu_percent(None)  # the first call only sets the baseline
+        self._greenlet = gevent.spawn(self._loop)
+
+    def _loop(self) -> None:
+        while True:
+            gevent.sleep(self._interval_s)
+            self._samples.append(self._proc.cpu_percent(None))
+
+    def stop(self) -> dict[str, Any]:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+            self._greenlet = None
+        return summarize_cpu(self._samples)
+
+
+def summarize_cpu(samples: list[float]) -> dict[str, Any]:
+    if not samples:
+        return {
+            "samples": 0,
+            "mean_percent": None,
+            "max_percent": None,
+            "saturated_share": 0.0,
+            "saturated": False,
+        }
+    busy = sum(1 for s in samples if s >= SATURATED_CPU_PERCENT) / len(samples)
+    return {
+        "samples": len(samples),
+        "mean_percent": round(sum(samples) / len(samples), 1),
+        "max_percent": round(max(samples), 1),
+        "saturated_share": round(busy, 3),
+        "saturated": len(samples) >= 3 and busy >= SATURATED_SHARE,
+    }
+
+
+class MetricsScraper:
+    """Scrapes a Prometheus text endpoint every ``interval_s`` into rows
+    ``(scraped_at, name, labels_json, value)``; written as ``server_metrics.parquet``."""
+
+    SCHEMA = pa.schema(
+        [
+            ("scraped_at", pa.float64()),
+            ("name", pa.string()),
+            ("labels", pa.string()),
+            ("value", pa.float64()),
+        ]
+    )
+
+    def __init__(self, url: str, interval_s: float) -> None:
+        self.url = url
+        self._interval_s = interval_s
+        self._columns: tuple[list[float], list[str], list[str], list[float]] = ([], [], [], [])
+        self.scrapes = 0
+        self.problem: str | None = None
+        self._greenlet: gevent.Greenlet[Any, None] | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._loop)
+
+    def _loop(self) -> None:
+        client = HTTPClient.from_url(self.url, connection_timeout=5, network_timeout=5)
+        try:
+            while True:
+                if not self.scrape_once(client) and self.scrapes == 0:
+                    return  # never worked: the target has no usable /metrics
+                gevent.sleep(self._interval_s)
+        finally:
+            client.close()
+
+    def scrape_once(self, client: HTTPClient) -> bool:
+        try:
+            response = client.get(_request_uri(self.url))
+            body = response.read()
+            if response.status_code != 200:
+                self.problem = f"{self.url} answered HTTP {response.status_code}"
+                return False
+            self._add(now(), body.decode("utf-8", errors="replace"))
+        except (OSError, ValueError, gevent.Timeout) as exc:
+            self.problem = f"{self.url}: {type(exc).__name__}: {exc}"
+            return False
+        self.scrapes += 1
+        return True
+
+    def _add(self, t: float, text: str) -> None:
+        ts, names, labels, values = self._columns
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                ts.append(t)
+                names.append(sample.name)
+                labels.append(json.dumps(sample.labels, sort_keys=True))
+                values.append(float(sample.value))
+
+    def stop(self, path: Path) -> dict[str, Any]:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+        if self.scrapes:
+            table = pa.table(list(self._columns), schema=self.SCHEMA)
+            pq.write_table(table, path)
+        return {"url": self.url, "scrapes": self.scrapes, "problem": self.problem}
+
+
+def _request_uri(url: str) -> str:
+    rest = url.split("://", 1)[-1]
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"

@@ -1,0 +1,261 @@
+"""slabench's command-line options, added to Locust's own parser.
+
+Every option has an environment variable (``SLABENCH_...``) and shows in ``locust --help``
+under "slabench". ``LoadOptions.from_namespace`` turns the parsed values into one frozen,
+validated object; a bad value raises ``SlabenchError`` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from loadtests.arrivals import ArrivalSpec, parse_arrival
+from loadtests.errors import LoadSpecError
+from loadtests.shape_specs import StagedShape, parse_duration_s, parse_shape
+
+
+def add_options(parser: Any) -> None:
+    g = parser.add_argument_group("slabench", "Exact per-request recording and open-loop load")
+
+    def opt(flag: str, env: str, **kw: Any) -> None:
+        g.add_argument(flag, env_var=f"SLABENCH_{env}", **kw)
+
+    opt(
+        "--run-dir",
+        "RUN_DIR",
+        default="",
+        help="run directory (default runs/<UTC time>-<scenario>)",
+    )
+    opt(
+        "--dataset",
+        "DATASET",
+        default="synthetic",
+        help="'synthetic', a .jsonl file of prompts, or a ShareGPT .json file",
+    )
+    opt(
+        "--input-len",
+        "INPUT_LEN",
+        default="fixed:128",
+        help="synthetic prompt length in tokens: fixed:N, uniform:LO,HI, normal:MEAN,STD, "
+        "lognormal:MEDIAN,SIGMA",
+    )
+    opt(
+        "--output-len",
+        "OUTPUT_LEN",
+        default="fixed:64",
+        help="max_tokens per request (same forms); files may set their own",
+    )
+    opt(
+        "--chars-per-token",
+        "CHARS_PER_TOKEN",
+        type=float,
+        default=0.0,
+        help="for sizing synthetic prompts; 0 = 1.0 on the bundled byte-level server, else 4.0",
+    )
+    opt("--seed", "SEED", type=int, default=0, help="seed for datasets and arrival schedules")
+    opt(
+        "--warmup",
+        "WARMUP",
+        default="0s",
+        help="time excluded from the measured window at the start (e.g. 10s)",
+    )
+    opt(
+        "--arrival-rate",
+        "ARRIVAL_RATE",
+        type=float,
+        default=0.0,
+        help="open loop: requests/s on a precomputed schedule (0 = closed loop, Locust users)",
+    )
+    opt(
+        "--arrival",
+        "ARRIVAL",
+        choices=["constant", "poisson", "gamma"],
+        default="poisson",
+        help="open-loop inter-arrival distribution",
+    )
+    opt(
+        "--burstiness",
+        "BURSTINESS",
+        type=float,
+        default=1.0,
+        help="gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother",
+    )
+    opt(
+        "--max-inflight",
+        "MAX_INFLIGHT",
+        type=int,
+        default=256,
+        help="open loop: bound on requests in flight (per run); sends beyond it are dropped "
+        "and recorded as dropped",
+    )
+    opt(
+        "--api-key",
+        "API_KEY",
+        default="",
+        help="sent as 'Authorization: Bearer ...'; never written to disk",
+    )
+    opt("--model", "MODEL", default="", help="model name (default: the target's first model)")
+    opt(
+        "--ignore-eos",
+        "IGNORE_EOS",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="send ignore_eos for exact output lengths (auto: on for the bundled server)",
+    )
+    opt(
+        "--no-stream",
+        "NO_STREAM",
+        action="store_true",
+        default=False,
+        help="ask chat/completions for non-streamed answers",
+    )
+    opt(
+        "--idle-timeout",
+        "IDLE_TIMEOUT",
+        type=float,
+        default=30.0,
+        help="seconds of silence mid-response before a request is a timeout error",
+    )
+    opt(
+        "--request-timeout",
+        "REQUEST_TIMEOUT",
+        type=float,
+        default=300.0,
+        help="seconds for a whole request before it is a timeout error",
+    )
+    opt(
+        "--shape",
+        "SHAPE",
+        default="",
+        help="closed-loop load shape: steps:users=4,8,16,step=30s | ramp:from=1,to=64,over=2m "
+        "| spike:base=8,peak=64,at=60s,for=15s,total=3m",
+    )
+    opt(
+        "--scrape-interval",
+        "SCRAPE_INTERVAL",
+        type=float,
+        default=2.0,
+        help="seconds between scrapes of the target's Prometheus /metrics (0 = off)",
+    )
+    opt("--scrape-url", "SCRAPE_URL", default="", help="metrics URL (default: <host>/metrics)")
+    opt(
+        "--server-args",
+        "SERVER_ARGS",
+        default="",
+        help="extra flags for the bundled reference server started when --host is not given",
+    )
+    opt(
+        "--no-connection-warmup",
+        "NO_CONNECTION_WARMUP",
+        action="store_true",
+        default=False,
+        help="let the first requests pay for TCP connect",
+    )
+    opt("--kserve-input", "KSERVE_INPUT", default="INPUT0", help="KServe V2 input tensor name")
+    opt("--kserve-shape", "KSERVE_SHAPE", default="1,256", help="KServe V2 input shape")
+    opt("--payload", "PAYLOAD", default="", help="http_json: JSON template file")
+    opt("--path", "PATH", default="/", help="http_json: request path")
+    opt("--method", "METHOD", default="POST", help="http_json: HTTP method")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    run_dir: str
+    dataset: str
+    input_len: str
+    output_len: str
+    chars_per_token: float
+    seed: int
+    warmup_s: float
+    arrival: ArrivalSpec | None  # None: closed loop
+    max_inflight: int
+    api_key: str
+    model: str
+    ignore_eos: Literal["auto", "on", "off"]
+    stream: bool
+    idle_timeout_s: float
+    request_timeout_s: float
+    shape: StagedShape | None
+    scrape_interval_s: float
+    scrape_url: str
+    server_args: str
+    connection_warmup: bool
+    kserve_input: str
+    kserve_shape: str
+    payload: str
+    path: str
+    method: str
+
+    @property
+    def open_loop(self) -> bool:
+        return self.arrival is not None
+
+    @classmethod
+    def from_namespace(cls, ns: Any) -> LoadOptions:
+        arrival = None
+        if ns.arrival_rate:
+            if not (math.isfinite(ns.arrival_rate) and ns.arrival_rate > 0):
+                raise LoadSpecError(f"--arrival-rate {ns.arrival_rate} must be > 0")
+            arrival = parse_arrival(ns.arrival, ns.arrival_rate, ns.burstiness, ns.seed)
+        for flag, value in (
+            ("--idle-timeout", ns.idle_timeout),
+            ("--request-timeout", ns.request_timeout),
+        ):
+            if not value > 0:
+                raise LoadSpecError(f"{flag} {value} must be > 0 seconds")
+        if ns.max_inflight < 1:
+            raise LoadSpecError(f"--max-inflight {ns.max_inflight} must be at least 1")
+        if ns.chars_per_token < 0:
+            raise LoadSpecError(f"--chars-per-token {ns.chars_per_token} must be >= 0")
+        shape = parse_shape(ns.shape) if ns.shape else None
+        if shape is not None and arrival is not None:
+            raise LoadSpecError("--shape drives users (closed loop); drop it or --arrival-rate")
+        return cls(
+            run_dir=ns.run_dir,
+            dataset=ns.dataset,
+            input_len=ns.input_len,
+            output_len=ns.output_len,
+            chars_per_token=ns.chars_per_token,
+            seed=ns.seed,
+            warmup_s=parse_duration_s(ns.warmup),
+            arrival=arrival,
+            max_inflight=ns.max_inflight,
+            api_key=ns.api_key,
+            model=ns.model,
+            ignore_eos=ns.ignore_eos,
+            stream=not ns.no_stream,
+            idle_timeout_s=ns.idle_timeout,
+            request_timeout_s=ns.request_timeout,
+            shape=shape,
+            scrape_interval_s=max(0.0, ns.scrape_interval),
+            scrape_url=ns.scrape_url,
+            server_args=ns.server_args,
+            connection_warmup=not ns.no_connection_warmup,
+            kserve_input=ns.kserve_input,
+            kserve_shape=ns.kserve_shape,
+            payload=ns.payload,
+            path=ns.path,
+            method=ns.method,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The load profile for run.json (no secrets)."""
+        arrival = self.arrival
+        return {
+            "mode": "open" if arrival else "closed",
+            "arrival_rate_rps": arrival.rate_rps if arrival else None,
+            "arrival": arrival.kind if arrival else None,
+            "burstiness": arrival.burstiness if arrival else None,
+            "max_inflight": self.max_inflight if arrival else None,
+            "shape": self.shape.spec if self.shape else None,
+            "dataset": self.dataset,
+            "input_len": self.input_len,
+            "output_len": self.output_len,
+            "seed": self.seed,
+            "warmup_s": self.warmup_s,
+            "stream": self.stream,
+            "idle_timeout_s": self.idle_timeout_s,
+            "request_timeout_s": self.request_timeout_s,
+        }

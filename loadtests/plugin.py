@@ -1,0 +1,223 @@
+"""Locust event wiring: options, the embedded server, the run directory's lifecycle, and
+distributed record collection. Imported by ``loadtests.users``, so every scenario has it.
+
+Roles: a *local* process (plain ``locust``) both sends requests and writes the run
+directory; in distributed mode *workers* send requests and ship records, and the *master*
+writes the run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadtests.clock import now
+from loadtests.collect import DONE, PLAN, RECORDS, MasterCollector
+from loadtests.context import Plan, RunContext
+from loadtests.datasets import load_dataset
+from loadtests.embedded import ServerProcess, ServerStartError
+from loadtests.errors import SlabenchError
+from loadtests.options import LoadOptions, add_options
+from loadtests.session import RunSession
+from loadtests.shapes import ConfiguredShape
+from loadtests.summary import format_summary, summarize
+
+log = logging.getLogger("slabench")
+_ctx: RunContext | None = None
+
+
+def context() -> RunContext:
+    if _ctx is None:
+        raise RuntimeError("slabench is not initialised: run this through `locust -f`")
+    return _ctx
+
+
+def _fail(message: str) -> None:
+    print(f"slabench: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any, **_: Any) -> None:
+    add_options(parser)
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_: Any) -> None:
+    global _ctx
+    runner = environment.runner
+    assert runner is not None, "Locust creates the runner before firing init"
+    is_worker = isinstance(runner, WorkerRunner)
+    embedded: ServerProcess | None = None
+    try:
+        options = LoadOptions.from_namespace(environment.parsed_options)
+        if not environment.host and not is_worker:
+            embedded = _start_embedded(options)
+            environment.host = embedded.url
+        cpt = options.chars_per_token or (1.0 if embedded or not environment.host else 4.0)
+        dataset = load_dataset(
+            options.dataset,
+            input_len=options.input_len,
+            output_len=options.output_len,
+            seed=options.seed,
+            chars_per_token=cpt,
+        )
+        _ctx = RunContext(environment, options, dataset, embedded=embedded)
+        _ctx.validate_user_classes()
+    except (SlabenchError, ServerStartError) as exc:
+        if embedded is not None:
+            embedded.stop()
+        _fail(str(exc))
+        return
+    if options.shape is not None:
+        environment.shape_class = ConfiguredShape(options.shape)
+        environment.shape_class.runner = runner
+    if isinstance(runner, MasterRunner):
+        collector = _ctx.collector = MasterCollector()
+
+        def on_records(environment: Environment, msg: Any, **_: Any) -> None:
+            collector.on_records(msg.node_id, msg.data["rows"])
+
+        def on_done(environment: Environment, msg: Any, **_: Any) -> None:
+            collector.on_done(msg.node_id, msg.data)
+
+        runner.register_message(RECORDS, on_records)
+        runner.register_message(DONE, on_done)
+    if is_worker:
+
+        def on_plan(environment: Environment, msg: Any, **_: Any) -> None:
+            context().set_plan(Plan(**msg.data))
+
+        runner.register_message(PLAN, on_plan)
+
+
+def _start_embedded(options: LoadOptions) -> ServerProcess:
+    args = shlex.split(options.server_args)
+    print(f"slabench: starting the bundled reference server {' '.join(args)}".rstrip(), flush=True)
+    server = ServerProcess(args=args).start()
+    print(f"slabench: reference server ready at {server.url} (pid {server.pid})", flush=True)
+    return server
+
+
+@events.test_start.add_listener
+def _test_start(environment: Environment, **_: Any) -> None:
+    ctx = context()
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        ctx.start_worker()
+        return
+    ctx.session = RunSession(
+        options=ctx.options,
+        scenario=_scenario_name(environment),
+        target_url=environment.host or "",
+        embedded=ctx.embedded is not None,
+        users=_users_profile(environment),
+    )
+    print(f"slabench: recording to {ctx.session.path}", flush=True)
+    t0 = now() + 0.5  # workers need a moment to receive the plan and start
+    if isinstance(runner, MasterRunner):
+        assert ctx.collector is not None
+        ctx.collector.attach(ctx.session.add_rows)
+        workers = sorted(c.id for c in runner.clients.all)
+        ctx.workers = set(workers)
+        for index, client_id in enumerate(workers):
+            plan = {"index": index, "count": len(workers), "t0": t0}
+            runner.send_message(PLAN, plan, client_id=client_id)
+    else:
+        ctx.set_plan(Plan(index=0, count=1, t0=t0))
+        ctx.start_local()
+
+
+@events.test_stopping.add_listener
+def _test_stopping(environment: Environment, **_: Any) -> None:
+    ctx = context()
+    ctx.stopping_at = now()
+    ctx.stop_dispatcher()
+
+
+@events.test_stop.add_listener
+def _test_stop(environment: Environment, **_: Any) -> None:
+    ctx = context()
+    if isinstance(environment.runner, WorkerRunner):
+        ctx.finish_worker()
+        return
+    session = ctx.session
+    if session is None:
+        return
+    ctx.session = None
+    generator: dict[str, Any] = {"workers": []}
+    runner = environment.runner
+    if isinstance(runner, MasterRunner) and ctx.collector is not None:
+        if runner.user_count:
+            # Locust's quit() stops the master without telling the workers (it sends them
+            # `quit` later): ask them to stop now so that they hand over their records.
+            for client_id in ctx.workers:
+                runner.send_message("stop", None, client_id=client_id)
+        missing = ctx.collector.wait_for(ctx.workers, timeout_s=30.0)
+        ctx.collector.detach()
+        generator["workers"] = list(ctx.collector.done.values())
+        if missing:
+            generator["missing_workers"] = sorted(missing)
+    else:
+        generator["local"] = ctx.finish_local()
+    meta = session.close(
+        status="complete",
+        ended_at=ctx.stopping_at or now(),
+        generator=generator,
+        extra={"dropped": ctx.dropped_total(generator)},
+    )
+    _report(session.path, meta, ctx)
+
+
+def _report(path: Path, meta: dict[str, Any], ctx: RunContext) -> None:
+    try:
+        print(format_summary(str(path), summarize(str(path))), flush=True)
+    except (ValueError, OSError) as exc:
+        log.error("slabench: could not summarise %s: %s", path, exc)
+    if meta.get("generator", {}).get("saturated"):
+        print(
+            "slabench: WARNING: the load generator was saturated (CPU >= 90% of a core for "
+            "much of the run); its latencies are not trustworthy. Use --processes or less "
+            "load.",
+            flush=True,
+        )
+    if ctx.embedded is not None and not ctx.embedded.alive():
+        print(
+            "slabench: WARNING: the bundled reference server exited during the run:\n"
+            + "".join(list(ctx.embedded.output)[-10:]),
+            flush=True,
+        )
+
+
+@events.quitting.add_listener
+def _quitting(environment: Environment, **_: Any) -> None:
+    # Locust fires `quitting` before it stops a running test (SIGTERM, Ctrl-C): stop it
+    # here first, so that the run directory is closed with every request recorded.
+    runner = environment.runner
+    if runner is not None and context().session is not None:
+        runner.stop()
+    if _ctx is not None and _ctx.embedded is not None:
+        _ctx.embedded.stop()
+
+
+def _scenario_name(environment: Environment) -> str:
+    locustfile = getattr(environment.parsed_options, "locustfile", "") or "scenario"
+    return Path(str(locustfile).split(",")[0]).stem
+
+
+def _users_profile(environment: Environment) -> dict[str, Any]:
+    opts = environment.parsed_options
+    return {
+        "users": getattr(opts, "num_users", None),
+        "spawn_rate": getattr(opts, "spawn_rate", None),
+        "run_time_s": getattr(opts, "run_time", None),
+        "processes": getattr(opts, "processes", None),
+        "user_classes": sorted(cls.__name__ for cls in environment.user_classes),
+    }

@@ -1,0 +1,220 @@
+"""Request bodies for each protocol, and how to read a non-streamed answer.
+
+A ``RequestBuilder`` turns a dataset ``Prompt`` into a ``PreparedRequest`` (bytes ready to
+send). Bodies are built before the send time so that JSON encoding never lands inside the
+measured latency.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from loadtests.datasets import Prompt
+from loadtests.errors import SlabenchError
+
+Reader = Literal["openai_sse", "openai_json", "embeddings", "kserve", "json"]
+
+
+class PayloadError(SlabenchError):
+    """A payload template or tensor option that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    endpoint: str  # label in records and Locust stats
+    method: str
+    path: str
+    body: bytes | None
+    reader: Reader
+    input_tokens_hint: int | None = None
+
+
+class RequestBuilder(Protocol):
+    def build(self, prompt: Prompt) -> PreparedRequest: ...
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIGeneration:
+    """/v1/chat/completions (chat=True) or /v1/completions."""
+
+    model: str
+    chat: bool
+    stream: bool
+    ignore_eos: bool
+
+    def build(self, prompt: Prompt) -> PreparedRequest:
+        body: dict[str, Any] = {"model": self.model, "max_tokens": prompt.max_tokens}
+        if self.chat:
+            turns = prompt.messages or (("user", prompt.text),)
+            body["messages"] = [{"role": r, "content": c} for r, c in turns]
+        else:
+            body["prompt"] = prompt.text
+        if self.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        if self.ignore_eos:
+            body["ignore_eos"] = True  # vLLM/SGLang/TGI extension: exact output lengths
+        return PreparedRequest(
+            endpoint="chat" if self.chat else "completions",
+            method="POST",
+            path="/v1/chat/completions" if self.chat else "/v1/completions",
+            body=_dumps(body),
+            reader="openai_sse" if self.stream else "openai_json",
+            input_tokens_hint=prompt.input_tokens_hint,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIEmbeddings:
+    model: str
+
+    def build(self, prompt: Prompt) -> PreparedRequest:
+        body = {"model": self.model, "input": prompt.text, "encoding_format": "float"}
+        return PreparedRequest(
+            "embeddings",
+            "POST",
+            "/v1/embeddings",
+            _dumps(body),
+            "embeddings",
+            prompt.input_tokens_hint,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KServeInfer:
+    """KServe V2 JSON tensor inference with seeded random FP32 data of a fixed shape."""
+
+    model: str
+    input_name: str
+    shape: tuple[int, ...]
+    seed: int = 0
+
+    def build(self, prompt: Prompt) -> PreparedRequest:
+        del prompt  # tensors do not come from the text dataset
+        return PreparedRequest(
+            "kserve", "POST", f"/v2/models/{self.model}/infer", self._body, "kserve", None
+        )
+
+    @property
+    def _body(self) -> bytes:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        rng = random.Random(self.seed)
+        data = [round(rng.uniform(-1.0, 1.0), 6) for _ in range(count)]
+        tensor = {
+            "name": self.input_name,
+            "datatype": "FP32",
+            "shape": list(self.shape),
+            "data": data,
+        }
+        return _dumps({"inputs": [tensor]})
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise PayloadError(f"--kserve-shape {text!r} must be positive integers like 1,256")
+    return dims
+
+
+@dataclass(frozen=True, slots=True)
+class JsonTemplate:
+    """Any HTTP/JSON endpoint: a template whose strings may hold ``{{prompt}}`` and
+    ``{{max_tokens}}``; a string that is exactly ``"{{max_tokens}}"`` becomes a number."""
+
+    template: Any
+    method: str
+    path: str
+    name: str
+
+    @classmethod
+    def load(cls, file: str, *, method: str, path: str) -> JsonTemplate:
+        try:
+            template = json.loads(Path(file).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PayloadError(f"--payload {file}: no such file") from None
+        except (OSError, ValueError) as exc:
+            raise PayloadError(f"--payload {file}: not a JSON file ({exc})") from None
+        if not path.startswith("/"):
+            raise PayloadError(f"--path {path!r} must start with '/'")
+        return cls(template, method.upper(), path, name=path)
+
+    def build(self, prompt: Prompt) -> PreparedRequest:
+        body = _dumps(_fill(self.template, prompt))
+        return PreparedRequest(
+            self.name, self.method, self.path, body, "json", prompt.input_tokens_hint
+        )
+
+
+def _fill(node: Any, prompt: Prompt) -> Any:
+    if isinstance(node, str):
+        if node == "{{max_tokens}}":
+            return prompt.max_tokens
+        return node.replace("{{prompt}}", prompt.text).replace(
+            "{{max_tokens}}", str(prompt.max_tokens)
+        )
+    if isinstance(node, list):
+        return [_fill(v, prompt) for v in node]
+    if isinstance(node, dict):
+        return {k: _fill(v, prompt) for k, v in node.items()}
+    return node
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a non-streamed body says about tokens and errors."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    error: str | None = None
+
+
+def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
+    """Interpret a complete body. Never raises: a surprise becomes an error string."""
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        doc = None
+        if 200 <= status < 300 and reader != "json":
+            return Answer(error=f"malformed JSON body: {body[:80]!r}")
+    if not 200 <= status < 300:
+        return Answer(error=f"HTTP {status}: {_error_text(doc, body)}")
+    if not isinstance(doc, dict):
+        return Answer() if reader == "json" else Answer(error="response is not a JSON object")
+    raw_usage = doc.get("usage")
+    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+    prompt_tokens = _int(usage.get("prompt_tokens"))
+    if reader in ("openai_json", "openai_sse"):
+        return Answer(prompt_tokens, _int(usage.get("completion_tokens")))
+    if reader == "embeddings":
+        return Answer(prompt_tokens, None, None if doc.get("data") else "no embeddings in answer")
+    if reader == "kserve":
+        return Answer(error=None if doc.get("outputs") else "no outputs in answer")
+    return Answer()
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _error_text(doc: Any, body: bytes) -> str:
+    if isinstance(doc, dict):
+        err = doc.get("error", doc.get("message", doc.get("detail")))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        if err is not None:
+            return " ".join(str(err).split())[:300]
+    text = body[:300].decode("utf-8", errors="replace")
+    return " ".join(text.split()) or "(empty body)"

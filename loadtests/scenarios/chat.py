@@ -1,0 +1,10 @@
+"""OpenAI chat completions, streamed: TTFT, inter-token latency, TPOT and end-to-end.
+
+locust -f loadtests/scenarios/chat.py --headless -u 16 -r 4 -t 60s
+"""
+
+from loadtests.users import OpenAIChatUser
+
+
+class ChatUser(OpenAIChatUser):
+    pass

@@ -1,0 +1,118 @@
+"""HTTP transport on geventhttpclient, the client under Locust's ``FastHttpUser``.
+
+We drive geventhttpclient's ``HTTPClient`` directly instead of going through
+``FastHttpSession.request`` so that every timestamp is taken by us, at the right moment:
+the send, each read of a streamed body, the end. Locust's own statistics are fed afterwards
+from those timestamps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPSocketPoolResponse
+
+from loadtests.errors import SlabenchError
+
+
+class TargetError(SlabenchError):
+    """A --host that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where requests go: scheme/host/port plus an optional path prefix."""
+
+    base_url: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TargetError(f"--host {url!r} must look like http://HOST:PORT[/prefix]")
+        if parts.username or parts.password:
+            raise TargetError("--host must not carry credentials; use --api-key")
+        base = f"{parts.scheme}://{parts.netloc}"
+        return cls(base_url=base, prefix=parts.path.rstrip("/"))
+
+
+class Transport:
+    """A connection pool to one target; responses are returned after the headers."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        concurrency: int,
+        connect_timeout_s: float,
+        network_timeout_s: float,
+        headers: dict[str, str],
+    ) -> None:
+        self.target = target
+        self._headers = headers
+        self._client = HTTPClient.from_url(
+            target.base_url,
+            concurrency=concurrency,
+            connection_timeout=connect_timeout_s,
+            network_timeout=network_timeout_s,
+            insecure=True,
+        )
+
+    def send(self, method: str, path: str, body: bytes | None) -> HTTPSocketPoolResponse:
+        return self._client.request(
+            method, self.target.prefix + path, body=body or b"", headers=self._headers
+        )
+
+    def warm(self, path: str) -> None:
+        """Open a connection before the timed window (its connect time is not measured)."""
+        response = self.send("GET", path, None)
+        response.read()
+        response.release()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def read_some(response: HTTPSocketPoolResponse) -> bytes:
+    """Return whatever body bytes are available, waiting for at least one read.
+
+    geventhttpclient's ``read(n)`` waits until n bytes have arrived, which would delay
+    every streamed event; this returns as soon as the socket delivers anything. An empty
+    result means the body is complete.
+    """
+    buffer = response._body_buffer
+    while not buffer:
+        if response.message_complete:
+            return b""
+        sock = response._sock
+        if sock is None:
+            raise ConnectionResetError("connection closed before the body was complete")
+        data = sock.recv(response.block_size)
+        if not data:
+            response.feed(data)  # lets the parser see EOF (ends a close-delimited body)
+            if not response.message_complete:
+                raise ConnectionResetError("connection closed before the body was complete")
+        else:
+            response.feed(data)
+    out = bytes(buffer)
+    del buffer[:]
+    return out
+
+
+def discard(response: HTTPSocketPoolResponse) -> None:
+    """Close the connection of a response abandoned mid-body (never reuse it)."""
+    pool, sock = response._pool, response._sock
+    response._sock = response._pool = None
+    if pool is not None and sock is not None:
+        pool.release_socket(sock)
+
+
+def finish(response: HTTPSocketPoolResponse) -> None:
+    """Return a fully read response's connection to the pool."""
+    if response.message_complete:
+        response.release()
+    else:
+        discard(response)

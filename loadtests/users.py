@@ -1,0 +1,140 @@
+"""Locust user classes, one per protocol. Scenarios subclass them and stay declarative.
+
+Closed loop (no ``--arrival-rate``): each user has one request in flight and sends the next
+when the previous is done (plus ``wait_time``). Open loop: users idle, and a dispatcher per
+process sends on the precomputed schedule (see ``loadtests.context``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, ClassVar
+
+import gevent
+from locust import User, constant, task
+
+from loadtests import plugin
+from loadtests.protocols import (
+    JsonTemplate,
+    KServeInfer,
+    OpenAIEmbeddings,
+    OpenAIGeneration,
+    PayloadError,
+    RequestBuilder,
+    parse_shape,
+)
+from loadtests.transport import Transport
+
+if TYPE_CHECKING:
+    from loadtests.context import RunContext
+
+
+class SlabenchUser(User):
+    abstract = True
+    wait_time = constant(0)
+    embedded_model: ClassVar[str] = ""
+    needs_model: ClassVar[bool] = True
+    warmup_path: ClassVar[str] = "/v1/models"
+
+    transport: Transport
+
+    @classmethod
+    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
+        raise NotImplementedError
+
+    def on_start(self) -> None:
+        ctx = plugin.context()
+        self.transport = ctx.new_transport(concurrency=1)
+        if ctx.options.connection_warmup and not ctx.options.open_loop:
+            # An unreachable target shows up in the first measured request instead.
+            with contextlib.suppress(OSError):
+                self.transport.warm(self.warmup_path)
+
+    def on_stop(self) -> None:
+        self.transport.close()
+
+    @task
+    def request(self) -> None:
+        ctx = plugin.context()
+        if ctx.options.open_loop:
+            gevent.sleep(1.0)  # the open-loop dispatcher drives the load
+            return
+        ctx.send(self.transport, ctx.prepare(type(self)))
+
+
+def _ignore_eos(ctx: RunContext) -> bool:
+    mode = ctx.options.ignore_eos
+    return mode == "on" or (mode == "auto" and ctx.embedded is not None)
+
+
+class OpenAIChatUser(SlabenchUser):
+    """POST /v1/chat/completions, streamed (SSE) unless --no-stream."""
+
+    abstract = True
+    embedded_model = "slabench-lm"
+
+    @classmethod
+    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
+        return OpenAIGeneration(
+            ctx.model_for(cls), chat=True, stream=ctx.options.stream, ignore_eos=_ignore_eos(ctx)
+        )
+
+
+class OpenAICompletionsUser(SlabenchUser):
+    """POST /v1/completions, streamed (SSE) unless --no-stream."""
+
+    abstract = True
+    embedded_model = "slabench-lm"
+
+    @classmethod
+    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
+        return OpenAIGeneration(
+            ctx.model_for(cls), chat=False, stream=ctx.options.stream, ignore_eos=_ignore_eos(ctx)
+        )
+
+
+class EmbeddingsUser(SlabenchUser):
+    """POST /v1/embeddings with one input per request."""
+
+    abstract = True
+    embedded_model = "slabench-embed"
+
+    @classmethod
+    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
+        return OpenAIEmbeddings(ctx.model_for(cls))
+
+
+class KServeUser(SlabenchUser):
+    """POST /v2/models/{model}/infer with a seeded FP32 tensor (--kserve-input/-shape)."""
+
+    abstract = True
+    embedded_model = "slabench-mlp"
+    warmup_path = "/v2/health/ready"
+
+    @classmethod
+    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
+        if not ctx.options.model and ctx.embedded is None:
+            raise PayloadError("the KServe scenario needs --model (the V2 model name)")
+        model = ctx.options.model or cls.embedded_model
+        return KServeInfer(
+            model,
+            ctx.options.kserve_input,
+            parse_shape(ctx.options.kserve_shape),
+            seed=ctx.options.seed,
+        )
+
+
+class HttpJsonUser(SlabenchUser):
+    """Any JSON endpoint: --payload template, --path, --method."""
+
+    abstract = True
+    needs_model = False
+    warmup_path = "/"
+
+    @classmethod
+    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
+        if not ctx.options.payload:
+            raise PayloadError("the http_json scenario needs --payload FILE (a JSON template)")
+        return JsonTemplate.load(
+            ctx.options.payload, method=ctx.options.method, path=ctx.options.path
+        )
