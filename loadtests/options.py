@@ -17,9 +17,12 @@ from loadtests.shape_specs import StagedShape, parse_duration_s, parse_shape
 
 
 def add_options(parser: Any) -> None:
+    if "--run-dir" in getattr(parser, "_option_string_actions", {}):
+        return  # already added (the --help start-up hook and the scenario both register)
     g = parser.add_argument_group("slabench", "Exact per-request recording and open-loop load")
 
     def opt(flag: str, env: str, **kw: Any) -> None:
+        kw["help"] = f"{kw.get('help', '')} [env SLABENCH_{env}]".lstrip()
         g.add_argument(flag, env_var=f"SLABENCH_{env}", **kw)
 
     opt(

@@ -66,7 +66,12 @@ def parser() -> argparse.ArgumentParser:
         default=30.0,
         help="seconds in-flight requests get to finish on SIGTERM",
     )
-    s.add_argument("--max-body-bytes", type=_positive_int, default=4 * 1024 * 1024)
+    s.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=4 * 1024 * 1024,
+        help="larger request bodies get 413",
+    )
     s.add_argument(
         "--enable-admin",
         action="store_true",
@@ -74,20 +79,44 @@ def parser() -> argparse.ArgumentParser:
     )
 
     m = p.add_argument_group("models (seeded weights, sized here)")
-    m.add_argument("--lm-layers", type=_positive_int, default=_LM.layers)
-    m.add_argument("--lm-dim", type=_positive_int, default=_LM.dim)
-    m.add_argument("--lm-heads", type=_positive_int, default=_LM.heads)
+    m.add_argument(
+        "--lm-layers", type=_positive_int, default=_LM.layers, help="transformer blocks of the LM"
+    )
+    m.add_argument("--lm-dim", type=_positive_int, default=_LM.dim, help="hidden size of the LM")
+    m.add_argument(
+        "--lm-heads", type=_positive_int, default=_LM.heads, help="attention heads of the LM"
+    )
     m.add_argument(
         "--max-model-len",
         type=_positive_int,
         default=_LM.max_model_len,
         help="context length of the LM (prompt + output tokens)",
     )
-    m.add_argument("--embed-layers", type=_positive_int, default=_EMB.layers)
-    m.add_argument("--embed-dim", type=_positive_int, default=_EMB.dim)
-    m.add_argument("--mlp-hidden", type=_positive_int, default=_MLP.hidden)
-    m.add_argument("--mlp-layers", type=_positive_int, default=_MLP.layers)
-    m.add_argument("--mlp-in-features", type=_positive_int, default=_MLP.in_features)
+    m.add_argument(
+        "--embed-layers",
+        type=_positive_int,
+        default=_EMB.layers,
+        help="encoder blocks of the embedder",
+    )
+    m.add_argument("--embed-dim", type=_positive_int, default=_EMB.dim, help="embedding size")
+    m.add_argument(
+        "--mlp-hidden",
+        type=_positive_int,
+        default=_MLP.hidden,
+        help="hidden width of the KServe MLP",
+    )
+    m.add_argument(
+        "--mlp-layers",
+        type=_positive_int,
+        default=_MLP.layers,
+        help="linear layers of the KServe MLP",
+    )
+    m.add_argument(
+        "--mlp-in-features",
+        type=_positive_int,
+        default=_MLP.in_features,
+        help="input features (INPUT0 is [N, this])",
+    )
     m.add_argument("--seed", type=int, default=0, help="weight seed (each model derives its own)")
 
     b = p.add_argument_group("scheduling")

@@ -26,7 +26,7 @@ class LMConfig:
     layers: int = 4
     dim: int = 256
     heads: int = 4
-    max_model_len: int = 2048
+    max_model_len: int = 1024
     seed: int = 0
 
 

@@ -25,6 +25,7 @@ from reference_server.errors import ApiError, Overloaded, RequestTimeout
 from reference_server.faults import FaultInjector
 from reference_server.metrics import ServerMetrics
 from reference_server.models import CausalLM, KVCache
+from reference_server.runtime import use_process_threads
 from reference_server.sampling import sample_tokens
 
 
@@ -61,6 +62,10 @@ class Sequence:
             self.generator = torch.Generator().manual_seed(self.seed)
 
 
+def _slot(seq: Sequence) -> int:
+    return seq.slot
+
+
 class GenerationEngine:
     def __init__(
         self,
@@ -80,7 +85,9 @@ class GenerationEngine:
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._running: list[Sequence] = []
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generation")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="generation", initializer=use_process_threads
+        )
 
     @property
     def active(self) -> int:
@@ -114,7 +121,9 @@ class GenerationEngine:
                 await self._wake.wait()
             await self._faults.wait_if_stalled()
             self._expire(time.monotonic())
-            decodes = list(self._running)
+            # Slot order: a full (or compactly filled) batch is then one ascending run of
+            # slots, which CausalLM.decode attends to in place instead of gathering.
+            decodes = sorted(self._running, key=_slot)
             prefills = self._admit()
             if not prefills and not decodes:
                 continue

@@ -144,7 +144,7 @@ def _split_body(request: web.Request, raw: bytes) -> tuple[dict[str, Any], bytes
         ) from None
     try:
         header = json.loads(raw[:cut])
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"inference request is not valid JSON: {exc}") from None
     if not isinstance(header, dict):
         raise BadRequest("inference request must be a JSON object")

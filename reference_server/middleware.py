@@ -79,6 +79,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         message = exc.text if exc.status != 413 else f"request body too large ({exc.text})"
         response = error_response(request, exc.status, message or exc.reason, None)
+        if "Allow" in exc.headers:  # a 405 must say which methods are allowed
+            response.headers["Allow"] = exc.headers["Allow"]
         reason = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status, "bad_request"
         )

@@ -100,8 +100,16 @@ class CausalLM(nn.Module):
     def decode(
         self, ids: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor, cache: KVCache
     ) -> torch.Tensor:
-        """One token for each of B sequences: ids/slots/positions are 1-D of length B."""
-        span = int(positions.max()) + 1
+        """One token for each of B sequences: ids/slots/positions are 1-D of length B.
+
+        Fastest when ``slots`` is an ascending run (lo, lo+1, ...): attention then reads the
+        cache in place. Any other set of slots is gathered (copied) first, every layer.
+        """
+        b = ids.shape[0]
+        # One host sync for both the attention span and the slot layout.
+        meta = torch.cat([positions.max().reshape(1), slots]).tolist()
+        span, first = meta[0] + 1, meta[1]
+        run = meta[1:] == list(range(first, first + b))
         x = (self.embed(ids) + self.pos(positions))[:, None]
         # Keys at positions > a sequence's own position belong to nobody: mask them out.
         valid = torch.arange(span, device=ids.device)[None] <= positions[:, None]
@@ -110,9 +118,12 @@ class CausalLM(nn.Module):
             q, k, v = block.split_qkv(x)
             cache.k[i, slots, :, positions] = k[:, :, 0]
             cache.v[i, slots, :, positions] = v[:, :, 0]
-            # Slice before gathering: indexing first would copy every slot's full max_len.
-            keys = cache.k[i, :, :, :span].index_select(0, slots)
-            values = cache.v[i, :, :, :span].index_select(0, slots)
+            if run:
+                keys = cache.k[i, first : first + b, :, :span]
+                values = cache.v[i, first : first + b, :, :span]
+            else:  # slice before gathering: indexing first would copy all of max_len
+                keys = cache.k[i, :, :, :span].index_select(0, slots)
+                values = cache.v[i, :, :, :span].index_select(0, slots)
             x = block.finish(x, F.scaled_dot_product_attention(q, keys, values, attn_mask=mask))
         return self._logits(x[:, 0])
 

@@ -42,7 +42,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
@@ -105,6 +105,12 @@ async def _generate(
     )
     if params.stream and len(prompts) > 1:
         raise BadRequest("streaming takes one prompt per request", param="prompt")
+    if len(prompts) > config.batching.max_waiting:
+        raise BadRequest(
+            f"{len(prompts)} prompts in one request; this server queues at most "
+            f"{config.batching.max_waiting}",
+            param="prompt",
+        )
     engine = request.app[SCHEDULERS].generation
     seqs = [_sequence(p, params) for p in prompts]
     try:
@@ -143,6 +149,7 @@ async def _collect(seq: Sequence, params: GenerationParams) -> tuple[str, str]:
         text, stopped = matcher.push(tokenizer.decode_token(item))
         parts.append(text)
         if stopped:
+            seq.cancelled = True  # usage counts the tokens up to the stop string, no more
             return "".join(parts), "stop"
 
 
@@ -283,6 +290,7 @@ async def _write_stream(
         if text:
             await response.write(head.text_chunk(text))
         if stopped:
+            seq.cancelled = True  # usage counts the tokens up to the stop string, no more
             await response.write(head.final_chunk("stop"))
             break
         item = await seq.out.get()
@@ -304,6 +312,12 @@ async def embeddings(request: web.Request) -> web.Response:
     if dims is not None and dims != config.embedder.dim:
         raise BadRequest(
             f"'dimensions' must be {config.embedder.dim} for {model}", param="dimensions"
+        )
+    if len(inputs) > config.batching.max_queue_size:
+        raise BadRequest(
+            f"{len(inputs)} inputs in one request; this server queues at most "
+            f"{config.batching.max_queue_size}",
+            param="input",
         )
     batcher = request.app[SCHEDULERS].embeddings
     timeout = config.batching.request_timeout_s

@@ -38,7 +38,9 @@ def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float
     return float(value)
 
 
-def _integer(body: dict[str, Any], key: str, default: int | None, lo: int) -> int | None:
+def _integer(
+    body: dict[str, Any], key: str, default: int | None, lo: int, hi: int | None = None
+) -> int | None:
     value = body.get(key, default)
     if value is None:
         return default
@@ -46,6 +48,8 @@ def _integer(body: dict[str, Any], key: str, default: int | None, lo: int) -> in
         raise BadRequest(f"'{key}' must be an integer", param=key)
     if value < lo:
         raise BadRequest(f"'{key}' must be at least {lo}, got {value}", param=key)
+    if hi is not None and value > hi:
+        raise BadRequest(f"'{key}' must be at most {hi}, got {value}", param=key)
     return value
 
 
@@ -158,7 +162,7 @@ def generation_params(
         ignore_eos=_flag(body, "ignore_eos"),
         temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
         top_p=_number(body, "top_p", 1.0, 1e-9, 1.0),
-        seed=_integer(body, "seed", None, -(2**63)),
+        seed=_integer(body, "seed", None, -(2**63), 2**64 - 1),  # torch's seed range
         stream=_flag(body, "stream"),
         include_usage=bool(options and _flag(options, "include_usage")),
         stop=_stop(body),

@@ -32,7 +32,19 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     return torch.device(device), _DTYPES[dtype]
 
 
+def use_process_threads() -> None:
+    """Apply the process's torch thread count (``--torch-threads``) to the calling thread.
+
+    PyTorch applies ``torch.set_num_threads`` to a new thread lazily, at its first parallel
+    region. On a model thread whose first op is a GEMM (a Linear layer), MKL runs first and
+    starts an OpenMP team of the machine's default size, ignoring ``--torch-threads``.
+    Asking for the count runs that lazy initialisation; afterwards the call costs nothing.
+    """
+    torch.get_num_threads()
+
+
 def embed_batch(encoder: Encoder, items: list[list[int]], device: torch.device) -> list[np.ndarray]:
+    use_process_threads()
     width = max(len(ids) for ids in items)
     padded = torch.full((len(items), width), PAD, dtype=torch.long)
     for row, ids in enumerate(items):
@@ -44,6 +56,7 @@ def embed_batch(encoder: Encoder, items: list[list[int]], device: torch.device) 
 def classify_batch(
     model: MLPClassifier, items: list[np.ndarray], device: torch.device, dtype: torch.dtype
 ) -> list[np.ndarray]:
+    use_process_threads()
     stacked = torch.from_numpy(np.concatenate(items)).to(device=device, dtype=dtype)
     logits = model(stacked).cpu().numpy()
     bounds = np.cumsum([len(x) for x in items])[:-1]
