@@ -30,7 +30,11 @@ async def serve(args: argparse.Namespace) -> int:
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    # handler_cancellation: a client that goes away cancels its handler, which frees the
+    # request's decode slot instead of generating tokens nobody will read.
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=2.0, handler_cancellation=True
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     try:

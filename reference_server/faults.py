@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import random
 import time
 from collections.abc import Callable
@@ -26,8 +27,8 @@ def parse_latency(spec: str) -> Callable[[random.Random], float]:
     except ValueError:
         raise ValueError(f"latency {spec!r}: numbers expected; use {LATENCY_FORMS}") from None
     arity = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2, "exp": 1}
-    if arity.get(kind) != len(values) or any(v < 0 for v in values):
-        raise ValueError(f"latency {spec!r} is not valid; use {LATENCY_FORMS} (ms, >= 0)")
+    if arity.get(kind) != len(values) or any(not math.isfinite(v) or v < 0 for v in values):
+        raise ValueError(f"latency {spec!r} is not valid; use {LATENCY_FORMS} (finite ms, >= 0)")
     a, b = [*values, 0.0][:2]
     samplers: dict[str, Callable[[random.Random], float]] = {
         "fixed": lambda r: a,
@@ -46,8 +47,9 @@ def validate(config: FaultConfig) -> FaultConfig:
     if not 0.0 <= config.error_rate <= 1.0:
         raise ValueError(f"error_rate {config.error_rate} must be between 0 and 1")
     for name in ("stall_every_s", "stall_duration_s", "slow_start_s", "token_delay_ms"):
-        if getattr(config, name) < 0:
-            raise ValueError(f"{name} must be >= 0")
+        value = getattr(config, name)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0")
     if config.stall_duration_s and config.stall_duration_s >= config.stall_every_s:
         raise ValueError("stall_duration_s must be shorter than stall_every_s")
     return config

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from reference_server.metrics import ServerMetrics
 from reference_server.models import CausalLM, KVCache
 from reference_server.runtime import use_process_threads
 from reference_server.sampling import sample_tokens
+
+log = logging.getLogger("reference_server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +130,25 @@ class GenerationEngine:
             prefills = self._admit()
             if not prefills and not decodes:
                 continue
-            tokens = await loop.run_in_executor(self._executor, self._step, prefills, decodes)
+            try:
+                tokens = await loop.run_in_executor(self._executor, self._step, prefills, decodes)
+            except Exception:
+                # One failed step (say, CUDA out of memory) fails its sequences, not the engine.
+                self._fail_step(prefills + decodes)
+                continue
             now = time.monotonic()
             for seq, token in zip(prefills + decodes, tokens, strict=True):
                 self._emit(seq, token, now)
             self._metrics.batch_size.labels("generation").observe(len(tokens))
             self._sync_gauges()
             await self._faults.token_delay()
+
+    def _fail_step(self, seqs: list[Sequence]) -> None:
+        log.exception("generation step failed; failing its %d sequences", len(seqs))
+        error = ApiError("model step failed; see the server log")
+        for seq in seqs:
+            self._finish(seq, Finish("error", error))
+        self._sync_gauges()
 
     def _expire(self, now: float) -> None:
         timeout = self._limits.request_timeout_s

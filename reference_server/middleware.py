@@ -84,14 +84,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         reason = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             exc.status, "bad_request"
         )
+    except asyncio.CancelledError:
+        # The client went away (aiohttp cancels the handler); count it, then let it unwind.
+        _count(request, endpoint, "499", "client_disconnected", started)
+        raise
     except Exception:
         log.exception("unhandled error on %s", request.path)
         response = error_response(request, 500, "internal server error", None)
         reason = "internal"
-    metrics = request.app[METRICS]
-    metrics.requests.labels(endpoint, str(response.status), reason).inc()
-    metrics.request_latency.labels(endpoint).observe(time.perf_counter() - started)
+    _count(request, endpoint, str(response.status), reason, started)
     return response
+
+
+def _count(request: web.Request, endpoint: str, status: str, reason: str, started: float) -> None:
+    metrics = request.app[METRICS]
+    metrics.requests.labels(endpoint, status, reason).inc()
+    metrics.request_latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
 @web.middleware

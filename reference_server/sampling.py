@@ -31,8 +31,22 @@ def sample_tokens(
     if blocked:
         logits[blocked, tokenizer.EOS] = float("-inf")
     tokens = logits.argmax(dim=-1).tolist()
+    # Rows on the default random stream without a top-p cut are sampled in one call (one
+    # op per step instead of three per row); seeded rows keep their own stream, row by row,
+    # so that a seed gives the same text whatever else is in the batch.
+    shared = [
+        i
+        for i, t in enumerate(temperatures)
+        if t > 0 and generators[i] is None and top_ps[i] >= 1.0
+    ]
+    if shared:
+        scale = torch.tensor([temperatures[i] for i in shared])[:, None]
+        probs = torch.softmax(logits[shared] / scale, dim=-1)
+        for i, token in zip(shared, torch.multinomial(probs, 1)[:, 0].tolist(), strict=True):
+            tokens[i] = token
+    alone = set(shared)
     for i, temperature in enumerate(temperatures):
-        if temperature > 0:
+        if temperature > 0 and i not in alone:
             tokens[i] = _sample_row(logits[i] / temperature, top_ps[i], generators[i])
     return tokens
 
