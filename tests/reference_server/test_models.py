@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 from typing import Any, cast
 
-import pytest
 import torch
 
 from reference_server import tokenizer
