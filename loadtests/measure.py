@@ -177,8 +177,10 @@ def _drain(response: HTTPSocketPoolResponse) -> None:
         with gevent.Timeout(_DRAIN_S, _Idle):
             while read_some(response):
                 pass
-    except (_Idle, OSError):
-        pass  # the caller discards a connection whose body did not complete
+    except (_Idle, OSError, gevent.Timeout):
+        # The answer is complete; only the connection is lost (the caller discards it). The
+        # request's total timeout firing here must not turn a complete answer into an error.
+        pass
 
 
 def _failed(ids: _Ids, error: str) -> RequestRecord:

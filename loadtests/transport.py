@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from geventhttpclient import HTTPClient
-from geventhttpclient.response import HTTPSocketPoolResponse
+from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
 from loadtests.errors import SlabenchError
 
@@ -91,12 +91,15 @@ def read_some(response: HTTPSocketPoolResponse) -> bytes:
         if sock is None:
             raise ConnectionResetError("connection closed before the body was complete")
         data = sock.recv(response.block_size)
-        if not data:
-            response.feed(data)  # lets the parser see EOF (ends a close-delimited body)
-            if not response.message_complete:
-                raise ConnectionResetError("connection closed before the body was complete")
-        else:
-            response.feed(data)
+        try:
+            response.feed(data)  # b"" lets the parser see EOF (ends a close-delimited body)
+        except HTTPParseError as exc:
+            # It raises at EOF inside a chunked or sized body (reported just below) and on
+            # bytes that are not HTTP; as OSErrors, the caller keeps the timings so far.
+            if data:
+                raise ConnectionError(f"malformed HTTP response: {exc}") from exc
+        if not data and not response.message_complete:
+            raise ConnectionResetError("connection closed before the body was complete")
     out = bytes(buffer)
     del buffer[:]
     return out

@@ -1,0 +1,456 @@
+"""A scripted OpenAI-compatible SSE server with exactly timed sends, for measurement tests.
+
+Its behaviour is fixed at start-up by flags, so that a test knows what every request got:
+
+    python -m tests.loadtests.scripted_server --mode normal --ttft-ms 50 --itl-ms 10 --tokens 16
+
+Every streamed answer (``/v1/chat/completions`` or ``/v1/completions``) starts with the
+headers (and, for chat, a role-only chunk) at once; token chunk ``j`` goes out at
+``receipt + ttft + j * itl``; then a finish chunk, a usage chunk and ``[DONE]``. Sends wait on
+``time.perf_counter`` deadlines (sleep until ~2 ms before, then spin), so they are accurate to
+tens of microseconds, and each is written to the socket at once (aiohttp writes through
+unless its buffer is full).
+
+Modes that shape every answer: ``normal``; ``split`` (a BOM, then each event cut into
+several writes inside ``data``, in the middle of a UTF-8 character and between the two
+newlines; no role chunk, so the first event carries a token); ``burst``
+(``--events-per-write`` token events per write); ``keepalive`` (``: keep-alive`` comments
+before and between tokens, and a comment line inside each event); ``no-usage``.
+Fault modes, applied to every ``--fault-every``-th request (the others are ``normal``), after
+``--fault-after`` token chunks: ``error-mid`` (a ``data: {"error": ...}`` event, then
+``[DONE]``), ``error-event`` (``event: error``), ``early-end`` (the body ends without
+``[DONE]``), ``drop`` (the TCP connection is aborted), ``stall`` (silence until the client
+goes away), ``slow-total`` (tokens every ``itl`` without end), ``http-error`` (HTTP 500 with
+an OpenAI error body, before any stream).
+
+``GET /timings`` returns what the server did per request, in arrival order, as epoch
+seconds on the same anchored clock as ``loadtests.clock``; ``GET /metrics`` counts the
+requests served per path (Prometheus text); ``GET /v1/models`` names ``--model``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from loadtests.clock import now
+from sla.metrics import with_request_metrics
+from sla.records import load_run
+
+SHAPE_MODES = ("normal", "split", "burst", "keepalive", "no-usage")
+FAULT_MODES = ("error-mid", "error-event", "early-end", "drop", "stall", "slow-total", "http-error")
+ERROR_MESSAGE = "scripted failure"
+TOKEN_TEXT = "h€"  # a multi-byte character in every token, for the split mode
+_SPIN_S = 0.002  # asyncio.sleep overshoots by ~1 ms: spin through the last stretch
+_SPLIT_GAP_S = 0.001  # between the pieces of a split event, so that they arrive apart
+_STALL_POLL_S = 0.02
+_STALL_MAX_S = 60.0
+_BOM = "\ufeff".encode()
+_READY = re.compile(r"ready at (http://[\d.]+:\d+)")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCUST_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    mode: str = "normal"
+    ttft_ms: float = 50.0
+    itl_ms: float = 10.0
+    tokens: int = 16
+    tokens_per_chunk: int = 1
+    events_per_write: int = 4
+    fault_after: int = 4  # token chunks sent before a fault
+    fault_every: int = 1  # request n (1-based) is faulty when n % fault_every == 0
+    model: str = "m"
+
+
+@dataclass(slots=True)
+class Timing:
+    """What the server did for one request; filled in while the answer is sent."""
+
+    index: int
+    path: str
+    peer_port: int
+    faulty: bool
+    received_at: float
+    headers_at: float | None = None
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+    done_at: float | None = None
+    chunks_sent: int = 0
+    token_sent_at: list[float] = field(default_factory=list)  # per token-bearing write
+    max_late_ms: float = 0.0  # the worst miss of a send deadline after the headers
+    client_gone: bool = False
+
+
+@dataclass(slots=True)
+class State:
+    script: Script
+    served: dict[str, int] = field(default_factory=dict)
+    timings: list[Timing] = field(default_factory=list)
+
+
+STATE = web.AppKey("state", State)
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One socket write, due ``at_s`` after the request arrived."""
+
+    at_s: float
+    data: bytes
+    token_chunks: int = 0
+
+
+def _event(payload: dict[str, Any], event: str | None = None, *, comment: bool = False) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    tail = ": a comment line inside the event\n" if comment else ""
+    return f"{head}data: {body}\n{tail}\n".encode()
+
+
+def _chunk(chat: bool, text: str | None, finish: str | None = None) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+    if chat:
+        choice["delta"] = (
+            {"role": "assistant", "content": ""} if text is None else {"content": text}
+        )
+        return {"object": "chat.completion.chunk", "choices": [choice]}
+    choice["text"] = text or ""
+    return {"object": "text_completion", "choices": [choice]}
+
+
+def _usage(tokens: int) -> dict[str, Any]:
+    usage = {"prompt_tokens": 8, "completion_tokens": tokens, "total_tokens": 8 + tokens}
+    return {"object": "chat.completion.chunk", "choices": [], "usage": usage}
+
+
+def _error(code: int = 500) -> dict[str, Any]:
+    return {"error": {"message": ERROR_MESSAGE, "type": "server_error", "code": code}}
+
+
+def plan(script: Script, *, chat: bool, faulty: bool) -> Iterator[Write]:
+    """The writes of one streamed answer, in order (endless in ``slow-total``)."""
+    mode = script.mode if faulty or script.mode in SHAPE_MODES else "normal"
+    ttft_s, itl_s, per = script.ttft_ms / 1000.0, script.itl_ms / 1000.0, script.tokens_per_chunk
+    endless = mode == "slow-total"
+    n_chunks = 10**9 if endless else -(-script.tokens // per)
+    if mode in FAULT_MODES and not endless:
+        n_chunks = min(n_chunks, script.fault_after)
+    if chat and mode != "split":
+        yield Write(0.0, _event(_chunk(chat, None)))
+    group = script.events_per_write if mode == "burst" else 1
+    at_s = 0.0
+    for j in range(0, n_chunks, group):
+        prev_s, at_s = at_s, ttft_s + j * itl_s
+        if mode == "keepalive":
+            yield Write((prev_s + at_s) / 2, b": keep-alive\n\n")
+        texts = [
+            TOKEN_TEXT * (per if endless else min(per, script.tokens - k * per))
+            for k in range(j, min(j + group, n_chunks))
+        ]
+        events = [_event(_chunk(chat, text), comment=mode == "keepalive") for text in texts]
+        yield Write(at_s, b"".join(events), len(events))
+    if mode in ("error-mid", "error-event"):
+        event = "error" if mode == "error-event" else None
+        yield Write(at_s + itl_s, _event(_error(), event) + b"data: [DONE]\n\n")
+    elif mode not in FAULT_MODES:
+        usage = b"" if mode == "no-usage" else _event(_usage(script.tokens))
+        yield Write(at_s, _event(_chunk(chat, "", "stop")) + usage + b"data: [DONE]\n\n")
+
+
+def split_points(data: bytes) -> list[int]:
+    """Where ``split`` mode cuts a write: inside a leading BOM, inside the first field
+    name, in the middle of the first multi-byte character of the event, and between the
+    two newlines that end it."""
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    cuts = {1 if start else 0, start + 3, len(data) - 1}
+    multibyte = next((i for i in range(start, len(data)) if data[i] >= 0x80), None)
+    if multibyte is not None:
+        cuts.add(multibyte + 1)
+    return sorted(c for c in cuts if 0 < c < len(data))
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    edges = [0, *split_points(data), len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+
+async def _sleep_until(deadline: float) -> None:
+    remaining = deadline - time.perf_counter()
+    if remaining > _SPIN_S:
+        await asyncio.sleep(remaining - _SPIN_S)
+    while time.perf_counter() < deadline:
+        await asyncio.sleep(0)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _send(
+    resp: web.StreamResponse, writes: Iterator[Write], t0: float, rec: Timing, *, split: bool
+) -> None:
+    for n, write in enumerate(writes):
+        deadline = t0 + write.at_s
+        await _sleep_until(deadline)
+        if write.at_s > 0:  # what is due at once waits for the headers: not a miss
+            rec.max_late_ms = max(rec.max_late_ms, (time.perf_counter() - deadline) * 1000.0)
+        data = _BOM + write.data if split and n == 0 else write.data
+        for i, piece in enumerate(_pieces(data) if split else [data]):
+            if i:
+                await _sleep_until(time.perf_counter() + _SPLIT_GAP_S)
+            # Stamped just before the write: after it, a 2-core machine may run the
+            # client first, and the server's stamp would land after the client's.
+            stamp = now()
+            await resp.write(piece)
+        if write.token_chunks:
+            rec.first_token_at = rec.first_token_at or stamp
+            rec.last_token_at = stamp
+            rec.chunks_sent += write.token_chunks
+            rec.token_sent_at.append(stamp)
+        rec.done_at = stamp
+
+
+async def _end(request: web.Request, resp: web.StreamResponse, mode: str | None) -> None:
+    """Finish the body, or fail it the way a faulty ``mode`` says."""
+    if mode == "drop":
+        assert request.transport is not None
+        request.transport.abort()
+        return
+    if mode == "stall":
+        deadline = time.perf_counter() + _STALL_MAX_S
+        while not _client_gone(request) and time.perf_counter() < deadline:
+            await asyncio.sleep(_STALL_POLL_S)
+    await resp.write_eof()
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    received_at = now()
+    t0 = time.perf_counter()  # the sends' deadlines count from here, just after receipt
+    state = request.app[STATE]
+    script = state.script
+    n = state.served[request.path] = state.served.get(request.path, 0) + 1
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    faulty = script.mode in FAULT_MODES and n % script.fault_every == 0
+    rec = Timing(n, request.path, peer[1] if peer else -1, faulty, received_at)
+    state.timings.append(rec)
+    await request.read()
+    if faulty and script.mode == "http-error":
+        rec.done_at = now()
+        return web.json_response(_error(), status=500)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)  # sends the headers at once
+    rec.headers_at = now()
+    writes = plan(script, chat=request.path.endswith("/chat/completions"), faulty=faulty)
+    try:
+        await _send(resp, writes, t0, rec, split=script.mode == "split")
+        await _end(request, resp, script.mode if faulty else None)
+    except ConnectionResetError:  # the client gave up (a timeout) and closed the socket
+        rec.client_gone = True
+    return resp
+
+
+async def models(request: web.Request) -> web.Response:
+    model = request.app[STATE].script.model
+    entry = {"id": model, "object": "model", "owned_by": "scripted"}
+    return web.json_response({"object": "list", "data": [entry]})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    lines = ["# TYPE scripted_requests_total counter"]
+    for path, count in sorted(request.app[STATE].served.items()):
+        lines.append(f'scripted_requests_total{{path="{path}"}} {count}')
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+async def timings(request: web.Request) -> web.Response:
+    return web.json_response([asdict(t) for t in request.app[STATE].timings])
+
+
+def create_app(script: Script) -> web.Application:
+    app = web.Application()
+    app[STATE] = State(script)
+    app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/timings", timings)
+    return app
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[Script, str, int]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--mode", choices=[*SHAPE_MODES, *FAULT_MODES], default="normal")
+    p.add_argument("--ttft-ms", type=float, default=50.0)
+    p.add_argument("--itl-ms", type=float, default=10.0)
+    p.add_argument("--tokens", type=int, default=16)
+    p.add_argument("--tokens-per-chunk", type=int, default=1)
+    p.add_argument("--events-per-write", type=int, default=4)
+    p.add_argument("--fault-after", type=int, default=4)
+    p.add_argument("--fault-every", type=int, default=1)
+    p.add_argument("--model", default="m")
+    ns = p.parse_args(argv)
+    if min(ns.tokens, ns.tokens_per_chunk, ns.events_per_write, ns.fault_every) < 1:
+        p.error("--tokens, --tokens-per-chunk, --events-per-write and --fault-every must be >= 1")
+    script = Script(**{f.name: getattr(ns, f.name) for f in fields(Script)})
+    return script, ns.host, ns.port
+
+
+async def serve(script: Script, host: str, port: int) -> None:
+    runner = web.AppRunner(create_app(script), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound_port = runner.addresses[0][1]
+    print(f"scripted server ready at http://{host}:{bound_port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    asyncio.run(serve(*parse_args(argv)))
+
+
+# --- the test side: run the server and Locust as subprocesses ----------------------------
+
+
+class ScriptedServer:
+    """The scripted server in a process of its own (never inside pytest's), on a free
+    loopback port. Only the process started here is ever signalled."""
+
+    def __init__(self, *flags: str, startup_timeout_s: float = 20.0) -> None:
+        self.flags = flags
+        self.url = ""
+        self.output: collections.deque[str] = collections.deque(maxlen=200)
+        self._startup_timeout_s = startup_timeout_s
+        self._proc: subprocess.Popen[str] | None = None
+        self._pump: threading.Thread | None = None
+
+    def __enter__(self) -> ScriptedServer:
+        cmd = [sys.executable, "-m", "tests.loadtests.scripted_server", "--port", "0", *self.flags]
+        self._proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        ready = threading.Event()
+        self._pump = threading.Thread(target=self._read_output, args=(ready,), daemon=True)
+        self._pump.start()
+        if not ready.wait(self._startup_timeout_s) or not self.url:
+            self.__exit__()
+            raise RuntimeError(f"scripted server did not start: {''.join(self.output)}")
+        return self
+
+    def _read_output(self, ready: threading.Event) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.output.append(line)
+            match = _READY.search(line)
+            if match and not self.url:
+                self.url = match.group(1)
+                ready.set()
+        ready.set()
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if self._pump is not None:
+            self._pump.join(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+            body: bytes = resp.read()
+            return body
+
+    def timings(self, path: str = "/v1/chat/completions") -> list[dict[str, Any]]:
+        """The server's own record of each request to ``path``, in arrival order."""
+        return [t for t in json.loads(self.get("/timings")) if t["path"] == path]
+
+    def served(self, path: str = "/v1/chat/completions") -> int:
+        """Requests to ``path`` counted by the server's Prometheus ``/metrics``."""
+        for family in text_string_to_metric_families(self.get("/metrics").decode()):
+            for sample in family.samples:
+                if sample.labels.get("path") == path:
+                    return int(sample.value)
+        return 0
+
+
+@dataclass(frozen=True)
+class LocustRun:
+    returncode: int
+    output: str
+    rows: pd.DataFrame  # requests.parquet with the metric columns, in send order
+
+    def describe(self) -> str:
+        """For assertion messages: what Locust printed last."""
+        return self.output[-3000:]
+
+
+def run_locust(
+    host: str,
+    work_dir: Path,
+    *options: str,
+    scenario: str = "chat",
+    run_time: str = "3s",
+    users: int = 1,
+) -> LocustRun:
+    """Run a scenario with real Locust (a subprocess) against ``host``; read its run dir."""
+    run_dir = work_dir / "run"
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests" / "scenarios" /
+        f"{scenario}.py"), "--headless", "-u", str(users), "-r", str(users), "-t", run_time,
+        "--host", host, "--model", "m", "--run-dir", str(run_dir), "--scrape-interval", "0",
+        "--input-len", "fixed:8", "--output-len", "fixed:16", *options,
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd, cwd=work_dir, capture_output=True, text=True, timeout=LOCUST_TIMEOUT_S, check=False
+    )
+    output = proc.stdout + proc.stderr
+    if not (run_dir / "run.json").exists():
+        raise AssertionError(f"locust wrote no run directory (exit {proc.returncode}):\n{output}")
+    rows = with_request_metrics(load_run(run_dir).requests)
+    rows = rows.sort_values("sent_at", kind="stable").reset_index(drop=True)
+    return LocustRun(proc.returncode, output, rows)
+
+
+if __name__ == "__main__":
+    main()
