@@ -19,4 +19,7 @@ pip install -q --disable-pip-version-check -e ".[server,test]"
 # `locust --help` runs before any locustfile is imported; this start-up hook lets it list
 # slabench's options too (it does nothing in any other process).
 SITE=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-echo "import loadtests.help_hook as h; h.install()" > "$SITE/slabench_locust_help.pth"
+# Only `locust ... --help` imports anything; every other interpreter start pays one argv check.
+cat > "$SITE/slabench_locust_help.pth" <<'PTH'
+import os, sys; os.path.basename((sys.argv or [""])[0]) == "locust" and ("--help" in sys.argv or "-h" in sys.argv) and __import__("loadtests.help_hook", fromlist=["install"]).install()
+PTH

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 from tests.server_process import SMALL_MODELS, ServerProcess
 
 

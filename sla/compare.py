@@ -1,0 +1,346 @@
+"""Regression check of a candidate run against a baseline run (pure).
+
+For each metric, ``change = candidate / baseline - 1`` with a two-sided confidence interval:
+
+- Percentiles (of the successful requests in each run's measured window; ``itl_ms`` pools
+  chunk gaps): a percentile bootstrap, ``n_boot`` replicates, each run resampled
+  independently, seeded (``seed`` and the metric's position) so that reruns agree. A
+  replicate draws only the two order statistics numpy's linear percentile interpolates
+  between, from their exact joint distribution under resampling
+  (``sla.stats.bootstrap_percentile``): the same distribution as resampling every point,
+  in O(n_boot) memory, so big runs need no cap on the resample size. Each run needs the
+  n at which the percentile has a one-sided order-statistic bound at the confidence
+  (299 for p99 at 95%), else "inconclusive".
+- Rates (``throughput_rps``, ``output_tokens_per_s``): each run's count over its window as a
+  compound Poisson process; the log of the ratio has the delta-method variance
+  ``sum x_b^2 / (sum x_b)^2 + sum x_c^2 / (sum x_c)^2``; the interval is
+  ``exp(log ratio +- z * se) - 1``.
+
+Lower is better for latencies, higher for rates. With "worse" the change in the bad
+direction, a metric is:
+"regressed" when worse > ``max_regression`` and the interval excludes no change;
+"inconclusive" when worse > ``max_regression`` but the interval includes no change, or a
+run has too few samples; "improved" when better and the interval excludes no change;
+"no significant change" otherwise (a change within the tolerance included).
+Exit code: 1 when any metric regressed, else 0.
+
+Caveat: the bootstrap treats samples as independent. Chunk gaps of one request are not, so
+the interval of ``itl_ms`` is narrower than it should be.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sla import stats
+from sla.metrics import FloatArray, itl_ms, measured, with_request_metrics
+from sla.records import Run
+from sla.spec import LATENCY_METRICS, percentile_of
+from sla.verdict import fmt_value
+
+COMPARE_RATES = ("throughput_rps", "output_tokens_per_s")
+DEFAULT_METRICS: tuple[tuple[str, str | None], ...] = (
+    *(
+        (m, p)
+        for m in ("ttft_ms", "tpot_ms", "itl_ms", "latency_ms")
+        for p in ("p50", "p90", "p99")
+    ),
+    ("throughput_rps", None),
+    ("output_tokens_per_s", None),
+)
+N_BOOT = 2000
+
+
+class Change(StrEnum):
+    REGRESSED = "regressed"
+    IMPROVED = "improved"
+    NO_CHANGE = "no significant change"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricChange:
+    """One metric: values in each run, relative change and its two-sided interval."""
+
+    metric: str
+    stat: str | None
+    baseline: float
+    candidate: float
+    change_rel: float  # candidate / baseline - 1
+    ci_low: float | None
+    ci_high: float | None
+    n_baseline: int
+    n_candidate: int
+    verdict: Change
+    message: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.stat} {self.metric}" if self.stat else self.metric
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    baseline_path: str
+    candidate_path: str
+    max_regression: float
+    confidence: float
+    baseline_saturated: bool
+    candidate_saturated: bool
+    changes: tuple[MetricChange, ...]
+
+    @property
+    def regressed(self) -> tuple[MetricChange, ...]:
+        return tuple(c for c in self.changes if c.verdict is Change.REGRESSED)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "exit_code": self.exit_code}
+
+
+def parse_max_regression(text: str) -> float:
+    """``"10%"`` or ``"0.1"`` -> 0.1; ValueError (one line) for anything else."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value >= 1 and not raw.endswith("%")):
+        hint = f"; did you mean {raw}%?" if math.isfinite(value) and value >= 1 else ""
+        raise ValueError(f"max regression {text!r} must be a percentage like 10% or 0.1{hint}")
+    return value
+
+
+def compare(
+    baseline: Run,
+    candidate: Run,
+    *,
+    max_regression: float = 0.10,
+    confidence: float = 0.95,
+    metrics: Sequence[tuple[str, str | None]] = DEFAULT_METRICS,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> Comparison:
+    """Compare ``candidate`` with ``baseline`` metric by metric (see the module docstring)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    base, cand = _Samples.of(baseline), _Samples.of(candidate)
+    changes = []
+    for index, (metric, stat) in enumerate(metrics):
+        if metric in COMPARE_RATES and stat is None:
+            change = _rate_change(metric, base, cand, confidence)
+        elif metric in LATENCY_METRICS and (percent := percentile_of(stat)) is not None:
+            rng = np.random.default_rng([seed, index])
+            change = _percentile_change(metric, percent, base, cand, confidence, n_boot, rng)
+        else:
+            raise ValueError(f"cannot compare {stat} {metric}: use a latency percentile or a rate")
+        changes.append(_judged(change, max_regression, confidence))
+    return Comparison(
+        baseline_path=str(baseline.path),
+        candidate_path=str(candidate.path),
+        max_regression=max_regression,
+        confidence=confidence,
+        baseline_saturated=_saturated(baseline),
+        candidate_saturated=_saturated(candidate),
+        changes=tuple(changes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Samples:
+    ok_rows: pd.DataFrame
+    window_s: float | None
+    # Sorted samples per metric: p50, p90 and p99 of 10^7 pooled gaps share one sort.
+    sorted_cache: dict[str, FloatArray] = field(default_factory=dict)
+
+    @staticmethod
+    def of(run: Run) -> _Samples:
+        df = with_request_metrics(run.requests)
+        meta = dict(run.meta)
+        if meta.get("measured_from") is None:
+            meta["measured_from"] = meta.get("started_at")
+        if meta.get("ended_at") is None and df["done_at"].notna().any():
+            meta["ended_at"] = float(df["done_at"].max())
+        rows = measured(df, meta)
+        window = None
+        if meta.get("measured_from") is not None and meta.get("ended_at") is not None:
+            window = float(meta["ended_at"]) - float(meta["measured_from"])
+        return _Samples(rows[rows["ok"].to_numpy(dtype=bool)], window)
+
+    def latency(self, metric: str) -> FloatArray:
+        if metric not in self.sorted_cache:
+            if metric == "itl_ms":
+                values = itl_ms(self.ok_rows)
+            else:
+                values = pd.to_numeric(self.ok_rows[metric]).to_numpy(np.float64, na_value=np.nan)
+            self.sorted_cache[metric] = np.sort(values[~np.isnan(values)])
+        return self.sorted_cache[metric]
+
+    def rate_weights(self, metric: str) -> FloatArray:
+        if metric == "throughput_rps":
+            return np.ones(len(self.ok_rows))
+        tokens = pd.to_numeric(self.ok_rows["output_tokens"])
+        return np.nan_to_num(tokens.to_numpy(np.float64, na_value=np.nan))
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    metric: str
+    stat: str | None
+    baseline: float
+    candidate: float
+    ci: tuple[float, float] | None
+    n_baseline: int
+    n_candidate: int
+    too_few: str  # why there is no interval; "" when there is one
+
+
+def _percentile_change(
+    metric: str,
+    percent: float,
+    base: _Samples,
+    cand: _Samples,
+    confidence: float,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> _Raw:
+    stat = f"p{percent:g}"
+    xb, xc = base.latency(metric), cand.latency(metric)
+    needs = stats.samples_needed(percent / 100.0, confidence, "high")
+    vb = float(np.percentile(xb, percent)) if len(xb) else math.nan
+    vc = float(np.percentile(xc, percent)) if len(xc) else math.nan
+    raw = _Raw(metric, stat, vb, vc, None, len(xb), len(xc), "")
+    if min(len(xb), len(xc)) < needs:
+        return _with(raw, f"{stat} needs n ≥ {needs} in each run")
+    if not vb > 0:
+        return _with(raw, "the baseline value is not positive")
+    boot_b = stats.bootstrap_percentile(xb, percent, n_boot, rng)
+    boot_c = stats.bootstrap_percentile(xc, percent, n_boot, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = boot_c / boot_b - 1.0
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(rel, [tail, 1.0 - tail])
+    return _Raw(metric, stat, vb, vc, (float(low), float(high)), len(xb), len(xc), "")
+
+
+def _rate_change(metric: str, base: _Samples, cand: _Samples, confidence: float) -> _Raw:
+    wb, wc = base.rate_weights(metric), cand.rate_weights(metric)
+    sb, sc = float(wb.sum()), float(wc.sum())
+    if base.window_s is None or cand.window_s is None or min(base.window_s, cand.window_s) <= 0:
+        raw = _Raw(metric, None, math.nan, math.nan, None, len(wb), len(wc), "")
+        return _with(raw, "a run has no measured window")
+    vb, vc = sb / base.window_s, sc / cand.window_s
+    raw = _Raw(metric, None, vb, vc, None, len(wb), len(wc), "")
+    if sb <= 0 or sc <= 0:
+        return _with(raw, "a run has no successful requests")
+    se = math.sqrt(float(np.square(wb).sum()) / sb**2 + float(np.square(wc).sum()) / sc**2)
+    z = NormalDist().inv_cdf((1.0 + confidence) / 2.0)
+    log_ratio = math.log(vc / vb)
+    ci = (math.expm1(log_ratio - z * se), math.expm1(log_ratio + z * se))
+    return _Raw(metric, None, vb, vc, ci, len(wb), len(wc), "")
+
+
+def _with(raw: _Raw, why: str) -> _Raw:
+    return replace(raw, ci=None, too_few=why)
+
+
+def _judged(raw: _Raw, max_regression: float, confidence: float) -> MetricChange:
+    rel = raw.candidate / raw.baseline - 1.0 if raw.baseline else math.nan
+    sign = 1.0 if raw.metric in LATENCY_METRICS else -1.0  # +1: an increase is worse
+    verdict, note = Change.INCONCLUSIVE, raw.too_few
+    if raw.ci is not None:
+        worse = sign * rel
+        worse_low, worse_high = sorted((sign * raw.ci[0], sign * raw.ci[1]))
+        if worse > max_regression:
+            verdict = Change.REGRESSED if worse_low > 0 else Change.INCONCLUSIVE
+            note = "" if worse_low > 0 else "the interval includes no change; run longer"
+        elif worse < 0 and worse_high < 0:
+            verdict = Change.IMPROVED
+        else:
+            verdict = Change.NO_CHANGE
+            note = f"within the {_pct(max_regression)} tolerance" if worse > 0 else ""
+    return MetricChange(
+        metric=raw.metric,
+        stat=raw.stat,
+        baseline=raw.baseline,
+        candidate=raw.candidate,
+        change_rel=rel,
+        ci_low=raw.ci[0] if raw.ci else None,
+        ci_high=raw.ci[1] if raw.ci else None,
+        n_baseline=raw.n_baseline,
+        n_candidate=raw.n_candidate,
+        verdict=verdict,
+        message=_message(raw, rel, verdict, note, confidence),
+    )
+
+
+def _message(raw: _Raw, rel: float, verdict: Change, note: str, confidence: float) -> str:
+    label = f"{raw.stat} {raw.metric}" if raw.stat else raw.metric
+    head = f"[{label}] {fmt_value(raw.metric, raw.baseline)} → "
+    head += f"{fmt_value(raw.metric, raw.candidate)}: {_signed(rel)}"
+    if raw.ci is not None:
+        head += f" ({confidence * 100:g}% CI {_signed(raw.ci[0])} to {_signed(raw.ci[1])})"
+    return f"{head}, {verdict}" + (f" ({note})" if note else "")
+
+
+def _pct(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def _signed(rel: float | None) -> str:
+    if rel is None or not math.isfinite(rel):
+        return "n/a"
+    return f"{rel * 100:+.1f}%"
+
+
+def _saturated(run: Run) -> bool:
+    generator = run.meta.get("generator")
+    return bool(isinstance(generator, dict) and generator.get("saturated"))
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """The terminal table: one row per metric, then the messages of regressions."""
+    lines = [
+        f"compare {comparison.candidate_path} against baseline {comparison.baseline_path} "
+        f"(max regression {_pct(comparison.max_regression)}, "
+        f"{comparison.confidence * 100:g}% confidence)",
+    ]
+    rows = [("metric", "baseline", "candidate", "change", "CI", "n (base/cand)", "verdict")]
+    for c in comparison.changes:
+        ci = f"{_signed(c.ci_low)} to {_signed(c.ci_high)}" if c.ci_low is not None else "-"
+        rows.append(
+            (
+                c.label,
+                fmt_value(c.metric, c.baseline),
+                fmt_value(c.metric, c.candidate),
+                _signed(c.change_rel),
+                ci,
+                f"{c.n_baseline}/{c.n_candidate}",
+                str(c.verdict),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for name, flag in (
+        ("baseline", comparison.baseline_saturated),
+        ("candidate", comparison.candidate_saturated),
+    ):
+        if flag:
+            lines.append(
+                f"WARNING: the {name} run's load generator was saturated; "
+                "its timings are not trustworthy"
+            )
+    lines.extend(c.message for c in comparison.changes if c.verdict is not Change.NO_CHANGE)
+    return "\n".join(lines)

@@ -1,0 +1,486 @@
+"""Judge a run against an SLA spec: ``evaluate(spec, run) -> Verdict`` (pure).
+
+How each objective is decided, at the spec's ``confidence`` c (default 0.95):
+
+Samples. The rows judged are those of the measured window (``sla.metrics.measured``: the
+run's warm-up and requests cancelled by the end of the test are excluded), minus a further
+``warmup`` from the spec (counted from the run's ``measured_from``, else ``started_at``),
+then the spec's ``filters`` (endpoint label; the run.json ``scenario``). Latency metrics use
+the successful requests with a value for that metric (``ttft_ms`` exists only for streamed
+responses, ``tpot_ms`` only with >= 2 output tokens); ``itl_ms`` pools every chunk gap of
+those requests. ``error_rate`` and ``goodput_ratio`` count every row (an error is never good).
+A request is *good* when it succeeded and every ``per_request`` limit holds for it; a metric
+it lacks (NaN) fails its limit. ``per_request.itl_ms`` limits the largest gap of the request.
+Rates divide by the measured window: ``ended_at`` minus ``measured_from`` plus the spec's
+warm-up (the last ``done_at`` stands in for ``ended_at`` when a killed run has none).
+
+Bounds (``sla.stats``). ``low``/``high`` are each a one-sided bound at confidence c:
+order statistics with exact binomial ranks for percentiles (distribution-free: exact for
+continuous data, conservative with ties), the CLT for a mean, Wilson score for
+``error_rate``/``goodput_ratio``, a compound-Poisson normal approximation for
+``throughput_rps``, ``output_tokens_per_s`` and ``goodput_rps``. The printed "95% CI lo–hi"
+is this pair; as a two-sided interval it covers the true value with probability >= 2c - 1.
+
+Status. For a ``max`` limit: PASS when ``high <= limit``, FAIL when ``low > limit``, else
+INCONCLUSIVE (the interval holds the limit, or the bound does not exist yet: a p99 needs
+n >= 299 at 95% before its largest sample bounds it, and the message says how many are
+needed). A ``min`` limit mirrors it: PASS when ``low >= limit``, FAIL when ``high < limit``.
+So PASS and FAIL are each wrong with probability at most 1 - c. A ``mean`` needs n >= 30,
+else INCONCLUSIVE. ``max``/``min`` stats compare the observed extreme directly (no
+interval), and so do ``error_rate`` max 0 and ``goodput_ratio`` min 1 (no error, no bad
+request at all: a statement about this run, since no sample proves a rate of exactly 0).
+No samples at all is INCONCLUSIVE. The observed value of a percentile is numpy's default
+(linear) percentile of the samples. The bounds assume independent samples; the chunk gaps
+pooled for ``itl_ms`` are not (gaps of one request move together), so its interval is
+narrower than it should be.
+
+Overall: FAIL if any objective fails, else INCONCLUSIVE if any is, else PASS.
+
+Exit codes (``exit_code``), one per outcome, in this order of precedence:
+``EXIT_FAIL`` 1 > ``EXIT_SATURATED`` 4 > ``EXIT_INCONCLUSIVE`` 3 > ``EXIT_PASS`` 0;
+``EXIT_USAGE`` 2 is a bad spec or argument. A saturated load generator (run.json
+``generator.saturated``) overrides PASS and INCONCLUSIVE because its run cannot be trusted:
+it delivered less load than asked, so a PASS may hide a server that fails at the intended
+load, and the fix for both is the same (more load-generator processes). It does not
+override FAIL: a FAIL needs a person's attention either way, an error-rate failure is the
+server's whatever the client's CPU, and the table and verdict.json still say that the
+generator was saturated (a busy client can add delay, so re-check a latency FAIL then).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sla import stats
+from sla.metrics import FloatArray, itl_ms, measured, with_request_metrics
+from sla.records import Run, write_json_atomic
+from sla.spec import LATENCY_METRICS, PROPORTION_METRICS, Objective, Spec
+
+__all__ = [
+    "EXIT_FAIL",
+    "EXIT_INCONCLUSIVE",
+    "EXIT_PASS",
+    "EXIT_SATURATED",
+    "EXIT_USAGE",
+    "VERDICT_FILE",
+    "Counts",
+    "ObjectiveResult",
+    "Status",
+    "Verdict",
+    "evaluate",
+    "exit_code",
+    "format_table",
+    "write_verdict",
+]
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_INCONCLUSIVE = 3
+EXIT_SATURATED = 4
+VERDICT_FILE = "verdict.json"
+VERDICT_SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveResult:
+    """The judgement of one objective. ``margin`` is signed so that positive is headroom
+    (``limit - observed`` for a max, ``observed - limit`` for a min); ``margin_rel`` is
+    ``margin / limit``. ``ci_low``/``ci_high`` are one-sided bounds at the confidence."""
+
+    index: int
+    metric: str
+    stat: str | None
+    op: str  # "max" (observed must be <= limit) or "min" (>=)
+    limit: float
+    observed: float
+    margin: float
+    margin_rel: float
+    n: int
+    ci_low: float | None
+    ci_high: float | None
+    status: Status
+    message: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.stat} {self.metric}" if self.stat else self.metric
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Rows recorded, in the judged window (after warm-up, cancellations and filters),
+    successful, failed, and good (None without ``per_request`` limits)."""
+
+    recorded: int
+    measured: int
+    ok: int
+    failed: int
+    good: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    spec_name: str
+    spec_source: str
+    run_path: str
+    status: Status
+    saturated: bool
+    confidence: float
+    window_s: float | None
+    counts: Counts
+    objectives: tuple[ObjectiveResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema_version"] = VERDICT_SCHEMA_VERSION
+        data["exit_code"] = exit_code(self)
+        return data
+
+
+def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
+    """The process exit code for a verdict (precedence in the module docstring)."""
+    if verdict.status is Status.FAIL:
+        return EXIT_FAIL
+    if verdict.saturated:
+        return EXIT_SATURATED
+    if verdict.status is Status.INCONCLUSIVE and not allow_inconclusive:
+        return EXIT_INCONCLUSIVE
+    return EXIT_PASS
+
+
+def write_verdict(run_dir: str | os.PathLike[str], verdict: Verdict) -> Path:
+    """Write ``verdict.json`` into the run directory atomically; return its path."""
+    path = Path(run_dir) / VERDICT_FILE
+    write_json_atomic(path, verdict.to_dict())
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class _Samples:
+    rows: pd.DataFrame  # measured rows with the per-request metric columns
+    good: np.ndarray[Any, np.dtype[np.bool_]] | None
+    window_s: float | None
+
+
+def evaluate(spec: Spec, run: Run) -> Verdict:
+    """Judge ``run`` against ``spec``; pure (reads nothing, writes nothing)."""
+    samples = _select(spec, run)
+    results = tuple(_judge(obj, samples, spec.confidence) for obj in spec.objectives)
+    statuses = {r.status for r in results}
+    status = Status.PASS
+    if Status.FAIL in statuses:
+        status = Status.FAIL
+    elif Status.INCONCLUSIVE in statuses:
+        status = Status.INCONCLUSIVE
+    ok = int(samples.rows["ok"].sum())
+    counts = Counts(
+        recorded=len(run.requests),
+        measured=len(samples.rows),
+        ok=ok,
+        failed=len(samples.rows) - ok,
+        good=None if samples.good is None else int(samples.good.sum()),
+    )
+    generator = run.meta.get("generator")
+    saturated = bool(isinstance(generator, dict) and generator.get("saturated"))
+    return Verdict(
+        spec_name=spec.name,
+        spec_source=spec.source,
+        run_path=str(run.path),
+        status=status,
+        saturated=saturated,
+        confidence=spec.confidence,
+        window_s=samples.window_s,
+        counts=counts,
+        objectives=results,
+    )
+
+
+def _select(spec: Spec, run: Run) -> _Samples:
+    df = with_request_metrics(run.requests)
+    meta = dict(run.meta)
+    base = meta.get("measured_from")
+    if base is None:
+        base = meta.get("started_at")
+    starts = df["start"].dropna()
+    if base is None and len(starts):
+        base = float(starts.min())
+    if base is not None:
+        meta["measured_from"] = float(base) + spec.warmup_s
+    done = df["done_at"].dropna()
+    if meta.get("ended_at") is None and len(done):
+        meta["ended_at"] = float(done.max())  # a killed run: its last completion
+    rows = measured(df, meta)
+    if spec.filters.endpoints:
+        rows = rows[rows["endpoint"].isin(spec.filters.endpoints).to_numpy(dtype=bool)]
+    if spec.filters.scenarios and run.meta.get("scenario") not in spec.filters.scenarios:
+        rows = rows.iloc[:0]
+    window_s = None
+    if meta.get("measured_from") is not None and meta.get("ended_at") is not None:
+        window_s = float(meta["ended_at"]) - float(meta["measured_from"])
+    good = _good(rows, spec.per_request) if spec.per_request else None
+    return _Samples(rows, good, window_s)
+
+
+def _good(
+    rows: pd.DataFrame, limits: tuple[tuple[str, float], ...]
+) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    good = rows["ok"].to_numpy(dtype=bool).copy()
+    for metric, limit in limits:
+        values = _largest_gap_ms(rows) if metric == "itl_ms" else _floats(rows, metric)
+        good &= values <= limit  # NaN compares False: a missing metric fails its limit
+    return good
+
+
+def _largest_gap_ms(rows: pd.DataFrame) -> FloatArray:
+    lists = pa.array(rows["chunk_gaps_ms"], type=pa.list_(pa.float64()))
+    flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
+    parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    out = np.full(len(rows), np.nan)
+    np.fmax.at(out, parents, flat)  # fmax ignores the NaN start value
+    return out
+
+
+def _floats(rows: pd.DataFrame, column: str) -> FloatArray:
+    return pd.to_numeric(rows[column]).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _latency_values(samples: _Samples, metric: str) -> FloatArray:
+    ok_rows = samples.rows[samples.rows["ok"].to_numpy(dtype=bool)]
+    values = itl_ms(ok_rows) if metric == "itl_ms" else _floats(ok_rows, metric)
+    return values[~np.isnan(values)]
+
+
+def _judge(obj: Objective, samples: _Samples, confidence: float) -> ObjectiveResult:
+    if obj.metric in LATENCY_METRICS:
+        values = _latency_values(samples, obj.metric)
+        n, interval = len(values), _latency_interval(obj, values, confidence)
+    elif obj.metric in PROPORTION_METRICS:
+        n = len(samples.rows)
+        if obj.metric == "error_rate":
+            count = n - int(samples.rows["ok"].sum())
+        else:
+            count = int(samples.good.sum()) if samples.good is not None else 0
+        interval = stats.wilson_interval(count, n, confidence)
+        if n and _direct(obj.stat, obj.metric, obj.op, obj.limit):
+            interval = stats.Interval(interval.estimate, interval.estimate, interval.estimate)
+    else:
+        n, interval = _rate(obj.metric, samples, confidence)
+    return _result(obj, interval, n, confidence)
+
+
+def _direct(stat: str | None, metric: str, op: str, limit: float) -> bool:
+    """Judged on the observed value alone: a max/min stat, ``error_rate`` max 0 or
+    ``goodput_ratio`` min 1 (no error, no bad request allowed)."""
+    if stat in ("max", "min"):
+        return True
+    return metric in PROPORTION_METRICS and limit == (0.0 if op == "max" else 1.0)
+
+
+def _latency_interval(obj: Objective, values: FloatArray, confidence: float) -> stats.Interval:
+    if obj.stat == "mean":
+        return stats.mean_interval(values, confidence)
+    if obj.stat in ("max", "min"):
+        if not len(values):
+            return stats.Interval(math.nan, None, None)
+        extreme = float(np.max(values) if obj.stat == "max" else np.min(values))
+        return stats.Interval(extreme, extreme, extreme)  # no sampling error to bound
+    return stats.percentile_interval(values, obj.percentile or 50.0, confidence)
+
+
+def _rate(metric: str, samples: _Samples, confidence: float) -> tuple[int, stats.Interval]:
+    ok = samples.rows["ok"].to_numpy(dtype=bool)
+    if metric == "goodput_rps" and samples.good is not None:
+        weights = samples.good[samples.good].astype(np.float64)
+    elif metric == "output_tokens_per_s":
+        weights = np.nan_to_num(_floats(samples.rows, "output_tokens")[ok])
+    else:
+        weights = ok[ok].astype(np.float64)
+    window = samples.window_s
+    if window is None or not window > 0:
+        return len(weights), stats.Interval(math.nan, None, None)
+    total = float(weights.sum())
+    return len(weights), stats.rate_interval(
+        total, float(np.square(weights).sum()), window, confidence
+    )
+
+
+def _result(obj: Objective, interval: stats.Interval, n: int, confidence: float) -> ObjectiveResult:
+    observed = interval.estimate
+    status, why = _decide(obj, interval, n, confidence)
+    margin = obj.limit - observed if obj.op == "max" else observed - obj.limit
+    extreme = _direct(obj.stat, obj.metric, obj.op, obj.limit)
+    return ObjectiveResult(
+        index=obj.index,
+        metric=obj.metric,
+        stat=obj.stat,
+        op=obj.op,
+        limit=obj.limit,
+        observed=observed,
+        margin=margin,
+        margin_rel=margin / obj.limit if obj.limit else math.nan,
+        n=n,
+        ci_low=None if extreme else interval.low,
+        ci_high=None if extreme else interval.high,
+        status=status,
+        message=_message(obj, interval, n, confidence, status, why),
+    )
+
+
+def _decide(obj: Objective, iv: stats.Interval, n: int, confidence: float) -> tuple[Status, str]:
+    """The status, and for INCONCLUSIVE the reason (a clause for the message)."""
+    if math.isnan(iv.estimate):
+        if obj.metric in LATENCY_METRICS:
+            why = f"no samples: no successful request in the judged window has {obj.metric}"
+        elif obj.metric in PROPORTION_METRICS:
+            why = "no samples: no request in the judged window"
+        else:
+            why = "the measured window is empty (check run.json ended_at)"
+        return Status.INCONCLUSIVE, why
+    if obj.stat == "mean" and n < stats.MIN_SAMPLES_MEAN:
+        return Status.INCONCLUSIVE, f"a mean needs n ≥ {stats.MIN_SAMPLES_MEAN} (n={n})"
+    low, high, limit = iv.low, iv.high, obj.limit
+    if obj.op == "max":
+        if high is not None and high <= limit:
+            return Status.PASS, ""
+        if low is not None and low > limit:
+            return Status.FAIL, ""
+    else:
+        if low is not None and low >= limit:
+            return Status.PASS, ""
+        if high is not None and high < limit:
+            return Status.FAIL, ""
+    deciding = high if obj.op == "max" else low
+    percentile = obj.percentile
+    if deciding is None and percentile is not None:
+        side: Literal["low", "high"] = "high" if obj.op == "max" else "low"
+        needs = stats.samples_needed(percentile / 100.0, confidence, side)
+        return Status.INCONCLUSIVE, (
+            f"n={n} is too few to bound {obj.stat} at {_pct(confidence)} confidence; "
+            f"needs n ≥ {needs}"
+        )
+    why = f"the {_pct(confidence)} CI {_ci(obj.metric, low, high)} includes the limit (n={n})"
+    if obj.metric in PROPORTION_METRICS:
+        needs_n = stats.wilson_samples_needed(iv.estimate, limit, obj.op, confidence)
+        if needs_n is not None:
+            why += f"; about {needs_n} requests would settle it at this rate"
+    return Status.INCONCLUSIVE, why
+
+
+def _message(
+    obj: Objective, iv: stats.Interval, n: int, confidence: float, status: Status, why: str
+) -> str:
+    limit = f"{_symbol(obj.op, True)} {fmt_value(obj.metric, obj.limit)}"
+    if math.isnan(iv.estimate):
+        return f"[{obj.label}] INCONCLUSIVE: {why} (limit {limit})"
+    holds = iv.estimate <= obj.limit if obj.op == "max" else iv.estimate >= obj.limit
+    head = f"[{obj.label}] {fmt_value(obj.metric, iv.estimate)} {_symbol(obj.op, holds)} "
+    head += fmt_value(obj.metric, obj.limit)
+    if status is Status.INCONCLUSIVE:
+        return f"{head}, INCONCLUSIVE: {why}"
+    if _direct(obj.stat, obj.metric, obj.op, obj.limit):
+        return f"{head} (n={n})"
+    return f"{head} (n={n}, {_pct(confidence)} CI {_ci(obj.metric, iv.low, iv.high)})"
+
+
+def _symbol(op: str, holds: bool) -> str:
+    if op == "max":
+        return "≤" if holds else ">"
+    return "≥" if holds else "<"
+
+
+def _pct(confidence: float) -> str:
+    return f"{confidence * 100:g}%"
+
+
+def _ci(metric: str, low: float | None, high: float | None) -> str:
+    unit = "%" if metric in PROPORTION_METRICS else ""
+    ends = [fmt_number(x, metric) + (unit if x is not None else "") for x in (low, high)]
+    return "–".join(ends)
+
+
+def fmt_number(x: float | None, metric: str = "") -> str:
+    """About four significant digits, never scientific; proportions as percent; ? for None."""
+    if x is None:
+        return "?"
+    if math.isnan(x):
+        return "n/a"
+    if metric in PROPORTION_METRICS:
+        x *= 100.0
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    decimals = max(0, 3 - math.floor(math.log10(abs(x))))
+    text = f"{x:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def fmt_value(metric: str, x: float | None) -> str:
+    """A value with its unit: ``812.4 ms``, ``0.5%``, ``21.3 req/s``, ``1834 tok/s``."""
+    unit = _UNITS.get(metric, "")
+    if x is None or math.isnan(x):
+        return "n/a"
+    if metric in PROPORTION_METRICS:
+        return f"{fmt_number(x, metric)}%"
+    return f"{fmt_number(x, metric)} {unit}".rstrip()
+
+
+_UNITS = {m: "ms" for m in LATENCY_METRICS} | {
+    "throughput_rps": "req/s",
+    "goodput_rps": "req/s",
+    "output_tokens_per_s": "tok/s",
+}
+
+
+def format_table(verdict: Verdict) -> str:
+    """The terminal table: one row per objective, then the reason of every non-PASS."""
+    c = verdict.counts
+    window = f"{verdict.window_s:.1f} s" if verdict.window_s is not None else "an unknown window"
+    lines = [
+        f"SLA {verdict.spec_name} ({verdict.spec_source}) on {verdict.run_path}: {verdict.status}",
+        f"{c.measured} requests judged ({c.ok} ok, {c.failed} failed) over {window}; "
+        f"bounds at {_pct(verdict.confidence)} confidence",
+    ]
+    header = ("objective", "observed", "limit", "margin", "n", f"{_pct(verdict.confidence)} CI")
+    rows = [(*header, "status")]
+    for r in verdict.objectives:
+        margin = "n/a"
+        if math.isfinite(r.margin):
+            sign = "+" if r.margin >= 0 else "-"
+            margin = f"{sign}{fmt_value(r.metric, abs(r.margin))}"
+            if r.metric in PROPORTION_METRICS:  # points, not a relative change
+                margin = f"{sign}{fmt_number(abs(r.margin), r.metric)} pp"
+            if math.isfinite(r.margin_rel):
+                margin += f" ({r.margin_rel:+.0%})"
+        direct = _direct(r.stat, r.metric, r.op, r.limit)
+        ci = "-" if direct else _ci(r.metric, r.ci_low, r.ci_high)
+        limit = f"{_symbol(r.op, True)} {fmt_value(r.metric, r.limit)}"
+        observed = fmt_value(r.metric, r.observed)
+        rows.append((r.label, observed, limit, margin, str(r.n), ci, str(r.status)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if verdict.saturated:
+        lines.append(
+            "WARNING: the load generator was saturated (run.json generator.saturated); its "
+            "timings are not trustworthy: add load-generator processes and re-run"
+        )
+    lines.extend(r.message for r in verdict.objectives if r.status is not Status.PASS)
+    return "\n".join(lines)

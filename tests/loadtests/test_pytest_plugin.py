@@ -1,0 +1,151 @@
+"""The pytest plugin (loadtests.pytest_plugin), exercised the way CI uses it: pytester runs
+pytest in a subprocess on a test file that gates a recorded run against an SLA spec."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
+from sla.records import RequestRecord
+
+T0 = 1_790_000_000.0
+N = 400
+
+
+def write_run(run_dir: Path, ttft_ms: np.ndarray, *, errors: int = 0) -> Path:
+    """A closed-loop streamed run: one request every 10 ms with the given TTFTs."""
+    recorder = RequestRecorder(run_dir)
+    start_run_json(run_dir, {"scenario": "chat", "started_at": T0, "measured_from": T0})
+    for i, ttft in enumerate(ttft_ms):
+        sent = T0 + i * 0.01
+        first = sent + ttft / 1000.0
+        failed = i < errors
+        recorder.add(
+            RequestRecord(
+                f"local-{i}", "local", "chat", math.nan, sent, first, first + 0.08,
+                500 if failed else 200, "HTTP 500: boom" if failed else None, 16, 9, "usage",
+                9, tuple([10.0] * 8),
+            )
+        )  # fmt: skip
+    recorder.close()
+    finish_run_json(run_dir, {"ended_at": T0 + len(ttft_ms) * 0.01 + 0.1, "status": "complete"})
+    return run_dir
+
+
+SPEC = """
+name: gate
+confidence: 0.95
+objectives:
+  - {metric: ttft_ms, stat: p99, max: 450}
+  - {metric: error_rate, max: 0.05}
+"""
+
+GATE = """
+import pytest
+from sla.records import load_run
+
+@pytest.fixture
+def run():
+    return load_run({run_dir!r})
+
+@pytest.mark.sla_spec({spec!r})
+def test_gate(run, sla_objective):
+    sla_objective.check(run)
+"""
+
+
+def gate(pytester: pytest.Pytester, run_dir: Path, spec_text: str = SPEC) -> None:
+    spec = pytester.path / "spec.yaml"
+    spec.write_text(spec_text)
+    pytester.makepyfile(test_gate=GATE.format(run_dir=str(run_dir), spec=str(spec)))
+
+
+def test_a_passing_spec_gives_one_passed_test_per_objective(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    run = write_run(tmp_path / "run", np.linspace(100, 300, N))
+    gate(pytester, run)
+    result = pytester.runpytest_subprocess("-p", "no:locust", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["*test_gate?p99 ttft_ms? PASSED*", "*test_gate?error_rate? PASSED*"]
+    )
+    assert (run / "verdict.json").exists()
+
+
+def test_a_failing_objective_fails_with_one_readable_line_and_no_traceback(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    run = write_run(tmp_path / "run", np.linspace(700, 900, N))
+    gate(pytester, run)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess("-p", "no:locust", f"--junitxml={junit}")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_gate?p99 ttft_ms? _*",
+            "?p99 ttft_ms? 898 ms > 450 ms (n=400, 95% CI 896*900)",
+            "FAILED test_gate.py::test_gate?p99 ttft_ms? - Failed: ?p99 ttft_ms?*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert "def test_gate" not in result.stdout.str()  # pytrace=False: no source listing
+    failures = [f.get("message", "") for f in ET.parse(junit).iter("failure")]
+    assert len(failures) == 1 and "> 450 ms (n=400" in failures[0]
+
+
+def test_inconclusive_fails_by_default_and_skips_when_allowed(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    # A p99 from 50 requests says nothing, nor does a 0% error rate from 50 against 5%.
+    run = write_run(tmp_path / "run", np.linspace(100, 300, 50))
+    gate(pytester, run)
+    strict = pytester.runpytest_subprocess("-p", "no:locust")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["INCONCLUSIVE ?p99 ttft_ms?*n=50*"])
+    allowed = pytester.runpytest_subprocess("-p", "no:locust", "--sla-allow-inconclusive")
+    allowed.assert_outcomes(skipped=2)
+
+
+def test_a_bad_spec_is_a_usage_error(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", np.linspace(100, 300, N))
+    gate(pytester, run, "objectives:\n  - {metric: ttft_msec, stat: p99, max: 450}\n")
+    result = pytester.runpytest_subprocess("-p", "no:locust")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*spec.yaml*ttft_msec*ttft_ms*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_coexists_with_locusts_own_pytest_plugin(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Locust's plugin (fixture ``session``, option ``--host``) loads too: nothing clashes."""
+    run = write_run(tmp_path / "run", np.linspace(100, 300, N))
+    gate(pytester, run)
+    result = pytester.runpytest_subprocess("-p", "locust", "--host", "http://127.0.0.1:9")
+    result.assert_outcomes(passed=2)
+
+
+def test_regression_against_a_baseline(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    base = write_run(tmp_path / "base", rng.normal(200, 10, N))
+    cand = write_run(tmp_path / "cand", rng.normal(300, 10, N))  # TTFT 50% worse
+    pytester.makepyfile(
+        test_regress=f"""
+import pytest
+from sla.records import load_run
+
+def test_no_regression(sla_metric_change):
+    sla_metric_change.check(load_run({str(cand)!r}))
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:locust", f"--sla-baseline={base}",
+                                           "--sla-max-regression=10%")  # fmt: skip
+    result.stdout.fnmatch_lines(["FAILED *p50 ttft_ms*"])
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 3  # p50/p90/p99 ttft_ms at least
+    assert "p50 tpot_ms" not in "".join(result.stdout.lines).split("short test summary")[-1]
