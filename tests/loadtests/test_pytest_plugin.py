@@ -149,3 +149,33 @@ def test_no_regression(sla_metric_change):
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) >= 3  # p50/p90/p99 ttft_ms at least
     assert "p50 tpot_ms" not in "".join(result.stdout.lines).split("short test summary")[-1]
+
+
+@pytest.mark.e2e
+def test_gate_end_to_end_with_real_locust_on_the_bundled_server(pytester: pytest.Pytester) -> None:
+    """sla_server starts the reference server, sla_locust runs the chat scenario through
+    real Locust, and the smoke spec's objectives become passing tests."""
+    smoke = Path(__file__).resolve().parents[2] / "sla" / "examples" / "smoke.yaml"
+    pytester.makepyfile(
+        test_ci_gate=f"""
+import pytest
+
+@pytest.fixture(scope="module")
+def chat_run(sla_locust):
+    return sla_locust("chat", users=4, run_time="5s", extra=(
+        "--input-len", "fixed:16", "--output-len", "fixed:8", "--scrape-interval", "0"))
+
+@pytest.mark.sla_spec({str(smoke)!r})
+def test_chat_meets_the_smoke_sla(chat_run, sla_objective):
+    assert chat_run.meta["embedded_server"] is False  # the session's server, via --host
+    assert len(chat_run.requests) > 0
+    sla_objective.check(chat_run)
+"""
+    )
+    small = (
+        "--lm-layers 2 --lm-dim 64 --lm-heads 4 --max-model-len 512 --embed-layers 1 "
+        "--embed-dim 64 --mlp-hidden 128 --mlp-in-features 16 --torch-threads 1"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:locust", "-v", f"--sla-server-args={small}")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*test_chat_meets_the_smoke_sla?p50 latency_ms? PASSED*"])
