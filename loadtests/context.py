@@ -40,11 +40,13 @@ DROPPED = "dropped: --max-inflight requests were already in flight at the schedu
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """This process's share of the load: worker ``index`` of ``count``, schedule origin t0."""
+    """This process's share of the load: worker ``index`` of ``count``, schedule origin t0;
+    ``bundled``: the target is the reference server the master started (its model names)."""
 
     index: int
     count: int
     t0: float
+    bundled: bool = False
 
 
 class RunContext:
@@ -87,13 +89,21 @@ class RunContext:
         return "local"
 
     @property
+    def bundled_target(self) -> bool:
+        """The target is the bundled reference server, started here or by the master."""
+        return self.embedded is not None or self.plan.bundled
+
+    @property
     def target(self) -> Target:
         return Target.parse(self.environment.host or "")
 
     def validate_user_classes(self) -> None:
-        """Build every user class's request once, so bad options fail before the load."""
+        """Build every user class's request once, so that bad options, and a target that
+        cannot name its model, fail before the load as one line (not as a traceback per
+        user). Workers of a master that got that far ask for the model when they start."""
+        is_worker = isinstance(self.environment.runner, WorkerRunner)
         for cls in self.user_classes():
-            if not (cls.needs_model and not self.options.model and self.embedded is None):
+            if not (is_worker and cls.needs_model and not self.options.model and not self.embedded):
                 self.builder_for(cls)
 
     def user_classes(self) -> list[type[SlabenchUser]]:
@@ -115,7 +125,7 @@ class RunContext:
     def model_for(self, cls: type[SlabenchUser]) -> str:
         if self.options.model:
             return self.options.model
-        if self.embedded is not None:
+        if self.bundled_target:
             return cls.embedded_model
         if self._discovered_model is None:
             self._discovered_model = self._discover_model()
@@ -130,7 +140,13 @@ class RunContext:
             if not data or not isinstance(data[0].get("id"), str):
                 raise ValueError(f"HTTP {response.status_code}")
             return str(data[0]["id"])
-        except (OSError, ValueError, AttributeError) as exc:
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise SlabenchError(
+                f"cannot reach {self.target.base_url} ({reason}) to ask /v1/models for the "
+                "model name: is the target up and --host right? (or pass --model)"
+            ) from None
+        except (ValueError, AttributeError) as exc:
             raise SlabenchError(
                 f"--model not given and {self.target.base_url}/v1/models did not name one "
                 f"({exc}); pass --model"

@@ -13,11 +13,17 @@ import sys
 from typing import Any
 
 
+def wants_locust_help(argv: list[str]) -> bool:
+    """True for ``locust ... --help`` and ``python -m locust ... --help``."""
+    is_locust = any(
+        os.path.basename(arg) == "locust" or (arg == "locust" and argv[i - 1] == "-m")
+        for i, arg in enumerate(argv[:3])
+    )
+    return is_locust and ("--help" in argv or "-h" in argv)
+
+
 def install() -> None:
-    argv = getattr(sys, "argv", None) or []
-    if not argv or os.path.basename(argv[0]) != "locust":
-        return
-    if "--help" not in argv and "-h" not in argv:
+    if not wants_locust_help(list(getattr(sys, "orig_argv", None) or sys.argv or [])):
         return
     from locust import events
 

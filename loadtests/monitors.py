@@ -16,6 +16,7 @@ from geventhttpclient import HTTPClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.clock import now
+from sla.records import strip_credentials
 
 log = logging.getLogger("slabench")
 
@@ -84,6 +85,7 @@ class MetricsScraper:
 
     def __init__(self, url: str, interval_s: float) -> None:
         self.url = url
+        self._shown_url = strip_credentials(url)  # for run.json and messages
         self._interval_s = interval_s
         self._columns: tuple[list[float], list[str], list[str], list[float]] = ([], [], [], [])
         self.scrapes = 0
@@ -108,11 +110,11 @@ class MetricsScraper:
             response = client.get(_request_uri(self.url))
             body = response.read()
             if response.status_code != 200:
-                self.problem = f"{self.url} answered HTTP {response.status_code}"
+                self.problem = f"{self._shown_url} answered HTTP {response.status_code}"
                 return False
             self._add(now(), body.decode("utf-8", errors="replace"))
         except (OSError, ValueError, gevent.Timeout) as exc:
-            self.problem = f"{self.url}: {type(exc).__name__}: {exc}"
+            self.problem = f"{self._shown_url}: {type(exc).__name__}: {exc}"
             return False
         self.scrapes += 1
         return True
@@ -132,7 +134,7 @@ class MetricsScraper:
         if self.scrapes:
             table = pa.table(list(self._columns), schema=self.SCHEMA)
             pq.write_table(table, path)
-        return {"url": self.url, "scrapes": self.scrapes, "problem": self.problem}
+        return {"url": self._shown_url, "scrapes": self.scrapes, "problem": self.problem}
 
 
 def _request_uri(url: str) -> str:

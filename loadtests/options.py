@@ -163,6 +163,16 @@ def add_options(parser: Any) -> None:
     opt("--method", "METHOD", default="POST", help="http_json: HTTP method")
 
 
+def _warmup_s(text: str) -> float:
+    try:
+        seconds = parse_duration_s(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise LoadSpecError(f"--warmup {text!r} must be a duration >= 0 like 10s, 1m or 5")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
     run_dir: str
@@ -222,7 +232,7 @@ class LoadOptions:
             output_len=ns.output_len,
             chars_per_token=ns.chars_per_token,
             seed=ns.seed,
-            warmup_s=parse_duration_s(ns.warmup),
+            warmup_s=_warmup_s(ns.warmup),
             arrival=arrival,
             max_inflight=ns.max_inflight,
             api_key=ns.api_key,

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
@@ -96,6 +97,15 @@ def _init(environment: Environment, **_: Any) -> None:
             context().set_plan(Plan(**msg.data))
 
         runner.register_message(PLAN, on_plan)
+        # Added after the runner's own `quitting` listener, which tells the master that this
+        # worker quit; `quitting` runs its listeners in reverse, so this one ships every
+        # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and
+        # a master that hears of its last worker quitting stops listening to the workers.)
+        environment.events.quitting.add_listener(_worker_quitting)
+    # Until Locust starts the test the gevent loop has not run, so its cached clock still
+    # reads the moment the hub was created (before imports, the dataset, the embedded
+    # server...): timers started from it, `-t/--run-time` included, would fire that much early.
+    gevent.get_hub().loop.update_now()
 
 
 def _start_embedded(options: LoadOptions) -> ServerProcess:
@@ -122,16 +132,17 @@ def _test_start(environment: Environment, **_: Any) -> None:
     )
     print(f"slabench: recording to {ctx.session.path}", flush=True)
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
+    bundled = ctx.embedded is not None
     if isinstance(runner, MasterRunner):
         assert ctx.collector is not None
         ctx.collector.attach(ctx.session.add_rows)
         workers = sorted(c.id for c in runner.clients.all)
         ctx.workers = set(workers)
         for index, client_id in enumerate(workers):
-            plan = {"index": index, "count": len(workers), "t0": t0}
+            plan = {"index": index, "count": len(workers), "t0": t0, "bundled": bundled}
             runner.send_message(PLAN, plan, client_id=client_id)
     else:
-        ctx.set_plan(Plan(index=0, count=1, t0=t0))
+        ctx.set_plan(Plan(index=0, count=1, t0=t0, bundled=bundled))
         ctx.start_local()
 
 
@@ -196,12 +207,17 @@ def _report(path: Path, meta: dict[str, Any], ctx: RunContext) -> None:
         )
 
 
+def _worker_quitting(environment: Environment, **_: Any) -> None:
+    if environment.runner is not None:
+        environment.runner.stop()  # test_stop ships the records and the `done` note
+
+
 @events.quitting.add_listener
 def _quitting(environment: Environment, **_: Any) -> None:
     # Locust fires `quitting` before it stops a running test (SIGTERM, Ctrl-C): stop it
     # here first, so that the run directory is closed with every request recorded.
     runner = environment.runner
-    if runner is not None and context().session is not None:
+    if runner is not None and _ctx is not None and _ctx.session is not None:
         runner.stop()
     if _ctx is not None and _ctx.embedded is not None:
         _ctx.embedded.stop()

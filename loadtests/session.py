@@ -6,17 +6,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
+import shlex
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from loadtests.clock import now
 from loadtests.monitors import CpuMonitor, MetricsScraper
 from loadtests.options import LoadOptions
 from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
-from sla.records import SERVER_METRICS_FILE, RequestRecord
+from sla.records import SERVER_METRICS_FILE, RequestRecord, strip_credentials
 
 log = logging.getLogger("slabench")
 
@@ -34,6 +37,23 @@ def _fresh(path: Path) -> Path:
     while (candidate := path.with_name(f"{path.name}-{n}")).exists():
         n += 1
     return candidate
+
+
+def metrics_url(target_url: str) -> str:
+    """``<target>/metrics``, keeping the target's path prefix but not its query."""
+    parts = urlsplit(target_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/metrics", "", ""))
+
+
+def redacted_command(argv: Sequence[str], api_key: str) -> str:
+    """The command line for run.json: the API key (however it was spelled on the command
+    line) and URL credentials or secret query values are replaced by REDACTED."""
+    out = []
+    for arg in argv:
+        if api_key:
+            arg = arg.replace(api_key, "REDACTED")
+        out.append(strip_credentials(arg) if "://" in arg else arg)
+    return shlex.join(out)
 
 
 def versions() -> dict[str, str]:
@@ -62,7 +82,7 @@ class RunSession:
         self.cpu.start()
         self.scraper: MetricsScraper | None = None
         if options.scrape_interval_s > 0:
-            url = options.scrape_url or target_url.rstrip("/") + "/metrics"
+            url = options.scrape_url or metrics_url(target_url)
             self.scraper = MetricsScraper(url, options.scrape_interval_s)
             self.scraper.start()
         self.meta = start_run_json(
@@ -75,7 +95,7 @@ class RunSession:
                 "load_profile": {**options.describe(), **users},
                 "started_at": self.started_at,
                 "measured_from": self.started_at + options.warmup_s,
-                "command": " ".join(sys.argv),
+                "command": redacted_command(sys.argv, options.api_key),
                 "versions": versions(),
             },
         )

@@ -8,12 +8,15 @@ process sends on the precomputed schedule (see ``loadtests.context``).
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import TYPE_CHECKING, ClassVar
 
 import gevent
 from locust import User, constant, task
+from locust.exception import StopUser
 
 from loadtests import plugin
+from loadtests.errors import SlabenchError
 from loadtests.protocols import (
     JsonTemplate,
     KServeInfer,
@@ -27,6 +30,8 @@ from loadtests.transport import Transport
 
 if TYPE_CHECKING:
     from loadtests.context import RunContext
+
+log = logging.getLogger("slabench")
 
 
 class SlabenchUser(User):
@@ -59,12 +64,19 @@ class SlabenchUser(User):
         if ctx.options.open_loop:
             gevent.sleep(1.0)  # the open-loop dispatcher drives the load
             return
-        ctx.send(self.transport, ctx.prepare(type(self)))
+        try:
+            req = ctx.prepare(type(self))
+        except SlabenchError as exc:
+            # A worker that cannot build its requests (the model lookup failed there): one
+            # line per user, not a traceback for every task run.
+            log.error("slabench: %s stops: %s", type(self).__name__, exc)
+            raise StopUser() from None
+        ctx.send(self.transport, req)
 
 
 def _ignore_eos(ctx: RunContext) -> bool:
     mode = ctx.options.ignore_eos
-    return mode == "on" or (mode == "auto" and ctx.embedded is not None)
+    return mode == "on" or (mode == "auto" and ctx.bundled_target)
 
 
 class OpenAIChatUser(SlabenchUser):
@@ -113,7 +125,7 @@ class KServeUser(SlabenchUser):
 
     @classmethod
     def make_builder(cls, ctx: RunContext) -> RequestBuilder:
-        if not ctx.options.model and ctx.embedded is None:
+        if not ctx.options.model and not ctx.bundled_target:
             raise PayloadError("the KServe scenario needs --model (the V2 model name)")
         model = ctx.options.model or cls.embedded_model
         return KServeInfer(

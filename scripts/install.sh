@@ -12,7 +12,7 @@ fi
 pip() { .venv/bin/python -m pip "$@"; }
 pip install -q --disable-pip-version-check --upgrade pip
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}" 
+    pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}"
 fi
 pip install -q --disable-pip-version-check -e ".[server,test]"
 .venv/bin/python -c "import torch, aiohttp, locust; print('installed: torch', torch.__version__, '| aiohttp', aiohttp.__version__, '| locust', locust.__version__)"
@@ -21,5 +21,5 @@ pip install -q --disable-pip-version-check -e ".[server,test]"
 SITE=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 # Only `locust ... --help` imports anything; every other interpreter start pays one argv check.
 cat > "$SITE/slabench_locust_help.pth" <<'PTH'
-import os, sys; os.path.basename((sys.argv or [""])[0]) == "locust" and ("--help" in sys.argv or "-h" in sys.argv) and __import__("loadtests.help_hook", fromlist=["install"]).install()
+import sys; ("--help" in sys.orig_argv or "-h" in sys.orig_argv) and "locust" in " ".join(sys.orig_argv[:3]) and __import__("loadtests.help_hook", fromlist=["install"]).install()
 PTH

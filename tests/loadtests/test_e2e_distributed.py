@@ -1,0 +1,145 @@
+"""Locust's distributed mode (``--processes 2``: a master and two workers): every worker's
+records reach the master's run directory, so the count on disk equals the requests made."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from sla.records import CANCELLED_ERROR, load_run
+from tests.loadtests.conftest import (
+    SMALL_LOAD,
+    SMALL_SERVER_ARGS,
+    RunLocust,
+    StartLocust,
+    assert_server_saw_the_rows,
+    server_requests,
+    settled_server_requests,
+)
+from tests.server_process import ServerProcess, wait_until
+
+pytestmark = pytest.mark.e2e
+
+StartServer = Callable[..., ServerProcess]
+CHAT_ROUTE = "/v1/chat/completions"
+WORKERS = {"worker-0", "worker-1"}
+
+
+@pytest.mark.parametrize("stop", ["cut-off", "stop-timeout"])
+def test_two_processes_record_every_request_the_server_saw(
+    run_locust: RunLocust, start_server: StartServer, stop: str
+) -> None:
+    server = start_server()
+    extra = ("--stop-timeout", "5") if stop == "stop-timeout" else ()
+    result = run_locust(
+        "chat",
+        *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "3s"),
+        *extra,
+        *SMALL_LOAD,
+    )
+
+    assert result.code == 0, result.output
+    run = load_run(result.run_dir)
+    df = run.requests
+    assert not run.from_parts
+    assert run.meta["requests"] == len(df)
+    assert df["request_id"].is_unique
+    assert set(df["endpoint"]) == {"chat"}
+    per_worker = df["worker"].value_counts()
+    assert set(per_worker.index) == WORKERS
+    assert per_worker.min() >= 10
+    generator = run.meta["generator"]
+    assert "missing_workers" not in generator
+    shipped = {p["worker"]: p["records"] for p in generator["processes"]}
+    assert shipped == per_worker.to_dict()
+    assert all(p["cpu"]["samples"] >= 1 for p in generator["processes"])
+    assert generator["master_cpu"]["samples"] >= 1
+    done = df[df["error"] != CANCELLED_ERROR]
+    assert done["error"].isna().all(), done["error"].value_counts()
+    assert (done["output_tokens"] == 8).all()
+    if stop == "stop-timeout":
+        assert len(done) == len(df)
+        assert settled_server_requests(server.url, CHAT_ROUTE, len(df)) == len(df)
+    else:
+        assert_server_saw_the_rows(server.url, CHAT_ROUTE, df)
+
+
+def test_two_processes_split_an_open_loop_schedule(
+    run_locust: RunLocust, reference_server: ServerProcess
+) -> None:
+    rate_rps = 20.0
+    result = run_locust(
+        "chat",
+        *("--host", reference_server.url, "--processes", "2", "-u", "2", "-r", "2", "-t", "3s"),
+        *("--arrival-rate", str(rate_rps), "--arrival", "constant", *SMALL_LOAD),
+    )
+
+    assert result.code == 0, result.output
+    run = load_run(result.run_dir)
+    df = run.requests
+    assert run.meta["load_profile"]["mode"] == "open"
+    assert set(df["worker"]) == WORKERS
+    assert df["scheduled_at"].notna().all()
+    # Each worker sends every other slot of one schedule: merged, the sends are evenly
+    # spaced at 1/rate, with no slot missing or sent twice (up to where a worker stopped).
+    last_common = df.groupby("worker")["scheduled_at"].max().min()
+    merged = np.sort(df.loc[df["scheduled_at"] <= last_common, "scheduled_at"].to_numpy())
+    assert len(merged) >= 30
+    np.testing.assert_allclose(np.diff(merged), 1.0 / rate_rps, atol=1e-6)
+    for _, rows in df.groupby("worker"):
+        gaps = np.diff(np.sort(rows["scheduled_at"].to_numpy()))
+        np.testing.assert_allclose(gaps, 2.0 / rate_rps, atol=1e-6)
+    assert run.meta["dropped"] == 0
+
+
+def test_workers_of_an_embedded_server_use_its_models(run_locust: RunLocust) -> None:
+    # Only the master starts the bundled server; the workers learn from it that the target
+    # is that server, so each user class gets its model and exact output lengths.
+    result = run_locust(
+        "mixed",
+        *("--processes", "2", "-u", "6", "-r", "6", "-t", "3s", "--kserve-shape", "1,16"),
+        *("--chars-per-token", "1", "--input-len", "fixed:16", "--output-len", "fixed:8"),
+        *("--server-args", SMALL_SERVER_ARGS),
+    )
+
+    assert result.code == 0, result.output
+    assert "Traceback" not in result.output
+    df = load_run(result.run_dir).requests
+    done = df[df["error"] != CANCELLED_ERROR]
+    assert done["error"].isna().all(), done["error"].value_counts()
+    assert set(done["endpoint"]) == {"chat", "embeddings", "kserve"}
+    assert set(done["worker"]) == WORKERS
+    chat = done[done["endpoint"] == "chat"]
+    assert (chat["output_tokens"] == 8).all()  # ignore_eos is on for the bundled server
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["master", "ctrl-c-to-all"])
+def test_interrupted_distributed_run_keeps_every_record(
+    start_locust: StartLocust, start_server: StartServer, group: bool
+) -> None:
+    server = start_server()
+    locust = start_locust(
+        "chat",
+        *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "60s"),
+        *SMALL_LOAD,
+    )
+    assert wait_until(lambda: server_requests(server.url, CHAT_ROUTE) >= 50, timeout_s=30), (
+        locust.output()
+    )
+    # Ctrl-C in a terminal reaches the workers as well: they must hand over their records
+    # before they quit, or the master stops listening to them.
+    locust.send_signal(signal.SIGINT, group=group)
+    result = locust.wait(timeout_s=20)
+
+    assert result.code == 0, result.output
+    run = load_run(result.run_dir)
+    df = run.requests
+    assert run.meta["status"] == "complete"
+    assert run.meta["requests"] == len(df)
+    assert "missing_workers" not in run.meta["generator"]
+    assert set(df["worker"]) == WORKERS
+    assert run.meta["ended_at"] - run.meta["started_at"] < 20
+    assert_server_saw_the_rows(server.url, CHAT_ROUTE, df)
