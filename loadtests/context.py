@@ -29,6 +29,7 @@ from loadtests.options import LoadOptions
 from loadtests.protocols import PreparedRequest, RequestBuilder
 from loadtests.transport import Target, Transport
 from sla.records import RequestRecord
+from sla.spec import Spec
 
 if TYPE_CHECKING:
     from loadtests.session import RunSession
@@ -78,6 +79,8 @@ class RunContext:
         self._pool: Pool | None = None
         self._transport: Transport | None = None
         self.dropped = 0
+        self.spec: Spec | None = None  # --sla, judged on the master (or the local process)
+        self.exit_code: int | None = None
 
     # --- identity and inputs ---------------------------------------------------------
 
@@ -179,8 +182,8 @@ class RunContext:
 
     def send(
         self, transport: Transport, req: PreparedRequest, scheduled_at: float = math.nan
-    ) -> None:
-        execute(
+    ) -> RequestRecord:
+        return execute(
             transport,
             req,
             request_id=f"{self.label}-{next(self._seq)}",

@@ -26,6 +26,20 @@ def add_options(parser: Any) -> None:
         g.add_argument(flag, env_var=f"SLABENCH_{env}", **kw)
 
     opt(
+        "--sla",
+        "SLA",
+        default="",
+        help="judge the run against this SLA spec; sets the exit code (0 pass, 1 fail, "
+        "3 inconclusive, 4 load generator saturated)",
+    )
+    opt(
+        "--sla-allow-inconclusive",
+        "SLA_ALLOW_INCONCLUSIVE",
+        action="store_true",
+        default=False,
+        help="exit 0 instead of 3 when the verdict is INCONCLUSIVE",
+    )
+    opt(
         "--run-dir",
         "RUN_DIR",
         default="",
@@ -194,6 +208,8 @@ class LoadOptions:
     scrape_interval_s: float
     scrape_url: str
     server_args: str
+    sla_path: str
+    sla_allow_inconclusive: bool
     connection_warmup: bool
     kserve_input: str
     kserve_shape: str
@@ -245,6 +261,8 @@ class LoadOptions:
             scrape_interval_s=max(0.0, ns.scrape_interval),
             scrape_url=ns.scrape_url,
             server_args=ns.server_args,
+            sla_path=ns.sla,
+            sla_allow_inconclusive=ns.sla_allow_inconclusive,
             connection_warmup=not ns.no_connection_warmup,
             kserve_input=ns.kserve_input,
             kserve_shape=ns.kserve_shape,

@@ -29,6 +29,9 @@ from loadtests.options import LoadOptions, add_options
 from loadtests.session import RunSession
 from loadtests.shapes import ConfiguredShape
 from loadtests.summary import format_summary, summarize
+from sla.records import RunDirError, load_run
+from sla.spec import SpecError, load_spec
+from sla.verdict import EXIT_USAGE, evaluate, exit_code, format_table, write_verdict
 
 log = logging.getLogger("slabench")
 _ctx: RunContext | None = None
@@ -59,6 +62,8 @@ def _init(environment: Environment, **_: Any) -> None:
     embedded: ServerProcess | None = None
     try:
         options = LoadOptions.from_namespace(environment.parsed_options)
+        # A bad spec is reported before anything starts; only the master judges.
+        spec = load_spec(options.sla_path) if options.sla_path and not is_worker else None
         if not environment.host and not is_worker:
             embedded = _start_embedded(options)
             environment.host = embedded.url
@@ -71,8 +76,9 @@ def _init(environment: Environment, **_: Any) -> None:
             chars_per_token=cpt,
         )
         _ctx = RunContext(environment, options, dataset, embedded=embedded)
+        _ctx.spec = spec
         _ctx.validate_user_classes()
-    except (SlabenchError, ServerStartError) as exc:
+    except (SlabenchError, ServerStartError, SpecError) as exc:
         if embedded is not None:
             embedded.stop()
         _fail(str(exc))
@@ -185,6 +191,22 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         extra={"dropped": ctx.dropped_total(generator)},
     )
     _report(session.path, meta, ctx)
+    if ctx.spec is not None:
+        _judge(session.path, ctx)
+
+
+def _judge(path: Path, ctx: RunContext) -> None:
+    """--sla: judge the whole run (every worker's records) and decide the exit code."""
+    assert ctx.spec is not None
+    try:
+        verdict = evaluate(ctx.spec, load_run(path))
+    except RunDirError as exc:
+        log.error("slabench: cannot judge %s: %s", path, exc)
+        ctx.exit_code = EXIT_USAGE
+        return
+    write_verdict(path, verdict)
+    print(format_table(verdict), flush=True)
+    ctx.exit_code = exit_code(verdict, allow_inconclusive=ctx.options.sla_allow_inconclusive)
 
 
 def _report(path: Path, meta: dict[str, Any], ctx: RunContext) -> None:
@@ -221,6 +243,9 @@ def _quitting(environment: Environment, **_: Any) -> None:
         runner.stop()
     if _ctx is not None and _ctx.embedded is not None:
         _ctx.embedded.stop()
+    if _ctx is not None and _ctx.exit_code is not None:
+        # The one place the exit code is decided when --sla is given (never on workers).
+        environment.process_exit_code = _ctx.exit_code
 
 
 def _scenario_name(environment: Environment) -> str:

@@ -27,11 +27,16 @@ from loadtests.protocols import (
     parse_shape,
 )
 from loadtests.transport import Transport
+from sla.records import CANCELLED_ERROR
 
 if TYPE_CHECKING:
     from loadtests.context import RunContext
 
 log = logging.getLogger("slabench")
+
+
+# A closed-loop user whose request got no HTTP answer waits this long before the next one.
+CONNECTION_BACKOFF_S = 0.1
 
 
 class SlabenchUser(User):
@@ -71,7 +76,10 @@ class SlabenchUser(User):
             # line per user, not a traceback for every task run.
             log.error("slabench: %s stops: %s", type(self).__name__, exc)
             raise StopUser() from None
-        ctx.send(self.transport, req)
+        rec = ctx.send(self.transport, req)
+        if rec.status == 0 and rec.error and rec.error != CANCELLED_ERROR:
+            # No answer at all (refused, reset, timed out): do not spin on a dead target.
+            gevent.sleep(CONNECTION_BACKOFF_S)
 
 
 def _ignore_eos(ctx: RunContext) -> bool:
