@@ -1,1 +1,33 @@
-"""Plotly figures built from a run directory (pure functions of a run)."""
+"""Plotly figures built from a run directory (pure functions of a run).
+
+    panels = build_panels(load_run("runs/x"), verdict)       # list[Panel]
+    panels = comparison_panels(baseline, candidate, compare(baseline, candidate))
+
+Each ``Panel`` holds a stable ``key``, a ``title``, a ``plotly.graph_objects.Figure`` and a
+one-line ``note``. Figures hold aggregates (windows, histogram bins, quantile grids), never
+one point per request, so a run of a million requests builds in seconds into small figures.
+Time axes are seconds since the run start, with the warm-up shaded and the measured window
+marked. ``window_stats`` gives the per-window points the time series are drawn from.
+
+Modules: ``view`` (a run's metrics and time axis), ``windows`` (per-window points, requests
+in flight), ``timeseries``, ``distributions``, ``load`` (TTFT against input length, latency
+against throughput), ``levels`` (load levels of a shaped run), ``sla_panel``, ``errors``,
+``server`` (scraped server metrics), ``compare`` and ``build``.
+"""
+
+from __future__ import annotations
+
+from dashboards.build import build_panels
+from dashboards.compare import comparison_panels
+from dashboards.panel import Panel
+from dashboards.view import DashboardError
+from dashboards.windows import WindowStats, window_stats
+
+__all__ = [
+    "DashboardError",
+    "Panel",
+    "WindowStats",
+    "build_panels",
+    "comparison_panels",
+    "window_stats",
+]

@@ -40,6 +40,13 @@ def add_options(parser: Any) -> None:
         help="exit 0 instead of 3 when the verdict is INCONCLUSIVE",
     )
     opt(
+        "--no-report",
+        "NO_REPORT",
+        action="store_true",
+        default=False,
+        help="do not write report.html into the run directory at the end",
+    )
+    opt(
         "--run-dir",
         "RUN_DIR",
         default="",
@@ -210,6 +217,7 @@ class LoadOptions:
     server_args: str
     sla_path: str
     sla_allow_inconclusive: bool
+    write_report: bool
     connection_warmup: bool
     kserve_input: str
     kserve_shape: str
@@ -263,6 +271,7 @@ class LoadOptions:
             server_args=ns.server_args,
             sla_path=ns.sla,
             sla_allow_inconclusive=ns.sla_allow_inconclusive,
+            write_report=not ns.no_report,
             connection_warmup=not ns.no_connection_warmup,
             kserve_input=ns.kserve_input,
             kserve_shape=ns.kserve_shape,

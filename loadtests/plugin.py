@@ -19,6 +19,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from dashboards import DashboardError
 from loadtests.clock import now
 from loadtests.collect import DONE, PLAN, RECORDS, MasterCollector
 from loadtests.context import Plan, RunContext
@@ -29,9 +30,10 @@ from loadtests.options import LoadOptions, add_options
 from loadtests.session import RunSession
 from loadtests.shapes import ConfiguredShape
 from loadtests.summary import format_summary, summarize
+from reports import ReportError, write_report
 from sla.records import RunDirError, load_run
 from sla.spec import SpecError, load_spec
-from sla.verdict import EXIT_USAGE, evaluate, exit_code, format_table, write_verdict
+from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code, format_table, write_verdict
 
 log = logging.getLogger("slabench")
 _ctx: RunContext | None = None
@@ -191,11 +193,12 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         extra={"dropped": ctx.dropped_total(generator)},
     )
     _report(session.path, meta, ctx)
-    if ctx.spec is not None:
-        _judge(session.path, ctx)
+    verdict = _judge(session.path, ctx) if ctx.spec is not None else None
+    if ctx.options.write_report:
+        _write_html(session.path, verdict)
 
 
-def _judge(path: Path, ctx: RunContext) -> None:
+def _judge(path: Path, ctx: RunContext) -> Verdict | None:
     """--sla: judge the whole run (every worker's records) and decide the exit code."""
     assert ctx.spec is not None
     try:
@@ -203,10 +206,21 @@ def _judge(path: Path, ctx: RunContext) -> None:
     except RunDirError as exc:
         log.error("slabench: cannot judge %s: %s", path, exc)
         ctx.exit_code = EXIT_USAGE
-        return
+        return None
     write_verdict(path, verdict)
     print(format_table(verdict), flush=True)
     ctx.exit_code = exit_code(verdict, allow_inconclusive=ctx.options.sla_allow_inconclusive)
+    return verdict
+
+
+def _write_html(path: Path, verdict: Verdict | None) -> None:
+    """The HTML report; a failure here is logged and never changes the exit code."""
+    try:
+        written = write_report(path, verdict)
+    except (ReportError, DashboardError, RunDirError, OSError, ValueError) as exc:
+        log.error("slabench: no report.html for %s: %s", path, exc)
+        return
+    print(f"slabench: report {written}", flush=True)
 
 
 def _report(path: Path, meta: dict[str, Any], ctx: RunContext) -> None:

@@ -1,1 +1,45 @@
-"""The self-contained HTML report and CI outputs (JUnit XML, markdown summary)."""
+"""The self-contained HTML report and CI outputs (JUnit XML, markdown summary).
+
+    from reports import render_report, write_report, junit_xml, markdown_summary
+    html_text = render_report(load_run("runs/x"), verdict)   # one offline HTML file
+    write_report(Path("runs/x"), verdict)                     # -> runs/x/report.html
+
+Command line: ``python -m reports RUN_DIR``, ``compare``, ``junit``, ``markdown`` (see
+``reports.__main__``). Errors a user can cause raise ``ReportError`` (or the SLA package's
+``RunDirError``/``SpecError``), each one line.
+
+- ``reports.summary``: exact numbers of a run for the tables.
+- ``reports.html``: escaping, tables, the page (plotly.js inlined once, strict CSP).
+- ``reports.render``: single-run and comparison reports; ``write_report``.
+- ``reports.ci``: ``junit_xml``, ``markdown_summary``.
+- ``reports.verdicts``: ``verdict.json`` back into a ``Verdict``.
+"""
+
+from __future__ import annotations
+
+from reports.ci import junit_xml, markdown_summary
+from reports.render import (
+    REPORT_FILE,
+    render_comparison,
+    render_report,
+    write_html,
+    write_report,
+)
+from reports.summary import RunSummary, summarize_run
+from reports.verdicts import ReportError, load_verdict, resolve_verdict, verdict_from_dict
+
+__all__ = [
+    "REPORT_FILE",
+    "ReportError",
+    "RunSummary",
+    "junit_xml",
+    "load_verdict",
+    "markdown_summary",
+    "render_comparison",
+    "render_report",
+    "resolve_verdict",
+    "summarize_run",
+    "verdict_from_dict",
+    "write_html",
+    "write_report",
+]

@@ -41,6 +41,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "loadtests" / "scenarios"
 SMALL_LOAD = (
     *("--chars-per-token", "1", "--input-len", "fixed:16", "--output-len", "fixed:8"),
     *("--ignore-eos", "on"),
+    "--no-report",  # report.html has tests of its own (tests/reports); it costs ~1 s a run
 )
 # --server-args for an embedded server with the test fixtures' small models.
 SMALL_SERVER_ARGS = shlex.join(SMALL_MODELS)

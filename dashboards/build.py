@@ -1,0 +1,46 @@
+"""``build_panels``: every figure of one run, in the order a report shows them.
+
+The order answers "did we meet the SLA, and if not, where and when did it go wrong?": the
+verdict first, then latency, load and the server over time, the errors, the distributions,
+and latency against what drives it. A panel whose data the run lacks is left out (no TTFT
+in a non-streamed run, no server metrics, no errors, a single load level, no verdict).
+"""
+
+from __future__ import annotations
+
+from dashboards.distributions import distribution_panels
+from dashboards.errors import errors_panel
+from dashboards.load import latency_vs_throughput, ttft_vs_input
+from dashboards.panel import Panel
+from dashboards.server import server_panel
+from dashboards.sla_panel import sla_panel
+from dashboards.timeseries import inflight_over_time, percentile_bands, throughput_over_time
+from dashboards.view import RunView
+from dashboards.windows import window_stats
+from sla.records import Run
+from sla.verdict import Verdict
+
+
+def build_panels(
+    run: Run, verdict: Verdict | None = None, *, window_s: float | None = None
+) -> list[Panel]:
+    """The panels of ``run``; ``window_s`` sets the time-series window (default: a 1-2-5
+    step giving at most 150 windows). Raises ``DashboardError`` for an unusable window."""
+    view = RunView.of(run, window_s)
+    timeline = view.timeline
+    stats = window_stats(view.rows, start=timeline.origin, window_s=timeline.window_s)
+    panels = [
+        sla_panel(verdict),
+        percentile_bands(
+            stats, timeline, prefix="latency", key="latency_over_time", what="E2E latency"
+        ),
+        percentile_bands(stats, timeline, prefix="ttft", key="ttft_over_time", what="TTFT"),
+        throughput_over_time(stats, view),
+        inflight_over_time(stats, view),
+        server_panel(run.server_metrics, stats, timeline),
+        errors_panel(view, stats),
+        *distribution_panels(view, verdict),
+        ttft_vs_input(view),
+        latency_vs_throughput(view),
+    ]
+    return [panel for panel in panels if panel is not None]

@@ -1,0 +1,122 @@
+"""Failed requests: counts by reason, and by HTTP status over time.
+
+A failure is a row that is not ``ok`` (``sla.metrics.ok_mask``): its reason is its ``error``
+text, or ``HTTP <status>`` when it has none. Requests cancelled by the end of the test are
+not failures of the target and are left out (the note says how many). Reasons and statuses
+beyond the most frequent are pooled as "other", so that a run with a million distinct error
+texts still draws a handful of bars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboards.panel import (
+    TIME_AXIS_TITLE,
+    Panel,
+    mark_timeline,
+    safe_label,
+    style,
+    timeline_note,
+)
+from dashboards.timeseries import midpoints_s
+from dashboards.view import RunView
+from sla.records import CANCELLED_ERROR
+
+TOP_REASONS = 10
+TOP_STATUSES = 6
+_STATUS_COLOURS = ("#CC3311", "#EE7733", "#E69F00", "#AA3377", "#882255", "#332288", "#999999")
+
+
+def failure_reasons(failed: pd.DataFrame) -> pd.Series:
+    """The reason of each failed row: its error text, else ``HTTP <status>``."""
+    status = "HTTP " + failed["status"].astype("int64").astype(str)
+    return failed["error"].astype("object").where(failed["error"].notna(), status)
+
+
+def reason_counts(failed: pd.DataFrame, top: int = TOP_REASONS) -> pd.Series:
+    """Counts by reason, largest first; reasons past the ``top`` pooled as "other"."""
+    counts = failure_reasons(failed).value_counts()
+    if len(counts) > top:
+        rest = int(counts.iloc[top:].sum())
+        counts = pd.concat([counts.iloc[:top], pd.Series({"other": rest})])
+    return counts
+
+
+def status_label(status: int) -> str:
+    return "no response" if status == 0 else f"HTTP {status}"
+
+
+def errors_panel(view: RunView, stats: pd.DataFrame) -> Panel | None:
+    """Bars of failures by reason (left) and failures per window by status (right, stacked);
+    None when nothing failed."""
+    rows = view.rows
+    cancelled = (rows["error"] == CANCELLED_ERROR).to_numpy(dtype=bool, na_value=False)
+    failed = rows[["start", "status", "error"]][~rows["ok"].to_numpy(dtype=bool) & ~cancelled]
+    if failed.empty or stats.empty:
+        return None
+    title = f"Errors ({len(failed):,} failed requests)"
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.12)
+    style(fig, title, height_px=420)
+    counts = reason_counts(failed)
+    fig.add_trace(
+        go.Bar(
+            x=counts.to_numpy(),
+            y=[safe_label(reason, 60) for reason in counts.index],
+            orientation="h",
+            marker={"color": "#CC3311"},
+            name="by reason",
+            showlegend=False,
+            hovertemplate="%{y}: %{x}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    _add_status_bars(fig, view, failed, stats)
+    fig.update_xaxes(title_text="failed requests (count)", row=1, col=1)
+    fig.update_yaxes(title_text="reason", type="category", autorange="reversed", row=1, col=1)
+    fig.update_xaxes(title_text=TIME_AXIS_TITLE, row=1, col=2)
+    fig.update_yaxes(title_text="failed requests per window (count)", row=1, col=2)
+    fig.update_layout(barmode="stack", hovermode="closest")
+    mark_timeline(fig, view.timeline, row=1, col=2)
+    note = (
+        f"Whole run; reasons past the top {TOP_REASONS} pooled as other. "
+        f"{timeline_note(view.timeline)}"
+    )
+    if n_cancelled := int(cancelled.sum()):
+        note += f" {n_cancelled:,} requests cancelled by the end of the test are not shown."
+    return Panel("errors", title, fig, note)
+
+
+def _add_status_bars(
+    fig: go.Figure, view: RunView, failed: pd.DataFrame, stats: pd.DataFrame
+) -> None:
+    timeline = view.timeline
+    # The window of each failure exactly as window_stats numbers them.
+    first = round(float(stats["start_s"].iloc[0]) / timeline.window_s)
+    t = failed["start"].to_numpy(dtype=np.float64) - timeline.origin
+    finite = np.isfinite(t)
+    index = np.floor(t[finite] / timeline.window_s).astype(np.int64) - first
+    index = np.clip(index, 0, len(stats) - 1)
+    status = failed["status"].to_numpy(dtype=np.int64)[finite]
+    ranked = pd.Series(status).value_counts().index.to_numpy()
+    top = ranked[:TOP_STATUSES]
+    x = midpoints_s(stats)
+    for i, code in enumerate(top):
+        per_window = np.bincount(index[status == code], minlength=len(stats))
+        _status_trace(fig, x, per_window, status_label(int(code)), _STATUS_COLOURS[i])
+    rest = ~np.isin(status, top)
+    if rest.any():
+        per_window = np.bincount(index[rest], minlength=len(stats))
+        _status_trace(fig, x, per_window, "other statuses", _STATUS_COLOURS[-1])
+
+
+def _status_trace(fig: go.Figure, x: np.ndarray, y: np.ndarray, name: str, colour: str) -> None:
+    fig.add_trace(
+        go.Bar(x=x, y=y, name=name, marker={"color": colour, "line": {"width": 0}}),
+        row=1,
+        col=2,
+    )

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboards import DashboardError, Panel, build_panels
+from dashboards.view import default_window_s
+from sla.records import Run
+from sla.spec import parse_spec
+from sla.verdict import evaluate
+from tests.dashboards import T0, shown_axes, synthetic_run, with_columns
+
+SPEC = parse_spec(
+    {
+        "objectives": [
+            {"metric": "ttft_ms", "stat": "p99", "max": 200},
+            {"metric": "itl_ms", "stat": "p90", "max": 40},
+            {"metric": "error_rate", "max": "5%"},
+        ]
+    }
+)
+_UNIT = re.compile(r"\(.+\)")
+
+
+def _everything_run(n: int) -> Run:
+    scrapes = np.arange(0.0, 100.0, 1.0)
+    server = pd.DataFrame(
+        {
+            "scraped_at": T0 + scrapes,
+            "name": "slabench_queue_depth",
+            "labels": '{"queue": "lm"}',
+            "value": scrapes % 7,
+        }
+    )
+    profile = {"mode": "closed", "shape": "steps:users=2,4,8,step=34s"}
+    return synthetic_run(
+        n, error_share=0.03, cancelled=2, load_profile=profile, server_metrics=server
+    )
+
+
+def test_every_figure_has_a_title_and_axis_titles_with_units() -> None:
+    run = _everything_run(20_000)
+    panels = build_panels(run, evaluate(SPEC, run))
+    keys = [p.key for p in panels]
+    assert keys == [
+        "sla",
+        "latency_over_time",
+        "ttft_over_time",
+        "throughput_over_time",
+        "inflight_over_time",
+        "server_metrics",
+        "errors",
+        "distribution_ttft_ms",
+        "distribution_itl_ms",
+        "distribution_tpot_ms",
+        "distribution_latency_ms",
+        "ttft_vs_input_tokens",
+        "latency_vs_throughput",
+    ]
+    for panel in panels:
+        assert isinstance(panel, Panel)
+        assert panel.title and panel.figure.layout.title.text == panel.title
+        assert panel.note and "\n" not in panel.note
+        axes = shown_axes(panel.figure)
+        assert axes, panel.key
+        for name, axis in axes.items():
+            text = axis.get("title", {}).get("text", "")
+            assert text, f"{panel.key}: {name} has no title"
+            if axis.get("type") != "category":
+                assert _UNIT.search(text), f"{panel.key}: {name} title {text!r} has no unit"
+
+
+def test_figures_stay_small_however_many_requests() -> None:
+    run = _everything_run(200_000)
+    panels = build_panels(run, evaluate(SPEC, run))
+    for panel in panels:
+        for trace in panel.figure.data:
+            assert len(trace.x if trace.x is not None else trace.y) <= 2_000, panel.key
+    size = sum(len(p.figure.to_json()) for p in panels)
+    assert size < 600_000
+
+
+def test_an_empty_run_builds_no_data_panels() -> None:
+    run = synthetic_run(0)
+    assert build_panels(run) == []
+    panels = build_panels(run, evaluate(SPEC, run))
+    assert [p.key for p in panels] == ["sla"]
+
+
+def test_a_run_where_everything_failed_shows_throughput_and_errors() -> None:
+    run = with_columns(synthetic_run(300), status=np.full(300, 503, dtype=np.int32))
+    keys = {p.key for p in build_panels(run)}
+    assert {"throughput_over_time", "errors", "inflight_over_time"} <= keys
+    assert not keys & {"latency_over_time", "distribution_latency_ms"}
+
+
+@pytest.mark.parametrize("window_s", [0.0, -1.0, float("nan"), 0.001])
+def test_an_unusable_window_is_one_clear_line(window_s: float) -> None:
+    with pytest.raises(DashboardError) as info:
+        build_panels(synthetic_run(100), window_s=window_s)
+    assert "\n" not in str(info.value) and "window" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("duration_s", "expected"),
+    [(60.0, 0.5), (100.0, 1.0), (3_600.0, 50.0), (86_400.0, 1_000.0), (1.0, 0.01), (0.0, 1.0)],
+)
+def test_default_window_is_a_round_step_with_at_most_150_windows(
+    duration_s: float, expected: float
+) -> None:
+    window = default_window_s(duration_s)
+    assert window == expected
+    assert duration_s / window <= 150
+
+
+def test_panels_are_json_serialisable_with_their_notes() -> None:
+    panels = build_panels(synthetic_run(1_000, error_share=0.1))
+    for panel in panels:
+        data = json.loads(panel.figure.to_json())
+        assert data["layout"]["title"]["text"] == panel.title
