@@ -15,7 +15,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}"
 fi
 pip install -q --disable-pip-version-check -e ".[server,test]"
-.venv/bin/python -c "import torch, aiohttp, locust; print('installed: torch', torch.__version__, '| aiohttp', aiohttp.__version__, '| locust', locust.__version__)"
+.venv/bin/python -c "from importlib.metadata import version as v; print('installed: torch', v('torch'), '| aiohttp', v('aiohttp'), '| locust', v('locust'))"
 # `locust --help` runs before any locustfile is imported; this start-up hook lets it list
 # slabench's options too (it does nothing in any other process).
 SITE=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")

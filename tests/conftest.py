@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-pytest_plugins = ["pytester"]
-
 from tests.server_process import SMALL_MODELS, ServerProcess
+
+pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")
