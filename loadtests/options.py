@@ -290,6 +290,8 @@ class LoadOptions:
             "burstiness": arrival.burstiness if arrival else None,
             "max_inflight": self.max_inflight if arrival else None,
             "shape": self.shape.spec if self.shape else None,
+            # The stages themselves, so that readers (dashboards) never parse the text.
+            "stages": [list(stage) for stage in self.shape.levels()] if self.shape else None,
             "dataset": self.dataset,
             "input_len": self.input_len,
             "output_len": self.output_len,

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from loadtests.shape_specs import parse_shape
 from sla.records import CANCELLED_ERROR, REQUESTS_SCHEMA, Run, requests_frame
 
 T0 = 1_764_400_000.0
@@ -66,7 +67,7 @@ def synthetic_run(
         "chunk_gaps_ms": pa.ListArray.from_arrays(pa.array(offsets), pa.array(gaps)),
     }
     table = pa.table(columns, schema=REQUESTS_SCHEMA)
-    profile = dict(load_profile or {"mode": "open" if open_loop else "closed", "users": 8})
+    profile = as_written(load_profile or {"mode": "open" if open_loop else "closed", "users": 8})
     meta = {
         "schema_version": 1,
         "scenario": "synthetic",
@@ -82,6 +83,14 @@ def synthetic_run(
 def with_columns(run: Run, **columns: Any) -> Run:
     """The same run with some request columns replaced."""
     return Run(run.path, run.meta, run.requests.assign(**columns), run.server_metrics)
+
+
+def as_written(profile: Mapping[str, Any]) -> dict[str, Any]:
+    """A load profile as the load generator writes it: a shape comes with its stages."""
+    out = dict(profile)
+    if isinstance(out.get("shape"), str) and "stages" not in out:
+        out["stages"] = [list(stage) for stage in parse_shape(out["shape"]).levels()]
+    return out
 
 
 def with_meta(run: Run, **meta: Any) -> Run:

@@ -17,23 +17,23 @@ SHAPES = (
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_levels_are_the_load_generators_stages(shape: str) -> None:
-    # dashboards may not import loadtests, so it reads the shape text itself; this pins the
-    # two readings together.
+def test_levels_are_the_stages_the_load_generator_wrote(shape: str) -> None:
+    # loadtests writes load_profile.stages from its parsed shape; dashboards reads them back.
+    stages = [list(stage) for stage in parse_shape(shape).levels()]
     expected = [tuple(stage) for stage in parse_shape(shape).levels()]
-    assert [tuple(level) for level in load_levels({"shape": shape})] == expected
+    assert [tuple(level) for level in load_levels({"shape": shape, "stages": stages})] == expected
 
 
-def test_explicit_stages_win_over_the_shape_text() -> None:
-    profile = {"shape": "steps:users=1,2,step=1s", "stages": [[0, 5, 3], [5, 9, 3], [9, 12, 6]]}
+def test_neighbouring_stages_with_the_same_users_merge() -> None:
+    profile = {"stages": [[0, 5, 3], [5, 9, 3], [9, 12, 6], [12, 12, 9]]}
     assert load_levels(profile) == (Level(0.0, 9.0, 3), Level(9.0, 12.0, 6))
 
 
 @pytest.mark.parametrize(
     "profile",
-    [{}, {"shape": None}, {"shape": "zigzag:users=3"}, {"shape": "steps:users=x,step=1s"}],
+    [{}, {"shape": "steps:users=1,2,step=1s"}, {"stages": None}, {"stages": [[0, "x", 1]]}],
 )
-def test_no_or_unreadable_shape_gives_no_levels(profile: dict[str, object]) -> None:
+def test_no_or_malformed_stages_give_no_levels(profile: dict[str, object]) -> None:
     assert load_levels(profile) == ()
 
 

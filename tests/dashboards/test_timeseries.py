@@ -7,7 +7,7 @@ from dashboards import Panel, build_panels
 from dashboards.panel import WARMUP_FILL
 from sla.metrics import with_request_metrics
 from sla.records import Run
-from tests.dashboards import T0, synthetic_run, trace, with_columns, with_meta
+from tests.dashboards import T0, as_written, synthetic_run, trace, with_columns, with_meta
 
 
 def _panel(panels: list[Panel], key: str) -> Panel:
@@ -107,7 +107,7 @@ def _intervals_run(starts: list[float], ends: list[float], **profile: object) ->
         done_at=T0 + np.array(ends),
         first_token_at=T0 + np.array(starts),
     )
-    return with_meta(run, load_profile={"mode": "closed", **profile})
+    return with_meta(run, load_profile=as_written({"mode": "closed", **profile}))
 
 
 def test_inflight_counts_of_a_hand_made_run() -> None:

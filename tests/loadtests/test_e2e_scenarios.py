@@ -232,6 +232,7 @@ def test_steps_shape_runs_its_stages_and_stops_by_itself(
     assert result.code == 0, result.output
     run = load_run(result.run_dir)
     assert run.meta["load_profile"]["shape"] == "steps:users=1,2,step=2s"
+    assert run.meta["load_profile"]["stages"] == [[0.0, 2.0, 1], [2.0, 4.0, 2]]
     t0, t1 = run.meta["started_at"], run.meta["ended_at"]
     assert 3.5 <= t1 - t0 <= 6.0
     df = not_cancelled(run.requests).sort_values("sent_at")
