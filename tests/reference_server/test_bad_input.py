@@ -7,17 +7,15 @@ the metric counts are exact whatever order the tests run in.
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.reference_server.helpers import Answer, samples, send
 from tests.server_process import SMALL_MODELS, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -33,31 +31,6 @@ FEATURES = 16  # --mlp-in-features in SMALL_MODELS
 CHAT, COMPLETIONS, EMBEDDINGS = "/v1/chat/completions", "/v1/completions", "/v1/embeddings"
 INFER, INFER_ROUTE = "/v2/models/slabench-mlp/infer", "/v2/models/{name}/infer"
 HEADER_LENGTH = "Inference-Header-Content-Length"
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-
-
-def send(
-    url: str,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> Answer:
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
-    try:
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        conn.request(method, path, body=body, headers=sent)
-        resp = conn.getresponse()
-        return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-    finally:
-        conn.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,12 +206,9 @@ def test_bad_input_gets_a_clear_4xx(sweep: Sweep, case: Case) -> None:
 
 def requests_counted(metrics: str) -> Counter[tuple[str, str, str]]:
     counted: Counter[tuple[str, str, str]] = Counter()
-    for family in text_string_to_metric_families(metrics):
-        for s in family.samples:
-            if s.name == "slabench_requests_total" and s.labels["endpoint"] != "/metrics":
-                counted[s.labels["endpoint"], s.labels["status"], s.labels["reason"]] += int(
-                    s.value
-                )
+    for s in samples(metrics, "slabench_requests_total"):
+        if s.labels["endpoint"] != "/metrics":
+            counted[s.labels["endpoint"], s.labels["status"], s.labels["reason"]] += int(s.value)
     return counted
 
 

@@ -5,71 +5,55 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.reference_server.helpers import (
+    TIMEOUT,
+    StartServer,
+    Stream,
+    call,
+    metric,
+    scrape,
+    stream_completion,
+)
 from tests.server_process import ServerProcess
 
-StartServer = Callable[..., ServerProcess]
-TIMEOUT = aiohttp.ClientTimeout(total=30)
+T = TypeVar("T")
 EMBED = {"input": "fault injection"}
 INFER = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 16], "data": [0.1] * 16}]}
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples called ``name`` whose labels include ``labels``."""
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and labels.items() <= s.labels.items()
-    )
+def in_session(work: Callable[[aiohttp.ClientSession], Awaitable[T]]) -> T:
+    """Run ``work`` in a fresh client session, from synchronous test code."""
 
+    async def main() -> T:
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            return await work(session)
 
-async def call(
-    session: aiohttp.ClientSession, method: str, url: str, body: Any = None
-) -> tuple[int, dict[str, str], Any, float]:
-    """(status, headers, JSON body or None, seconds taken)."""
-    started = time.monotonic()
-    async with session.request(method, url, json=body) as resp:
-        raw = await resp.read()
-        data = json.loads(raw) if raw else None
-        return resp.status, dict(resp.headers), data, time.monotonic() - started
+    return asyncio.run(main())
 
 
 def request(method: str, url: str, body: Any = None) -> tuple[int, dict[str, str], Any, float]:
-    async def one() -> tuple[int, dict[str, str], Any, float]:
-        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            return await call(session, method, url, body)
-
-    return asyncio.run(one())
+    return in_session(lambda session: call(session, method, url, body))
 
 
-def request_text(url: str) -> str:
-    async def one() -> str:
-        async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.get(url) as resp:
-            return await resp.text()
-
-    return asyncio.run(one())
+def metrics_text(url: str) -> str:
+    return in_session(lambda session: scrape(session, url))
 
 
 def many(url: str, body: Any, count: int) -> list[int]:
     """Statuses of ``count`` concurrent POSTs."""
 
-    async def all_of_them() -> list[int]:
-        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            answers = await asyncio.gather(
-                *(call(session, "POST", url, body) for _ in range(count))
-            )
+    async def all_of_them(session: aiohttp.ClientSession) -> list[int]:
+        answers = await asyncio.gather(*(call(session, "POST", url, body) for _ in range(count)))
         return [status for status, *_ in answers]
 
-    return asyncio.run(all_of_them())
+    return in_session(all_of_them)
 
 
 @pytest.mark.e2e
@@ -79,7 +63,7 @@ def test_fixed_latency_delays_every_request(start_server: StartServer) -> None:
         status, _, data, took_s = request("POST", server.url + "/v1/embeddings", EMBED)
         assert status == 200 and len(data["data"][0]["embedding"]) == 64
         assert took_s >= 0.2
-    text = request_text(server.url + "/metrics")
+    text = metrics_text(server.url)
     latency = {"endpoint": "/v1/embeddings"}
     assert metric(text, "slabench_request_latency_seconds_count", **latency) == 3
     assert metric(text, "slabench_request_latency_seconds_sum", **latency) >= 0.6
@@ -96,7 +80,7 @@ def test_error_rate_one_fails_every_inference_request(start_server: StartServer)
     assert status == 500 and "injected" in data["error"]
     status, _, _, _ = request("GET", server.url + "/v1/models")  # not an inference endpoint
     assert status == 200
-    text = request_text(server.url + "/metrics")
+    text = metrics_text(server.url)
     injected = {"status": "500", "reason": "injected_error"}
     assert metric(text, "slabench_requests_total", endpoint="/v1/embeddings", **injected) == 1
     kserve = "/v2/models/{name}/infer"
@@ -120,22 +104,10 @@ def test_periodic_stalls_open_gaps_in_a_stream(start_server: StartServer) -> Non
         "--fault-token-delay-ms", "10", "--drain-timeout", "1",
     )  # fmt: skip
     # 120 steps of >= 10 ms is more than one healthy half-period: a stall must fall inside.
-    body = {"prompt": "x", "max_tokens": 120, "ignore_eos": True, "temperature": 0, "stream": True}
-
-    async def token_times() -> list[float]:
-        times: list[float] = []
-        async with (
-            aiohttp.ClientSession(timeout=TIMEOUT) as session,
-            session.post(server.url + "/v1/completions", json=body) as resp,
-        ):
-            assert resp.status == 200
-            async for raw in resp.content:
-                line = raw.decode().strip()
-                if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["text"]:
-                    times.append(time.monotonic())
-        return times
-
-    times = asyncio.run(token_times())
+    body = {"prompt": "x", "max_tokens": 120}
+    seen = Stream()
+    in_session(lambda session: stream_completion(session, server.url, body, seen))
+    times = seen.token_times_s
     assert len(times) == 120
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) >= 0.4

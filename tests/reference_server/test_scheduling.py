@@ -8,97 +8,28 @@ happened), never as wall-clock bounds, so that a slow CI machine cannot flake th
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.reference_server.helpers import (
+    TIMEOUT,
+    StartServer,
+    Stream,
+    call,
+    metric,
+    scrape,
+    stream_completion,
+    wait_for,
+    wait_for_metric,
+)
 from tests.server_process import ServerProcess
-
-StartServer = Callable[..., ServerProcess]
-TIMEOUT = aiohttp.ClientTimeout(total=30)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples called ``name`` whose labels include ``labels``."""
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and labels.items() <= s.labels.items()
-    )
 
 
 def batches_over_one(text: str, queue: str) -> float:
     count = metric(text, "slabench_batch_size_count", queue=queue)
     return count - metric(text, "slabench_batch_size_bucket", queue=queue, le="1.0")
-
-
-async def scrape(session: aiohttp.ClientSession, url: str) -> str:
-    async with session.get(url + "/metrics") as resp:
-        assert resp.status == 200
-        return await resp.text()
-
-
-@dataclass
-class Stream:
-    """What a client saw of one streamed completion, updated while it arrives."""
-
-    tokens: int = 0
-    events: list[str] = field(default_factory=list)
-    first_token_at: float | None = None
-    done: bool = False
-
-
-async def stream_completion(
-    session: aiohttp.ClientSession, url: str, body: dict[str, Any], seen: Stream
-) -> None:
-    payload = {"prompt": "hello", "temperature": 0, "ignore_eos": True, **body, "stream": True}
-    async with session.post(url + "/v1/completions", json=payload) as resp:
-        assert resp.status == 200, await resp.text()
-        async for raw in resp.content:
-            line = raw.decode().strip()
-            if not line.startswith("data: "):
-                continue
-            data = line.removeprefix("data: ")
-            seen.events.append(data)
-            if data == "[DONE]":
-                seen.done = True
-            elif json.loads(data).get("choices", [{}])[0].get("text"):
-                seen.tokens += 1
-                if seen.first_token_at is None:
-                    seen.first_token_at = time.monotonic()
-
-
-async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
-
-
-async def wait_for_metric(
-    session: aiohttp.ClientSession, url: str, name: str, value: float, timeout_s: float = 10.0
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while metric(await scrape(session, url), name) != value:
-        assert time.monotonic() < deadline, f"{name} never reached {value}"
-        await asyncio.sleep(0.01)
-
-
-async def post(
-    session: aiohttp.ClientSession, url: str, body: dict[str, Any]
-) -> tuple[int, dict[str, str], Any, float]:
-    """(status, headers, JSON body, seconds taken)."""
-    started = time.monotonic()
-    async with session.post(url, json=body) as resp:
-        data = await resp.json(content_type=None)
-        return resp.status, dict(resp.headers), data, time.monotonic() - started
 
 
 # --- batching really happens ---------------------------------------------------------
@@ -109,8 +40,9 @@ def test_concurrent_embeddings_are_batched(reference_server: ServerProcess) -> N
         url = reference_server.url
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             before = batches_over_one(await scrape(session, url), "embeddings")
+            embed = url + "/v1/embeddings"
             answers = await asyncio.gather(
-                *(post(session, url + "/v1/embeddings", {"input": f"text {i}"}) for i in range(32))
+                *(call(session, "POST", embed, {"input": f"text {i}"}) for i in range(32))
             )
             after = batches_over_one(await scrape(session, url), "embeddings")
         return after - before, [status for status, *_ in answers]
@@ -130,7 +62,7 @@ def test_concurrent_kserve_requests_are_batched(reference_server: ServerProcess)
         url = reference_server.url
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             before = batches_over_one(await scrape(session, url), "kserve")
-            answers = await asyncio.gather(*(post(session, infer, body) for _ in range(32)))
+            answers = await asyncio.gather(*(call(session, "POST", infer, body) for _ in range(32)))
             after = batches_over_one(await scrape(session, url), "kserve")
         return after - before, [data for _, _, data, _ in answers]
 
@@ -213,10 +145,10 @@ def test_full_generation_queue_answers_429_at_once(start_server: StartServer) ->
                 stream_completion(session, url, {"max_tokens": 150}, running)
             )
             await wait_for(lambda: running.tokens >= 1)
-            queued = asyncio.create_task(post(session, url + "/v1/completions", small))
+            queued = asyncio.create_task(call(session, "POST", url + "/v1/completions", small))
             await wait_for_metric(session, url, "slabench_waiting_sequences", 1.0)
             rejected = await asyncio.gather(
-                *(post(session, url + "/v1/completions", small) for _ in range(3))
+                *(call(session, "POST", url + "/v1/completions", small) for _ in range(3))
             )
             tokens_when_rejected = running.tokens
             await first
@@ -246,10 +178,12 @@ def test_full_batcher_queue_answers_429_then_timeout_504(start_server: StartServ
         "--fault-stall-every", "20", "--fault-stall-duration", "19.999", "--drain-timeout", "1",
     )  # fmt: skip
 
+    embed = server.url + "/v1/embeddings"
+
     async def main() -> tuple[list[Any], str]:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
             answers = await asyncio.gather(
-                *(post(session, server.url + "/v1/embeddings", {"input": "x"}) for _ in range(6))
+                *(call(session, "POST", embed, {"input": "x"}) for _ in range(6))
             )
             return answers, await scrape(session, server.url)
 
@@ -278,7 +212,7 @@ def test_generation_past_request_timeout_answers_504(start_server: StartServer) 
 
     async def main() -> tuple[Any, str]:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            answer = await post(session, server.url + "/v1/completions", body)
+            answer = await call(session, "POST", server.url + "/v1/completions", body)
             return answer, await scrape(session, server.url)
 
     (status, _, data, _), text = asyncio.run(main())
@@ -306,7 +240,7 @@ def test_client_leaving_a_stream_frees_its_slot(start_server: StartServer) -> No
                     if chunks == 3:
                         break
                 resp.close()  # drop the connection mid-stream
-            status, *_ = await post(session, server.url + "/v1/completions", small)
+            status, *_ = await call(session, "POST", server.url + "/v1/completions", small)
             return status, await scrape(session, server.url)
 
     status, text = asyncio.run(main())
@@ -331,7 +265,7 @@ def test_client_abandoning_a_plain_request_frees_its_slot(start_server: StartSer
                     server.url + "/v1/completions", json=body, timeout=quick
                 ) as resp:
                     await resp.read()
-            status, *_ = await post(session, server.url + "/v1/completions", small)
+            status, *_ = await call(session, "POST", server.url + "/v1/completions", small)
             return status, await scrape(session, server.url)
 
     status, text = asyncio.run(main())

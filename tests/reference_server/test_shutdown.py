@@ -5,85 +5,25 @@ at the drain deadline ends with an error event and ``[DONE]`` instead of hanging
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server_process import ServerProcess
+from tests.reference_server.helpers import (
+    TIMEOUT,
+    StartServer,
+    Stream,
+    call,
+    metric,
+    scrape,
+    stream_completion,
+    wait_for,
+    wait_for_metric,
+)
 
 pytestmark = pytest.mark.e2e
-
-StartServer = Callable[..., ServerProcess]
-TIMEOUT = aiohttp.ClientTimeout(total=30)
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples called ``name`` whose labels include ``labels``."""
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and labels.items() <= s.labels.items()
-    )
-
-
-@dataclass
-class Stream:
-    """What a client saw of one streamed completion, updated while it arrives."""
-
-    tokens: int = 0
-    events: list[Any] = field(default_factory=list)  # parsed JSON chunks, then "[DONE]"
-
-
-async def stream_completion(
-    session: aiohttp.ClientSession, url: str, max_tokens: int, seen: Stream
-) -> None:
-    body = {"prompt": "drain", "max_tokens": max_tokens, "ignore_eos": True, "stream": True}
-    async with session.post(url + "/v1/completions", json=body) as resp:
-        assert resp.status == 200, await resp.text()
-        async for raw in resp.content:
-            line = raw.decode().strip()
-            if not line.startswith("data: "):
-                continue
-            data = line.removeprefix("data: ")
-            event = data if data == "[DONE]" else json.loads(data)
-            seen.events.append(event)
-            if isinstance(event, dict) and event.get("choices", [{}])[0].get("text"):
-                seen.tokens += 1
-
-
-async def call(
-    session: aiohttp.ClientSession, method: str, url: str, body: Any = None
-) -> tuple[int, dict[str, str], Any]:
-    async with session.request(method, url, json=body) as resp:
-        return resp.status, dict(resp.headers), await resp.json(content_type=None)
-
-
-async def scrape(session: aiohttp.ClientSession, url: str) -> str:
-    async with session.get(url + "/metrics") as resp:
-        return await resp.text()
-
-
-async def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
-
-
-async def wait_for_metric(
-    session: aiohttp.ClientSession, url: str, name: str, value: float, timeout_s: float = 10.0
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while metric(await scrape(session, url), name) != value:
-        assert time.monotonic() < deadline, f"{name} never reached {value}"
-        await asyncio.sleep(0.005)
 
 
 async def wait_for_status(
@@ -103,7 +43,9 @@ def test_sigterm_refuses_new_work_and_drains_in_flight(start_server: StartServer
     async def main() -> dict[str, Any]:
         stream = Stream()
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            streaming = asyncio.create_task(stream_completion(session, url, 150, stream))
+            streaming = asyncio.create_task(
+                stream_completion(session, url, {"max_tokens": 150}, stream)
+            )
             non_streaming = asyncio.create_task(
                 call(session, "POST", url + "/v1/completions", plain)
             )
@@ -128,7 +70,7 @@ def test_sigterm_refuses_new_work_and_drains_in_flight(start_server: StartServer
     # Every check ran while the stream was still being generated.
     assert seen["tokens_after_checks"] < 150
     assert seen["live"][:1] == (200,)
-    for status, headers, data in (seen["new_generation"], seen["new_embedding"]):
+    for status, headers, data, _ in (seen["new_generation"], seen["new_embedding"]):
         assert status == 503 and headers["Retry-After"] == "1"
         assert data["error"]["code"] == 503 and "shutting down" in data["error"]["message"]
     assert metric(seen["metrics"], "slabench_requests_total", reason="shutting_down") == 2
@@ -137,7 +79,7 @@ def test_sigterm_refuses_new_work_and_drains_in_flight(start_server: StartServer
     assert stream.tokens == 150
     assert stream.events[-1] == "[DONE]"
     assert stream.events[-2]["choices"][0]["finish_reason"] == "length"
-    status, _, data = seen["non_streaming"]
+    status, _, data, _ = seen["non_streaming"]
     assert status == 200 and data["usage"]["completion_tokens"] == 100
     assert server.wait(15) == 0
 
@@ -148,7 +90,9 @@ def test_drain_deadline_closes_open_stream_with_error_and_done(start_server: Sta
     async def main() -> Stream:
         stream = Stream()
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            streaming = asyncio.create_task(stream_completion(session, server.url, 400, stream))
+            streaming = asyncio.create_task(
+                stream_completion(session, server.url, {"max_tokens": 400}, stream)
+            )
             await wait_for(lambda: stream.tokens >= 2)
             server.terminate()
             await streaming

@@ -7,39 +7,18 @@ usage chunk with ``choices: []``; then ``data: [DONE]`` and nothing after it.
 
 from __future__ import annotations
 
-import http.client
 import json
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from reference_server import tokenizer
+from tests.reference_server.helpers import send
 from tests.server_process import ServerProcess
 
 MAX_TOKENS = 12
 PROMPT = "Stream me"
-
-
-@dataclass(frozen=True, slots=True)
-class Raw:
-    status: int
-    content_type: str
-    body: bytes
-
-
-def post_raw(url: str, path: str, body: dict[str, Any]) -> Raw:
-    """POST and read the whole response (until the server ends the chunked stream)."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
-    try:
-        payload = json.dumps(body).encode()
-        conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        return Raw(resp.status, resp.getheader("Content-Type") or "", resp.read())
-    finally:
-        conn.close()
 
 
 def strict_events(body: bytes) -> list[str]:
@@ -62,9 +41,9 @@ class Stream:
 
 
 def read_stream(url: str, path: str, body: dict[str, Any]) -> Stream:
-    raw = post_raw(url, path, {**body, "stream": True})
+    raw = send(url, "POST", path, json.dumps({**body, "stream": True}).encode())
     assert raw.status == 200, raw.body[:300]
-    assert raw.content_type.split(";")[0].strip() == "text/event-stream"
+    assert raw.headers.get("content-type", "").split(";")[0].strip() == "text/event-stream"
     assert raw.body.endswith(b"data: [DONE]\n\n")  # [DONE] is last, and nothing follows
     events = strict_events(raw.body)
     assert events[-1] == "[DONE]" and "[DONE]" not in events[:-1]
