@@ -13,7 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboards.panel import STATUS_COLOURS, Panel, new_figure, padded_range, safe_label
-from sla.verdict import ObjectiveResult, Verdict, fmt_value
+from sla.table import fmt_value
+from sla.verdict import ObjectiveResult, Verdict
 
 
 def headroom_pct(result: ObjectiveResult) -> float:

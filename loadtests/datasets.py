@@ -29,46 +29,31 @@ and reading stops once `limit` usable prompts are in hand.
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, NamedTuple, NoReturn, TextIO, cast
+from typing import Any, BinaryIO, Literal, NamedTuple, NoReturn, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from loadtests.errors import DatasetError
+from loadtests.sharegpt import Messages, json_kind, read_sharegpt
 
 __all__ = ["Dataset", "LengthDist", "Prompt", "load_dataset", "parse_length_dist"]
 
-Messages = tuple[tuple[str, str], ...]
 _LengthKind = Literal["fixed", "uniform", "normal", "lognormal"]
 
 DEFAULT_SYNTHETIC_COUNT = 1000
-SHAREGPT_MIN_TOKENS = 4  # vLLM's benchmark drops shorter ShareGPT pairs too
-_CHUNK_CHARS = 1 << 20
-_JSON_VALUE_START = re.compile(r"[^ \t\n\r]")
 _SOURCES_HINT = 'give "synthetic", a .jsonl file or a ShareGPT .json file'
 _LENGTH_FORMS = "use fixed:N, uniform:LO,HI, normal:MEAN,STD or lognormal:MEDIAN,SIGMA (tokens)"
 _JSONL_HINT = (
     'each line must be {"prompt": "..."} or {"messages": [{"role": "user", "content": "..."}]}'
     ' with an optional "max_tokens"'
 )
-_SHAREGPT_HINT = 'expected ShareGPT entries {"conversations": [{"from": "human", "value": "..."}]}'
-_SHAREGPT_ROLES = {
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "chatgpt": "assistant",
-    "bing": "assistant",
-    "assistant": "assistant",
-    "system": "system",
-}
 # Plain words of at least two letters (the text builder relies on that), ASCII only.
 _WORD_TEXT = """the of and to in is that it for on with as was at by be this from are or an have not
     they which one you had her all she there would their we him been has when who will more
@@ -304,14 +289,16 @@ def _jsonl_drafts(fh: BinaryIO, name: str) -> Iterator[_Draft]:
 
 def _jsonl_draft(obj: Any, where: str) -> _Draft:
     if not isinstance(obj, dict):
-        raise DatasetError(f"{where}: expected a JSON object, got {_kind(obj)}; {_JSONL_HINT}")
+        raise DatasetError(f"{where}: expected a JSON object, got {json_kind(obj)}; {_JSONL_HINT}")
     if ("prompt" in obj) == ("messages" in obj):
         raise DatasetError(f'{where}: needs exactly one of "prompt" or "messages"; {_JSONL_HINT}')
     max_tokens = _max_tokens(obj, where)
     if "prompt" in obj:
         text = obj["prompt"]
         if not isinstance(text, str) or not text:
-            raise DatasetError(f'{where}: "prompt" must be a non-empty string, got {_kind(text)}')
+            raise DatasetError(
+                f'{where}: "prompt" must be a non-empty string, got {json_kind(text)}'
+            )
         return _Draft(text, None, len(text), max_tokens)
     messages = _messages(obj["messages"], where)
     user_texts = [content for role, content in messages if role == "user"]
@@ -343,15 +330,11 @@ def _max_tokens(obj: dict[str, Any], where: str) -> int | None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise DatasetError(f'{where}: "{key}" must be a whole number >= 1, got {_kind(value)}')
+            raise DatasetError(
+                f'{where}: "{key}" must be a whole number >= 1, got {json_kind(value)}'
+            )
         return value
     return None
-
-
-def _kind(value: Any) -> str:
-    """A short description of a JSON value for an error line."""
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 40 else f"{type(value).__name__} {text[:30]}..."
 
 
 def _open(path: Path, name: str) -> BinaryIO:
@@ -366,143 +349,15 @@ def _open(path: Path, name: str) -> BinaryIO:
 def _read_sharegpt(
     path: Path, name: str, limit: int | None, chars_per_token: float
 ) -> tuple[list[_Draft], int]:
-    drafts: list[_Draft] = []
-    unpaired = short = entry = 0
-    min_chars = SHAREGPT_MIN_TOKENS * chars_per_token
-    with _open(path, name) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig") as fh:
-        try:
-            for entry, obj in enumerate(_JsonArrayReader(fh, name).items(), 1):
-                pair = _sharegpt_pair(obj, f"dataset {name} entry {entry}")
-                if pair is None:
-                    unpaired += 1
-                    continue
-                messages, reply_chars = pair
-                if min(len(messages[-1][1]), reply_chars) < min_chars:
-                    short += 1
-                    continue
-                chars = sum(len(content) for _, content in messages)
-                drafts.append(
-                    _Draft(messages[-1][1], messages, chars, _tokens(reply_chars, chars_per_token))
-                )
-                if len(drafts) == limit:
-                    break
-        except UnicodeDecodeError:
-            where = f"dataset {name} near entry {entry + 1}"
-            raise DatasetError(f"{where}: not UTF-8 text; save the file as UTF-8") from None
-    if not drafts:
-        raise DatasetError(
-            f"dataset {name}: no usable entries ({unpaired} without a human turn followed by a"
-            f" gpt reply, {short} under {SHAREGPT_MIN_TOKENS} tokens); {_SHAREGPT_HINT}"
+    with _open(path, name) as raw:
+        pairs, skipped = read_sharegpt(raw, name, limit, chars_per_token)
+    drafts = [
+        _Draft(
+            messages[-1][1],
+            messages,
+            sum(len(content) for _, content in messages),
+            _tokens(reply_chars, chars_per_token),
         )
-    return drafts, unpaired + short
-
-
-def _sharegpt_pair(obj: Any, where: str) -> tuple[Messages, int] | None:
-    """The turns up to the first human one and the length of the reply, or None if unpaired."""
-    turns = obj.get("conversations") if isinstance(obj, dict) else None
-    if not isinstance(turns, list):
-        raise DatasetError(
-            f"{where}: expected an object with a conversations list; {_SHAREGPT_HINT}"
-        )
-    messages: list[tuple[str, str]] = []
-    for i, turn in enumerate(turns):
-        role, value = _sharegpt_turn(turn, where, i)
-        messages.append((role, value))
-        if role != "user":
-            continue
-        if i + 1 == len(turns):
-            return None
-        reply_role, reply = _sharegpt_turn(turns[i + 1], where, i + 1)
-        return (tuple(messages), len(reply)) if reply_role == "assistant" else None
-    return None
-
-
-def _sharegpt_turn(turn: Any, where: str, index: int) -> tuple[str, str]:
-    if not (
-        isinstance(turn, dict)
-        and isinstance(turn.get("from"), str)
-        and isinstance(turn.get("value"), str)
-    ):
-        raise DatasetError(
-            f'{where}: conversations[{index}] needs string "from" and "value"; {_SHAREGPT_HINT}'
-        )
-    role = _SHAREGPT_ROLES.get(turn["from"])
-    if role is None:
-        raise DatasetError(
-            f'{where}: conversations[{index}] has "from": {_kind(turn["from"])};'
-            ' use "human", "gpt" or "system"'
-        )
-    return role, turn["value"]
-
-
-class _JsonArrayReader:
-    """Yields the items of a top-level JSON list one by one, reading the file in chunks."""
-
-    def __init__(self, fh: TextIO, name: str) -> None:
-        self._fh = fh
-        self._name = name
-        self._buf = ""
-        self._pos = 0
-        self._decoder = json.JSONDecoder()
-
-    def items(self) -> Iterator[Any]:
-        first = self._peek()
-        if first != "[":
-            found = {"": "an empty file", "{": "an object"}.get(first, f"{first!r}")
-            raise DatasetError(
-                f"dataset {self._name}: expected a JSON list, found {found}; {_SHAREGPT_HINT}"
-                " (for one JSON object per line, name the file .jsonl)"
-            )
-        self._pos += 1
-        if self._peek() == "]":
-            return
-        entry = 0
-        while True:
-            entry += 1
-            yield self._decode(entry)
-            after = self._peek()
-            if after == "]":
-                return
-            if after != ",":
-                why = "the file ends inside the list" if not after else "expected ',' or ']'"
-                raise self._error(entry, why)
-            self._pos += 1
-
-    def _decode(self, entry: int) -> Any:
-        if not self._peek():
-            raise self._error(entry, "the file ends inside the list")
-        while True:
-            try:
-                obj, end = self._decoder.raw_decode(self._buf, self._pos)
-            except json.JSONDecodeError as exc:
-                if self._more():  # the item may just be cut by the chunk boundary
-                    continue
-                raise self._error(entry, f"not valid JSON ({exc.msg})") from None
-            # A bare number at the buffer's end may continue in the next chunk.
-            if end == len(self._buf) and isinstance(obj, (int, float)) and self._more():
-                continue
-            self._pos = end
-            return obj
-
-    def _peek(self) -> str:
-        """The next non-whitespace character (position left on it), or "" at the end."""
-        while True:
-            found = _JSON_VALUE_START.search(self._buf, self._pos)
-            if found:
-                self._pos = found.start()
-                return found.group()
-            self._pos = len(self._buf)
-            if not self._more():
-                return ""
-
-    def _more(self) -> bool:
-        # Read at least what is buffered, so re-decoding one huge item costs linear time.
-        chunk = self._fh.read(max(_CHUNK_CHARS, len(self._buf) - self._pos))
-        if not chunk:
-            return False
-        self._buf = self._buf[self._pos :] + chunk
-        self._pos = 0
-        return True
-
-    def _error(self, entry: int, why: str) -> DatasetError:
-        return DatasetError(f"dataset {self._name} entry {entry}: {why}; {_SHAREGPT_HINT}")
+        for messages, reply_chars in pairs
+    ]
+    return drafts, skipped

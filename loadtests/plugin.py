@@ -33,7 +33,8 @@ from loadtests.summary import format_summary, summarize
 from reports import ReportError, write_report
 from sla.records import RunDirError, load_run
 from sla.spec import SpecError, load_spec
-from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code, format_table, write_verdict
+from sla.table import format_table
+from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code, write_verdict
 
 log = logging.getLogger("slabench")
 _ctx: RunContext | None = None

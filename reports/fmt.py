@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sla.spec import LATENCY_METRICS, PROPORTION_METRICS
-from sla.verdict import ObjectiveResult, fmt_number, fmt_value
+from sla.table import fmt_number, fmt_value
+from sla.verdict import ObjectiveResult
 
 __all__ = [
     "ci_text",
@@ -55,7 +56,7 @@ def limit_text(r: ObjectiveResult) -> str:
 
 
 def margin_text(r: ObjectiveResult) -> str:
-    """Signed headroom as ``sla.verdict.format_table`` prints it: ``+4890 ms (+98%)``."""
+    """Signed headroom as ``sla.table.format_table`` prints it: ``+4890 ms (+98%)``."""
     if not math.isfinite(r.margin):
         return "n/a"
     sign = "+" if r.margin >= 0 else "-"

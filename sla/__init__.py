@@ -23,6 +23,7 @@ from sla.records import (
     write_json_atomic,
 )
 from sla.spec import Objective, Spec, SpecError, load_spec, parse_spec
+from sla.table import format_table
 from sla.verdict import (
     EXIT_FAIL,
     EXIT_INCONCLUSIVE,
@@ -34,7 +35,6 @@ from sla.verdict import (
     Verdict,
     evaluate,
     exit_code,
-    format_table,
     write_verdict,
 )
 

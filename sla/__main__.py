@@ -18,7 +18,8 @@ from typing import NoReturn
 from sla.compare import compare, format_comparison, parse_max_regression
 from sla.records import RunDirError, load_run
 from sla.spec import SpecError, load_spec
-from sla.verdict import EXIT_USAGE, evaluate, exit_code, format_table, write_verdict
+from sla.table import format_table
+from sla.verdict import EXIT_USAGE, evaluate, exit_code, write_verdict
 
 PROG = "python -m sla"
 

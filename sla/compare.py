@@ -44,7 +44,7 @@ from sla import stats
 from sla.metrics import FloatArray, itl_ms, measured, with_request_metrics
 from sla.records import Run
 from sla.spec import LATENCY_METRICS, percentile_of
-from sla.verdict import fmt_value
+from sla.table import fmt_value
 
 COMPARE_RATES = ("throughput_rps", "output_tokens_per_s")
 DEFAULT_METRICS: tuple[tuple[str, str | None], ...] = (

@@ -65,6 +65,7 @@ from sla import stats
 from sla.metrics import FloatArray, itl_ms, measured, with_request_metrics
 from sla.records import Run, write_json_atomic
 from sla.spec import LATENCY_METRICS, PROPORTION_METRICS, Objective, Spec
+from sla.table import fmt_ci, fmt_confidence, fmt_value, op_symbol
 
 __all__ = [
     "EXIT_FAIL",
@@ -79,7 +80,6 @@ __all__ = [
     "Verdict",
     "evaluate",
     "exit_code",
-    "format_table",
     "write_verdict",
 ]
 
@@ -121,6 +121,11 @@ class ObjectiveResult:
     @property
     def label(self) -> str:
         return f"{self.stat} {self.metric}" if self.stat else self.metric
+
+    @property
+    def direct(self) -> bool:
+        """Judged on the observed value alone, so it has no interval (see ``_direct``)."""
+        return _direct(self.stat, self.metric, self.op, self.limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,10 +377,11 @@ def _decide(obj: Objective, iv: stats.Interval, n: int, confidence: float) -> tu
         side: Literal["low", "high"] = "high" if obj.op == "max" else "low"
         needs = stats.samples_needed(percentile / 100.0, confidence, side)
         return Status.INCONCLUSIVE, (
-            f"n={n} is too few to bound {obj.stat} at {_pct(confidence)} confidence; "
+            f"n={n} is too few to bound {obj.stat} at {fmt_confidence(confidence)} confidence; "
             f"needs n ≥ {needs}"
         )
-    why = f"the {_pct(confidence)} CI {_ci(obj.metric, low, high)} includes the limit (n={n})"
+    ci = fmt_ci(obj.metric, low, high)
+    why = f"the {fmt_confidence(confidence)} CI {ci} includes the limit (n={n})"
     if obj.metric in PROPORTION_METRICS:
         needs_n = stats.wilson_samples_needed(iv.estimate, limit, obj.op, confidence)
         if needs_n is not None:
@@ -386,101 +392,15 @@ def _decide(obj: Objective, iv: stats.Interval, n: int, confidence: float) -> tu
 def _message(
     obj: Objective, iv: stats.Interval, n: int, confidence: float, status: Status, why: str
 ) -> str:
-    limit = f"{_symbol(obj.op, True)} {fmt_value(obj.metric, obj.limit)}"
+    limit = f"{op_symbol(obj.op, True)} {fmt_value(obj.metric, obj.limit)}"
     if math.isnan(iv.estimate):
         return f"[{obj.label}] INCONCLUSIVE: {why} (limit {limit})"
     holds = iv.estimate <= obj.limit if obj.op == "max" else iv.estimate >= obj.limit
-    head = f"[{obj.label}] {fmt_value(obj.metric, iv.estimate)} {_symbol(obj.op, holds)} "
+    head = f"[{obj.label}] {fmt_value(obj.metric, iv.estimate)} {op_symbol(obj.op, holds)} "
     head += fmt_value(obj.metric, obj.limit)
     if status is Status.INCONCLUSIVE:
         return f"{head}, INCONCLUSIVE: {why}"
     if _direct(obj.stat, obj.metric, obj.op, obj.limit):
         return f"{head} (n={n})"
-    return f"{head} (n={n}, {_pct(confidence)} CI {_ci(obj.metric, iv.low, iv.high)})"
-
-
-def _symbol(op: str, holds: bool) -> str:
-    if op == "max":
-        return "≤" if holds else ">"
-    return "≥" if holds else "<"
-
-
-def _pct(confidence: float) -> str:
-    return f"{confidence * 100:g}%"
-
-
-def _ci(metric: str, low: float | None, high: float | None) -> str:
-    unit = "%" if metric in PROPORTION_METRICS else ""
-    ends = [fmt_number(x, metric) + (unit if x is not None else "") for x in (low, high)]
-    return "–".join(ends)
-
-
-def fmt_number(x: float | None, metric: str = "") -> str:
-    """About four significant digits, never scientific; proportions as percent; ? for None."""
-    if x is None:
-        return "?"
-    if math.isnan(x):
-        return "n/a"
-    if metric in PROPORTION_METRICS:
-        x *= 100.0
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    decimals = max(0, 3 - math.floor(math.log10(abs(x))))
-    text = f"{x:.{decimals}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def fmt_value(metric: str, x: float | None) -> str:
-    """A value with its unit: ``812.4 ms``, ``0.5%``, ``21.3 req/s``, ``1834 tok/s``."""
-    unit = _UNITS.get(metric, "")
-    if x is None or math.isnan(x):
-        return "n/a"
-    if metric in PROPORTION_METRICS:
-        return f"{fmt_number(x, metric)}%"
-    return f"{fmt_number(x, metric)} {unit}".rstrip()
-
-
-_UNITS = {m: "ms" for m in LATENCY_METRICS} | {
-    "throughput_rps": "req/s",
-    "goodput_rps": "req/s",
-    "output_tokens_per_s": "tok/s",
-}
-
-
-def format_table(verdict: Verdict) -> str:
-    """The terminal table: one row per objective, then the reason of every non-PASS."""
-    c = verdict.counts
-    window = f"{verdict.window_s:.1f} s" if verdict.window_s is not None else "an unknown window"
-    lines = [
-        f"SLA {verdict.spec_name} ({verdict.spec_source}) on {verdict.run_path}: {verdict.status}",
-        f"{c.measured} requests judged ({c.ok} ok, {c.failed} failed) over {window}; "
-        f"bounds at {_pct(verdict.confidence)} confidence",
-    ]
-    header = ("objective", "observed", "limit", "margin", "n", f"{_pct(verdict.confidence)} CI")
-    rows = [(*header, "status")]
-    for r in verdict.objectives:
-        margin = "n/a"
-        if math.isfinite(r.margin):
-            sign = "+" if r.margin >= 0 else "-"
-            margin = f"{sign}{fmt_value(r.metric, abs(r.margin))}"
-            if r.metric in PROPORTION_METRICS:  # points, not a relative change
-                margin = f"{sign}{fmt_number(abs(r.margin), r.metric)} pp"
-            if math.isfinite(r.margin_rel):
-                margin += f" ({r.margin_rel:+.0%})"
-        direct = _direct(r.stat, r.metric, r.op, r.limit)
-        ci = "-" if direct else _ci(r.metric, r.ci_low, r.ci_high)
-        limit = f"{_symbol(r.op, True)} {fmt_value(r.metric, r.limit)}"
-        observed = fmt_value(r.metric, r.observed)
-        rows.append((r.label, observed, limit, margin, str(r.n), ci, str(r.status)))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    if verdict.saturated:
-        lines.append(
-            "WARNING: the load generator was saturated (run.json generator.saturated); its "
-            "timings are not trustworthy: add load-generator processes and re-run"
-        )
-    lines.extend(r.message for r in verdict.objectives if r.status is not Status.PASS)
-    return "\n".join(lines)
+    ci = fmt_ci(obj.metric, iv.low, iv.high)
+    return f"{head} (n={n}, {fmt_confidence(confidence)} CI {ci})"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadtests import datasets
+from loadtests import sharegpt
 from loadtests.datasets import Dataset, LengthDist, Prompt, load_dataset, parse_length_dist
 from loadtests.errors import DatasetError, SlabenchError
 
@@ -357,7 +357,7 @@ def test_sharegpt_reads_the_same_across_any_chunking(
     path = _sharegpt(tmp_path, entries)
     whole = list(_load(path))
     for chunk_chars in (1, 3, 17):
-        monkeypatch.setattr(datasets, "_CHUNK_CHARS", chunk_chars)
+        monkeypatch.setattr(sharegpt, "_CHUNK_CHARS", chunk_chars)
         assert list(_load(path)) == whole
     assert len(whole) == 30
 

@@ -15,6 +15,7 @@ from sla.metrics import with_request_metrics
 from sla.records import CANCELLED_ERROR, RequestRecord, Run, load_run
 from sla.spec import Spec, parse_spec
 from sla.stats import order_statistic_ranks, z_value
+from sla.table import format_table
 from sla.verdict import (
     EXIT_FAIL,
     EXIT_INCONCLUSIVE,
@@ -25,7 +26,6 @@ from sla.verdict import (
     Verdict,
     evaluate,
     exit_code,
-    format_table,
     write_verdict,
 )
 
