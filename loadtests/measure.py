@@ -21,7 +21,7 @@ from loadtests.clock import now
 from loadtests.openai_stream import StreamAccumulator
 from loadtests.protocols import PreparedRequest, read_answer
 from loadtests.sse import SSEParser
-from loadtests.transport import Transport, discard, finish, read_some
+from loadtests.transport import Transport, discard, finish, read_some, set_read_timeout
 from sla.records import CANCELLED_ERROR, RequestRecord
 
 NAN = math.nan
@@ -53,8 +53,9 @@ def execute(
     ids = _Ids(req, request_id, worker, scheduled_at, now())
     try:
         rec = _attempt(transport, ids, timeouts)
-    except gevent.GreenletExit:
-        # Locust kills users when a test stops: keep the row and say why it ended.
+    except (gevent.GreenletExit, KeyboardInterrupt):
+        # Locust kills users when a test stops, and Ctrl-C can land in any greenlet: the
+        # request may have reached the server, so keep its row and say why it ended.
         on_record(_failed(ids, CANCELLED))
         raise
     on_record(rec)
@@ -134,22 +135,26 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
     error: str | None = None
     ended = True
     t = ids.sent_at
+    # The idle timeout is the socket's own: gevent arms a timer for every blocking read
+    # anyway, so a gevent.Timeout per read would only add cost to the hot path.
+    restore = set_read_timeout(response, timeouts.idle_s)
     try:
         while not acc.stopped:
-            with gevent.Timeout(timeouts.idle_s, _Idle):
-                data = read_some(response)
+            data = read_some(response)
             t = now()
             if not data:
                 break
-            acc.on_events(parser.feed(data), t)
-        if acc.stopped:
+            acc.on_events(parser.feed_compact(data), t)
+        if acc.stopped and not response.message_complete:
             _drain(response)
-    except _Idle:
+    except TimeoutError:  # the socket's, set just above
         error, ended = f"timeout: no data for {timeouts.idle_s:g}s", False
     except gevent.Timeout:  # the request's total timeout; keep the timings gathered so far
         error, ended = f"timeout: no complete answer in {timeouts.total_s:g}s", False
     except OSError as exc:
         error, ended = _connection_error(exc), False
+    finally:
+        restore()
     if not response.message_complete:
         discard(response)  # cut off mid-body: never reuse this connection
     result = acc.finish(t if ended else now(), stream_ended=ended)
@@ -167,7 +172,7 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
         result.output_tokens,
         result.output_tokens_source,
         result.chunk_count,
-        result.chunk_gaps_ms,
+        tuple(result.chunk_gaps_ms),  # a tuple of floats: untracked by the GC once stored
     )
 
 

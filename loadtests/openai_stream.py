@@ -25,7 +25,7 @@ Decisions that shape the numbers:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -118,12 +118,58 @@ class StreamAccumulator:
         """True once [DONE] or an error was seen: later events are ignored."""
         return self._done or self._error is not None
 
-    def on_events(self, events: list[SSEEvent], t: float) -> None:
-        """Takes the events one read completed; `t` is that read's arrival time (s)."""
+    def on_events(self, events: Sequence[SSEEvent | str], t: float) -> None:
+        """Takes the events one read completed; `t` is that read's arrival time (s).
+
+        A `str` stands for an event with that data and no event type (as given by
+        `SSEParser.feed_compact`)."""
+        # The load generator's hot path: an ordinary chunk costs one JSON parse and a few
+        # dict lookups; [DONE], errors and oddities go to `_on_other`. The token-bearing
+        # chunks of one read share its time, so they are timed together at the end.
+        if self._done or self._error is not None:
+            return
+        tokens = 0
         for event in events:
-            if self._done or self._error is not None:
-                return
-            self._on_event(event, t)
+            if isinstance(event, str):
+                data, event_type = event, None
+            else:
+                data, event_type = event.data, event.event
+            if data == _DONE:
+                self._done = True
+                break
+            try:
+                chunk = _loads(data)
+            except ValueError:  # json.JSONDecodeError and orjson.JSONDecodeError both are
+                chunk = None
+            if (
+                event_type is not None
+                or type(chunk) is not dict
+                or "error" in chunk
+                or chunk.get("object") == "error"
+            ):
+                chunk = self._on_other(data, event_type, chunk)
+                if chunk is None:  # it stopped the stream
+                    break
+            try:
+                if self._on_chunk(chunk):
+                    tokens += 1
+            except (AttributeError, TypeError):  # a field of an unexpected JSON type
+                self._error = _malformed(data)
+                break
+        if tokens:
+            self._on_tokens(tokens, t)
+
+    def _on_tokens(self, count: int, t: float) -> None:
+        """`count` token-bearing chunks arrived at `t`: 0.0 ms gaps between them."""
+        last = self._last_token_at
+        if last is None:
+            self._first_token_at = t
+        else:
+            self._gaps_ms.append((t - last) * 1000.0)
+        if count > 1:
+            self._gaps_ms.extend([0.0] * (count - 1))
+        self._last_token_at = t
+        self._chunk_count += count
 
     def finish(self, t: float, *, stream_ended: bool) -> StreamResult:
         """Ends the response at `t`. `stream_ended=True`: the server closed the stream
@@ -150,16 +196,13 @@ class StreamAccumulator:
             error=self._error,
         )
 
-    def _on_event(self, event: SSEEvent, t: float) -> None:
-        data = event.data
-        if data == _DONE or data.strip() == _DONE:
+    def _on_other(self, data: str, event_type: str | None, payload: Any) -> dict[str, Any] | None:
+        """[DONE] with blanks around it, errors, and payloads that are not chunks: sets
+        `_done` or `_error` and returns None, or returns the payload when it is an ordinary
+        chunk after all (under an unusual event type)."""
+        if data.strip() == _DONE:
             self._done = True
-            return
-        try:
-            payload = _loads(data)
-        except ValueError:  # json.JSONDecodeError and orjson.JSONDecodeError both are
-            payload = None
-        if event.event == "error":
+        elif event_type == "error":
             error = payload.get("error", payload) if isinstance(payload, dict) else data
             self._error = _error_message(error)
         elif not isinstance(payload, dict):
@@ -169,12 +212,11 @@ class StreamAccumulator:
         elif payload.get("object") == "error":  # older vLLM: the error object itself
             self._error = _error_message(payload)
         else:
-            try:
-                self._on_chunk(payload, t)
-            except (AttributeError, TypeError):  # a field of an unexpected JSON type
-                self._error = _malformed(data)
+            return payload
+        return None
 
-    def _on_chunk(self, chunk: dict[str, Any], t: float) -> None:
+    def _on_chunk(self, chunk: dict[str, Any]) -> bool:
+        """Takes one chunk's usage, text and finish reason; True if it bears a token."""
         usage = chunk.get("usage")
         if usage:
             self._usage_prompt = usage.get("prompt_tokens")
@@ -202,14 +244,4 @@ class StreamAccumulator:
             finish_reason = choice.get("finish_reason")
             if finish_reason is not None:
                 self._finish_reason = finish_reason
-        if bearing:
-            self._on_token_chunk(t)
-
-    def _on_token_chunk(self, t: float) -> None:
-        last = self._last_token_at
-        if last is None:
-            self._first_token_at = t
-        else:
-            self._gaps_ms.append((t - last) * 1000.0)
-        self._last_token_at = t
-        self._chunk_count += 1
+        return bearing

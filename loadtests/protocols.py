@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -41,6 +41,30 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+_MEMO_BYTES = 32 * 1024 * 1024
+
+
+class _Memo:
+    """Prepared requests by prompt, up to a budget of body bytes. A run cycles through its
+    dataset again and again: each body is encoded once, not once per request."""
+
+    __slots__ = ("_bytes_left", "_requests")
+
+    def __init__(self, budget_bytes: int = _MEMO_BYTES) -> None:
+        self._requests: dict[Prompt, PreparedRequest] = {}
+        self._bytes_left = budget_bytes
+
+    def get(self, prompt: Prompt) -> PreparedRequest | None:
+        return self._requests.get(prompt)
+
+    def put(self, prompt: Prompt, req: PreparedRequest) -> PreparedRequest:
+        size = len(req.body or b"")
+        if size <= self._bytes_left:
+            self._requests[prompt] = req
+            self._bytes_left -= size
+        return req
+
+
 @dataclass(frozen=True, slots=True)
 class OpenAIGeneration:
     """/v1/chat/completions (chat=True) or /v1/completions."""
@@ -49,8 +73,12 @@ class OpenAIGeneration:
     chat: bool
     stream: bool
     ignore_eos: bool
+    _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     def build(self, prompt: Prompt) -> PreparedRequest:
+        return self._memo.get(prompt) or self._memo.put(prompt, self._build(prompt))
+
+    def _build(self, prompt: Prompt) -> PreparedRequest:
         body: dict[str, Any] = {"model": self.model, "max_tokens": prompt.max_tokens}
         if self.chat:
             turns = prompt.messages or (("user", prompt.text),)
@@ -75,8 +103,12 @@ class OpenAIGeneration:
 @dataclass(frozen=True, slots=True)
 class OpenAIEmbeddings:
     model: str
+    _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     def build(self, prompt: Prompt) -> PreparedRequest:
+        return self._memo.get(prompt) or self._memo.put(prompt, self._build(prompt))
+
+    def _build(self, prompt: Prompt) -> PreparedRequest:
         body = {"model": self.model, "input": prompt.text, "encoding_format": "float"}
         return PreparedRequest(
             "embeddings",
@@ -138,6 +170,7 @@ class JsonTemplate:
     method: str
     path: str
     name: str
+    _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, file: str, *, method: str, path: str) -> JsonTemplate:
@@ -152,6 +185,9 @@ class JsonTemplate:
         return cls(template, method.upper(), path, name=path)
 
     def build(self, prompt: Prompt) -> PreparedRequest:
+        return self._memo.get(prompt) or self._memo.put(prompt, self._build(prompt))
+
+    def _build(self, prompt: Prompt) -> PreparedRequest:
         body = _dumps(_fill(self.template, prompt))
         return PreparedRequest(
             self.name, self.method, self.path, body, "json", prompt.input_tokens_hint

@@ -1,16 +1,19 @@
 """Bounded-memory, crash-tolerant writer of ``requests.parquet`` and ``run.json``.
 
-Rows are buffered in per-column Python lists and written every ``flush_rows`` rows to
-``requests.parts/part-NNNNN.parquet``, each a complete parquet file written under a temporary
-name and renamed into place. A process killed hard loses at most the unflushed buffer, and
-``sla.records.load_run`` still reads the parts. ``close()`` merges the parts into
-``requests.parquet`` one row group at a time, so memory stays bounded by one buffer however
-many millions of requests a run records.
+Rows are buffered in per-column Python lists; every ``flush_rows`` rows make a part,
+``requests.parts/part-NNNNN.parquet``, a complete parquet file written under a temporary
+name and renamed into place. A process killed hard loses at most the rows of the part not
+yet renamed, and ``sla.records.load_run`` still reads the parts. ``close()`` merges the
+parts into ``requests.parquet`` one part at a time, so memory stays bounded by one part
+however many millions of requests a run records.
+
+The part in progress is written ``batch_rows`` rows at a time (one row group each): each
+write blocks the calling thread for a couple of milliseconds instead of tens of milliseconds
+for a whole part at once, a pause that every stream in flight would see in its timings.
 
 Thread-safety: ``add``/``add_rows`` take no lock. Call them from gevent greenlets of one OS
 thread only (as Locust does); they never yield to the hub, so a greenlet switch cannot split
-a row. A flush writes a file synchronously and blocks that thread while it does (tens of ms
-for 20,000 rows).
+a row.
 
 Usage::
 
@@ -53,6 +56,7 @@ _ROW_OF = attrgetter(*REQUEST_COLUMNS)
 # Dictionary-encode only the low-cardinality strings: on unique floats and ids a dictionary is
 # wasted work, and it made each flush use ~4x the memory and ~3x the time.
 _DICTIONARY_COLUMNS = ["worker", "endpoint", "error", "output_tokens_source"]
+_BATCH_ROWS = 2_000
 _PART_COMPRESSION = "snappy"  # parts are written on the hot path: the fastest codec
 _FINAL_COMPRESSION = "zstd"  # the merge runs once, at the end: the smaller file
 
@@ -60,9 +64,13 @@ _FINAL_COMPRESSION = "zstd"  # the merge runs once, at the end: the smaller file
 class RequestRecorder:
     """Collects ``RequestRecord`` rows and writes them to ``run_dir`` in bounded memory."""
 
-    def __init__(self, run_dir: Path, *, flush_rows: int = 20_000) -> None:
-        if flush_rows < 1:
-            raise ValueError(f"flush_rows must be >= 1, got {flush_rows}")
+    def __init__(
+        self, run_dir: Path, *, flush_rows: int = 20_000, batch_rows: int = _BATCH_ROWS
+    ) -> None:
+        if flush_rows < 1 or batch_rows < 1:
+            raise ValueError(
+                f"flush_rows and batch_rows must be >= 1, got {flush_rows}, {batch_rows}"
+            )
         self._run_dir = Path(run_dir)
         self._parts_dir = self._run_dir / PARTS_DIR
         if (self._run_dir / REQUESTS_FILE).exists() or self._parts_dir.exists():
@@ -71,19 +79,23 @@ class RequestRecorder:
             )
         self._parts_dir.mkdir(parents=True)
         self._flush_rows = flush_rows
+        self._batch_rows = min(batch_rows, flush_rows)
         self._columns: list[list[Any]] = [[] for _ in range(_N_COLUMNS)]
-        self._buffered = 0
-        self._flushed = 0
+        self._buffered = 0  # rows in the lists
+        self._in_part = 0  # rows written to the part in progress
+        self._part: pq.ParquetWriter | None = None
+        self._flushed = 0  # rows in complete parts
         self._n_parts = 0
         self._closed = False
 
     @property
     def count(self) -> int:
         """Rows recorded so far, written or still buffered."""
-        return self._flushed + self._buffered
+        return self._flushed + self._in_part + self._buffered
 
     def add(self, rec: RequestRecord) -> None:
-        """Buffer one request; writes a part when the buffer reaches ``flush_rows``."""
+        """Buffer one request; writes every ``batch_rows`` rows to the part in progress,
+        which is complete (renamed into place) at ``flush_rows``."""
         if self._closed:
             raise RuntimeError("RequestRecorder.add() after close()")
         # Unrolled on purpose: this runs once per request on the load generator's hot path.
@@ -103,8 +115,8 @@ class RequestRecorder:
         c[12].append(rec.chunk_count)
         c[13].append(rec.chunk_gaps_ms)
         self._buffered += 1
-        if self._buffered >= self._flush_rows:
-            self.flush()
+        if self._buffered >= self._batch_rows:
+            self._write_batch()
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Buffer rows given as tuples in ``REQUEST_COLUMNS`` order (batches from workers)."""
@@ -118,28 +130,56 @@ class RequestRecorder:
         for column, values in zip(self._columns, zip(*rows, strict=True), strict=True):
             column.extend(values)
         self._buffered += len(rows)
-        if self._buffered >= self._flush_rows:
-            self.flush()
+        if self._buffered >= self._batch_rows:
+            self._write_batch()
 
     def flush(self) -> None:
-        """Write the buffer as the next complete part file (no-op when the buffer is empty)."""
-        if self._buffered == 0:
-            return
-        arrays = [
-            pa.array(values, type=field.type)
-            for values, field in zip(self._columns, REQUESTS_SCHEMA, strict=True)
-        ]
-        table = pa.Table.from_arrays(arrays, schema=REQUESTS_SCHEMA)
-        final = self._parts_dir / f"part-{self._n_parts:05d}.parquet"
-        tmp = final.with_name(f".{final.name}.tmp")
-        pq.write_table(
-            table, tmp, use_dictionary=_DICTIONARY_COLUMNS, compression=_PART_COMPRESSION
-        )
-        os.replace(tmp, final)  # a reader never sees a half-written part
+        """Write the buffered rows and finish the part in progress as the next complete part
+        file (no-op when nothing is buffered or in progress)."""
+        self._write_batch(finish=True)
+
+    def _write_batch(self, *, finish: bool = False) -> None:
+        """Write the buffered rows to the part in progress (up to ``flush_rows``); finish
+        the part when it is full or ``finish`` is set."""
+        while self._buffered:
+            take = min(self._buffered, self._flush_rows - self._in_part)
+            columns = self._columns
+            if take == self._buffered:
+                self._columns = [[] for _ in range(_N_COLUMNS)]
+            else:  # add_rows() overfilled this part: the rest goes to the next one
+                self._columns = [values[take:] for values in columns]
+                columns = [values[:take] for values in columns]
+            self._buffered -= take
+            self._part_writer().write_batch(_batch(columns))
+            self._in_part += take
+            if self._in_part >= self._flush_rows:
+                self._finish_part()
+        if finish and self._part is not None:
+            self._finish_part()
+
+    def _part_path(self) -> Path:
+        return self._parts_dir / f"part-{self._n_parts:05d}.parquet"
+
+    def _part_writer(self) -> pq.ParquetWriter:
+        if self._part is None:
+            final = self._part_path()
+            self._part = pq.ParquetWriter(
+                final.with_name(f".{final.name}.tmp"),
+                REQUESTS_SCHEMA,
+                use_dictionary=_DICTIONARY_COLUMNS,
+                compression=_PART_COMPRESSION,
+            )
+        return self._part
+
+    def _finish_part(self) -> None:
+        assert self._part is not None
+        self._part.close()
+        self._part = None
+        final = self._part_path()
+        os.replace(final.with_name(f".{final.name}.tmp"), final)  # never seen half-written
         self._n_parts += 1
-        self._flushed += self._buffered
-        self._buffered = 0
-        self._columns = [[] for _ in range(_N_COLUMNS)]
+        self._flushed += self._in_part
+        self._in_part = 0
 
     def close(self) -> int:
         """Flush, merge the parts into ``requests.parquet``, remove the parts; return the count.
@@ -154,8 +194,16 @@ class RequestRecorder:
         return self.count
 
 
+def _batch(columns: list[list[Any]]) -> pa.RecordBatch:
+    arrays = [
+        pa.array(values, type=field.type)
+        for values, field in zip(columns, REQUESTS_SCHEMA, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=REQUESTS_SCHEMA)
+
+
 def merge_parts(parts_dir: Path, target: Path) -> int:
-    """Stream the parts of ``parts_dir`` into ``target`` one row group at a time; return rows.
+    """Stream the parts of ``parts_dir`` into ``target`` one part at a time; return rows.
 
     ``target`` appears atomically and complete; ``parts_dir`` is removed afterwards. Also
     usable to finish a run whose recorder was killed before ``close()``.
@@ -168,11 +216,10 @@ def merge_parts(parts_dir: Path, target: Path) -> int:
         for part in part_paths(parts_dir):
             # One thread, no pre-buffering: decoding in parallel bought no speed here but
             # kept per-thread allocator caches alive, which raised the peak RSS by ~25 MB.
-            part_file = pq.ParquetFile(part, pre_buffer=False)
-            for index in range(part_file.num_row_groups):
-                group = part_file.read_row_group(index, use_threads=False)
-                writer.write_table(group)
-                rows += group.num_rows
+            # A part (written in small row groups) becomes one row group of the result.
+            table = pq.ParquetFile(part, pre_buffer=False).read(use_threads=False)
+            writer.write_table(table, row_group_size=max(1, table.num_rows))
+            rows += table.num_rows
     os.replace(tmp, target)
     shutil.rmtree(parts_dir)
     return rows

@@ -8,7 +8,9 @@ from those timestamps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import urlsplit
 
 from geventhttpclient import HTTPClient
@@ -103,6 +105,22 @@ def read_some(response: HTTPSocketPoolResponse) -> bytes:
     out = bytes(buffer)
     del buffer[:]
     return out
+
+
+def set_read_timeout(response: HTTPSocketPoolResponse, timeout_s: float) -> Callable[[], None]:
+    """Make each socket read of ``response``'s body raise ``TimeoutError`` after
+    ``timeout_s`` of silence; return the function that restores the connection's own
+    timeout (call it before the connection can serve another request)."""
+    sock = response._sock
+    if sock is None:  # the body is already complete
+        return _nothing
+    previous = sock.gettimeout()
+    sock.settimeout(timeout_s)
+    return partial(sock.settimeout, previous)
+
+
+def _nothing() -> None:
+    pass
 
 
 def discard(response: HTTPSocketPoolResponse) -> None:

@@ -248,3 +248,19 @@ def test_parser_and_accumulator_together() -> None:
     result = acc.finish(1.5, stream_ended=True)
     assert (result.text, result.first_token_at, result.chunk_gaps_ms) == ("é!", 1.0, [0.0])
     assert (result.output_tokens, result.done, result.error) == (2, True, None)
+
+
+def test_plain_string_events_give_the_same_result_as_event_objects() -> None:
+    events = [
+        chat(role="assistant"),
+        *[chat(content=c) for c in "abc"],
+        chat(finish_reason="stop"),
+        usage_only(5, 3),
+        SSEEvent(data="[DONE]"),
+    ]
+    timed = [(10.0, events[:2]), (10.5, events[2:4]), (11.0, events[4:])]
+    as_strings = [(t, [e.data for e in batch]) for t, batch in timed]
+    acc = StreamAccumulator()
+    for t, batch in as_strings:
+        acc.on_events(batch, t)
+    assert acc.finish(11.0, stream_ended=True) == run(timed, 11.0)

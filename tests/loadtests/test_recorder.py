@@ -153,3 +153,17 @@ def test_run_json_start_and_finish(tmp_path: Path) -> None:
     }
     with pytest.raises(RunDirError, match="start_run_json"):
         finish_run_json(tmp_path / "missing", {"ended_at": 1.0})
+
+
+def test_rows_written_in_batches_within_a_part_keep_their_order(tmp_path: Path) -> None:
+    _start(tmp_path)
+    recorder = RequestRecorder(tmp_path, flush_rows=10, batch_rows=3)
+    records = [_record(i) for i in range(25)]
+    for rec in records:
+        recorder.add(rec)
+    parts = sorted((tmp_path / "requests.parts").glob("part-*.parquet"))
+    assert len(parts) == 2  # two complete parts of 10; the third is still open
+    assert [pq.ParquetFile(p).metadata.num_row_groups for p in parts] == [4, 4]  # 3+3+3+1
+    assert recorder.close() == 25
+    df = load_run(tmp_path).requests
+    assert df["request_id"].tolist() == [r.request_id for r in records]

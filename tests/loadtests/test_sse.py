@@ -224,3 +224,21 @@ def test_empty_reads_are_harmless() -> None:
     assert parser.feed(b"") == []
     assert parser.feed(b"\n") == [SSEEvent("a")]
     assert not parser.pending
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 64, 0])  # 0: the whole stream in one read
+def test_feed_compact_gives_the_same_events_with_plain_data_lines_as_strings(step: int) -> None:
+    stream = MIXED_STREAM + b"data: plain\n\ndata: {}\n\n"
+    step = step or len(stream)
+    parser = SSEParser()
+    compact: list[SSEEvent | str] = []
+    for i in range(0, len(stream), step):
+        compact.extend(parser.feed_compact(stream[i : i + step]))
+    full = feed_all([stream])
+    assert [e if isinstance(e, str) else e.data for e in compact] == [e.data for e in full]
+    # Events with a type, several data lines or a bare ``data`` field always keep their
+    # object; a lone ``data: ...`` line read whole comes back as its string (the fast path).
+    kinds = [isinstance(e, str) for e in compact]
+    assert kinds[:4] == [False, False, False, False]
+    if step == len(stream):
+        assert kinds[4:] == [True, True]
