@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -353,3 +354,23 @@ def run(main: Callable[[], Coroutine[object, object, int]]) -> int:
     except (BenchmarkError, ServerStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def add_batching_options(
+    p: argparse.ArgumentParser, *, rounds: int, concurrency: int, endpoints: str
+) -> None:
+    """The options the two dynamic-batching benchmarks share (model sizes, windows, batcher)."""
+    p.add_argument("--rounds", type=int, default=rounds)
+    p.add_argument("--concurrency", type=int, default=concurrency)
+    p.add_argument("--warmup-s", type=float, default=1.0)
+    p.add_argument("--measure-s", type=float, default=4.0)
+    p.add_argument("--torch-threads", type=int, default=1)
+    p.add_argument("--max-batch-size", type=int, default=32)
+    p.add_argument("--max-queue-delay-ms", type=float, default=2.0)
+    p.add_argument("--mlp-hidden", type=int, default=4096)
+    p.add_argument("--mlp-layers", type=int, default=3)
+    p.add_argument("--mlp-in-features", type=int, default=256)
+    p.add_argument("--embed-dim", type=int, default=512)
+    p.add_argument("--embed-layers", type=int, default=2)
+    p.add_argument("--embed-input-bytes", type=int, default=8, help="tokens = bytes + BOS")
+    p.add_argument("--endpoints", default=endpoints, help="comma-separated")

@@ -42,6 +42,7 @@ from benchmarks._harness import (
     BenchmarkError,
     Send,
     Window,
+    add_batching_options,
     closed_loop,
     embeddings_send,
     kserve_binary_send,
@@ -64,20 +65,7 @@ TARGET = 0.80
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="HTTP throughput at saturation vs bare forward")
-    p.add_argument("--rounds", type=int, default=4)
-    p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--warmup-s", type=float, default=1.0)
-    p.add_argument("--measure-s", type=float, default=4.0)
-    p.add_argument("--torch-threads", type=int, default=1)
-    p.add_argument("--max-batch-size", type=int, default=32)
-    p.add_argument("--max-queue-delay-ms", type=float, default=2.0)
-    p.add_argument("--mlp-hidden", type=int, default=4096)
-    p.add_argument("--mlp-layers", type=int, default=3)
-    p.add_argument("--mlp-in-features", type=int, default=256)
-    p.add_argument("--embed-dim", type=int, default=512)
-    p.add_argument("--embed-layers", type=int, default=2)
-    p.add_argument("--embed-input-bytes", type=int, default=8, help="tokens = bytes + BOS")
-    p.add_argument("--endpoints", default="kserve,kserve-binary,embeddings", help="comma-separated")
+    add_batching_options(p, rounds=4, concurrency=64, endpoints="kserve,kserve-binary,embeddings")
     return p
 
 
