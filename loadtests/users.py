@@ -87,30 +87,29 @@ def _ignore_eos(ctx: RunContext) -> bool:
     return mode == "on" or (mode == "auto" and ctx.bundled_target)
 
 
-class OpenAIChatUser(SlabenchUser):
+class _GenerationUser(SlabenchUser):
+    abstract = True
+    embedded_model = "slabench-lm"
+    chat: ClassVar[bool]
+
+    @classmethod
+    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
+        stream, ignore_eos = ctx.options.stream, _ignore_eos(ctx)
+        return OpenAIGeneration(ctx.model_for(cls), cls.chat, stream, ignore_eos)
+
+
+class OpenAIChatUser(_GenerationUser):
     """POST /v1/chat/completions, streamed (SSE) unless --no-stream."""
 
     abstract = True
-    embedded_model = "slabench-lm"
-
-    @classmethod
-    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
-        return OpenAIGeneration(
-            ctx.model_for(cls), chat=True, stream=ctx.options.stream, ignore_eos=_ignore_eos(ctx)
-        )
+    chat = True
 
 
-class OpenAICompletionsUser(SlabenchUser):
+class OpenAICompletionsUser(_GenerationUser):
     """POST /v1/completions, streamed (SSE) unless --no-stream."""
 
     abstract = True
-    embedded_model = "slabench-lm"
-
-    @classmethod
-    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
-        return OpenAIGeneration(
-            ctx.model_for(cls), chat=False, stream=ctx.options.stream, ignore_eos=_ignore_eos(ctx)
-        )
+    chat = False
 
 
 class EmbeddingsUser(SlabenchUser):
