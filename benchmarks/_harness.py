@@ -357,7 +357,12 @@ def run(main: Callable[[], Coroutine[object, object, int]]) -> int:
 
 
 def add_batching_options(
-    p: argparse.ArgumentParser, *, rounds: int, concurrency: int, endpoints: str
+    p: argparse.ArgumentParser,
+    *,
+    rounds: int,
+    concurrency: int,
+    endpoints: str,
+    queue_delay_ms: float = 2.0,
 ) -> None:
     """The options the two dynamic-batching benchmarks share (model sizes, windows, batcher)."""
     p.add_argument("--rounds", type=int, default=rounds)
@@ -366,7 +371,7 @@ def add_batching_options(
     p.add_argument("--measure-s", type=float, default=4.0)
     p.add_argument("--torch-threads", type=int, default=1)
     p.add_argument("--max-batch-size", type=int, default=32)
-    p.add_argument("--max-queue-delay-ms", type=float, default=2.0)
+    p.add_argument("--max-queue-delay-ms", type=float, default=queue_delay_ms)
     p.add_argument("--mlp-hidden", type=int, default=4096)
     p.add_argument("--mlp-layers", type=int, default=3)
     p.add_argument("--mlp-in-features", type=int, default=256)
