@@ -30,8 +30,8 @@ from loadtests.errors import SlabenchError
 from loadtests.options import LoadOptions, add_options
 from loadtests.session import RunSession
 from loadtests.shapes import ConfiguredShape
-from loadtests.summary import format_summary, summarize
-from reports import ReportError, write_report
+from loadtests.summary import format_summary
+from reports import ReportError, summarize_run, write_report
 from sla.records import RunDirError, load_run
 from sla.spec import SpecError, load_spec
 from sla.table import format_table
@@ -231,8 +231,8 @@ def _write_html(path: Path, verdict: Verdict | None) -> None:
 
 def _report(path: Path, meta: dict[str, Any], ctx: RunContext) -> None:
     try:
-        print(format_summary(str(path), summarize(str(path))), flush=True)
-    except (ValueError, OSError) as exc:
+        print(format_summary(str(path), summarize_run(load_run(path))), flush=True)
+    except (ValueError, OSError, RunDirError) as exc:
         log.error("slabench: could not summarise %s: %s", path, exc)
     if meta.get("generator", {}).get("saturated"):
         print(
