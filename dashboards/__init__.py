@@ -12,12 +12,24 @@ marked. ``window_stats`` gives the per-window points the time series are drawn f
 Modules: ``view`` (a run's metrics and time axis), ``windows`` (per-window points, requests
 in flight), ``timeseries``, ``distributions``, ``load`` (TTFT against input length, latency
 against throughput), ``levels`` (load levels of a shaped run), ``sla_panel``, ``errors``,
-``server`` (scraped server metrics), ``compare`` and ``build``.
+``server`` (scraped server metrics), ``compare`` and ``build``; ``capacity`` draws the
+result of a capacity search (``capacity.json``) rather than a run, from the points that
+``capacity_points`` reads out of it:
+
+    panels = capacity_panels(load_capacity("runs/sweep"))   # sla.capacity.load_capacity
 """
 
 from __future__ import annotations
 
 from dashboards.build import build_panels
+from dashboards.capacity import (
+    StepPoint,
+    capacity_comparison_panel,
+    capacity_panels,
+    latency_throughput_panel,
+    load_throughput_panel,
+    step_points,
+)
 from dashboards.compare import comparison_panels
 from dashboards.panel import Panel
 from dashboards.view import DashboardError
@@ -26,8 +38,14 @@ from dashboards.windows import WindowStats, window_stats
 __all__ = [
     "DashboardError",
     "Panel",
+    "StepPoint",
     "WindowStats",
     "build_panels",
+    "capacity_comparison_panel",
+    "capacity_panels",
     "comparison_panels",
+    "latency_throughput_panel",
+    "load_throughput_panel",
+    "step_points",
     "window_stats",
 ]

@@ -7,6 +7,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from loadtests.measure import CANCELLED, Timeouts, execute
 from loadtests.monitors import CpuMonitor
 from loadtests.options import LoadOptions
 from loadtests.protocols import PreparedRequest, RequestBuilder
+from loadtests.search_options import BUNDLED_ENV
 from loadtests.transport import Target, Transport
 from sla.records import RequestRecord
 from sla.spec import Spec
@@ -94,7 +96,12 @@ class RunContext:
     @property
     def bundled_target(self) -> bool:
         """The target is the bundled reference server, started here or by the master."""
-        return self.embedded is not None or self.plan.bundled
+        return self.embedded is not None or self.plan.bundled or self.bundled_env
+
+    @property
+    def bundled_env(self) -> bool:
+        """A step of a capacity search whose parent started the bundled server."""
+        return os.environ.get(BUNDLED_ENV) == "1"
 
     @property
     def target(self) -> Target:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from loadtests.arrivals import ArrivalSpec, parse_arrival
 from loadtests.errors import LoadSpecError
+from loadtests.search_options import add_search_options
 from loadtests.shape_specs import StagedShape, parse_duration_s, parse_shape
 
 
@@ -182,6 +183,7 @@ def add_options(parser: Any) -> None:
     opt("--payload", "PAYLOAD", default="", help="http_json: JSON template file")
     opt("--path", "PATH", default="/", help="http_json: request path")
     opt("--method", "METHOD", default="POST", help="http_json: HTTP method")
+    add_search_options(opt)
 
 
 def _warmup_s(text: str) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from dashboards import DashboardError
+from loadtests.capacity import CapacitySearch
 from loadtests.clock import now
 from loadtests.collect import DONE, PLAN, RECORDS, MasterCollector
 from loadtests.context import Plan, RunContext
@@ -28,10 +30,12 @@ from loadtests.datasets import load_dataset
 from loadtests.embedded import ServerProcess, ServerStartError
 from loadtests.errors import SlabenchError
 from loadtests.options import LoadOptions, add_options
-from loadtests.session import RunSession
+from loadtests.search_options import BUNDLED_ENV, STEP_ENV, SearchOptions
+from loadtests.session import RunSession, default_run_dir
 from loadtests.shapes import ConfiguredShape
 from loadtests.summary import format_summary
-from reports import ReportError, summarize_run, write_report
+from reports import ReportError, summarize_run, write_capacity_report, write_report
+from sla.capacity import CapacityError
 from sla.records import RunDirError, load_run
 from sla.spec import SpecError, load_spec
 from sla.table import format_table
@@ -64,14 +68,18 @@ def _init(environment: Environment, **_: Any) -> None:
     assert runner is not None, "Locust creates the runner before firing init"
     is_worker = isinstance(runner, WorkerRunner)
     embedded: ServerProcess | None = None
+    search: SearchOptions | None = None
     try:
         options = LoadOptions.from_namespace(environment.parsed_options)
+        if not is_worker and not os.environ.get(STEP_ENV):
+            search = SearchOptions.from_namespace(environment.parsed_options)
         # A bad spec is reported before anything starts; only the master judges.
         spec = load_spec(options.sla_path) if options.sla_path and not is_worker else None
         if not environment.host and not is_worker:
             embedded = _start_embedded(options)
             environment.host = embedded.url
-        cpt = options.chars_per_token or (1.0 if embedded or not environment.host else 4.0)
+        bundled = embedded is not None or os.environ.get(BUNDLED_ENV) == "1"
+        cpt = options.chars_per_token or (1.0 if bundled or not environment.host else 4.0)
         dataset = load_dataset(
             options.dataset,
             input_len=options.input_len,
@@ -87,6 +95,9 @@ def _init(environment: Environment, **_: Any) -> None:
             embedded.stop()
         _fail(str(exc))
         return
+    if search is not None:
+        assert spec is not None, "SearchOptions requires --sla"
+        _capacity_search(environment, _ctx, search, spec)
     if options.shape is not None:
         environment.shape_class = ConfiguredShape(options.shape)
         environment.shape_class.runner = runner
@@ -118,6 +129,43 @@ def _init(environment: Environment, **_: Any) -> None:
     gevent.get_hub().loop.update_now()
 
 
+def _capacity_search(
+    environment: Environment, ctx: RunContext, search: SearchOptions, spec: Any
+) -> None:
+    """--capacity-search: run the steps as locusts of their own, then exit (this process
+    sends no load itself)."""
+    scenario = _scenario_name(environment)
+    sweep = Path(ctx.options.run_dir) if ctx.options.run_dir else default_run_dir(scenario)
+    if not ctx.options.run_dir:
+        sweep = sweep.with_name(sweep.name + "-capacity")
+    code = EXIT_USAGE
+    try:
+        code = CapacitySearch(
+            options=search,
+            spec=spec,
+            target_url=environment.host or "",
+            scenario=scenario,
+            sweep_dir=sweep,
+            argv=sys.argv[1:],
+            bundled=ctx.embedded is not None,
+        ).run()
+        _write_capacity_html(sweep)
+    finally:
+        if ctx.embedded is not None:
+            ctx.embedded.stop()
+    sys.exit(code)
+
+
+def _write_capacity_html(sweep: Path) -> None:
+    """The capacity report; a failure here is logged and never changes the exit code."""
+    try:
+        written = write_capacity_report(sweep)
+    except (ReportError, DashboardError, CapacityError, RunDirError, OSError, ValueError) as exc:
+        log.error("slabench: no report.html for %s: %s", sweep, exc)
+        return
+    print(f"slabench: report {written}", flush=True)
+
+
 def _start_embedded(options: LoadOptions) -> ServerProcess:
     args = shlex.split(options.server_args)
     print(f"slabench: starting the bundled reference server {' '.join(args)}".rstrip(), flush=True)
@@ -146,7 +194,7 @@ def _test_start(environment: Environment, **_: Any) -> None:
     )
     print(f"slabench: recording to {ctx.session.path}", flush=True)
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
-    bundled = ctx.embedded is not None
+    bundled = ctx.embedded is not None or os.environ.get(BUNDLED_ENV) == "1"
     if isinstance(runner, MasterRunner):
         assert ctx.collector is not None
         ctx.collector.attach(ctx.session.add_rows)

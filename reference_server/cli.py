@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from reference_server import faults as fault_rules
 from reference_server.config import (
@@ -33,6 +34,16 @@ def _non_negative(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def _finite_non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
     return value
 
 
@@ -205,6 +216,15 @@ def parser() -> argparse.ArgumentParser:
         default=0.0,
         help="pause after every decode step (slower inter-token latency)",
     )
+    f.add_argument(
+        "--fault-capacity-rps",
+        type=_finite_non_negative,
+        default=0.0,
+        metavar="R",
+        help="simulate a fixed capacity of R requests/s: inference requests pass a FIFO "
+        "single-server queue with a 1/R s service time before their real work; a wait "
+        "over --request-timeout is refused (429). For testing capacity searches; 0 = off",
+    )
     return p
 
 
@@ -216,6 +236,7 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
         stall_duration_s=a.fault_stall_duration,
         slow_start_s=a.fault_slow_start,
         token_delay_ms=a.fault_token_delay_ms,
+        capacity_rps=a.fault_capacity_rps,
         seed=a.seed,
     )
     try:

@@ -78,6 +78,10 @@ class FaultConfig:
     ``stall_duration_s`` pause every scheduler (generation steps and batch execution), as a
     GC pause or a stuck GPU would. ``slow_start_s`` keeps the server not-ready (503) for that
     long after start-up. ``token_delay_ms`` adds a fixed pause after every decode step.
+    ``capacity_rps`` (0 = off) puts every inference request through a simulated
+    single-server FIFO queue with a service time of ``1 / capacity_rps`` seconds before its
+    real work, so that the server completes at most that many requests per second; a
+    request whose wait would exceed ``BatchingConfig.request_timeout_s`` is refused (429).
     """
 
     latency: str | None = None
@@ -86,6 +90,7 @@ class FaultConfig:
     stall_duration_s: float = 0.0
     slow_start_s: float = 0.0
     token_delay_ms: float = 0.0
+    capacity_rps: float = 0.0
     seed: int = 0
 
 

@@ -1,4 +1,5 @@
-"""Fault injection: added latency, error rate, periodic stalls, slow start.
+"""Fault injection: added latency, error rate, periodic stalls, slow start, and a fixed
+service capacity.
 
 The injector is the one mutable piece of configuration: the admin endpoint swaps its
 ``FaultConfig`` at run time. Everything reads it through the methods below.
@@ -12,9 +13,11 @@ import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from reference_server.config import FaultConfig
+from reference_server.errors import Overloaded
 
 LATENCY_FORMS = "fixed:MS, uniform:LO,HI, normal:MEAN,STD, lognormal:MEDIAN,SIGMA or exp:MEAN"
 
@@ -46,7 +49,13 @@ def validate(config: FaultConfig) -> FaultConfig:
         parse_latency(config.latency)
     if not 0.0 <= config.error_rate <= 1.0:
         raise ValueError(f"error_rate {config.error_rate} must be between 0 and 1")
-    for name in ("stall_every_s", "stall_duration_s", "slow_start_s", "token_delay_ms"):
+    for name in (
+        "stall_every_s",
+        "stall_duration_s",
+        "slow_start_s",
+        "token_delay_ms",
+        "capacity_rps",
+    ):
         value = getattr(config, name)
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0")
@@ -71,10 +80,47 @@ def from_mapping(base: FaultConfig, changes: dict[str, Any]) -> FaultConfig:
     return validate(dataclasses.replace(base, **clean))
 
 
+@dataclass(frozen=True, slots=True)
+class CapacitySlot:
+    """A request's place in the simulated single-server queue of ``capacity_rps``."""
+
+    queued_s: float  # waiting for the slots booked before it
+    service_s: float  # its own slot, 1 / capacity_rps
+
+    @property
+    def wait_s(self) -> float:
+        return self.queued_s + self.service_s
+
+
+class CapacityGate:
+    """A single-server FIFO queue with a deterministic service time (D/D/1 under constant
+    arrivals): a request arriving at ``now`` gets the slot ``[start, start + service_s)``
+    with ``start = max(now, end of the last booked slot)``. O(1) per request.
+
+    A booked slot is never given back, not even when its client goes away: the server
+    then completes exactly one request per ``service_s`` while busy, never more.
+    """
+
+    __slots__ = ("_free_at",)
+
+    def __init__(self) -> None:
+        self._free_at = -math.inf  # end of the last booked slot
+
+    def predict(self, now: float, service_s: float) -> CapacitySlot:
+        return CapacitySlot(max(0.0, self._free_at - now), service_s)
+
+    def book(self, now: float, service_s: float) -> CapacitySlot:
+        slot = self.predict(now, service_s)
+        self._free_at = now + slot.wait_s
+        return slot
+
+
 class FaultInjector:
     def __init__(self, config: FaultConfig, *, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self.started_at = clock()
+        # Outlives config swaps: a backlog booked under the old capacity still has to drain.
+        self._gate = CapacityGate()
         self.config = validate(config)
 
     @property
@@ -92,6 +138,25 @@ class FaultInjector:
 
     def should_fail(self) -> bool:
         return self._config.error_rate > 0 and self._rng.random() < self._config.error_rate
+
+    def book_capacity(self, max_wait_s: float) -> CapacitySlot | None:
+        """Book this request's slot under ``capacity_rps``; None when that fault is off.
+
+        Raises Overloaded, booking nothing, when the wait would exceed ``max_wait_s`` (the
+        request timeout): the simulated queue is bounded like the real ones.
+        """
+        rps = self._config.capacity_rps
+        if rps <= 0:
+            return None
+        now, service_s = self._clock(), 1.0 / rps
+        predicted = self._gate.predict(now, service_s)
+        if predicted.wait_s > max_wait_s:
+            raise Overloaded(
+                f"simulated capacity of {rps:g} requests/s is saturated: this request would "
+                f"wait {predicted.wait_s:.3g}s, over the {max_wait_s:g}s request timeout; "
+                "retry later"
+            )
+        return self._gate.book(now, service_s)
 
     def added_latency_s(self) -> float:
         return self._latency(self._rng) if self._latency else 0.0

@@ -1,5 +1,6 @@
 """The two middlewares: errors become protocol-shaped JSON (and metrics), and admission
-control (draining, slow start, injected faults) guards the inference endpoints."""
+control (draining, slow start, injected faults, simulated capacity) guards the inference
+endpoints."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from reference_server.errors import ApiError, InjectedFault, ShuttingDown, Unavailable
-from reference_server.state import FAULTS, LIFECYCLE, METRICS
+from reference_server.state import CONFIG, FAULTS, LIFECYCLE, METRICS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("reference_server")
@@ -114,6 +115,7 @@ async def admission_middleware(request: web.Request, handler: Handler) -> web.St
     lifecycle.enter()
     request.app[METRICS].inflight.inc()
     try:
+        await _pass_capacity_gate(request)
         delay = faults.added_latency_s()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -123,3 +125,17 @@ async def admission_middleware(request: web.Request, handler: Handler) -> web.St
     finally:
         lifecycle.leave()
         request.app[METRICS].inflight.dec()
+
+
+async def _pass_capacity_gate(request: web.Request) -> None:
+    """Wait out this request's slot of the simulated fixed capacity (``capacity_rps``).
+
+    The slot is booked on arrival, before any await, so that the queue order is the order
+    in which requests reached the server.
+    """
+    timeout_s = request.app[CONFIG].batching.request_timeout_s
+    slot = request.app[FAULTS].book_capacity(timeout_s)
+    if slot is None:
+        return
+    request.app[METRICS].queue_time.labels("capacity").observe(slot.queued_s)
+    await asyncio.sleep(slot.wait_s)

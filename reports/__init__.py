@@ -4,19 +4,24 @@
     html_text = render_report(load_run("runs/x"), verdict)   # one offline HTML file
     write_report(Path("runs/x"), verdict)                     # -> runs/x/report.html
 
-Command line: ``python -m reports RUN_DIR``, ``compare``, ``junit``, ``markdown`` (see
-``reports.__main__``). Errors a user can cause raise ``ReportError`` (or the SLA package's
-``RunDirError``/``SpecError``), each one line.
+Command line: ``python -m reports RUN_DIR``, ``compare``, ``junit``, ``markdown``,
+``capacity``, ``capacity-compare`` (see ``reports.__main__``). Errors a user can cause
+raise ``ReportError`` (or the SLA package's ``RunDirError``/``SpecError``/
+``CapacityError``), each one line.
 
 - ``reports.summary``: exact numbers of a run for the tables.
 - ``reports.html``: escaping, tables, the page (plotly.js inlined once, strict CSP).
 - ``reports.render``: single-run and comparison reports; ``write_report``.
 - ``reports.ci``: ``junit_xml``, ``markdown_summary``.
+- ``reports.capacity``: the report of a capacity search (a sweep directory);
+  ``reports.capacity_compare``: the comparison of several.
 - ``reports.verdicts``: ``verdict.json`` back into a ``Verdict``.
 """
 
 from __future__ import annotations
 
+from reports.capacity import render_capacity_report, write_capacity_report
+from reports.capacity_compare import render_capacity_comparison
 from reports.ci import junit_xml, markdown_summary
 from reports.render import (
     REPORT_FILE,
@@ -35,11 +40,14 @@ __all__ = [
     "junit_xml",
     "load_verdict",
     "markdown_summary",
+    "render_capacity_comparison",
+    "render_capacity_report",
     "render_comparison",
     "render_report",
     "resolve_verdict",
     "summarize_run",
     "verdict_from_dict",
+    "write_capacity_report",
     "write_html",
     "write_report",
 ]

@@ -4,13 +4,17 @@
     python -m reports compare BASELINE_RUN CANDIDATE_RUN [-o FILE] [--max-regression 10%]
     python -m reports junit RUN_DIR [-o FILE] [--sla SPEC] [--allow-inconclusive]
     python -m reports markdown RUN_DIR [-o FILE] [--sla SPEC]
+    python -m reports capacity SWEEP_DIR [-o FILE]
+    python -m reports capacity-compare SWEEP_DIR SWEEP_DIR [...] [--label L ...] -o FILE
 
 A report uses ``--sla SPEC`` when given (judging the run now, without writing verdict.json),
 else the run's verdict.json, else none ("no SLA"). Defaults: ``RUN_DIR/report.html``,
-``CANDIDATE_RUN/comparison.html``, ``RUN_DIR/junit.xml``; markdown goes to stdout (append it
-to ``$GITHUB_STEP_SUMMARY``). Exit 0 once the file is written, whatever the verdict (the
-gate is ``python -m sla check``); bad input exits 2 with one line on stderr. A run
-directory literally named ``compare``, ``junit`` or ``markdown`` is written ``./compare``.
+``CANDIDATE_RUN/comparison.html``, ``RUN_DIR/junit.xml``, ``SWEEP_DIR/report.html``;
+markdown goes to stdout (append it to ``$GITHUB_STEP_SUMMARY``). Exit 0 once the file is
+written, whatever the verdict (the gate is ``python -m sla check``); bad input exits 2 with
+one line on stderr. A sweep directory (``capacity.json``, no ``run.json``) given without a
+command gets the capacity report. A run directory literally named like a command
+(``compare``, ``capacity``...) is written ``./compare``.
 """
 
 from __future__ import annotations
@@ -22,16 +26,19 @@ from pathlib import Path
 from typing import NoReturn
 
 from dashboards import DashboardError
+from reports.capacity import write_capacity_report
+from reports.capacity_compare import render_capacity_comparison
 from reports.ci import junit_xml, markdown_summary
 from reports.render import REPORT_FILE, render_comparison, render_report, write_html
 from reports.verdicts import ReportError, resolve_verdict
+from sla.capacity import CAPACITY_FILE, CapacityError
 from sla.compare import compare, parse_max_regression
-from sla.records import RunDirError, load_run
+from sla.records import RUN_JSON, RunDirError, load_run
 from sla.spec import SpecError, parse_duration_s
 from sla.verdict import EXIT_USAGE
 
 PROG = "python -m reports"
-COMMANDS = ("render", "compare", "junit", "markdown")
+COMMANDS = ("render", "compare", "junit", "markdown", "capacity", "capacity-compare")
 COMPARISON_FILE = "comparison.html"
 JUNIT_FILE = "junit.xml"
 
@@ -98,7 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     markdown.add_argument("run_dir", metavar="RUN_DIR")
     markdown.add_argument("-o", "--output", type=Path, help="default: standard output")
     markdown.add_argument("--sla", metavar="SPEC", help="judge with this spec (else verdict.json)")
+    _add_capacity_commands(commands)
     return parser
+
+
+def _add_capacity_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    cap = commands.add_parser("capacity", help="the HTML report of a capacity search")
+    cap.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    cap.add_argument("-o", "--output", type=Path, help=f"default SWEEP_DIR/{REPORT_FILE}")
+    cmp_ = commands.add_parser("capacity-compare", help="compare capacity searches")
+    cmp_.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="two or more")
+    cmp_.add_argument(
+        "--label",
+        action="append",
+        metavar="LABEL",
+        help="a name per sweep, in order (repeat; default: the directory names)",
+    )
+    cmp_.add_argument("-o", "--output", type=Path, required=True, help="the HTML file to write")
 
 
 def _render(args: argparse.Namespace) -> None:
@@ -137,18 +160,45 @@ def _markdown(args: argparse.Namespace) -> None:
         write_html(text, args.output)
 
 
+def _capacity(args: argparse.Namespace) -> None:
+    path = write_capacity_report(args.sweep_dir, args.output)
+    print(f"capacity report written to {path}")
+
+
+def _capacity_compare(args: argparse.Namespace) -> None:
+    if len(args.sweeps) < 2:
+        raise ReportError("capacity-compare needs at least two sweep directories")
+    text = render_capacity_comparison(args.sweeps, args.label, out_dir=args.output.parent)
+    path = write_html(text, args.output)
+    print(f"capacity comparison written to {path}")
+
+
+def _default_command(first: str) -> str:
+    """``render``, or ``capacity`` for a sweep directory (it has no run.json)."""
+    path = Path(first)
+    if (path / CAPACITY_FILE).is_file() and not (path / RUN_JSON).exists():
+        return "capacity"
+    return "render"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] not in COMMANDS and not args_list[0].startswith("-"):
-        args_list.insert(0, "render")
+        args_list.insert(0, _default_command(args_list[0]))
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")  # ≤ and ✅ on a non-UTF-8 terminal
     try:
         args = build_parser().parse_args(args_list)
-        {"render": _render, "compare": _compare, "junit": _junit, "markdown": _markdown}[
-            args.command
-        ](args)
-    except (ReportError, RunDirError, SpecError, DashboardError) as exc:
+        handlers = {
+            "render": _render,
+            "compare": _compare,
+            "junit": _junit,
+            "markdown": _markdown,
+            "capacity": _capacity,
+            "capacity-compare": _capacity_compare,
+        }
+        handlers[args.command](args)
+    except (ReportError, RunDirError, SpecError, DashboardError, CapacityError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0

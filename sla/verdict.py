@@ -80,6 +80,7 @@ __all__ = [
     "Verdict",
     "evaluate",
     "exit_code",
+    "judged_rows",
     "write_verdict",
 ]
 
@@ -215,6 +216,13 @@ def evaluate(spec: Spec, run: Run) -> Verdict:
         counts=counts,
         objectives=results,
     )
+
+
+def judged_rows(spec: Spec, run: Run) -> tuple[pd.DataFrame, float | None]:
+    """The rows ``evaluate`` judges (with the per-request metric columns) and the length of
+    their window in seconds (None when the run has no window)."""
+    samples = _select(spec, run)
+    return samples.rows, samples.window_s
 
 
 def _select(spec: Spec, run: Run) -> _Samples:

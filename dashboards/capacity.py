@@ -1,0 +1,315 @@
+"""Figures of a capacity search (``capacity.json``, see ``sla.capacity``): pure builders.
+
+    result = load_capacity("runs/sweep")
+    panels = capacity_panels(result)          # latency–throughput curve, load vs throughput
+    panel = capacity_comparison_panel([a, b], ["before", "after"])
+
+``step_points`` (``dashboards.capacity_points``, re-exported here) turns the steps into
+frozen, unit-named points once; the figures and the report tables read those. ERROR steps
+measured nothing trustworthy: they stay out of the curves (the report's step table lists
+them). Text from the file (labels, units, phases, statuses, the knee's metric) reaches a
+figure only through ``safe_label``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+# Imported under their own names to re-export them: they lived here before capacity_points.
+from dashboards.capacity_points import OTHER_STATUS_COLOUR as OTHER_STATUS_COLOUR
+from dashboards.capacity_points import (
+    STATUS_SYMBOLS,
+    StepPoint,
+    bound,
+    curve_points,
+    find_step,
+    hover,
+    knee_metric,
+    load_unit,
+    number,
+    status_colour,
+    status_markers,
+    step_points,
+)
+from dashboards.capacity_points import Bound as Bound
+from dashboards.panel import COLOURS, STATUS_COLOURS, Panel, new_figure, safe_label
+
+# Okabe-Ito without its yellow, which vanishes on white.
+SWEEP_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+BRACKET_FILL = "rgba(0, 158, 115, 0.14)"
+_HEIGHT_PX = 460
+_CURVES = (  # (name, step field, colour, dash)
+    ("p50 latency", "latency_p50_ms", COLOURS["p50"], "solid"),
+    ("p99 latency", "latency_p99_ms", COLOURS["p99"], "solid"),
+    ("p99 TTFT", "ttft_p99_ms", COLOURS["p90"], "dot"),
+    ("p99 TPOT", "tpot_p99_ms", COLOURS["tokens"], "dash"),
+)
+
+
+def _legend_below(fig: go.Figure) -> None:
+    """The legend under the plot: these figures have too many entries to sit above it."""
+    fig.update_layout(
+        height=_HEIGHT_PX,
+        margin={"b": 120},
+        legend={"orientation": "h", "x": 0.0, "xanchor": "left", "y": -0.3, "yanchor": "top"},
+    )
+
+
+def _status_legend(fig: go.Figure, points: Sequence[StepPoint]) -> None:
+    """Legend entries (no data) for the statuses whose colour and shape the markers use."""
+    for status in dict.fromkeys(p.status for p in points):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=safe_label(status, 20),
+                legendgroup="status",
+                marker={
+                    "color": status_colour(status),
+                    "symbol": STATUS_SYMBOLS.get(status, "square"),
+                    "size": 10,
+                },
+                hoverinfo="skip",
+            )
+        )
+
+
+def latency_throughput_panel(result: Mapping[str, Any]) -> Panel | None:
+    """Latency percentiles against achieved throughput, one marker per measured step coloured
+    and shaped by its status, the capacity step and the knee annotated; None without a
+    measured step."""
+    points = step_points(result)
+    curve = curve_points(points)
+    if not curve:
+        return None
+    unit = load_unit(result)
+    title = "Latency against achieved throughput (one point per step)"
+    fig = new_figure(title, x_title="achieved throughput (requests/s)", y_title="latency (ms)")
+    customdata, head = hover(curve, unit)
+    for name, field, colour, dash in _CURVES:
+        y = [getattr(p, field) for p in curve]
+        if all(v is None for v in y):
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[p.throughput_rps for p in curve],
+                y=y,
+                name=name,
+                mode="lines+markers",
+                line={"color": colour, "dash": dash, "width": 1.5},
+                marker=status_markers(curve, colour),
+                customdata=customdata,
+                hovertemplate=head + f"{name} %{{y:.4g}} ms at %{{x:.4g}} req/s<extra></extra>",
+            )
+        )
+    _status_legend(fig, curve)
+    _annotate_capacity(fig, result, curve, unit)
+    fig.update_layout(hovermode="closest")
+    _legend_below(fig)
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    errored = [p.step for p in points if p.status == "ERROR"]
+    note = "Marker colour and shape: the step's SLA status; lines join the steps by load."
+    if errored:
+        note += f" ERROR steps left out: {', '.join(map(str, errored))} (see the step table)."
+    return Panel("capacity_latency_throughput", title, fig, note)
+
+
+def _annotate_capacity(
+    fig: go.Figure, result: Mapping[str, Any], curve: Sequence[StepPoint], unit: str
+) -> None:
+    capacity = bound(result, "capacity")
+    step = find_step(curve, capacity.step) if capacity else None
+    if capacity and step and step.throughput_rps is not None:
+        y = step.latency_p99_ms if step.latency_p99_ms is not None else step.latency_p50_ms
+        fig.add_annotation(
+            x=step.throughput_rps,
+            y=y,
+            text=f"capacity: {capacity.load:.4g} {safe_label(unit, 20)} (step {step.step})",
+            showarrow=True,
+            arrowhead=2,
+            ax=-60,
+            ay=-40,
+            font={"color": STATUS_COLOURS["PASS"]},
+        )
+    _annotate_knee(fig, result, curve, unit)
+
+
+def _annotate_knee(
+    fig: go.Figure, result: Mapping[str, Any], curve: Sequence[StepPoint], unit: str
+) -> None:
+    """The knee at its own point (throughput, the knee metric's latency), else at its step's
+    p99; labelled with the metric it was found on, which need not be a drawn curve."""
+    knee = result.get("knee")
+    knee_bound = bound(result, "knee")
+    if not isinstance(knee, Mapping) or knee_bound is None:
+        return
+    knee_step = find_step(curve, knee_bound.step)
+    x, y = number(knee.get("throughput_rps")), number(knee.get("latency_ms"))
+    if (x is None or y is None) and knee_step is not None:
+        x, y = knee_step.throughput_rps, knee_step.latency_p99_ms
+    if x is None or y is None:
+        return
+    text = f"knee: {knee_bound.load:.4g} {safe_label(unit, 20)}"
+    metric = knee_metric(result)
+    if metric is not None:
+        text += f" ({safe_label(metric, 40)})"
+    fig.add_annotation(x=x, y=y, text=text, showarrow=True, arrowhead=2, ax=40, ay=-50)
+
+
+def load_throughput_panel(result: Mapping[str, Any]) -> Panel | None:
+    """Achieved throughput and goodput (req/s) against the load of each step, the capacity
+    bracket shaded; None without a step that has a load and a throughput."""
+    points = [p for p in curve_points(step_points(result)) if p.load is not None]
+    if not points:
+        return None
+    unit = load_unit(result)
+    closed = result.get("mode") == "concurrency" or unit == "users"
+    x_title = f"concurrency ({safe_label(unit, 20)})" if closed else "offered load (req/s)"
+    if not closed and unit != "req/s":
+        x_title = f"offered load ({safe_label(unit, 20)})"
+    title = "Achieved throughput and goodput against offered load"
+    fig = new_figure(title, x_title=x_title, y_title="rate (requests/s)")
+    customdata, head = hover(points, unit)
+    x = [p.load for p in points]
+    series = (
+        ("throughput (req/s)", [p.throughput_rps for p in points], COLOURS["ok"], "solid"),
+        ("goodput (req/s)", [p.goodput_rps for p in points], COLOURS["p50"], "dash"),
+        ("offered (sent, req/s)", [p.offered_rps for p in points], COLOURS["users"], "dot"),
+    )
+    for name, y, colour, dash in series:
+        if all(v is None for v in y):
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                name=name,
+                mode="lines+markers",
+                line={"color": colour, "dash": dash, "width": 1.5},
+                marker=status_markers(points, colour),
+                customdata=customdata,
+                hovertemplate=head + f"{name} %{{y:.4g}}<extra></extra>",
+            )
+        )
+    _status_legend(fig, points)
+    note = _shade_bracket(fig, result, unit)
+    fig.update_layout(hovermode="closest")
+    _legend_below(fig)
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    return Panel("capacity_load_throughput", title, fig, note)
+
+
+def _shade_bracket(fig: go.Figure, result: Mapping[str, Any], unit: str) -> str:
+    capacity, fail = bound(result, "capacity"), bound(result, "lowest_fail")
+    line = {"dash": "dash", "width": 1, "color": "#555555"}
+    if capacity and fail:
+        fig.add_vrect(
+            x0=capacity.load,
+            x1=fail.load,
+            fillcolor=BRACKET_FILL,
+            line_width=0,
+            layer="below",
+            name="capacity bracket",
+        )
+        return (
+            f"Shaded: the capacity bracket, from the highest PASS ({capacity.load:.4g} {unit}) "
+            f"to the lowest FAIL ({fail.load:.4g} {unit}). Markers: the step's SLA status."
+        )
+    if capacity:
+        fig.add_vline(x=capacity.load, line=line)
+        return f"Dashed: the capacity ({capacity.load:.4g} {unit}; no step failed above it)."
+    if fail:
+        fig.add_vline(x=fail.load, line=line)
+        return f"Dashed: the lowest FAIL ({fail.load:.4g} {unit}; no step passed below it)."
+    return "No capacity bracket: the search established neither a PASS nor a FAIL load."
+
+
+def capacity_panels(result: Mapping[str, Any]) -> list[Panel]:
+    """The figures of one capacity result, in the order the report shows them."""
+    panels = (latency_throughput_panel(result), load_throughput_panel(result))
+    return [p for p in panels if p is not None]
+
+
+def capacity_comparison_panel(
+    results: Sequence[Mapping[str, Any]], labels: Sequence[str]
+) -> Panel | None:
+    """The p99 (solid) and p50 (dotted) latency–throughput curves of several sweeps, one
+    colour each, with each sweep's capacity step starred; None when no sweep has a point."""
+    title = "Latency against achieved throughput, by sweep"
+    fig = new_figure(title, x_title="achieved throughput (requests/s)", y_title="latency (ms)")
+    drawn = 0
+    for index, (result, label) in enumerate(zip(results, labels, strict=True)):
+        curve = curve_points(step_points(result))
+        if not curve:
+            continue
+        drawn += 1
+        colour = SWEEP_COLOURS[index % len(SWEEP_COLOURS)]
+        name = safe_label(label, 40)
+        customdata, head = hover(curve, load_unit(result))
+        for stat, field, dash in (
+            ("p99", "latency_p99_ms", "solid"),
+            ("p50", "latency_p50_ms", "dot"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=[p.throughput_rps for p in curve],
+                    y=[getattr(p, field) for p in curve],
+                    name=f"{name} {stat}",
+                    legendgroup=f"sweep-{index}",
+                    mode="lines+markers",
+                    line={"color": colour, "dash": dash, "width": 1.5},
+                    marker={
+                        "color": colour,
+                        "size": 9,
+                        "symbol": [STATUS_SYMBOLS.get(p.status, "square") for p in curve],
+                    },
+                    customdata=customdata,
+                    hovertemplate=f"{name}: {head}{stat} latency %{{y:.4g}} ms at "
+                    "%{x:.4g} req/s<extra></extra>",
+                )
+            )
+        _star_capacity(fig, result, curve, colour, name, index)
+    if not drawn:
+        return None
+    fig.update_layout(hovermode="closest")
+    _legend_below(fig)
+    fig.update_xaxes(rangemode="tozero")
+    fig.update_yaxes(rangemode="tozero")
+    note = (
+        "One colour per sweep; solid p99, dotted p50; marker shape: the step's status "
+        "(circle PASS, x FAIL, diamond INCONCLUSIVE); star: the sweep's capacity step."
+    )
+    return Panel("capacity_comparison", title, fig, note)
+
+
+def _star_capacity(
+    fig: go.Figure,
+    result: Mapping[str, Any],
+    curve: Sequence[StepPoint],
+    colour: str,
+    name: str,
+    index: int,
+) -> None:
+    capacity = bound(result, "capacity")
+    step = find_step(curve, capacity.step) if capacity else None
+    if capacity is None or step is None:
+        return
+    fig.add_trace(
+        go.Scatter(
+            x=[step.throughput_rps],
+            y=[step.latency_p99_ms],
+            name=f"{name} capacity",
+            legendgroup=f"sweep-{index}",
+            showlegend=False,
+            mode="markers",
+            marker={"color": colour, "symbol": "star", "size": 18, "line": {"width": 1}},
+            hovertemplate=f"{name}: capacity {capacity.load:.4g} "
+            f"{safe_label(load_unit(result), 20)} (step {step.step})<extra></extra>",
+        )
+    )

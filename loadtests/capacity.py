@@ -1,0 +1,408 @@
+"""The SLA-constrained capacity search (``--capacity-search``): a series of steps, each one
+an ordinary slabench run by a locust of its own, judged against the SLA.
+
+The process that was asked to search runs no load itself. For each step it starts
+``python -m locust`` with the user's own arguments plus the step's load (``--arrival-rate`` or
+``-u``), duration, warm-up and run directory inside the sweep directory, waits for it, judges
+the run with ``sla.capacity.summarize_step`` and asks ``sla.search.SearchPolicy`` what to try
+next. A step per process keeps each step a complete run directory (its report can be
+rebuilt, ``python -m sla check`` re-judges it), isolates a crash to one step, and works
+unchanged with ``--processes``.
+
+A step *errors* when its locust fails, or when a request was refused a connection (the
+target was not listening: it crashed or restarted). It is kept in ``capacity.json`` with
+status ERROR, the search waits for the target to listen again and runs the step once more
+(``--step-retries``). Overload shows as errors the SLA judges (429, 503, timeouts), not as
+refused connections, so it never counts as a step error.
+
+``capacity.json`` is rewritten after every step, so a search that is killed keeps what it
+established.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from loadtests.capacity_steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
+from loadtests.search_options import SearchOptions
+from sla.capacity import (
+    combine_segments,
+    cost_at,
+    find_knee,
+    min_samples,
+    summarize_step,
+    write_capacity,
+)
+from sla.records import Run, strip_credentials
+from sla.search import Finish, Probe, SearchPolicy, fmt_load
+from sla.spec import Spec
+
+EXIT_FOUND = 0
+EXIT_FAILS_AT_MIN = 1
+EXIT_UNRESOLVED = 3
+EXIT_SATURATED = 4
+EXIT_INTERRUPTED = 130
+_EXIT = {
+    "found": EXIT_FOUND,
+    "sla_holds_at_max": EXIT_FOUND,
+    "sla_fails_at_min": EXIT_FAILS_AT_MIN,
+    "unresolved": EXIT_UNRESOLVED,
+    "budget_exhausted": EXIT_UNRESOLVED,
+    "generator_saturated": EXIT_SATURATED,
+    "interrupted": EXIT_INTERRUPTED,
+}
+_SAMPLE_MARGIN = 1.25  # errors and filtered-out requests: plan a little more than needed
+_TARGET_WAIT_S = 60.0
+_INTERRUPTED = "interrupted by a signal; capacity.json holds what was established"
+
+
+class SearchStopped(Exception):
+    """The search cannot go on (interrupted, target gone); str() says why."""
+
+
+@dataclass(slots=True)
+class SearchState:
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    overhead_s: float = 3.0  # a step's wall time beyond its run time (locust start-up, exit)
+
+
+class CapacitySearch:
+    def __init__(
+        self,
+        *,
+        options: SearchOptions,
+        spec: Spec,
+        target_url: str,
+        scenario: str,
+        sweep_dir: Path,
+        argv: list[str],
+        bundled: bool = False,
+    ) -> None:
+        self.options = options
+        self.spec = spec
+        self.target_url = target_url
+        self.scenario = scenario
+        self.sweep_dir = sweep_dir
+        self.steps = StepRunner(
+            argv=argv, target_url=target_url, sweep_dir=sweep_dir, bundled=bundled, say=self._say
+        )
+        self.policy = SearchPolicy(options.settings)
+        self.state = SearchState()
+        self.min_samples = options.min_samples or min_samples(spec)
+        self.started_at = time.time()
+        self._clock0 = time.monotonic()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        self._announce()
+        handlers = self._install_signals()
+        finish: Finish
+        code = None
+        try:
+            finish = self._search()
+        except SearchStopped as exc:
+            finish = Finish("interrupted", str(exc))
+        except StepUsageError as exc:
+            finish, code = Finish("interrupted", f"a step rejected its options: {exc}"), EXIT_USAGE
+        finally:
+            for handler in handlers:
+                handler.cancel()
+        result = self.result(finish)
+        path = write_capacity(self.sweep_dir, result)
+        self._print_result(result, path)
+        return _EXIT[finish.outcome] if code is None else code
+
+    def _search(self) -> Finish:
+        while True:
+            if self.steps.interrupted:
+                raise SearchStopped(_INTERRUPTED)
+            decision = self.policy.next()
+            if isinstance(decision, Finish):
+                return decision
+            if not self._fits(self._plan(decision)):
+                return self._budget_spent()
+            step = self._run_step(decision)
+            self._write_progress()
+            if step["status"] == "ERROR":
+                self._print_step(step)
+                return Finish("interrupted", f"step {step['step']} errored: {step['error']}")
+            if not step["saturated"]:
+                self.policy.record(decision.load, step["status"], thorough=decision.thorough)
+            self._print_step(step)
+            if step["saturated"]:
+                return self._saturated(step)
+
+    def _run_step(self, probe: Probe) -> dict[str, Any]:
+        """Run a step (retrying one that errored) and return its capacity.json entry."""
+        for attempt in range(self.options.retries + 1):
+            step = self._attempt(probe)
+            self.state.steps.append(step)
+            if step["status"] != "ERROR" or attempt == self.options.retries:
+                return step
+            self._print_step(step)
+            self._wait_for_target()
+            self._say(f"step {step['step']} errored; running it again")
+        raise AssertionError("unreachable")
+
+    def _attempt(self, probe: Probe) -> dict[str, Any]:
+        number = len(self.state.steps) + 1
+        label = f"step-{number:02d}-{'rate' if self.options.mode == 'rate' else 'users'}"
+        base = f"{label}-{probe.load:g}"
+        measure_s = self._plan(probe)
+        entry: dict[str, Any] = {
+            "step": number,
+            "load": probe.load,
+            "phase": probe.phase,
+            "thorough": probe.thorough,
+            "runs": [],
+            "error": None,
+        }
+        t0 = time.monotonic()
+        runs: list[Run] = []
+        extensions = self.options.extensions if probe.thorough else 0
+        for segment in range(extensions + 1):
+            name = base if segment == 0 else f"{base}-ext{segment}"
+            self._say(
+                f"step {number} [{probe.phase}] {fmt_load(probe.load, self.options.mode)}: "
+                f"{'segment ' + str(segment + 1) + ', ' if segment else ''}{measure_s:.0f}s "
+                f"(+{self._warmup_s():.0f}s warm-up); {self._left()} of the budget left"
+            )
+            seg = self._segment(name, probe.load, measure_s)
+            entry["runs"].append(name)
+            problem, run = self.steps.check(seg)
+            if problem:
+                entry.update(status="ERROR", error=problem, saturated=False, saturation=None)
+                entry["wall_s"] = time.monotonic() - t0
+                return entry
+            assert run is not None
+            runs.append(run)
+            _, summary = summarize_step(self.spec, combine_segments(runs, self.spec))
+            entry.update(summary)
+            entry["saturation"] = self._saturation(summary)
+            entry["saturated"] = entry["saturation"] is not None
+            if summary["status"] != "INCONCLUSIVE" or entry["saturated"]:
+                break
+            if segment < extensions and not self._fits(measure_s):
+                break
+        entry["wall_s"] = time.monotonic() - t0
+        if self.options.mode == "rate":
+            entry["offered_rps"] = probe.load
+        return entry
+
+    def _segment(self, name: str, load: float, measure_s: float) -> Segment:
+        run_s = math.ceil(self._warmup_s() + measure_s)
+        seg = self.steps.run(name, run_s, self._warmup_s(), self._load_args(load))
+        self.state.overhead_s = max(1.0, seg.wall_s - run_s)
+        if self.steps.interrupted:
+            raise SearchStopped(_INTERRUPTED)
+        return seg
+
+    # --- planning ------------------------------------------------------------------------
+
+    def _warmup_s(self) -> float:
+        return self.options.step_warmup_s + self.spec.warmup_s
+
+    def _plan(self, probe: Probe) -> float:
+        """Measured seconds of one segment of ``probe``."""
+        o = self.options
+        if not probe.thorough:
+            return o.step_s
+        rate = self._expected_rps(probe.load)
+        if not rate:
+            return o.step_s
+        return min(o.step_max_s, max(o.step_s, _SAMPLE_MARGIN * self.min_samples / rate))
+
+    def _expected_rps(self, load: float) -> float | None:
+        if self.options.mode == "rate":
+            return load
+        per_user = [
+            s["throughput_rps"] / s["load"]
+            for s in self.state.steps
+            if s.get("throughput_rps") and s["load"] <= load
+        ]
+        return load * min(per_user) if per_user else None
+
+    def _saturation(self, summary: dict[str, Any]) -> str | None:
+        """Why the load generator counts as saturated in a step, or None."""
+        if summary["saturated"]:
+            return "its CPU was >= 90% of a core for most of the step"
+        lag = (summary.get("schedule_lag_ms") or {}).get("p90")
+        if lag is not None and lag > self.options.max_send_lag_ms:
+            return (
+                f"its open-loop sends left {lag:.1f} ms late at p90 "
+                f"(--max-send-lag {self.options.max_send_lag_ms:g} ms)"
+            )
+        return None
+
+    def _fits(self, measure_s: float) -> bool:
+        needed = measure_s + self._warmup_s() + self.state.overhead_s
+        return self.elapsed_s() + needed <= self.options.budget_s
+
+    def _load_args(self, load: float) -> list[str]:
+        if self.options.mode == "rate":
+            return ["--arrival-rate", f"{load:g}", "-u", "1", "-r", "1"]
+        users = str(int(load))
+        return ["-u", users, "-r", users]
+
+    # --- outcomes ------------------------------------------------------------------------
+
+    def _budget_spent(self) -> Finish:
+        lo, hi = self.policy.capacity(), self.policy.upper()
+        mode = self.options.mode
+        found = f"PASS at {fmt_load(lo, mode)}" if lo is not None else "no PASS yet"
+        above = f", not at {fmt_load(hi, mode)}" if hi is not None else ""
+        return Finish(
+            "budget_exhausted",
+            f"the time budget ({self.options.budget_s:g}s) ran out before the next step: "
+            f"{found}{above}",
+        )
+
+    def _saturated(self, step: dict[str, Any]) -> Finish:
+        lo = self.policy.capacity()
+        mode = self.options.mode
+        known = f"; the server passed at {fmt_load(lo, mode)}" if lo is not None else ""
+        return Finish(
+            "generator_saturated",
+            f"the load generator saturated at {fmt_load(step['load'], mode)} (step "
+            f"{step['step']}: {step['saturation']}): a capacity found now would be the "
+            f"generator's, not the server's{known}; add --processes",
+        )
+
+    def result(self, finish: Finish) -> dict[str, Any]:
+        steps = self.state.steps
+        lo, fail = self.policy.capacity(), self.policy.lowest_fail()
+        upper = self.policy.upper()
+        cap_step = _last_step(steps, lo, "PASS")
+        fail_step = _last_step(steps, fail, "FAIL")
+        o = self.options
+        return {
+            "kind": "capacity",
+            "scenario": self.scenario,
+            "target_url": strip_credentials(self.target_url),
+            "mode": o.mode,
+            "load_unit": "req/s" if o.mode == "rate" else "users",
+            "spec": {
+                "name": self.spec.name,
+                "source": self.spec.source,
+                "confidence": self.spec.confidence,
+                "objectives": [obj.label for obj in self.spec.objectives],
+            },
+            "settings": {**o.describe(), "min_samples": self.min_samples},
+            "started_at": self.started_at,
+            "ended_at": time.time(),
+            "wall_s": self.elapsed_s(),
+            "outcome": finish.outcome,
+            "message": finish.message,
+            "capacity": {"load": lo, "step": cap_step["step"]} if cap_step else None,
+            "lowest_fail": {"load": fail, "step": fail_step["step"]} if fail_step else None,
+            "precision": upper / lo - 1.0 if lo and upper else None,
+            "borderline": self.policy.borderline(),
+            "knee": find_knee(steps),
+            "cost": cost_at(cap_step, o.cost_per_hour) if cap_step else None,
+            "steps": steps,
+        }
+
+    # --- output --------------------------------------------------------------------------
+
+    def _announce(self) -> None:
+        s = self.options.settings
+        top = f", max {fmt_load(s.maximum, s.mode)}" if math.isfinite(s.maximum) else ""
+        self._say(
+            f"capacity search ({s.mode}) of {strip_credentials(self.target_url)} against SLA "
+            f"{self.spec.name!r}: start {fmt_load(s.start, s.mode)}, x{s.factor:g}{top}, "
+            f"precision {s.precision:.0%}, budget {self.options.budget_s:g}s, "
+            f"{self.min_samples} samples per bisection step; sweep {self.sweep_dir}"
+        )
+
+    def _print_step(self, step: dict[str, Any]) -> None:
+        head = f"step {step['step']} [{step['phase']}] {fmt_load(step['load'], self.options.mode)}"
+        if step["status"] == "ERROR":
+            self._say(f"{head}: ERROR {step['error']}")
+            return
+        p99 = (step.get("latency_ms") or {}).get("p99")
+        parts = [
+            f"{step['status']}",
+            f"{_num(step.get('throughput_rps'))} req/s ok",
+            f"goodput {_num(step.get('goodput_rps'))} req/s",
+            f"p99 latency {_num(p99)} ms",
+            f"{step['requests']} requests",
+            f"{step['wall_s']:.0f}s",
+        ]
+        if step.get("saturated"):
+            parts.append(f"LOAD GENERATOR SATURATED: {step['saturation']}")
+        self._say(f"{head}: " + ", ".join(parts) + f" -> {self._bracket()}")
+
+    def _bracket(self) -> str:
+        mode = self.options.mode
+        lo, hi = self.policy.capacity(), self.policy.upper()
+        low = f"PASS {fmt_load(lo, mode)}" if lo is not None else "no PASS yet"
+        high = f"not {fmt_load(hi, mode)}" if hi is not None else "no FAIL yet"
+        return f"{low} .. {high}"
+
+    def _print_result(self, result: dict[str, Any], path: Path) -> None:
+        self._say(f"capacity search {result['outcome'].upper()}: {result['message']}")
+        knee = result.get("knee")
+        if knee:
+            self._say(
+                f"knee: latency starts to climb at {fmt_load(knee['load'], self.options.mode)}"
+            )
+        cost = result.get("cost")
+        if cost:
+            per_tok = cost.get("per_1m_output_tokens")
+            tokens = f"{per_tok:.4g} per 1M output tokens, " if per_tok is not None else ""
+            self._say(
+                f"cost at capacity ({cost['requests_per_s']:.4g} req/s, "
+                f"{cost['per_hour']:g}/hour): {tokens}{cost['per_1k_requests']:.4g} per 1k requests"
+            )
+        self._say(f"wrote {path}")
+
+    def _write_progress(self) -> None:
+        partial = Finish("interrupted", "the search is still running (or was killed)")
+        write_capacity(self.sweep_dir, self.result(partial))
+
+    def _say(self, text: str) -> None:
+        print(f"slabench: {text}", flush=True)
+
+    # --- time, signals, the target ------------------------------------------------------
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self._clock0
+
+    def _left(self) -> str:
+        left = max(0.0, self.options.budget_s - self.elapsed_s())
+        return f"{int(left // 60)}m{int(left % 60):02d}s"
+
+    def _install_signals(self) -> list[Any]:
+        return [
+            gevent.signal_handler(sig, self.steps.interrupt)
+            for sig in (signal.SIGINT, signal.SIGTERM)
+        ]
+
+    def _wait_for_target(self) -> None:
+        if self.steps.wait_for_target(_TARGET_WAIT_S):
+            return
+        if self.steps.interrupted:
+            raise SearchStopped(_INTERRUPTED)
+        raise SearchStopped(f"the target did not accept connections within {_TARGET_WAIT_S:g}s")
+
+
+def _last_step(
+    steps: list[dict[str, Any]], load: float | None, status: str
+) -> dict[str, Any] | None:
+    if load is None:
+        return None
+    matches = [s for s in steps if s["load"] == load and s.get("status") == status]
+    return matches[-1] if matches else None
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"

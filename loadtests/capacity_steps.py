@@ -1,0 +1,161 @@
+"""One segment of a capacity-search step: a locust of its own, its log, its run directory.
+
+``StepRunner.run`` starts ``python -m locust`` with the user's arguments followed by the
+step's own (later options win in Locust's parser), waits for it and reads its run back;
+``check`` says whether the step *errored* (its locust failed, or the target refused a
+connection: it was not listening) as opposed to running and being judged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import gevent
+
+from loadtests.search_options import BUNDLED_ENV, STEP_ENV
+from sla.records import Run, RunDirError, load_run
+
+EXIT_USAGE = 2
+STEP_EXIT_CODES = (0, 1, 3, 4)  # a step's own --sla verdict, not a failure of the step
+REFUSED = "connection refused"  # loadtests.measure's error for a refused connect
+HEARTBEAT_S = 15.0
+HANG_GRACE_S = 120.0  # past its -t, a step's locust is hung
+
+
+class StepUsageError(Exception):
+    """A step's locust rejected its options (exit 2): every step would; str() is its line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    path: Path
+    code: int | None  # None: it hung and was stopped
+    wall_s: float
+    log_tail: str
+
+
+class StepRunner:
+    def __init__(
+        self,
+        *,
+        argv: Sequence[str],
+        target_url: str,
+        sweep_dir: Path,
+        bundled: bool,
+        say: Callable[[str], None],
+    ) -> None:
+        self.argv = [a for a in argv if a != "--capacity-search"]
+        self.target_url = target_url
+        self.sweep_dir = sweep_dir
+        self.bundled = bundled
+        self.say = say
+        self.child: subprocess.Popen[bytes] | None = None
+        self.interrupted = False
+
+    def run(self, name: str, run_s: int, warmup_s: float, load_args: Sequence[str]) -> Segment:
+        path = self.sweep_dir / name
+        cmd = [
+            *(sys.executable, "-m", "locust", *self.argv),
+            *("--headless", "--no-report", "--host", self.target_url),
+            *("--run-dir", str(path), "--warmup", f"{warmup_s:g}s", "-t", f"{run_s}s"),
+            *load_args,
+        ]
+        env = {k: v for k, v in os.environ.items() if k != "SLABENCH_CAPACITY_SEARCH"}
+        env[STEP_ENV] = "1"
+        if self.bundled:
+            env[BUNDLED_ENV] = "1"
+        log_path = self.sweep_dir / f"{name}.log"
+        t0 = time.monotonic()
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            self.child = proc
+            try:
+                code = self._wait(proc, run_s)
+            finally:
+                self.child = None
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-12:])
+        return Segment(path, code, time.monotonic() - t0, tail)
+
+    def _wait(self, proc: subprocess.Popen[bytes], run_s: int) -> int | None:
+        t0 = time.monotonic()
+        next_beat = t0 + HEARTBEAT_S
+        while proc.poll() is None:
+            now = time.monotonic()
+            if now > t0 + run_s + HANG_GRACE_S:
+                stop_process(proc)
+                return None
+            if now >= next_beat and not self.interrupted:
+                next_beat += HEARTBEAT_S
+                self.say(f"  ... {now - t0:.0f}/{run_s}s")
+            gevent.sleep(0.2)
+        return proc.returncode
+
+    def interrupt(self) -> None:
+        """A signal reached the search: stop the step in flight (it keeps its records)."""
+        self.interrupted = True
+        if self.child is not None:
+            gevent.spawn(stop_process, self.child, 3.0)
+
+    def check(self, seg: Segment) -> tuple[str | None, Run | None]:
+        """Why the segment errored (None when it ran and can be judged), and its run."""
+        if seg.code is None:
+            return f"its locust did not finish; see {seg.path.name}.log", None
+        try:
+            run = load_run(seg.path)
+        except RunDirError as exc:
+            if seg.code == EXIT_USAGE:
+                raise StepUsageError(last_line(seg.log_tail) or str(exc)) from None
+            return f"locust exited {seg.code} without a run: {last_line(seg.log_tail) or exc}", None
+        if seg.code not in STEP_EXIT_CODES:
+            return f"locust exited {seg.code}: {last_line(seg.log_tail)}", run
+        refused = run.requests["error"].fillna("").str.startswith(REFUSED)
+        if refused.any():
+            return (
+                f"{int(refused.sum())} requests were refused a connection: the target was "
+                "not listening (restarted or crashed) during the step",
+                run,
+            )
+        return None, run
+
+    def wait_for_target(self, timeout_s: float) -> bool:
+        """True once the target accepts a TCP connection again; False after ``timeout_s``
+        or when interrupted."""
+        parts = urlsplit(self.target_url)
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.interrupted:
+            try:
+                with socket.create_connection((host, port), timeout=2.0):
+                    return True
+            except OSError:
+                gevent.sleep(0.5)
+        return False
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 0.0) -> None:
+    """Let a step's locust end on the signal it got from the terminal, then SIGTERM it (it
+    closes its run directory), then kill it."""
+    for sig, wait_s in ((None, grace_s), (signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+        if proc.poll() is not None:
+            return
+        if sig is not None:
+            proc.send_signal(sig)
+        try:
+            proc.wait(wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

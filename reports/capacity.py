@@ -1,0 +1,405 @@
+"""The HTML report of a capacity search, and the pieces its comparison page shares.
+
+    render_capacity_report("runs/sweep")           # one self-contained page (str)
+    write_capacity_report("runs/sweep")            # -> runs/sweep/report.html
+
+A sweep directory holds ``capacity.json`` (``sla.capacity``) and one run directory per step.
+The page is built like the run report (``reports.html``: the same CSP, plotly.js inlined
+once, every string from the file escaped). A step's run directory is linked when it has a
+``report.html``, relative to where the page is written (``out_dir``), so links survive
+``-o`` elsewhere. Bad input raises ``sla.capacity.CapacityError`` or ``ReportError``.
+The comparison of several searches is ``reports.capacity_compare``, built from the text
+helpers here (``capacity_text``, ``money``, ``capacity_warnings``, ``wide_table``...).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from dashboards.capacity import capacity_panels
+from dashboards.capacity_points import (
+    StepPoint,
+    bound,
+    find_step,
+    knee_metric,
+    load_unit,
+    number,
+    step_points,
+)
+from reports import fmt
+from reports.html import Markup, esc, figure_slots, page
+from reports.render import REPORT_FILE, write_html
+from sla.capacity import load_capacity
+
+__all__ = [
+    "OUTCOME_TEXT",
+    "capacity_text",
+    "capacity_warnings",
+    "load_text",
+    "money",
+    "render_capacity_report",
+    "write_capacity_report",
+]
+
+StrPath = str | os.PathLike[str]
+OUTCOME_TEXT = {
+    "found": "capacity found",
+    "sla_holds_at_max": "SLA holds at the largest load",
+    "sla_fails_at_min": "SLA fails at the smallest load",
+    "generator_saturated": "load generator saturated",
+    "budget_exhausted": "budget exhausted",
+    "unresolved": "unresolved",
+    "interrupted": "interrupted",
+}
+_BADGE_CLASS = {"found": "PASS", "sla_holds_at_max": "PASS", "sla_fails_at_min": "FAIL"}
+# Added to the shared stylesheet (inline styles are allowed by the page's CSP).
+STYLE = Markup(
+    "<style>.headline{font-size:16px;margin:14px 0 0}.headline b{font-size:22px}"
+    "tr.ERROR td{background:#eaeef2;color:#59636e}tr.capacity td{font-weight:600}"
+    "mark.best{background:#dafbe1;padding:0 4px;border-radius:4px}"
+    ".scroll{overflow-x:auto}table.wide td{overflow-wrap:normal;white-space:nowrap}"
+    "table.wide td.text{white-space:normal;min-width:18em}</style>"
+)
+_STEP_HEADERS = (
+    "step",
+    "phase",
+    "load",
+    "status",
+    "throughput (req/s)",
+    "goodput (req/s)",
+    "goodput ratio",
+    "error rate",
+    "p50 latency (ms)",
+    "p99 latency (ms)",
+    "p99 TTFT (ms)",
+    "p99 TPOT (ms)",
+    "window",
+    "saturated",
+    "error",
+    "run",
+)
+_STEP_NUMERIC = frozenset({0, 2, *range(4, 13)})
+
+
+# Text and HTML pieces of a result, shared with reports.capacity_compare.
+
+
+def load_text(load: float | None, unit: str) -> str:
+    """``24.675 req/s``: to a thousandth, trailing zeros dropped."""
+    return "n/a" if load is None else f"{round(load, 3):g} {unit}"
+
+
+def money(x: float | None, currency: str = "$") -> str:
+    """Four significant digits and at least cents: ``$2.50``, ``$0.2214``, ``$0.0002834``."""
+    if x is None:
+        return "n/a"
+    digits = 2 if abs(x) >= 100 or x == 0 else max(2, 3 - int(f"{abs(x):e}".split("e")[1]))
+    text = f"{x:,.{digits}f}"
+    whole, _, cents = text.partition(".")
+    return f"{currency}{whole}.{cents[:2]}{cents[2:].rstrip('0')}"
+
+
+def capacity_text(result: Mapping[str, Any]) -> str:
+    """The capacity with its unit; ``≥`` when no load failed (the SLA held at the largest)."""
+    capacity = bound(result, "capacity")
+    if capacity is None:
+        return "none"
+    prefix = "≥ " if result.get("outcome") == "sla_holds_at_max" else ""
+    return prefix + load_text(capacity.load, load_unit(result))
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def cost_of(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _mapping(result.get("cost"))
+
+
+def currency_of(result: Mapping[str, Any]) -> str:
+    currency = cost_of(result).get("currency")
+    return currency if isinstance(currency, str) and currency else "$"
+
+
+def capacity_warnings(result: Mapping[str, Any], points: Sequence[StepPoint]) -> list[str]:
+    """One line per thing that makes the capacity less than a clean answer."""
+    outcome, out = result.get("outcome"), []
+    saturated = ", ".join(str(p.step) for p in points if p.saturated)
+    if outcome == "generator_saturated":
+        out.append(
+            f"The load generator saturated (step {saturated or '?'}) before the server failed "
+            "the SLA: the capacity found would be the generator's, not the server's. Add "
+            "load-generator processes (--processes N) or a bigger machine and search again."
+        )
+    elif saturated:
+        out.append(f"The load generator was saturated in step {saturated}: not trustworthy.")
+    if outcome == "budget_exhausted":
+        out.append(
+            "The search ran out of budget before reaching the precision asked: the capacity "
+            "is only known to lie between the highest PASS and the lowest FAIL. Give "
+            "the search more time or steps, or ask for a coarser precision."
+        )
+    elif outcome == "unresolved":
+        out.append(
+            "The search could not resolve a capacity: steps near the limit were INCONCLUSIVE "
+            "or erred. Lengthen the steps (more requests per judgement) and search again."
+        )
+    elif outcome == "interrupted":
+        out.append("The search was interrupted: only the steps that ran are reported.")
+    errored = [p for p in points if p.status == "ERROR"]
+    if errored:
+        what = "; ".join(f"step {p.step}: {p.error or 'no error text'}" for p in errored)
+        out.append(f"{len(errored)} step(s) errored and are left out of the figures ({what}).")
+    return out
+
+
+def warning_banners(lines: Sequence[str]) -> Markup:
+    return Markup("".join(f'<div class="warning bad" role="alert">{esc(w)}</div>' for w in lines))
+
+
+def wide_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    numeric: frozenset[int],
+    row_classes: Sequence[str],
+    text_column: int | None = None,
+) -> Markup:
+    """``reports.html.table`` with any set of right-aligned columns, cells kept on one line
+    (the section scrolls) but for ``text_column`` (free text, wrapped)."""
+
+    def cell(tag: str, index: int, text: str) -> str:
+        cls = ' class="num"' if index in numeric else ""
+        if index == text_column:
+            cls = ' class="text"'
+        return f"<{tag}{cls}>{esc(text)}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    body = "".join(
+        (f'<tr class="{esc(c)}">' if c else "<tr>")
+        + "".join(cell("td", i, text) for i, text in enumerate(row))
+        + "</tr>"
+        for row, c in zip(rows, row_classes, strict=True)
+    )
+    return Markup(
+        f'<table class="wide"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    )
+
+
+def href(target: Path, out_dir: Path) -> str | None:
+    """The link from a page in ``out_dir`` to ``target``, if that file exists."""
+    if not target.is_file():
+        return None
+    try:
+        return quote(Path(os.path.relpath(target, out_dir)).as_posix())
+    except ValueError:  # on another drive: no relative path
+        return None
+
+
+def link(text: str, url: str | None) -> Markup:
+    return Markup(f'<a href="{esc(url)}">{esc(text)}</a>') if url else esc(text)
+
+
+# The report of one search.
+
+
+def render_capacity_report(sweep_dir: StrPath, *, out_dir: StrPath | None = None) -> str:
+    """The HTML report of the capacity search in ``sweep_dir``; run links are relative to
+    ``out_dir`` (default: the sweep directory, where ``write_capacity_report`` writes)."""
+    result = load_capacity(sweep_dir)
+    return _report(result, Path(out_dir) if out_dir is not None else Path(result["path"]))
+
+
+def write_capacity_report(sweep_dir: StrPath, output: StrPath | None = None) -> Path:
+    """Write the report to ``output`` (default ``<sweep>/report.html``); the path written."""
+    result = load_capacity(sweep_dir)
+    path = Path(output) if output is not None else Path(result["path"]) / REPORT_FILE
+    return write_html(_report(result, path.parent), path)
+
+
+def _report(result: Mapping[str, Any], out_dir: Path) -> str:
+    points = step_points(result)
+    slots, figures_json = figure_slots(capacity_panels(result), prefix="cap")
+    body = Markup(
+        STYLE
+        + _header(result, points)
+        + warning_banners(capacity_warnings(result, points))
+        + _result_section(result, points)
+        + Markup(f'<section id="figures"><h2>Figures</h2><div class="grid">{slots}</div></section>')
+        + _steps_section(result, points, out_dir)
+        + _details_section(result)
+    )
+    scenario = str(result.get("scenario") or "capacity search")
+    return page(f"slabench capacity: {scenario} ({capacity_text(result)})", body, figures_json)
+
+
+def _badge(result: Mapping[str, Any]) -> Markup:
+    outcome = str(result.get("outcome"))
+    cls = _BADGE_CLASS.get(outcome, "INCONCLUSIVE")
+    text = OUTCOME_TEXT.get(outcome, outcome)
+    return Markup(f'<span class="badge {cls}" id="verdict-badge">{esc(text)}</span>')
+
+
+def _header(result: Mapping[str, Any], points: Sequence[StepPoint]) -> Markup:
+    scenario = str(result.get("scenario") or "unnamed scenario")
+    spec = _mapping(result.get("spec"))
+    confidence = number(spec.get("confidence"))
+    sla = f"{spec.get('name') or 'unnamed'} ({spec.get('source') or 'n/a'})"
+    if confidence is not None:
+        sla += f", judged at {confidence * 100:g}% confidence"
+    mode = result.get("mode")
+    errored = sum(p.status == "ERROR" for p in points)
+    items = [
+        ("Target", Markup(f'<span class="mono">{esc(result.get("target_url") or "n/a")}</span>')),
+        ("SLA", sla),
+        ("Load", "closed loop (concurrency)" if mode == "concurrency" else "open loop (rate)"),
+        ("Started", fmt.timestamp(result.get("started_at"))),
+        ("Wall time", fmt.duration(number(result.get("wall_s")))),
+        ("Steps", f"{len(points)}" + (f" ({errored} errored)" if errored else "")),
+        ("Sweep directory", Markup(f'<span class="mono">{esc(result.get("path"))}</span>')),
+    ]
+    rows = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
+    return Markup(
+        f"<header><h1>slabench capacity: {esc(scenario)} {_badge(result)}</h1>"
+        f'<p class="sub" id="outcome-message">{esc(result.get("message") or "")}</p>'
+        f'<dl class="meta">{rows}</dl></header>'
+    )
+
+
+def _step_ref(step: StepPoint | None, step_no: int | None) -> str:
+    if step is None:
+        return f"step {step_no}" if step_no is not None else "no step"
+    return f"step {step.step}, {step.status}"
+
+
+def _result_section(result: Mapping[str, Any], points: Sequence[StepPoint]) -> Markup:
+    unit = load_unit(result)
+    capacity, fail = bound(result, "capacity"), bound(result, "lowest_fail")
+    bracket = " · ".join(
+        f"{what} {load_text(b.load, unit)} ({_step_ref(find_step(points, b.step), b.step)})"
+        for what, b in (("highest PASS", capacity), ("lowest FAIL", fail))
+        if b is not None
+    )
+    precision = number(result.get("precision"))
+    items = [
+        ("Bracket", bracket or "none"),
+        ("Precision reached", "n/a" if precision is None else f"{precision * 100:.1f}%"),
+        ("Knee", _knee_text(result, points)),
+        *_cost_items(result),
+    ]
+    rows = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
+    return Markup(
+        '<section id="result"><h2>Capacity</h2>'
+        f'<p class="headline">Capacity: <b id="capacity-value">{esc(capacity_text(result))}'
+        f'</b></p><dl class="meta">{rows}</dl></section>'
+    )
+
+
+def _knee_text(result: Mapping[str, Any], points: Sequence[StepPoint]) -> str:
+    """The knee's load, its step's throughput, and the metric it was found on."""
+    knee = bound(result, "knee")
+    if knee is None:
+        return "none found"
+    text = load_text(knee.load, load_unit(result))
+    step = find_step(points, knee.step)
+    if step is not None:
+        text += f" (step {step.step}: {fmt.exact(step.throughput_rps)} req/s)"
+    metric = knee_metric(result)
+    return text + (f", where {metric} starts to climb" if metric is not None else "")
+
+
+def _cost_items(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    cost, cur = cost_of(result), currency_of(result)
+    if not cost:
+        return []
+    at = (
+        f"{money(number(cost.get('per_hour')), cur)}/hour, at "
+        f"{load_text(number(cost.get('at_load')), load_unit(result))}: "
+        f"{fmt.exact(number(cost.get('requests_per_s')))} req/s, "
+        f"{fmt.exact(number(cost.get('output_tokens_per_s')))} output tok/s"
+    )
+    return [
+        ("Cost per 1M output tokens", money(number(cost.get("per_1m_output_tokens")), cur)),
+        ("Cost per 1k requests", money(number(cost.get("per_1k_requests")), cur)),
+        ("Cost assumed", at),
+    ]
+
+
+def _run_links(sweep: Path, runs: Sequence[str], out_dir: Path) -> Markup:
+    links = [
+        link(run, None if Path(run).is_absolute() else href(sweep / run / REPORT_FILE, out_dir))
+        for run in runs
+    ]
+    return Markup("<br>".join(links) or "-")
+
+
+def _marks(result: Mapping[str, Any], step: int) -> list[str]:
+    return [
+        name
+        for key, name in (
+            ("capacity", "capacity"),
+            ("lowest_fail", "lowest fail"),
+            ("knee", "knee"),
+        )
+        if (b := bound(result, key)) is not None and b.step == step
+    ]
+
+
+def _steps_section(result: Mapping[str, Any], points: Sequence[StepPoint], out_dir: Path) -> Markup:
+    unit, sweep = load_unit(result), Path(str(result.get("path") or "."))
+    rows, classes = [], []
+    for p in points:
+        marks = _marks(result, p.step)
+        rows.append(
+            (
+                str(p.step),
+                p.phase,
+                load_text(p.load, unit),
+                p.status + (f" ({', '.join(marks)})" if marks else ""),
+                fmt.exact(p.throughput_rps),
+                fmt.exact(p.goodput_rps),
+                fmt.exact_value("goodput_ratio", p.goodput_ratio),
+                fmt.exact_value("error_rate", p.error_rate),
+                *(fmt.exact(v) for v in (p.latency_p50_ms, p.latency_p99_ms)),
+                *(fmt.exact(v) for v in (p.ttft_p99_ms, p.tpot_p99_ms)),
+                fmt.duration(p.window_s),
+                "yes" if p.saturated else "no",
+                p.error or "",
+                _run_links(sweep, p.runs, out_dir),
+            )
+        )
+        classes.append(" ".join([p.status, *(["capacity"] if "capacity" in marks else [])]))
+    body = wide_table(_STEP_HEADERS, rows, _STEP_NUMERIC, classes, _STEP_HEADERS.index("error"))
+    return Markup(
+        f'<section id="steps"><h2>Steps</h2><div class="scroll">{body}</div>'
+        f"{_failure_notes(points, result)}</section>"
+    )
+
+
+def _failure_notes(points: Sequence[StepPoint], result: Mapping[str, Any]) -> Markup:
+    """Why each FAIL or INCONCLUSIVE step did not pass, from its objectives' messages."""
+    notes = []
+    for step, raw in zip(points, result.get("steps") or (), strict=True):  # one point a step
+        objectives = raw.get("objectives")
+        if step.status in ("PASS", "ERROR") or not isinstance(objectives, list):
+            continue
+        for objective in objectives:
+            if isinstance(objective, Mapping) and objective.get("status") != "PASS":
+                notes.append(f"Step {step.step} ({step.status}): {objective.get('message')}")
+    listed = "".join(f"<li>{esc(n)}</li>" for n in notes)
+    return Markup(f'<ul class="messages">{listed}</ul>' if notes else "")
+
+
+def _details_section(result: Mapping[str, Any]) -> Markup:
+    settings = json.dumps(result.get("settings"), indent=2, sort_keys=True, default=str)
+    spec = json.dumps(result.get("spec"), indent=2, sort_keys=True, default=str)
+    return Markup(
+        '<section id="details"><h2>Search details</h2>'
+        f"<details><summary>Search settings (capacity.json)</summary><pre>{esc(settings)}</pre>"
+        f"</details><details><summary>SLA spec (capacity.json)</summary><pre>{esc(spec)}</pre>"
+        "</details></section>"
+    )

@@ -1,0 +1,290 @@
+"""The result of a capacity search: ``capacity.json`` in a sweep directory (pure).
+
+A sweep directory holds one run directory per step (``step-NN-...``; an extended step has
+one per segment) and ``capacity.json``::
+
+    schema_version, kind="capacity", scenario, target_url, mode ("rate" | "concurrency"),
+    load_unit ("req/s" | "users"), spec {name, source, confidence, objectives[labels]},
+    settings {...}, started_at, ended_at, wall_s,
+    outcome   "found" | "sla_holds_at_max" | "sla_fails_at_min" | "generator_saturated"
+              | "budget_exhausted" | "unresolved" | "interrupted"
+    message   one line saying what the search established
+    capacity  {load, step} | null     the highest load that PASSED below the lowest FAIL
+    lowest_fail {load, step} | null   the lowest load that FAILED
+    precision lowest_fail / capacity - 1 | null
+    knee      {load, step, throughput_rps, latency_ms} | null
+    cost      {per_hour, at_load, requests_per_s, output_tokens_per_s, per_1k_requests,
+               per_1m_output_tokens} | null
+    steps     [step, ...] in the order they ran
+
+and each step::
+
+    step (1-based), load, phase ("widen" | "descend" | "bisect" | "confirm"),
+    status ("PASS" | "FAIL" | "INCONCLUSIVE" | "ERROR"), error (str | null), saturated,
+    runs [run dirs relative to the sweep directory], window_s, wall_s,
+    requests, ok, failed, good (null without per_request limits),
+    offered_rps (rate mode; null in closed loop), throughput_rps, output_tokens_per_s,
+    goodput_rps, goodput_ratio, error_rate,
+    latency_ms {p50, p90, p99}, ttft_ms {p50, p90, p99} | null, tpot_ms {...} | null,
+    schedule_lag_ms {...} | null (open loop: how late the sends left),
+    saturation (str | null: why the load generator counts as saturated),
+    objectives [{label, op, limit, observed, status, message}]
+
+Every number is finite or null (``write_json_atomic``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from sla import stats
+from sla.records import REQUEST_COLUMNS, Run, write_json_atomic
+from sla.spec import LATENCY_METRICS, Spec
+from sla.verdict import Verdict, evaluate, judged_rows
+
+CAPACITY_FILE = "capacity.json"
+CAPACITY_SCHEMA_VERSION = 1
+OUTCOMES = (
+    "found",
+    "sla_holds_at_max",
+    "sla_fails_at_min",
+    "generator_saturated",
+    "budget_exhausted",
+    "unresolved",
+    "interrupted",
+)
+STEP_STATUSES = ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")
+
+
+class CapacityError(Exception):
+    """A sweep directory or capacity.json that cannot be read; str() is one line."""
+
+
+def write_capacity(sweep_dir: str | os.PathLike[str], result: dict[str, Any]) -> Path:
+    """Write ``capacity.json`` atomically (readers never see half a file)."""
+    path = Path(sweep_dir) / CAPACITY_FILE
+    write_json_atomic(path, {"schema_version": CAPACITY_SCHEMA_VERSION, **result})
+    return path
+
+
+def load_capacity(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check ``capacity.json`` of a sweep directory (or the file itself)."""
+    path = Path(sweep_dir)
+    if path.is_dir():
+        path = path / CAPACITY_FILE
+    if not path.exists():
+        raise CapacityError(f"{path} is missing; pass the directory of a capacity search")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CapacityError(f"{path} is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("kind") != "capacity":
+        raise CapacityError(f"{path} is not a slabench capacity result")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CapacityError(f"{path} has no valid schema_version (got {version!r})")
+    if version > CAPACITY_SCHEMA_VERSION:
+        raise CapacityError(
+            f"{path} uses capacity schema version {version} but this slabench reads up to "
+            f"{CAPACITY_SCHEMA_VERSION}; upgrade slabench to read it"
+        )
+    steps = data.get("steps")
+    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+        raise CapacityError(f"{path}: 'steps' must be a list of objects")
+    if data.get("outcome") not in OUTCOMES:
+        raise CapacityError(f"{path}: unknown outcome {data.get('outcome')!r}")
+    data["path"] = str(path.parent)
+    return data
+
+
+_TIME_COLUMNS = ("scheduled_at", "sent_at", "first_token_at", "done_at")
+_PERCENTILES = (50, 90, 99)
+KNEE_METRIC = "latency_ms"
+KNEE_STAT = "p90"
+
+
+def min_samples(spec: Spec) -> int:
+    """The fewest requests with which every objective of ``spec`` could PASS: a p99 at 95%
+    needs 299, a mean 30, ``error_rate <= 1%`` about 300 without a single error."""
+    needed = [1]
+    for obj in spec.objectives:
+        q = obj.percentile
+        if q is not None and obj.metric in LATENCY_METRICS:
+            side: Literal["low", "high"] = "high" if obj.op == "max" else "low"
+            needed.append(stats.samples_needed(q / 100.0, spec.confidence, side))
+        elif obj.stat == "mean":
+            needed.append(30)
+        elif obj.metric in ("error_rate", "goodput_ratio"):
+            best = 0.0 if obj.metric == "error_rate" else 1.0
+            n = stats.wilson_samples_needed(best, obj.limit, obj.op, spec.confidence)
+            if n is not None:
+                needed.append(n)
+    return max(needed)
+
+
+def combine_segments(runs: Sequence[Run], spec: Spec) -> Run:
+    """One run from the segments of an extended step, to be judged as a whole.
+
+    Each segment keeps only its own measured window (its warm-up, the spec's warm-up and
+    cancelled requests are dropped); later segments are shifted in time so that the windows
+    follow each other without a gap. Per-request metrics are differences within a row, so
+    the shift leaves them exact, and rates divide by the sum of the windows.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    frames: list[pd.DataFrame] = []
+    first = runs[0]
+    cursor = begin = _measured_from(first, spec)
+    for run in runs:
+        rows, window_s = judged_rows(dataclasses.replace(spec, filters=type(spec.filters)()), run)
+        shift = cursor - _measured_from(run, spec)
+        shifted = rows.loc[:, list(REQUEST_COLUMNS)].copy()
+        for column in _TIME_COLUMNS:
+            shifted[column] = shifted[column] + shift
+        frames.append(shifted)
+        cursor += window_s or 0.0
+    meta = dict(first.meta)
+    meta["measured_from"] = begin - spec.warmup_s  # evaluate() adds the spec's warm-up back
+    meta["ended_at"] = cursor
+    meta["segments"] = [str(run.path) for run in runs]
+    meta["generator"] = {
+        **(first.meta.get("generator") or {}),
+        "saturated": any(_saturated(run.meta) for run in runs),
+    }
+    requests = pd.concat(frames, ignore_index=True)
+    return Run(first.path, meta, requests, None, any(r.from_parts for r in runs))
+
+
+def _measured_from(run: Run, spec: Spec) -> float:
+    base = run.meta.get("measured_from")
+    if base is None:
+        base = run.meta.get("started_at")
+    if base is None:
+        raise ValueError(f"{run.path}: run.json has neither measured_from nor started_at")
+    return float(base) + spec.warmup_s
+
+
+def _saturated(meta: Mapping[str, Any]) -> bool:
+    generator = meta.get("generator")
+    return bool(isinstance(generator, dict) and generator.get("saturated"))
+
+
+def summarize_step(spec: Spec, run: Run) -> tuple[Verdict, dict[str, Any]]:
+    """Judge one step and summarise it for ``capacity.json`` (the step fields documented
+    above, less the bookkeeping: step, load, phase, runs, wall_s, error)."""
+    verdict = evaluate(spec, run)
+    rows, window_s = judged_rows(spec, run)
+    ok = rows["ok"].to_numpy(dtype=bool)
+    n, n_ok = len(rows), int(ok.sum())
+    window = window_s if window_s and window_s > 0 else None
+    tokens = pd.to_numeric(rows["output_tokens"]).to_numpy(dtype=np.float64, na_value=np.nan)
+    good = verdict.counts.good
+    summary: dict[str, Any] = {
+        "status": verdict.status.value,
+        "saturated": verdict.saturated,
+        "window_s": window,
+        "requests": n,
+        "ok": n_ok,
+        "failed": n - n_ok,
+        "good": good,
+        "throughput_rps": n_ok / window if window else None,
+        "output_tokens_per_s": float(np.nansum(tokens[ok])) / window if window else None,
+        "goodput_rps": good / window if window and good is not None else None,
+        "goodput_ratio": good / n if n and good is not None else None,
+        "error_rate": (n - n_ok) / n if n else None,
+    }
+    for metric in ("latency_ms", "ttft_ms", "tpot_ms"):
+        summary[metric] = _percentiles(rows, ok, metric)
+    summary["schedule_lag_ms"] = _percentiles(rows, np.ones(n, dtype=bool), "schedule_lag_ms")
+    summary["objectives"] = [
+        {
+            "label": r.label,
+            "op": r.op,
+            "limit": r.limit,
+            "observed": r.observed,
+            "status": r.status.value,
+            "message": r.message,
+        }
+        for r in verdict.objectives
+    ]
+    return verdict, summary
+
+
+def _percentiles(
+    rows: pd.DataFrame, ok: np.ndarray[Any, Any], metric: str
+) -> dict[str, Any] | None:
+    values = pd.to_numeric(rows[metric]).to_numpy(dtype=np.float64, na_value=np.nan)[ok]
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return None
+    return {f"p{q}": float(np.percentile(values, q)) for q in _PERCENTILES}
+
+
+def latest_by_load(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The last judged step at each load (a confirmation supersedes a quick step), by load."""
+    latest: dict[float, Mapping[str, Any]] = {}
+    for step in steps:
+        if step.get("status") in ("PASS", "FAIL", "INCONCLUSIVE"):
+            latest[float(step["load"])] = step
+    return [latest[load] for load in sorted(latest)]
+
+
+def find_knee(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Where latency starts to climb: the Kneedle point (Satopaa et al., 2011) of p90
+    latency against load, i.e. on the curve scaled to the unit square, the step farthest
+    below the straight line from the lowest load to the highest. None with fewer than three
+    steps or a curve that does not bend upwards."""
+    points = [
+        (float(s["load"]), float(s[KNEE_METRIC][KNEE_STAT]), s)
+        for s in latest_by_load(steps)
+        if isinstance(s.get(KNEE_METRIC), Mapping) and s[KNEE_METRIC].get(KNEE_STAT) is not None
+    ]
+    if len(points) < 3:
+        return None
+    x = np.array([p[0] for p in points])
+    y = np.array([p[1] for p in points])
+    if x[-1] == x[0] or y.max() == y.min():
+        return None
+    x_n = (x - x[0]) / (x[-1] - x[0])
+    y_n = (y - y.min()) / (y.max() - y.min())
+    below = x_n - y_n
+    index = int(np.argmax(below))
+    # Not <= 0: rounding leaves a straight line up to ~1e-16 off its own chord.
+    if below[index] <= 1e-9 or index in (0, len(points) - 1):
+        return None
+    step = points[index][2]
+    return {
+        "load": points[index][0],
+        "step": step.get("step"),
+        "throughput_rps": step.get("throughput_rps"),
+        "latency_ms": points[index][1],
+        "metric": f"{KNEE_STAT} {KNEE_METRIC}",
+    }
+
+
+def cost_at(step: Mapping[str, Any], cost_per_hour: float) -> dict[str, Any] | None:
+    """What serving costs at ``step`` for an instance costing ``cost_per_hour``: per 1,000
+    requests and per 1,000,000 output tokens, from the step's measured throughput of
+    successful requests (not its offered load)."""
+    rps = step.get("throughput_rps")
+    if not cost_per_hour > 0 or not rps:
+        return None
+    per_s = cost_per_hour / 3600.0
+    tokens_per_s = step.get("output_tokens_per_s") or 0.0
+    return {
+        "per_hour": cost_per_hour,
+        "at_load": step.get("load"),
+        "step": step.get("step"),
+        "requests_per_s": rps,
+        "output_tokens_per_s": tokens_per_s or None,
+        "per_1k_requests": per_s / rps * 1000.0,
+        "per_1m_output_tokens": per_s / tokens_per_s * 1e6 if tokens_per_s > 0 else None,
+    }

@@ -1,0 +1,253 @@
+"""The capacity search end to end: real Locust steps against real servers.
+
+The reference server's ``--fault-capacity-rps R`` makes its service capacity exactly R
+requests/s (a single FIFO server with a deterministic 1/R service time), so the answer
+the search must find is known. Steps are short (1 s warm-up, 3 s measured): each test
+runs 4-9 steps of about 5 s.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sla.capacity import load_capacity
+from sla.records import load_run
+from tests.loadtests.conftest import RunLocust, StartLocust, clean_env
+from tests.server_process import SMALL_MODELS, ServerProcess, wait_until
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK_STEPS = ("--step-time", "3s", "--step-warmup", "1s")
+KSERVE = ("--kserve-shape", "1,16", "--model", "slabench-mlp")
+StartServer = Callable[..., ServerProcess]
+STATUSES = ("PASS", "FAIL", "INCONCLUSIVE")
+
+
+def write_spec(path: Path, *objectives: str, confidence: float = 0.9) -> Path:
+    lines = [f"name: {path.stem}", f"confidence: {confidence}", "objectives:"]
+    path.write_text("\n".join(lines + [f"  - {o}" for o in objectives]) + "\n")
+    return path
+
+
+def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
+    run_locust: RunLocust, start_server: StartServer, tmp_path: Path
+) -> None:
+    capacity_rps = 40.0
+    server = start_server("--fault-capacity-rps", str(capacity_rps))
+    # Constant arrivals: below R nothing queues (D/D/1); above it the queue grows by
+    # (rate - R) requests a second, so p90 latency passes 100 ms a few percent over R.
+    spec = write_spec(
+        tmp_path / "fixed.yaml",
+        "{metric: latency_ms, stat: p90, max: 100}",
+        "{metric: error_rate, max: 5%}",
+    )
+    sweep = tmp_path / "sweep"
+    result = run_locust(
+        "kserve",
+        *("--host", server.url, *KSERVE, "--arrival", "constant", "--sla", str(spec)),
+        *("--capacity-search", "--search-start", "5", "--search-precision", "5%"),
+        *(*QUICK_STEPS, "--cost-per-hour", "3.6", "--run-dir", str(sweep)),
+        timeout_s=240,
+    )
+    assert result.code == 0, result.output[-3000:]
+    cap = load_capacity(sweep)
+    assert cap["outcome"] == "found"
+    found = cap["capacity"]["load"]
+    assert abs(found - capacity_rps) / capacity_rps <= 0.10, cap["message"]
+    assert cap["lowest_fail"]["load"] > found
+    assert cap["precision"] <= 0.05
+    # A linear grid locating the capacity to the same precision steps by 5% of it: 20
+    # steps to reach it, one more to fail.
+    linear_steps = math.ceil(1 / 0.05) + 1
+    assert len(cap["steps"]) < linear_steps
+    # Every step is an ordinary run directory, judged as recorded.
+    for step in cap["steps"]:
+        # Quick widening steps may be INCONCLUSIVE (too few samples); bisection steps are
+        # extended until they are not.
+        assert step["status"] in (("PASS", "FAIL") if step["thorough"] else STATUSES)
+        run = load_run(sweep / step["runs"][0])
+        assert run.meta["load_profile"]["arrival_rate_rps"] == step["load"]
+    passing = [s for s in cap["steps"] if s["status"] == "PASS"]
+    assert all(s["load"] <= found for s in passing)
+    assert max(s["throughput_rps"] for s in cap["steps"]) <= capacity_rps * 1.05
+    # Cost: $3.60/hour = $0.001/s, over the measured throughput at capacity.
+    cap_step = next(s for s in cap["steps"] if s["step"] == cap["capacity"]["step"])
+    assert cap["cost"]["per_1k_requests"] == pytest.approx(1.0 / cap_step["throughput_rps"])
+    assert "capacity search FOUND" in result.output
+    assert "cost at capacity" in result.output
+    assert (sweep / "report.html").exists()
+
+
+def test_closed_loop_search_finds_the_users_that_meet_the_sla(
+    run_locust: RunLocust, start_server: StartServer, tmp_path: Path
+) -> None:
+    # 20 req/s = one request every 50 ms: N closed-loop users each wait ~N x 50 ms, so a
+    # 225 ms p90 holds for 4 users (~200 ms) and not for 5 (~250 ms).
+    server = start_server("--fault-capacity-rps", "20")
+    spec = write_spec(tmp_path / "users.yaml", "{metric: latency_ms, stat: p90, max: 225}")
+    sweep = tmp_path / "sweep"
+    result = run_locust(
+        "kserve",
+        *("--host", server.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS),
+        *("--capacity-search", "--search-mode", "concurrency", "--run-dir", str(sweep)),
+        timeout_s=240,
+    )
+    assert result.code == 0, result.output[-3000:]
+    cap = load_capacity(sweep)
+    assert (cap["mode"], cap["load_unit"]) == ("concurrency", "users")
+    assert cap["capacity"]["load"] == 4
+    assert cap["lowest_fail"]["load"] == 5
+    assert [s["load"] for s in cap["steps"][:4]] == [1, 2, 4, 8]
+
+
+@pytest.fixture
+def canned_server() -> Iterator[str]:
+    """benchmarks/canned_server.py: answers from pre-rendered bytes, far cheaper per request
+    than any client, so the load generator saturates long before it does."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.canned_server"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=clean_env(None),
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode()
+    try:
+        assert "ready at" in line, line
+        yield line.rsplit(" ", 1)[-1].strip()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        proc.stdout.close()
+
+
+def test_generator_saturation_is_reported_instead_of_a_capacity(
+    run_locust: RunLocust, canned_server: str, tmp_path: Path
+) -> None:
+    spec = write_spec(
+        tmp_path / "easy.yaml",
+        "{metric: latency_ms, stat: p50, max: 5s}",
+        "{metric: error_rate, max: 50%}",
+    )
+    sweep = tmp_path / "sweep"
+    result = run_locust(
+        "chat",
+        *("--host", canned_server, "--model", "m", "--no-stream", "--sla", str(spec)),
+        *("--max-inflight", "5000", "--capacity-search", "--search-start", "1000"),
+        *(*QUICK_STEPS, "--search-max", "64000", "--run-dir", str(sweep)),
+        timeout_s=240,
+    )
+    assert result.code == 4, result.output[-3000:]
+    cap = load_capacity(sweep)
+    assert cap["outcome"] == "generator_saturated"
+    last = cap["steps"][-1]
+    assert last["saturated"] and last["saturation"]
+    assert "not the server's" in cap["message"]
+    assert "LOAD GENERATOR SATURATED" in result.output
+    assert "GENERATOR_SATURATED" in result.output
+    assert all(s["status"] == "PASS" for s in cap["steps"][:-1])
+
+
+def test_search_survives_a_server_restart(run_locust: RunLocust, tmp_path: Path) -> None:
+    args = [*SMALL_MODELS, "--drain-timeout", "1"]
+    first = ServerProcess(args=args).start()
+    servers = [first]
+    port = str(first.url.rsplit(":", 1)[1])
+    sweep = tmp_path / "sweep"
+    restarted = threading.Event()
+
+    def restart_during_step_two() -> None:
+        if not wait_until(lambda: (sweep / "step-02-rate-10.log").exists(), timeout_s=120):
+            return
+        time.sleep(2.5)  # the step's locust is sending by now
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        servers.append(ServerProcess(args=[*args, "--port", port]).start())
+        restarted.set()
+
+    killer = threading.Thread(target=restart_during_step_two, daemon=True)
+    killer.start()
+    # Decided by a handful of samples, so that every step that runs PASSes.
+    spec = write_spec(tmp_path / "easy.yaml", "{metric: latency_ms, stat: p50, max: 5s}")
+    try:
+        result = run_locust(
+            "kserve",
+            *("--host", first.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS),
+            *("--capacity-search", "--search-start", "5", "--search-max", "20"),
+            *("--run-dir", str(sweep)),
+            timeout_s=240,
+        )
+        killer.join(30)
+    finally:
+        for server in servers:
+            server.stop()
+    assert restarted.is_set()
+    assert result.code == 0, result.output[-3000:]
+    cap = load_capacity(sweep)
+    assert cap["outcome"] == "sla_holds_at_max"
+    statuses = [(s["load"], s["status"]) for s in cap["steps"]]
+    assert statuses == [(5, "PASS"), (10, "ERROR"), (10, "PASS"), (20, "PASS")]
+    errored = cap["steps"][1]
+    assert "not listening" in errored["error"] or "exited" in errored["error"]
+    assert "running it again" in result.output
+
+
+def test_ctrl_c_keeps_what_the_search_established(
+    start_locust: StartLocust, reference_server: ServerProcess, tmp_path: Path
+) -> None:
+    spec = write_spec(tmp_path / "easy.yaml", "{metric: latency_ms, stat: p50, max: 5s}")
+    sweep = tmp_path / "sweep"
+    search = start_locust(
+        "kserve",
+        *("--host", reference_server.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS),
+        *("--capacity-search", "--search-start", "5", "--run-dir", str(sweep)),
+    )
+    assert wait_until(lambda: (sweep / "step-02-rate-10.log").exists(), timeout_s=60)
+    time.sleep(2.5)  # step 2 is sending
+    search.send_signal(signal.SIGINT, group=True)  # Ctrl-C reaches the step's locust too
+    result = search.wait(60)
+    assert result.code == 130, result.output[-3000:]
+    cap = load_capacity(sweep)
+    assert cap["outcome"] == "interrupted"
+    assert [s["load"] for s in cap["steps"]] == [5]
+    assert cap["capacity"] == {"load": 5.0, "step": 1}
+    # The interrupted step's own run directory was closed with what it recorded.
+    assert load_run(sweep / "step-02-rate-10").meta["status"] == "complete"
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--capacity-search",), "--capacity-search needs --sla"),
+        (("--capacity-search", "--arrival-rate", "5", "--sla", "S"), "drop --arrival-rate"),
+        (("--capacity-search", "--sla", "S", "--search-precision", "150%"), "below 100%"),
+        (("--capacity-search", "--sla", "S", "--search-factor", "1"), "--search-factor"),
+        (("--capacity-search", "--sla", "S", "--step-time", "0"), "--step-time"),
+        (("--capacity-search", "--sla", "S", "--cost-per-hour", "-1"), "--cost-per-hour"),
+        (("--capacity-search", "--sla", "S", "--search-mode", "concurrency",
+          "--search-start", "1.5"), "whole number"),
+    ],
+)  # fmt: skip
+def test_bad_search_options_are_one_line_errors(
+    run_locust: RunLocust, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    spec = write_spec(tmp_path / "s.yaml", "{metric: latency_ms, stat: p50, max: 5s}")
+    argv = tuple(str(spec) if a == "S" else a for a in args)
+    result = run_locust("kserve", "--host", "http://127.0.0.1:9", *KSERVE, *argv)
+    assert result.code == 2, result.output[-2000:]
+    errors = [line for line in result.output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], result.output[-2000:]
+    assert "Traceback" not in result.output

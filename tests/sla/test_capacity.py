@@ -1,0 +1,495 @@
+"""The pure parts of a capacity search's result: sample sizes, extended steps judged as one
+run, step summaries, the knee, cost, and capacity.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sla.capacity import (
+    CAPACITY_FILE,
+    CapacityError,
+    combine_segments,
+    cost_at,
+    find_knee,
+    latest_by_load,
+    load_capacity,
+    min_samples,
+    summarize_step,
+    write_capacity,
+)
+from sla.metrics import with_request_metrics
+from sla.records import (
+    CANCELLED_ERROR,
+    REQUEST_COLUMNS,
+    REQUESTS_SCHEMA,
+    RequestRecord,
+    Run,
+    requests_frame,
+)
+from sla.spec import load_spec
+from sla.verdict import Status, evaluate, judged_rows
+from tests.sla.test_verdict import T0, req, spec_of
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "sla" / "examples"
+P_STATS = ("p50", "p90", "p99")
+
+
+def run_of(
+    records: Sequence[RequestRecord],
+    *,
+    name: str = "seg",
+    started_s: float = 0.0,
+    warmup_s: float = 0.0,
+    ended_s: float = 100.0,
+    saturated: bool = False,
+) -> Run:
+    """A run built in memory, its requests typed exactly as ``load_run`` types them."""
+    columns = {column: [getattr(r, column) for r in records] for column in REQUEST_COLUMNS}
+    meta = {
+        "schema_version": 1,
+        "scenario": "chat",
+        "started_at": T0 + started_s,
+        "measured_from": T0 + started_s + warmup_s,
+        "ended_at": T0 + ended_s,
+        "generator": {"saturated": saturated},
+    }
+    table = pa.table(columns, schema=REQUESTS_SCHEMA)
+    return Run(Path(name), meta, requests_frame(table), None)
+
+
+def floats(run: Run, metric: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return with_request_metrics(run.requests)[metric].to_numpy(dtype=np.float64)
+
+
+# --- min_samples --------------------------------------------------------------------------
+
+
+def test_min_samples_of_chat_interactive_is_what_a_p99_needs() -> None:
+    # 0.99**298 > 5% >= 0.99**299: the largest of 299 samples bounds p99 at 95% confidence.
+    assert min_samples(load_spec(EXAMPLES / "chat-interactive.yaml")) == 299
+
+
+@pytest.mark.parametrize(
+    ("objectives", "needed"),
+    [
+        ([{"metric": "latency_ms", "stat": "p50", "max": 500}], 5),  # 0.5**5 <= 5%
+        (
+            [
+                {"metric": "latency_ms", "stat": "p50", "max": 500},
+                {"metric": "ttft_ms", "stat": "p90", "max": 200},
+            ],
+            29,  # 0.9**29 <= 5% < 0.9**28
+        ),
+        ([{"metric": "ttft_ms", "stat": "p90", "min": 10}], 2),  # 0.1**2 <= 5%
+        ([{"metric": "tpot_ms", "stat": "mean", "max": 40}], 30),
+        ([{"metric": "throughput_rps", "min": 5}], 1),
+        ([{"metric": "latency_ms", "stat": "max", "max": 900}], 1),
+    ],
+)
+def test_min_samples_by_objective(objectives: list[dict[str, Any]], needed: int) -> None:
+    assert min_samples(spec_of(*objectives)) == needed
+
+
+def test_min_samples_of_an_error_rate_is_about_300_clean_requests() -> None:
+    spec = spec_of({"metric": "error_rate", "max": 0.01})
+    n = min_samples(spec)
+
+    assert 250 <= n <= 300
+    # n clean requests settle it, one fewer do not.
+    assert evaluate(spec, clean_run(n)).status is Status.PASS
+    assert evaluate(spec, clean_run(n - 1)).status is Status.INCONCLUSIVE
+
+
+def clean_run(n: int) -> Run:
+    return run_of([req(i * 0.01, 100.0) for i in range(n)], ended_s=n * 0.01)
+
+
+# --- combine_segments ---------------------------------------------------------------------
+
+
+def segment(
+    started_s: float, warmup_s: float, window_s: float, *, saturated: bool = False, seed: int
+) -> tuple[Run, list[RequestRecord]]:
+    """A segment with warm-up rows, measured rows (one of them a 500) and a cancelled row;
+    returns the run and its measured rows in order."""
+    rng = np.random.default_rng(seed)
+    begin = started_s + warmup_s
+    warm = [req(started_s + warmup_s * f, 50.0) for f in (0.2, 0.7)]
+    measured = [
+        req(begin + i + 0.5, float(rng.uniform(100, 900)), ttft_ms=float(rng.uniform(20, 90)))
+        for i in range(int(window_s))
+    ]
+    measured[3] = dataclasses.replace(measured[3], status=500, error="HTTP 500")
+    cancelled = req(begin + window_s - 0.2, 5.0, status=0, error=CANCELLED_ERROR)
+    run = run_of(
+        [*warm, *measured, cancelled],
+        name=f"seg-{seed}",
+        started_s=started_s,
+        warmup_s=warmup_s,
+        ended_s=begin + window_s,
+        saturated=saturated,
+    )
+    return run, measured
+
+
+def originals(rows: list[RequestRecord], metric: str) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return floats(run_of(rows), metric)
+
+
+def test_combined_segments_are_one_run_with_exact_per_request_metrics() -> None:
+    first, rows_a = segment(0.0, 2.0, 10.0, seed=1)
+    second, rows_b = segment(100.0, 3.0, 20.0, seed=2)
+    spec = spec_of({"metric": "throughput_rps", "min": 0.5})
+
+    combined = combine_segments([first, second], spec)
+
+    assert len(combined.requests) == 10 + 20  # no warm-up rows, no cancelled rows
+    assert CANCELLED_ERROR not in set(combined.requests["error"].dropna())
+    assert combined.meta["ended_at"] - combined.meta["measured_from"] == 30.0
+    assert combined.meta["segments"] == ["seg-1", "seg-2"]
+    for metric in ("latency_ms", "ttft_ms", "tpot_ms"):
+        expected = np.concatenate([originals(rows_a, metric), originals(rows_b, metric)])
+        # Both ends of a row move by the same shift: differences stay bit for bit.
+        np.testing.assert_array_equal(floats(combined, metric), expected)
+    # The second segment follows the first without a gap.
+    starts = floats(combined, "start")
+    assert starts[10] - T0 == 12.0 + 0.5
+    assert np.all(np.diff(starts) > 0)
+
+
+def test_evaluating_combined_segments_divides_by_the_sum_of_the_windows() -> None:
+    first, _ = segment(0.0, 2.0, 10.0, seed=3)
+    second, _ = segment(100.0, 3.0, 20.0, seed=4)
+    spec = spec_of({"metric": "throughput_rps", "min": 0.5}, {"metric": "error_rate", "max": 0.5})
+
+    verdict = evaluate(spec, combine_segments([first, second], spec))
+
+    assert verdict.window_s == 30.0
+    assert verdict.counts.measured == 30
+    assert verdict.counts.ok == 28  # one 500 in each segment
+    assert verdict.objectives[0].observed == pytest.approx(28 / 30)
+    assert verdict.objectives[1].observed == pytest.approx(2 / 30)
+    assert not verdict.saturated
+
+
+def test_the_spec_warm_up_is_dropped_from_every_segment() -> None:
+    first, rows_a = segment(0.0, 2.0, 10.0, seed=5)
+    second, rows_b = segment(100.0, 3.0, 20.0, seed=6)
+    spec = spec_of({"metric": "throughput_rps", "min": 0.5}, warmup="1s")
+
+    combined = combine_segments([first, second], spec)
+    rows, window_s = judged_rows(spec, combined)
+
+    assert window_s == 9.0 + 19.0
+    assert len(rows) == 9 + 19  # the row at 0.5 s into each window is dropped
+    kept = [*rows_a[1:], *rows_b[1:]]
+    np.testing.assert_array_equal(rows["latency_ms"].to_numpy(), originals(kept, "latency_ms"))
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_one_saturated_segment_saturates_the_step(which: int) -> None:
+    runs = [
+        segment(0.0, 2.0, 10.0, seed=7, saturated=which == 0)[0],
+        segment(100.0, 3.0, 20.0, seed=8, saturated=which == 1)[0],
+    ]
+    spec = spec_of({"metric": "throughput_rps", "min": 0.5})
+
+    assert evaluate(spec, combine_segments(runs, spec)).saturated
+
+
+def test_a_single_segment_is_returned_as_it_is() -> None:
+    run, _ = segment(0.0, 2.0, 10.0, seed=9)
+    spec = spec_of({"metric": "throughput_rps", "min": 0.5})
+
+    assert combine_segments([run], spec) is run
+
+
+# --- summarize_step -----------------------------------------------------------------------
+
+N_OK = 40
+
+
+def open_loop_step() -> Run:
+    """40 successful requests scheduled every 0.25 s over a 10 s window: request i has
+    TTFT 100 + 10 i ms, latency 300 + 20 i ms, 11 output tokens (TPOT 20 + i ms) and leaves
+    i % 4 ms late. Then two 500s, a cancelled request, and one in the warm-up."""
+    records = []
+    for i in range(N_OK):
+        scheduled = T0 + 0.25 * i
+        records.append(
+            dataclasses.replace(
+                req(0.0, 0.0),
+                request_id=f"r{i}",
+                scheduled_at=scheduled,
+                sent_at=scheduled + (i % 4) / 1000.0,
+                first_token_at=scheduled + (100 + 10 * i) / 1000.0,
+                done_at=scheduled + (300 + 20 * i) / 1000.0,
+                output_tokens=11,
+            )
+        )
+    for at_s in (9.8, 9.9):
+        failed = req(at_s, 30.0, tokens=5, status=500, error="HTTP 500")
+        records.append(dataclasses.replace(failed, scheduled_at=failed.sent_at))
+    records.append(req(9.95, 10.0, status=0, error=CANCELLED_ERROR))
+    records.append(req(-1.0, 10.0))  # warm-up
+    return run_of(records, started_s=-2.0, warmup_s=2.0, ended_s=10.0)
+
+
+def test_summarize_step_matches_hand_computed_numbers() -> None:
+    spec = spec_of(
+        {"metric": "latency_ms", "stat": "p50", "max": 2000},
+        {"metric": "error_rate", "max": 0.5},
+        {"metric": "goodput_rps", "min": 1},
+        per_request={"ttft_ms": 405},
+    )
+
+    verdict, summary = summarize_step(spec, open_loop_step())
+
+    good = 31  # TTFT 100 + 10 i <= 405 for i <= 30
+    assert summary["status"] == "PASS" == verdict.status.value
+    assert summary["saturated"] is False
+    assert summary["window_s"] == 10.0
+    assert (summary["requests"], summary["ok"], summary["failed"]) == (42, 40, 2)
+    assert summary["good"] == good
+    assert summary["throughput_rps"] == pytest.approx(4.0)
+    assert summary["output_tokens_per_s"] == pytest.approx(40 * 11 / 10.0)  # 500s excluded
+    assert summary["goodput_rps"] == pytest.approx(good / 10.0)
+    assert summary["goodput_ratio"] == pytest.approx(good / 42)
+    assert summary["error_rate"] == pytest.approx(2 / 42)
+    # Linear percentiles of an arithmetic sequence a + b i sit at a + b * q/100 * 39.
+    expected = {"latency_ms": (300, 20), "ttft_ms": (100, 10), "tpot_ms": (20, 1)}
+    for metric, (a, b) in expected.items():
+        for stat in P_STATS:
+            value = a + b * float(stat[1:]) / 100 * (N_OK - 1)
+            assert summary[metric][stat] == pytest.approx(value, abs=1e-3), (metric, stat)
+    lags_ms = [i % 4 for i in range(N_OK)] + [0.0, 0.0]  # every row, failed ones too
+    for stat in P_STATS:
+        lag = float(np.percentile(lags_ms, float(stat[1:])))
+        assert summary["schedule_lag_ms"][stat] == pytest.approx(lag, abs=1e-3)
+    labels = [o["label"] for o in summary["objectives"]]
+    assert labels == ["p50 latency_ms", "error_rate", "goodput_rps"]
+    assert summary["objectives"][2]["observed"] == pytest.approx(good / 10.0)
+    assert {o["status"] for o in summary["objectives"]} == {"PASS"}
+
+
+def test_summarize_step_percentiles_equal_numpy() -> None:
+    rng = np.random.default_rng(21)
+    latencies = rng.lognormal(5.5, 0.5, size=500)
+    run = run_of([req(0.1 * i, float(x)) for i, x in enumerate(latencies)], ended_s=50.0)
+
+    _, summary = summarize_step(spec_of({"metric": "latency_ms", "stat": "p99", "max": 1e4}), run)
+
+    observed = floats(run, "latency_ms")
+    for stat in P_STATS:
+        assert summary["latency_ms"][stat] == float(np.percentile(observed, float(stat[1:])))
+        assert summary["latency_ms"][stat] == pytest.approx(
+            np.percentile(latencies, float(stat[1:])), abs=1e-3
+        )
+
+
+def test_summarize_step_without_per_request_limits_or_streaming() -> None:
+    run = run_of([req(0.5 * i, 200.0, tokens=1) for i in range(20)], ended_s=10.0)
+    spec = spec_of({"metric": "latency_ms", "stat": "p50", "max": 100})
+
+    verdict, summary = summarize_step(spec, run)
+
+    assert summary["status"] == "FAIL" == verdict.status.value
+    assert summary["good"] is None
+    assert summary["goodput_rps"] is None and summary["goodput_ratio"] is None
+    assert summary["ttft_ms"] is None  # no first token: not streamed
+    assert summary["tpot_ms"] is None  # one output token
+    assert summary["schedule_lag_ms"] is None  # closed loop
+    assert summary["error_rate"] == 0.0
+    assert summary["latency_ms"]["p50"] == pytest.approx(200.0, abs=1e-3)
+
+
+# --- knee ---------------------------------------------------------------------------------
+
+
+def steps_of(p90_by_load: dict[float, float | None], status: str = "PASS") -> list[dict[str, Any]]:
+    return [
+        {
+            "step": i + 1,
+            "load": load,
+            "status": status,
+            "throughput_rps": load * 0.9,
+            "latency_ms": None if p90 is None else {"p50": 1.0, "p90": p90, "p99": 2 * p90},
+        }
+        for i, (load, p90) in enumerate(p90_by_load.items())
+    ]
+
+
+HOCKEY_STICK = {1.0: 100, 2.0: 100, 3.0: 101, 4.0: 102, 5.0: 103, 6.0: 400, 7.0: 700, 8.0: 1000}
+
+
+def test_the_knee_of_a_hockey_stick_is_its_bend() -> None:
+    steps = steps_of(dict(HOCKEY_STICK))
+    steps.reverse()  # the order the steps ran in does not matter
+
+    knee = find_knee(steps)
+
+    assert knee == {
+        "load": 5.0,
+        "step": 5,
+        "throughput_rps": 4.5,
+        "latency_ms": 103.0,
+        "metric": "p90 latency_ms",
+    }
+
+
+def test_the_knee_uses_the_latest_step_at_each_load() -> None:
+    steps = steps_of(dict(HOCKEY_STICK))
+    # A quick step at 6 that read flat, then its confirmation (later) that did not; an
+    # ERROR step and a step without latencies are left out.
+    quick = {**steps[5], "step": 9, "status": "INCONCLUSIVE", "latency_ms": {"p90": 100.0}}
+    error = {"step": 10, "load": 9.0, "status": "ERROR", "latency_ms": {"p90": 5.0}}
+    blank = {"step": 11, "load": 10.0, "status": "FAIL", "latency_ms": None}
+    confirm = {**steps[5], "step": 12}
+    ordered = [*steps, quick, error, blank, confirm]
+
+    assert [s["step"] for s in latest_by_load(ordered)] == [1, 2, 3, 4, 5, 12, 7, 8, 11]
+    assert (find_knee(ordered) or {})["load"] == 5.0
+    assert (find_knee([*steps, quick]) or {})["load"] == 6.0  # had the quick step counted
+
+
+@pytest.mark.parametrize(
+    "curve",
+    [
+        {1.0: 100, 2.0: 150},  # fewer than three points
+        {1.0: 100, 2.0: 150, 3.0: None},
+        {1.0: 100, 2.0: 150, 3.0: 200, 4.0: 250, 5.0: 300},  # a straight line
+        {1.0: 100, 2.0: 141, 3.0: 173, 4.0: 200, 5.0: 224},  # concave: no upward bend
+        {1.0: 100, 2.0: 100, 3.0: 100},  # flat
+    ],
+)
+def test_no_knee(curve: dict[float, float | None]) -> None:
+    assert find_knee(steps_of(curve)) is None
+
+
+def test_no_knee_on_straight_lines_through_awkward_numbers() -> None:
+    # Rounding puts some points of these lines a hair below their chord: not a bend.
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        loads = np.sort(rng.uniform(1.0, 1000.0, size=int(rng.integers(3, 12))))
+        slope, base = rng.uniform(0.01, 10.0), rng.uniform(1.0, 500.0)
+        curve = {float(x): float(slope * x + base) for x in loads}
+
+        assert find_knee(steps_of(dict(curve))) is None, curve
+
+
+# --- cost ---------------------------------------------------------------------------------
+
+
+def test_cost_at_capacity() -> None:
+    step = {"step": 4, "load": 12.0, "throughput_rps": 10.0, "output_tokens_per_s": 500.0}
+
+    cost = cost_at(step, 3.6)
+
+    assert cost is not None
+    assert cost["per_1k_requests"] == pytest.approx(0.1)  # $0.001/s over 10 req/s, x 1000
+    assert cost["per_1m_output_tokens"] == pytest.approx(2.0)  # $0.001/s over 500 tok/s, x 1e6
+    assert (cost["per_hour"], cost["at_load"], cost["step"]) == (3.6, 12.0, 4)
+    assert (cost["requests_per_s"], cost["output_tokens_per_s"]) == (10.0, 500.0)
+
+
+def test_cost_without_tokens_has_no_token_price() -> None:
+    cost = cost_at({"load": 5, "throughput_rps": 2.0, "output_tokens_per_s": 0.0}, 7.2)
+
+    assert cost is not None
+    assert cost["per_1k_requests"] == pytest.approx(1.0)
+    assert cost["per_1m_output_tokens"] is None and cost["output_tokens_per_s"] is None
+
+
+@pytest.mark.parametrize(
+    ("step", "price"),
+    [
+        ({"throughput_rps": 10.0, "output_tokens_per_s": 500.0}, 0.0),
+        ({"throughput_rps": 0.0, "output_tokens_per_s": 500.0}, 3.6),
+        ({"throughput_rps": None, "output_tokens_per_s": 500.0}, 3.6),
+        ({"output_tokens_per_s": 500.0}, 3.6),
+    ],
+)
+def test_no_cost_without_a_price_or_a_throughput(step: dict[str, Any], price: float) -> None:
+    assert cost_at(step, price) is None
+
+
+# --- capacity.json ------------------------------------------------------------------------
+
+
+def result_of(**changes: Any) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "kind": "capacity",
+        "mode": "rate",
+        "outcome": "found",
+        "message": "capacity 40 req/s: PASS at 40 req/s, not at 42 req/s (5.0% apart)",
+        "capacity": {"load": 40.0, "step": 6},
+        "precision": 0.05,
+        "knee": None,
+        "steps": [{"step": 1, "load": 10.0, "status": "PASS", "latency_ms": {"p50": math.nan}}],
+    }
+    result.update(changes)
+    return result
+
+
+def test_capacity_json_round_trip(tmp_path: Path) -> None:
+    path = write_capacity(tmp_path, result_of())
+
+    assert path == tmp_path / CAPACITY_FILE
+    loaded = load_capacity(tmp_path)
+    expected = {"schema_version": 1, **result_of(), "path": str(tmp_path)}
+    expected["steps"][0]["latency_ms"]["p50"] = None  # JSON has no NaN
+    assert loaded == expected
+    assert load_capacity(path) == loaded  # the file itself works too
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def write_raw(text: str | bytes) -> Callable[[Path], None]:
+    def write(directory: Path) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        (directory / CAPACITY_FILE).write_bytes(data)
+
+    return write
+
+
+def write_result(**changes: Any) -> Callable[[Path], None]:
+    return write_raw(json.dumps({"schema_version": 1, **result_of(**changes)}))
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        (lambda d: None, "is missing; pass the directory of a capacity search"),
+        (write_raw("{not json"), "is not valid JSON (Expecting property name"),
+        (write_raw(b"\xff\xfe{}"), "is not valid JSON"),
+        (write_raw("[1, 2]"), "is not a slabench capacity result"),
+        (write_result(kind="run"), "is not a slabench capacity result"),
+        (write_result(schema_version=2), "uses capacity schema version 2 but this slabench"),
+        (write_result(schema_version=None), "has no valid schema_version (got None)"),
+        (write_result(schema_version=True), "has no valid schema_version (got True)"),
+        (write_result(steps={"step": 1}), "'steps' must be a list of objects"),
+        (write_result(steps=[1]), "'steps' must be a list of objects"),
+        (write_result(outcome="great"), "unknown outcome 'great'"),
+        (write_result(outcome=None), "unknown outcome None"),
+    ],
+)
+def test_bad_capacity_files_are_one_line_errors(
+    tmp_path: Path, setup: Callable[[Path], None], fragment: str
+) -> None:
+    setup(tmp_path)
+
+    with pytest.raises(CapacityError) as info:
+        load_capacity(tmp_path)
+
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+    assert str(tmp_path) in message
