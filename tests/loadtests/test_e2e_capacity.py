@@ -87,6 +87,19 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
     assert "capacity search FOUND" in result.output
     assert "cost at capacity" in result.output
     assert (sweep / "report.html").exists()
+    # The same sweep twice: a comparison page renders from real results.
+    page = tmp_path / "compare.html"
+    compare = subprocess.run(
+        [
+            *(sys.executable, "-m", "reports", "capacity-compare", str(sweep), str(sweep)),
+            *("--label", "a", "--label", "b", "-o", str(page)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert compare.returncode == 0, compare.stderr
+    assert f"{found:g} req/s" in page.read_text()
 
 
 def test_closed_loop_search_finds_the_users_that_meet_the_sla(
