@@ -33,7 +33,6 @@ import gevent
 from loadtests.capacity_steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
 from loadtests.search_options import SearchOptions
 from sla.capacity import (
-    combine_segments,
     cost_at,
     find_knee,
     min_samples,
@@ -185,7 +184,7 @@ class CapacitySearch:
                 return entry
             assert run is not None
             runs.append(run)
-            _, summary = summarize_step(self.spec, combine_segments(runs, self.spec))
+            _, summary = summarize_step(self.spec, runs)
             entry.update(summary)
             entry["saturation"] = self._saturation(summary)
             entry["saturated"] = entry["saturation"] is not None

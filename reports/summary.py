@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sla.metrics import FloatArray, measured, with_request_metrics
+from sla.metrics import FloatArray, completed, measured, with_request_metrics
 from sla.records import CANCELLED_ERROR, Run
 
 __all__ = [
@@ -75,7 +75,9 @@ class EndpointStats:
 @dataclass(frozen=True, slots=True)
 class RunSummary:
     """``warmup`` counts rows that started before ``measured_from``; ``dropped`` comes
-    from run.json (open-loop sends dropped at the in-flight bound), None when absent."""
+    from run.json (open-loop sends dropped at the in-flight bound), None when absent. The
+    counts are of requests started in the window; the rates (``*_per_s``) of requests that
+    ended in it (``sla.metrics.completed``)."""
 
     recorded: int
     measured: int
@@ -112,6 +114,9 @@ def summarize_run(run: Run) -> RunSummary:
     n_ok = int(ok_mask.sum())
     out_tokens = _int_sum(ok_rows["output_tokens"])
     per_s = 1.0 / window_s if window_s is not None and window_s > 0 else math.nan
+    # Rates count the requests that ended in the window (sla.metrics.completed).
+    ended = completed(df, meta)
+    ended_ok = ended["ok"].to_numpy(dtype=bool)
     cancelled = int((df["error"] == CANCELLED_ERROR).to_numpy(dtype=bool, na_value=False).sum())
     warmup = 0
     if meta.get("measured_from") is not None:
@@ -128,9 +133,9 @@ def summarize_run(run: Run) -> RunSummary:
         warmup=warmup,
         dropped=dropped if isinstance(dropped, int) and not isinstance(dropped, bool) else None,
         window_s=window_s,
-        requests_per_s=n_ok * per_s,
-        output_tokens_per_s=out_tokens * per_s,
-        errors_per_s=(len(rows) - n_ok) * per_s,
+        requests_per_s=int(ended_ok.sum()) * per_s,
+        output_tokens_per_s=_int_sum(ended[ended_ok]["output_tokens"]) * per_s,
+        errors_per_s=int((~ended_ok).sum()) * per_s,
         input_tokens=_int_sum(ok_rows["input_tokens"]),
         output_tokens=out_tokens,
         metrics=tuple(

@@ -35,7 +35,6 @@ Every number is finite or null (``write_json_atomic``).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -46,9 +45,9 @@ import numpy as np
 import pandas as pd
 
 from sla import stats
-from sla.records import REQUEST_COLUMNS, Run, write_json_atomic
+from sla.records import Run, write_json_atomic
 from sla.spec import LATENCY_METRICS, Spec
-from sla.verdict import Verdict, evaluate, judged_rows
+from sla.verdict import Verdict, evaluate_segments, judged_samples
 
 CAPACITY_FILE = "capacity.json"
 CAPACITY_SCHEMA_VERSION = 1
@@ -105,7 +104,6 @@ def load_capacity(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-_TIME_COLUMNS = ("scheduled_at", "sent_at", "first_token_at", "done_at")
 _PERCENTILES = (50, 90, 99)
 KNEE_METRIC = "latency_ms"
 KNEE_STAT = "p90"
@@ -130,63 +128,25 @@ def min_samples(spec: Spec) -> int:
     return max(needed)
 
 
-def combine_segments(runs: Sequence[Run], spec: Spec) -> Run:
-    """One run from the segments of an extended step, to be judged as a whole.
+def summarize_step(spec: Spec, runs: Sequence[Run]) -> tuple[Verdict, dict[str, Any]]:
+    """Judge one step (its segments as one, ``sla.verdict.evaluate_segments``) and summarise
+    it for ``capacity.json`` (the step fields documented above, less the bookkeeping: step,
+    load, phase, runs, wall_s, error, saturation).
 
-    Each segment keeps only its own measured window (its warm-up, the spec's warm-up and
-    cancelled requests are dropped); later segments are shifted in time so that the windows
-    follow each other without a gap. Per-request metrics are differences within a row, so
-    the shift leaves them exact, and rates divide by the sum of the windows.
+    Proportions and percentiles are over the requests started in the measured windows;
+    rates (throughput, tokens/s, goodput) over the requests that ended in them, divided by
+    the windows' total length (``sla.metrics.completed``).
     """
-    if len(runs) == 1:
-        return runs[0]
-    frames: list[pd.DataFrame] = []
-    first = runs[0]
-    cursor = begin = _measured_from(first, spec)
-    for run in runs:
-        rows, window_s = judged_rows(dataclasses.replace(spec, filters=type(spec.filters)()), run)
-        shift = cursor - _measured_from(run, spec)
-        shifted = rows.loc[:, list(REQUEST_COLUMNS)].copy()
-        for column in _TIME_COLUMNS:
-            shifted[column] = shifted[column] + shift
-        frames.append(shifted)
-        cursor += window_s or 0.0
-    meta = dict(first.meta)
-    meta["measured_from"] = begin - spec.warmup_s  # evaluate() adds the spec's warm-up back
-    meta["ended_at"] = cursor
-    meta["segments"] = [str(run.path) for run in runs]
-    meta["generator"] = {
-        **(first.meta.get("generator") or {}),
-        "saturated": any(_saturated(run.meta) for run in runs),
-    }
-    requests = pd.concat(frames, ignore_index=True)
-    return Run(first.path, meta, requests, None, any(r.from_parts for r in runs))
-
-
-def _measured_from(run: Run, spec: Spec) -> float:
-    base = run.meta.get("measured_from")
-    if base is None:
-        base = run.meta.get("started_at")
-    if base is None:
-        raise ValueError(f"{run.path}: run.json has neither measured_from nor started_at")
-    return float(base) + spec.warmup_s
-
-
-def _saturated(meta: Mapping[str, Any]) -> bool:
-    generator = meta.get("generator")
-    return bool(isinstance(generator, dict) and generator.get("saturated"))
-
-
-def summarize_step(spec: Spec, run: Run) -> tuple[Verdict, dict[str, Any]]:
-    """Judge one step and summarise it for ``capacity.json`` (the step fields documented
-    above, less the bookkeeping: step, load, phase, runs, wall_s, error)."""
-    verdict = evaluate(spec, run)
-    rows, window_s = judged_rows(spec, run)
+    verdict = evaluate_segments(spec, runs)
+    samples = judged_samples(spec, *runs)
+    rows, rate_rows = samples.rows, samples.rate_rows
     ok = rows["ok"].to_numpy(dtype=bool)
+    rate_ok = rate_rows["ok"].to_numpy(dtype=bool)
     n, n_ok = len(rows), int(ok.sum())
-    window = window_s if window_s and window_s > 0 else None
-    tokens = pd.to_numeric(rows["output_tokens"]).to_numpy(dtype=np.float64, na_value=np.nan)
+    window = samples.window_s if samples.window_s and samples.window_s > 0 else None
+    tokens = pd.to_numeric(rate_rows["output_tokens"]).to_numpy(dtype=np.float64, na_value=np.nan)
     good = verdict.counts.good
+    rate_good = None if samples.rate_good is None else int(samples.rate_good.sum())
     summary: dict[str, Any] = {
         "status": verdict.status.value,
         "saturated": verdict.saturated,
@@ -195,9 +155,9 @@ def summarize_step(spec: Spec, run: Run) -> tuple[Verdict, dict[str, Any]]:
         "ok": n_ok,
         "failed": n - n_ok,
         "good": good,
-        "throughput_rps": n_ok / window if window else None,
-        "output_tokens_per_s": float(np.nansum(tokens[ok])) / window if window else None,
-        "goodput_rps": good / window if window and good is not None else None,
+        "throughput_rps": int(rate_ok.sum()) / window if window else None,
+        "output_tokens_per_s": float(np.nansum(tokens[rate_ok])) / window if window else None,
+        "goodput_rps": rate_good / window if window and rate_good is not None else None,
         "goodput_ratio": good / n if n and good is not None else None,
         "error_rate": (n - n_ok) / n if n else None,
     }

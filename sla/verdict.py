@@ -11,8 +11,11 @@ responses, ``tpot_ms`` only with >= 2 output tokens); ``itl_ms`` pools every chu
 those requests. ``error_rate`` and ``goodput_ratio`` count every row (an error is never good).
 A request is *good* when it succeeded and every ``per_request`` limit holds for it; a metric
 it lacks (NaN) fails its limit. ``per_request.itl_ms`` limits the largest gap of the request.
-Rates divide by the measured window: ``ended_at`` minus ``measured_from`` plus the spec's
-warm-up (the last ``done_at`` stands in for ``ended_at`` when a killed run has none).
+Rates count the requests that *ended* inside the measured window, whenever they started
+(``sla.metrics.completed``: those cut off by the end of the test would otherwise make every
+rate low by about latency / window), and divide by its length: ``ended_at`` minus
+``measured_from`` plus the spec's warm-up (the last ``done_at`` stands in for ``ended_at``
+when a killed run has none).
 
 Bounds (``sla.stats``). ``low``/``high`` are each a one-sided bound at confidence c:
 order statistics with exact binomial ranks for percentiles (distribution-free: exact for
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -62,7 +66,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sla import stats
-from sla.metrics import FloatArray, itl_ms, measured, with_request_metrics
+from sla.metrics import FloatArray, completed, itl_ms, measured, with_request_metrics
 from sla.records import Run, write_json_atomic
 from sla.spec import LATENCY_METRICS, PROPORTION_METRICS, Objective, Spec
 from sla.table import fmt_ci, fmt_confidence, fmt_value, op_symbol
@@ -76,11 +80,14 @@ __all__ = [
     "VERDICT_FILE",
     "Counts",
     "ObjectiveResult",
+    "Samples",
     "Status",
     "Verdict",
     "evaluate",
+    "evaluate_segments",
     "exit_code",
     "judged_rows",
+    "judged_samples",
     "write_verdict",
 ]
 
@@ -179,15 +186,31 @@ def write_verdict(run_dir: str | os.PathLike[str], verdict: Verdict) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class _Samples:
-    rows: pd.DataFrame  # measured rows with the per-request metric columns
+class Samples:
+    """What ``evaluate`` judges: ``rows`` started in the measured window (latencies and
+    proportions), ``rate_rows`` ended in it (rates: ``sla.metrics.completed``), both with
+    the per-request metric columns and the spec's filters applied; ``good`` and
+    ``rate_good`` mark the good ones (None without ``per_request`` limits)."""
+
+    rows: pd.DataFrame
     good: np.ndarray[Any, np.dtype[np.bool_]] | None
     window_s: float | None
+    rate_rows: pd.DataFrame
+    rate_good: np.ndarray[Any, np.dtype[np.bool_]] | None
 
 
 def evaluate(spec: Spec, run: Run) -> Verdict:
     """Judge ``run`` against ``spec``; pure (reads nothing, writes nothing)."""
-    samples = _select(spec, run)
+    return evaluate_segments(spec, [run])
+
+
+def evaluate_segments(spec: Spec, runs: Sequence[Run]) -> Verdict:
+    """Judge several runs as one: the segments of one load level (an extended step of a
+    capacity search). Each keeps its own measured window; the samples are pooled and rates
+    divide by the sum of the windows, as if the windows followed each other."""
+    if not runs:
+        raise ValueError("evaluate_segments needs at least one run")
+    samples = judged_samples(spec, *runs)
     results = tuple(_judge(obj, samples, spec.confidence) for obj in spec.objectives)
     statuses = {r.status for r in results}
     status = Status.PASS
@@ -197,25 +220,28 @@ def evaluate(spec: Spec, run: Run) -> Verdict:
         status = Status.INCONCLUSIVE
     ok = int(samples.rows["ok"].sum())
     counts = Counts(
-        recorded=len(run.requests),
+        recorded=sum(len(run.requests) for run in runs),
         measured=len(samples.rows),
         ok=ok,
         failed=len(samples.rows) - ok,
         good=None if samples.good is None else int(samples.good.sum()),
     )
-    generator = run.meta.get("generator")
-    saturated = bool(isinstance(generator, dict) and generator.get("saturated"))
     return Verdict(
         spec_name=spec.name,
         spec_source=spec.source,
-        run_path=str(run.path),
+        run_path=str(runs[0].path),
         status=status,
-        saturated=saturated,
+        saturated=any(_saturated(run) for run in runs),
         confidence=spec.confidence,
         window_s=samples.window_s,
         counts=counts,
         objectives=results,
     )
+
+
+def _saturated(run: Run) -> bool:
+    generator = run.meta.get("generator")
+    return bool(isinstance(generator, dict) and generator.get("saturated"))
 
 
 def judged_rows(spec: Spec, run: Run) -> tuple[pd.DataFrame, float | None]:
@@ -225,7 +251,30 @@ def judged_rows(spec: Spec, run: Run) -> tuple[pd.DataFrame, float | None]:
     return samples.rows, samples.window_s
 
 
-def _select(spec: Spec, run: Run) -> _Samples:
+def judged_samples(spec: Spec, *runs: Run) -> Samples:
+    """Everything ``evaluate`` judges ``run`` on (see ``Samples``); for several runs
+    (segments), their samples pooled and the sum of their windows."""
+    parts = [_select(spec, run) for run in runs]
+    if len(parts) == 1:
+        return parts[0]
+    windows = [p.window_s for p in parts]
+    return Samples(
+        rows=pd.concat([p.rows for p in parts], ignore_index=True),
+        good=_pooled([p.good for p in parts]),
+        window_s=None if None in windows else float(sum(w or 0.0 for w in windows)),
+        rate_rows=pd.concat([p.rate_rows for p in parts], ignore_index=True),
+        rate_good=_pooled([p.rate_good for p in parts]),
+    )
+
+
+def _pooled(
+    masks: Sequence[np.ndarray[Any, np.dtype[np.bool_]] | None],
+) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+    present = [m for m in masks if m is not None]
+    return np.concatenate(present) if len(present) == len(masks) else None
+
+
+def _select(spec: Spec, run: Run) -> Samples:
     df = with_request_metrics(run.requests)
     meta = dict(run.meta)
     base = meta.get("measured_from")
@@ -239,16 +288,22 @@ def _select(spec: Spec, run: Run) -> _Samples:
     done = df["done_at"].dropna()
     if meta.get("ended_at") is None and len(done):
         meta["ended_at"] = float(done.max())  # a killed run: its last completion
-    rows = measured(df, meta)
-    if spec.filters.endpoints:
-        rows = rows[rows["endpoint"].isin(spec.filters.endpoints).to_numpy(dtype=bool)]
-    if spec.filters.scenarios and run.meta.get("scenario") not in spec.filters.scenarios:
-        rows = rows.iloc[:0]
+    rows = _filtered(spec, run, measured(df, meta))
+    rate_rows = _filtered(spec, run, completed(df, meta))
     window_s = None
     if meta.get("measured_from") is not None and meta.get("ended_at") is not None:
         window_s = float(meta["ended_at"]) - float(meta["measured_from"])
     good = _good(rows, spec.per_request) if spec.per_request else None
-    return _Samples(rows, good, window_s)
+    rate_good = _good(rate_rows, spec.per_request) if spec.per_request else None
+    return Samples(rows, good, window_s, rate_rows, rate_good)
+
+
+def _filtered(spec: Spec, run: Run, rows: pd.DataFrame) -> pd.DataFrame:
+    if spec.filters.endpoints:
+        rows = rows[rows["endpoint"].isin(spec.filters.endpoints).to_numpy(dtype=bool)]
+    if spec.filters.scenarios and run.meta.get("scenario") not in spec.filters.scenarios:
+        rows = rows.iloc[:0]
+    return rows
 
 
 def _good(
@@ -274,13 +329,13 @@ def _floats(rows: pd.DataFrame, column: str) -> FloatArray:
     return pd.to_numeric(rows[column]).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _latency_values(samples: _Samples, metric: str) -> FloatArray:
+def _latency_values(samples: Samples, metric: str) -> FloatArray:
     ok_rows = samples.rows[samples.rows["ok"].to_numpy(dtype=bool)]
     values = itl_ms(ok_rows) if metric == "itl_ms" else _floats(ok_rows, metric)
     return values[~np.isnan(values)]
 
 
-def _judge(obj: Objective, samples: _Samples, confidence: float) -> ObjectiveResult:
+def _judge(obj: Objective, samples: Samples, confidence: float) -> ObjectiveResult:
     if obj.metric in LATENCY_METRICS:
         values = _latency_values(samples, obj.metric)
         n, interval = len(values), _latency_interval(obj, values, confidence)
@@ -317,12 +372,12 @@ def _latency_interval(obj: Objective, values: FloatArray, confidence: float) -> 
     return stats.percentile_interval(values, obj.percentile or 50.0, confidence)
 
 
-def _rate(metric: str, samples: _Samples, confidence: float) -> tuple[int, stats.Interval]:
-    ok = samples.rows["ok"].to_numpy(dtype=bool)
-    if metric == "goodput_rps" and samples.good is not None:
-        weights = samples.good[samples.good].astype(np.float64)
+def _rate(metric: str, samples: Samples, confidence: float) -> tuple[int, stats.Interval]:
+    ok = samples.rate_rows["ok"].to_numpy(dtype=bool)
+    if metric == "goodput_rps" and samples.rate_good is not None:
+        weights = samples.rate_good[samples.rate_good].astype(np.float64)
     elif metric == "output_tokens_per_s":
-        weights = np.nan_to_num(_floats(samples.rows, "output_tokens")[ok])
+        weights = np.nan_to_num(_floats(samples.rate_rows, "output_tokens")[ok])
     else:
         weights = ok[ok].astype(np.float64)
     window = samples.window_s

@@ -9,6 +9,8 @@ import pytest
 from reports.summary import summarize_run
 from sla.records import CANCELLED_ERROR, load_run
 from tests.reports import Req, record, steady, write_run
+from tests.sla.test_verdict import req
+from tests.sla.test_verdict import write_run as write_judged_run
 
 
 def test_percentiles_are_numpys_linear_percentiles_of_every_record(tmp_path: Path) -> None:
@@ -92,3 +94,22 @@ def test_an_empty_run_summarises_to_zeros_and_nans(tmp_path: Path) -> None:
     assert (s.recorded, s.measured, s.ok, s.failed) == (0, 0, 0, 0)
     assert all(m.n == 0 and math.isnan(m.max) for m in s.metrics)
     assert s.errors == () and s.endpoints == ()
+
+
+def test_rates_count_the_requests_that_ended_in_the_window(tmp_path: Path) -> None:
+    # A 2 s request every second; those still running at the end are cut off.
+    records = [
+        req(i + 0.5, 2000.0, tokens=4)
+        if i + 2.5 <= 12.0
+        else req(i + 0.5, 2000.0, status=0, error=CANCELLED_ERROR)
+        for i in range(12)
+    ]
+    path = write_judged_run(tmp_path / "run", records, duration_s=12.0, warmup_s=2.0)
+
+    s = summarize_run(load_run(path))
+
+    assert s.window_s == 10.0
+    assert s.ok == 8  # started in the window and finished
+    assert s.requests_per_s == pytest.approx(1.0)  # ended in it: 10, two from the warm-up
+    assert s.output_tokens_per_s == pytest.approx(4.0)
+    assert s.errors_per_s == 0.0

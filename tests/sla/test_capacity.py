@@ -17,7 +17,6 @@ import pytest
 from sla.capacity import (
     CAPACITY_FILE,
     CapacityError,
-    combine_segments,
     cost_at,
     find_knee,
     latest_by_load,
@@ -36,7 +35,7 @@ from sla.records import (
     requests_frame,
 )
 from sla.spec import load_spec
-from sla.verdict import Status, evaluate, judged_rows
+from sla.verdict import Status, evaluate, evaluate_segments, judged_samples
 from tests.sla.test_verdict import T0, req, spec_of
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sla" / "examples"
@@ -113,19 +112,19 @@ def clean_run(n: int) -> Run:
     return run_of([req(i * 0.01, 100.0) for i in range(n)], ended_s=n * 0.01)
 
 
-# --- combine_segments ---------------------------------------------------------------------
+# --- extended steps: segments judged as one ----------------------------------------------
 
 
 def segment(
     started_s: float, warmup_s: float, window_s: float, *, saturated: bool = False, seed: int
 ) -> tuple[Run, list[RequestRecord]]:
-    """A segment with warm-up rows, measured rows (one of them a 500) and a cancelled row;
-    returns the run and its measured rows in order."""
+    """A segment with warm-up rows, measured rows (one of them a 500; each ends inside the
+    window) and a cancelled row; returns the run and its measured rows in order."""
     rng = np.random.default_rng(seed)
     begin = started_s + warmup_s
     warm = [req(started_s + warmup_s * f, 50.0) for f in (0.2, 0.7)]
     measured = [
-        req(begin + i + 0.5, float(rng.uniform(100, 900)), ttft_ms=float(rng.uniform(20, 90)))
+        req(begin + i + 0.05, float(rng.uniform(100, 900)), ttft_ms=float(rng.uniform(20, 90)))
         for i in range(int(window_s))
     ]
     measured[3] = dataclasses.replace(measured[3], status=500, error="HTTP 500")
@@ -145,40 +144,39 @@ def originals(rows: list[RequestRecord], metric: str) -> np.ndarray[Any, np.dtyp
     return floats(run_of(rows), metric)
 
 
-def test_combined_segments_are_one_run_with_exact_per_request_metrics() -> None:
+def test_segments_pool_their_samples_with_exact_per_request_metrics() -> None:
     first, rows_a = segment(0.0, 2.0, 10.0, seed=1)
     second, rows_b = segment(100.0, 3.0, 20.0, seed=2)
     spec = spec_of({"metric": "throughput_rps", "min": 0.5})
 
-    combined = combine_segments([first, second], spec)
+    samples = judged_samples(spec, first, second)
 
-    assert len(combined.requests) == 10 + 20  # no warm-up rows, no cancelled rows
-    assert CANCELLED_ERROR not in set(combined.requests["error"].dropna())
-    assert combined.meta["ended_at"] - combined.meta["measured_from"] == 30.0
-    assert combined.meta["segments"] == ["seg-1", "seg-2"]
+    assert len(samples.rows) == 10 + 20  # no warm-up rows, no cancelled rows
+    assert CANCELLED_ERROR not in set(samples.rows["error"].dropna())
+    assert samples.window_s == 30.0
     for metric in ("latency_ms", "ttft_ms", "tpot_ms"):
         expected = np.concatenate([originals(rows_a, metric), originals(rows_b, metric)])
-        # Both ends of a row move by the same shift: differences stay bit for bit.
-        np.testing.assert_array_equal(floats(combined, metric), expected)
-    # The second segment follows the first without a gap.
-    starts = floats(combined, "start")
-    assert starts[10] - T0 == 12.0 + 0.5
-    assert np.all(np.diff(starts) > 0)
+        np.testing.assert_array_equal(
+            samples.rows[metric].to_numpy(dtype=np.float64, na_value=np.nan), expected
+        )
 
 
-def test_evaluating_combined_segments_divides_by_the_sum_of_the_windows() -> None:
+def test_segments_judged_as_one_divide_rates_by_the_sum_of_the_windows() -> None:
     first, _ = segment(0.0, 2.0, 10.0, seed=3)
     second, _ = segment(100.0, 3.0, 20.0, seed=4)
     spec = spec_of({"metric": "throughput_rps", "min": 0.5}, {"metric": "error_rate", "max": 0.5})
 
-    verdict = evaluate(spec, combine_segments([first, second], spec))
+    verdict = evaluate_segments(spec, [first, second])
 
     assert verdict.window_s == 30.0
     assert verdict.counts.measured == 30
+    assert verdict.counts.recorded == 2 * (2 + 1) + 30
     assert verdict.counts.ok == 28  # one 500 in each segment
     assert verdict.objectives[0].observed == pytest.approx(28 / 30)
     assert verdict.objectives[1].observed == pytest.approx(2 / 30)
     assert not verdict.saturated
+    # One segment alone is judged exactly as evaluate() judges it.
+    assert evaluate_segments(spec, [first]) == evaluate(spec, first)
 
 
 def test_the_spec_warm_up_is_dropped_from_every_segment() -> None:
@@ -186,13 +184,15 @@ def test_the_spec_warm_up_is_dropped_from_every_segment() -> None:
     second, rows_b = segment(100.0, 3.0, 20.0, seed=6)
     spec = spec_of({"metric": "throughput_rps", "min": 0.5}, warmup="1s")
 
-    combined = combine_segments([first, second], spec)
-    rows, window_s = judged_rows(spec, combined)
+    samples = judged_samples(spec, first, second)
 
-    assert window_s == 9.0 + 19.0
-    assert len(rows) == 9 + 19  # the row at 0.5 s into each window is dropped
+    assert samples.window_s == 9.0 + 19.0
+    assert len(samples.rows) == 9 + 19  # the row 0.05 s into each window is dropped
+    assert len(samples.rate_rows) == 9 + 19  # ...and it also ended before the warm-up did
     kept = [*rows_a[1:], *rows_b[1:]]
-    np.testing.assert_array_equal(rows["latency_ms"].to_numpy(), originals(kept, "latency_ms"))
+    np.testing.assert_array_equal(
+        samples.rows["latency_ms"].to_numpy(), originals(kept, "latency_ms")
+    )
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -203,14 +203,7 @@ def test_one_saturated_segment_saturates_the_step(which: int) -> None:
     ]
     spec = spec_of({"metric": "throughput_rps", "min": 0.5})
 
-    assert evaluate(spec, combine_segments(runs, spec)).saturated
-
-
-def test_a_single_segment_is_returned_as_it_is() -> None:
-    run, _ = segment(0.0, 2.0, 10.0, seed=9)
-    spec = spec_of({"metric": "throughput_rps", "min": 0.5})
-
-    assert combine_segments([run], spec) is run
+    assert evaluate_segments(spec, runs).saturated
 
 
 # --- summarize_step -----------------------------------------------------------------------
@@ -252,7 +245,7 @@ def test_summarize_step_matches_hand_computed_numbers() -> None:
         per_request={"ttft_ms": 405},
     )
 
-    verdict, summary = summarize_step(spec, open_loop_step())
+    verdict, summary = summarize_step(spec, [open_loop_step()])
 
     good = 31  # TTFT 100 + 10 i <= 405 for i <= 30
     assert summary["status"] == "PASS" == verdict.status.value
@@ -260,9 +253,11 @@ def test_summarize_step_matches_hand_computed_numbers() -> None:
     assert summary["window_s"] == 10.0
     assert (summary["requests"], summary["ok"], summary["failed"]) == (42, 40, 2)
     assert summary["good"] == good
-    assert summary["throughput_rps"] == pytest.approx(4.0)
-    assert summary["output_tokens_per_s"] == pytest.approx(40 * 11 / 10.0)  # 500s excluded
-    assert summary["goodput_rps"] == pytest.approx(good / 10.0)
+    # Rates count the requests that ended in the window: 0.25 i + 0.3 + 0.02 i <= 10 s
+    # for i <= 35 (the later ones would have been cut off by the end of a real test).
+    assert summary["throughput_rps"] == pytest.approx(36 / 10.0)
+    assert summary["output_tokens_per_s"] == pytest.approx(36 * 11 / 10.0)  # 500s excluded
+    assert summary["goodput_rps"] == pytest.approx(good / 10.0)  # all 31 good ones ended
     assert summary["goodput_ratio"] == pytest.approx(good / 42)
     assert summary["error_rate"] == pytest.approx(2 / 42)
     # Linear percentiles of an arithmetic sequence a + b i sit at a + b * q/100 * 39.
@@ -277,7 +272,7 @@ def test_summarize_step_matches_hand_computed_numbers() -> None:
         assert summary["schedule_lag_ms"][stat] == pytest.approx(lag, abs=1e-3)
     labels = [o["label"] for o in summary["objectives"]]
     assert labels == ["p50 latency_ms", "error_rate", "goodput_rps"]
-    assert summary["objectives"][2]["observed"] == pytest.approx(good / 10.0)
+    assert summary["objectives"][2]["observed"] == summary["goodput_rps"]
     assert {o["status"] for o in summary["objectives"]} == {"PASS"}
 
 
@@ -286,7 +281,7 @@ def test_summarize_step_percentiles_equal_numpy() -> None:
     latencies = rng.lognormal(5.5, 0.5, size=500)
     run = run_of([req(0.1 * i, float(x)) for i, x in enumerate(latencies)], ended_s=50.0)
 
-    _, summary = summarize_step(spec_of({"metric": "latency_ms", "stat": "p99", "max": 1e4}), run)
+    _, summary = summarize_step(spec_of({"metric": "latency_ms", "stat": "p99", "max": 1e4}), [run])
 
     observed = floats(run, "latency_ms")
     for stat in P_STATS:
@@ -300,7 +295,7 @@ def test_summarize_step_without_per_request_limits_or_streaming() -> None:
     run = run_of([req(0.5 * i, 200.0, tokens=1) for i in range(20)], ended_s=10.0)
     spec = spec_of({"metric": "latency_ms", "stat": "p50", "max": 100})
 
-    verdict, summary = summarize_step(spec, run)
+    verdict, summary = summarize_step(spec, [run])
 
     assert summary["status"] == "FAIL" == verdict.status.value
     assert summary["good"] is None

@@ -486,3 +486,31 @@ def test_a_killed_run_without_ended_at_uses_its_last_completion(tmp_path: Path) 
     verdict = evaluate(spec_of({"metric": "throughput_rps", "min": 1}), run)
     assert verdict.window_s == pytest.approx(50.0)
     assert only(verdict).observed == pytest.approx(100 / 50.0)
+
+
+def test_rates_count_requests_that_ended_in_the_window(tmp_path: Path) -> None:
+    # One 2 s request a second over a 10 s window after a 2 s warm-up, as a real open-loop
+    # run records it: those still running at the end are cut off (cancelled).
+    records = []
+    for i in range(12):
+        cut_off = i + 2.5 > 12.0
+        records.append(
+            req(
+                i + 0.5,
+                2000.0,
+                status=0 if cut_off else 200,
+                error=CANCELLED_ERROR if cut_off else None,
+            )
+        )
+    run = load_run(write_run(tmp_path / "run", records, duration_s=12.0, warmup_s=2.0))
+    spec = spec_of({"metric": "throughput_rps", "min": 0.1}, {"metric": "error_rate", "max": 0.5})
+
+    verdict = evaluate(spec, run)
+
+    # Ended in [2 s, 12 s]: the 10 requests sent at 0.5..9.5 s, two of them in the warm-up:
+    # the true rate. By start only the 8 sent at 2.5..9.5 s would count: 20% low.
+    assert verdict.window_s == 10.0
+    assert verdict.objectives[0].observed == pytest.approx(1.0)
+    # Proportions and latencies stay with the requests started in the window and not cut off.
+    assert verdict.counts.measured == 8
+    assert verdict.objectives[1].observed == 0.0
