@@ -37,6 +37,7 @@ from sla.capacity import (
     find_knee,
     min_samples,
     summarize_step,
+    unsustainable,
     write_capacity,
 )
 from sla.records import Run, strip_credentials
@@ -83,6 +84,7 @@ class CapacitySearch:
         sweep_dir: Path,
         argv: list[str],
         bundled: bool = False,
+        seed: int = 0,
     ) -> None:
         self.options = options
         self.spec = spec
@@ -92,6 +94,7 @@ class CapacitySearch:
         self.steps = StepRunner(
             argv=argv, target_url=target_url, sweep_dir=sweep_dir, bundled=bundled, say=self._say
         )
+        self.seed = seed
         self.policy = SearchPolicy(options.settings)
         self.state = SearchState()
         self.min_samples = options.min_samples or min_samples(spec)
@@ -175,31 +178,41 @@ class CapacitySearch:
                 f"{'segment ' + str(segment + 1) + ', ' if segment else ''}{measure_s:.0f}s "
                 f"(+{self._warmup_s():.0f}s warm-up); {self._left()} of the budget left"
             )
-            seg = self._segment(name, probe.load, measure_s)
+            seg = self._segment(name, probe.load, measure_s, self._seed(number, segment))
             entry["runs"].append(name)
             problem, run = self.steps.check(seg)
             if problem:
                 entry.update(status="ERROR", error=problem, saturated=False, saturation=None)
+                entry["unsustainable"] = None
                 entry["wall_s"] = time.monotonic() - t0
                 return entry
             assert run is not None
             runs.append(run)
             _, summary = summarize_step(self.spec, runs)
             entry.update(summary)
+            entry["unsustainable"] = unsustainable(
+                summary["backlog"], self.options.max_backlog_growth
+            )
+            if entry["unsustainable"] and entry["status"] != "FAIL":
+                entry["status"] = "FAIL"  # the SLA would fail, given a longer step
             entry["saturation"] = self._saturation(summary)
             entry["saturated"] = entry["saturation"] is not None
-            if summary["status"] != "INCONCLUSIVE" or entry["saturated"]:
+            if entry["status"] != "INCONCLUSIVE" or entry["saturated"]:
                 break
             if segment < extensions and not self._fits(measure_s):
                 break
         entry["wall_s"] = time.monotonic() - t0
         if self.options.mode == "rate":
             entry["offered_rps"] = probe.load
+            arrived = entry.get("backlog") or {}
+            window = entry.get("window_s")
+            entry["arrival_rps"] = arrived["arrivals"] / window if arrived and window else None
         return entry
 
-    def _segment(self, name: str, load: float, measure_s: float) -> Segment:
+    def _segment(self, name: str, load: float, measure_s: float, seed: int) -> Segment:
         run_s = math.ceil(self._warmup_s() + measure_s)
-        seg = self.steps.run(name, run_s, self._warmup_s(), self._load_args(load))
+        args = [*self._load_args(load), "--seed", str(seed)]
+        seg = self.steps.run(name, run_s, self._warmup_s(), args)
         self.state.overhead_s = max(1.0, seg.wall_s - run_s)
         if self.steps.interrupted:
             raise SearchStopped(_INTERRUPTED)
@@ -245,6 +258,12 @@ class CapacitySearch:
     def _fits(self, measure_s: float) -> bool:
         needed = measure_s + self._warmup_s() + self.state.overhead_s
         return self.elapsed_s() + needed <= self.options.budget_s
+
+    def _seed(self, step: int, segment: int) -> int:
+        """Each segment its own arrival schedule and prompts: with one seed for all, every
+        step would replay the same sample path, and a path that happens to run 10% sparse
+        (Poisson noise) would make every step of the search 10% lighter than it says."""
+        return self.seed + 1000 * (step - 1) + segment
 
     def _load_args(self, load: float) -> list[str]:
         if self.options.mode == "rate":
@@ -328,14 +347,18 @@ class CapacitySearch:
             self._say(f"{head}: ERROR {step['error']}")
             return
         p99 = (step.get("latency_ms") or {}).get("p99")
+        arrived = step.get("arrival_rps")
         parts = [
             f"{step['status']}",
+            *([f"{arrived:.4g} req/s arrived"] if arrived else []),
             f"{_num(step.get('throughput_rps'))} req/s ok",
             f"goodput {_num(step.get('goodput_rps'))} req/s",
             f"p99 latency {_num(p99)} ms",
             f"{step['requests']} requests",
             f"{step['wall_s']:.0f}s",
         ]
+        if step.get("unsustainable"):
+            parts.append(f"NOT SUSTAINABLE: {step['unsustainable']}")
         if step.get("saturated"):
             parts.append(f"LOAD GENERATOR SATURATED: {step['saturation']}")
         self._say(f"{head}: " + ", ".join(parts) + f" -> {self._bracket()}")

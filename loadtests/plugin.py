@@ -148,6 +148,7 @@ def _capacity_search(
             sweep_dir=sweep,
             argv=sys.argv[1:],
             bundled=ctx.embedded is not None,
+            seed=ctx.options.seed,
         ).run()
         _write_capacity_html(sweep)
     finally:

@@ -96,6 +96,13 @@ def add_search_options(opt: Callable[..., None]) -> None:
         "generator counts as saturated",
     )
     opt(
+        "--max-backlog-growth",
+        "MAX_BACKLOG_GROWTH",
+        default="5%",
+        help="capacity search: an open-loop step whose arrivals exceed its completions by "
+        "more than this (and by more than chance) FAILS as not sustainable",
+    )
+    opt(
         "--cost-per-hour",
         "COST_PER_HOUR",
         type=float,
@@ -117,6 +124,7 @@ class SearchOptions:
     retries: int
     cost_per_hour: float
     max_send_lag_ms: float
+    max_backlog_growth: float
 
     @property
     def mode(self) -> Literal["rate", "concurrency"]:
@@ -140,6 +148,7 @@ class SearchOptions:
             "retries": self.retries,
             "cost_per_hour": self.cost_per_hour or None,
             "max_send_lag_ms": self.max_send_lag_ms,
+            "max_backlog_growth": self.max_backlog_growth,
         }
 
     @classmethod
@@ -187,6 +196,7 @@ class SearchOptions:
             retries=ns.step_retries,
             cost_per_hour=ns.cost_per_hour,
             max_send_lag_ms=ns.max_send_lag,
+            max_backlog_growth=_fraction("--max-backlog-growth", ns.max_backlog_growth),
         )
 
 

@@ -23,10 +23,15 @@ and each step::
     status ("PASS" | "FAIL" | "INCONCLUSIVE" | "ERROR"), error (str | null), saturated,
     runs [run dirs relative to the sweep directory], window_s, wall_s,
     requests, ok, failed, good (null without per_request limits),
-    offered_rps (rate mode; null in closed loop), throughput_rps, output_tokens_per_s,
+    offered_rps (rate mode: the nominal rate; null in closed loop), arrival_rps (rate mode:
+    the arrivals the schedule actually made in the windows, per second: Poisson noise),
+    throughput_rps, output_tokens_per_s,
     goodput_rps, goodput_ratio, error_rate,
     latency_ms {p50, p90, p99}, ttft_ms {p50, p90, p99} | null, tpot_ms {...} | null,
     schedule_lag_ms {...} | null (open loop: how late the sends left),
+    backlog {arrivals, completions, growth} | null (open loop: requests that arrived and
+              that ended in the measured windows), unsustainable (str | null: why the
+              step FAILED although its SLA verdict did not: its backlog kept growing),
     saturation (str | null: why the load generator counts as saturated),
     objectives [{label, op, limit, observed, status, message}]
 
@@ -36,6 +41,7 @@ Every number is finite or null (``write_json_atomic``).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,7 +51,8 @@ import numpy as np
 import pandas as pd
 
 from sla import stats
-from sla.records import Run, write_json_atomic
+from sla.metrics import with_request_metrics
+from sla.records import CANCELLED_ERROR, Run, write_json_atomic
 from sla.spec import LATENCY_METRICS, Spec
 from sla.verdict import Verdict, evaluate_segments, judged_samples
 
@@ -164,6 +171,7 @@ def summarize_step(spec: Spec, runs: Sequence[Run]) -> tuple[Verdict, dict[str, 
     for metric in ("latency_ms", "ttft_ms", "tpot_ms"):
         summary[metric] = _percentiles(rows, ok, metric)
     summary["schedule_lag_ms"] = _percentiles(rows, np.ones(n, dtype=bool), "schedule_lag_ms")
+    summary["backlog"] = backlog(spec, runs)
     summary["objectives"] = [
         {
             "label": r.label,
@@ -176,6 +184,56 @@ def summarize_step(spec: Spec, runs: Sequence[Run]) -> tuple[Verdict, dict[str, 
         for r in verdict.objectives
     ]
     return verdict, summary
+
+
+def backlog(spec: Spec, runs: Sequence[Run]) -> dict[str, int] | None:
+    """Open loop: requests that arrived (were scheduled) in the measured windows, requests
+    that ended in them, and the difference: how much the backlog of requests in flight grew
+    over the step. None in closed loop (a closed loop cannot build a backlog)."""
+    arrivals = completions = 0
+    for run in runs:
+        df = with_request_metrics(run.requests)
+        if spec.filters.endpoints:
+            df = df[df["endpoint"].isin(spec.filters.endpoints).to_numpy(dtype=bool)]
+        scheduled = df["scheduled_at"].to_numpy(dtype=np.float64, na_value=np.nan)
+        if not len(df) or np.isnan(scheduled).all():
+            return None
+        begin, end = _window(run, spec, df)
+        start = df["start"].to_numpy(dtype=np.float64)
+        done = df["done_at"].to_numpy(dtype=np.float64, na_value=np.nan)
+        cancelled = (df["error"] == CANCELLED_ERROR).to_numpy(dtype=bool, na_value=False)
+        arrivals += int(((start >= begin) & (start <= end)).sum())
+        completions += int(((done >= begin) & (done <= end) & ~cancelled).sum())
+    return {"arrivals": arrivals, "completions": completions, "growth": arrivals - completions}
+
+
+def _window(run: Run, spec: Spec, df: pd.DataFrame) -> tuple[float, float]:
+    """The measured window of ``run`` as ``sla.verdict`` judges it."""
+    base = run.meta.get("measured_from")
+    if base is None:
+        base = run.meta.get("started_at")
+    if base is None:
+        base = float(np.nanmin(df["start"].to_numpy(dtype=np.float64)))
+    end = run.meta.get("ended_at")
+    if end is None:
+        end = float(np.nanmax(df["done_at"].to_numpy(dtype=np.float64, na_value=np.nan)))
+    return float(base) + spec.warmup_s, float(end)
+
+
+def unsustainable(growth: Mapping[str, int] | None, tolerance: float) -> str | None:
+    """Why an open-loop step's load is not sustainable, or None: its backlog grew by more
+    than ``tolerance`` of its arrivals and by more than three standard deviations of a
+    stable queue's Poisson noise (3 sqrt(arrivals)). Such a step can pass its SLA only
+    because it ended before the queue reached the limits: a longer one would fail."""
+    if not growth or growth["arrivals"] <= 0:
+        return None
+    arrivals, grown = growth["arrivals"], growth["growth"]
+    if grown <= max(3.0 * math.sqrt(arrivals), tolerance * arrivals):
+        return None
+    return (
+        f"the backlog grew by {grown} requests ({grown / arrivals:.1%} of the "
+        f"{arrivals} arrivals): completions did not keep up, so this load is not sustainable"
+    )
 
 
 def _percentiles(

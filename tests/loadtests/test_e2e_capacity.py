@@ -78,6 +78,9 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
         assert step["status"] in (("PASS", "FAIL") if step["thorough"] else STATUSES)
         run = load_run(sweep / step["runs"][0])
         assert run.meta["load_profile"]["arrival_rate_rps"] == step["load"]
+        assert run.meta["load_profile"]["seed"] == 1000 * (step["step"] - 1)  # own schedule
+        # Constant arrivals: the schedule made exactly the rate asked for.
+        assert step["arrival_rps"] == pytest.approx(step["load"], rel=0.02)
     passing = [s for s in cap["steps"] if s["status"] == "PASS"]
     assert all(s["load"] <= found for s in passing)
     assert max(s["throughput_rps"] for s in cap["steps"]) <= capacity_rps * 1.05

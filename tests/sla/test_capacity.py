@@ -17,12 +17,14 @@ import pytest
 from sla.capacity import (
     CAPACITY_FILE,
     CapacityError,
+    backlog,
     cost_at,
     find_knee,
     latest_by_load,
     load_capacity,
     min_samples,
     summarize_step,
+    unsustainable,
     write_capacity,
 )
 from sla.metrics import with_request_metrics
@@ -488,3 +490,63 @@ def test_bad_capacity_files_are_one_line_errors(
     assert fragment in message
     assert "\n" not in message
     assert str(tmp_path) in message
+
+
+# --- backlog: is an open-loop step's load sustainable? ------------------------------------
+
+
+def open_loop_run(service_s: float, rate_rps: float, window_s: float = 20.0) -> Run:
+    """Constant arrivals served one at a time by a server taking ``service_s`` each (a
+    D/D/1 queue); requests not done when the window ends are cut off (cancelled)."""
+    records = []
+    free_at = 0.0
+    for i in range(int(rate_rps * window_s)):
+        arrive = i / rate_rps
+        free_at = max(free_at, arrive) + service_s
+        done_ms = (free_at - arrive) * 1000.0
+        cut_off = free_at > window_s
+        rec = req(
+            arrive,
+            done_ms,
+            status=0 if cut_off else 200,
+            error=CANCELLED_ERROR if cut_off else None,
+        )
+        records.append(dataclasses.replace(rec, scheduled_at=rec.sent_at))
+    return run_of(records, ended_s=window_s)
+
+
+def test_a_server_that_keeps_up_has_no_backlog_growth() -> None:
+    spec = spec_of({"metric": "latency_ms", "stat": "p50", "max": 1e6})
+    run = open_loop_run(service_s=0.025, rate_rps=40.0)  # exactly at capacity
+
+    growth = backlog(spec, [run])
+
+    assert growth is not None
+    assert growth["arrivals"] == 800
+    assert abs(growth["growth"]) <= 1
+    assert unsustainable(growth, 0.05) is None
+
+
+def test_an_overloaded_step_is_not_sustainable_even_if_short() -> None:
+    spec = spec_of({"metric": "latency_ms", "stat": "p50", "max": 1e6})
+    run = open_loop_run(service_s=0.025, rate_rps=50.0)  # 25% over capacity
+
+    growth = backlog(spec, [run])
+
+    assert growth is not None
+    assert growth["arrivals"] == 1000
+    assert growth["completions"] == pytest.approx(800, abs=1)
+    message = unsustainable(growth, 0.05)
+    assert message is not None and "not sustainable" in message
+    assert unsustainable(growth, 0.5) is None  # a tolerance above the 20% growth
+
+
+def test_backlog_growth_within_poisson_noise_is_not_called_unsustainable() -> None:
+    # 3 sqrt(100) = 30 > 5% of 100: a growth of 20 on 100 arrivals could be chance.
+    assert unsustainable({"arrivals": 100, "completions": 80, "growth": 20}, 0.05) is None
+    assert unsustainable({"arrivals": 100, "completions": 69, "growth": 31}, 0.05) is not None
+
+
+def test_closed_loop_has_no_backlog() -> None:
+    spec = spec_of({"metric": "latency_ms", "stat": "p50", "max": 1e6})
+    assert backlog(spec, [clean_run(50)]) is None
