@@ -54,6 +54,7 @@ class StepPoint:
     goodput_ratio: float | None
     error_rate: float | None
     offered_rps: float | None
+    arrival_rps: float | None  # what the open-loop schedule actually sent, per second
     output_tokens_per_s: float | None
     latency_p50_ms: float | None
     latency_p99_ms: float | None
@@ -63,6 +64,7 @@ class StepPoint:
     saturated: bool
     error: str | None
     runs: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # why the search judged the step as it did, beyond its SLA
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,7 @@ def _point(step: Mapping[str, Any], index: int) -> StepPoint:
         goodput_ratio=number(step.get("goodput_ratio")),
         error_rate=number(step.get("error_rate")),
         offered_rps=number(step.get("offered_rps")),
+        arrival_rps=number(step.get("arrival_rps")),
         output_tokens_per_s=number(step.get("output_tokens_per_s")),
         latency_p50_ms=_percentile(step, "latency_ms", "p50"),
         latency_p99_ms=_percentile(step, "latency_ms", "p99"),
@@ -108,6 +111,14 @@ def _point(step: Mapping[str, Any], index: int) -> StepPoint:
         saturated=bool(step.get("saturated")),
         error=None if error is None else str(error),
         runs=tuple(str(r) for r in runs) if isinstance(runs, list) else (),
+        notes=tuple(
+            f"{label}: {step[key]}"
+            for key, label in (
+                ("unsustainable", "not sustainable"),
+                ("saturation", "load generator saturated"),
+            )
+            if isinstance(step.get(key), str) and step[key]
+        ),
     )
 
 

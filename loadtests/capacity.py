@@ -320,8 +320,8 @@ class CapacitySearch:
             "wall_s": self.elapsed_s(),
             "outcome": finish.outcome,
             "message": finish.message,
-            "capacity": {"load": lo, "step": cap_step["step"]} if cap_step else None,
-            "lowest_fail": {"load": fail, "step": fail_step["step"]} if fail_step else None,
+            "capacity": _bound(cap_step),
+            "lowest_fail": _bound(fail_step),
             "precision": upper / lo - 1.0 if lo and upper else None,
             "borderline": self.policy.borderline(),
             "knee": find_knee(steps),
@@ -372,6 +372,14 @@ class CapacitySearch:
 
     def _print_result(self, result: dict[str, Any], path: Path) -> None:
         self._say(f"capacity search {result['outcome'].upper()}: {result['message']}")
+        cap = result.get("capacity")
+        if cap and cap.get("throughput_rps") is not None:
+            arrived = cap.get("arrival_rps")
+            self._say(
+                f"at capacity: {_num(cap['throughput_rps'])} req/s completed"
+                + (f", {_num(arrived)} req/s arrived" if arrived is not None else "")
+                + " in the step's measured window"
+            )
         knee = result.get("knee")
         if knee:
             self._say(
@@ -415,6 +423,19 @@ class CapacitySearch:
         if self.steps.interrupted:
             raise SearchStopped(_INTERRUPTED)
         raise SearchStopped(f"the target did not accept connections within {_TARGET_WAIT_S:g}s")
+
+
+def _bound(step: dict[str, Any] | None) -> dict[str, Any] | None:
+    """capacity.json's ``capacity``/``lowest_fail``: the load, its step, and what the step
+    measured (open loop: the rate the schedule actually made, which Poisson noise moves)."""
+    if step is None:
+        return None
+    return {
+        "load": step["load"],
+        "step": step["step"],
+        "arrival_rps": step.get("arrival_rps"),
+        "throughput_rps": step.get("throughput_rps"),
+    }
 
 
 def _last_step(

@@ -69,6 +69,7 @@ _STEP_HEADERS = (
     "step",
     "phase",
     "load",
+    "arrived (req/s)",
     "status",
     "throughput (req/s)",
     "goodput (req/s)",
@@ -83,7 +84,7 @@ _STEP_HEADERS = (
     "error",
     "run",
 )
-_STEP_NUMERIC = frozenset({0, 2, *range(4, 13)})
+_STEP_NUMERIC = frozenset({0, 2, 3, *range(5, 14)})
 
 
 # Text and HTML pieces of a result, shared with reports.capacity_compare.
@@ -359,6 +360,7 @@ def _steps_section(result: Mapping[str, Any], points: Sequence[StepPoint], out_d
                 str(p.step),
                 p.phase,
                 load_text(p.load, unit),
+                fmt.exact(p.arrival_rps),
                 p.status + (f" ({', '.join(marks)})" if marks else ""),
                 fmt.exact(p.throughput_rps),
                 fmt.exact(p.goodput_rps),
@@ -384,6 +386,7 @@ def _failure_notes(points: Sequence[StepPoint], result: Mapping[str, Any]) -> Ma
     """Why each FAIL or INCONCLUSIVE step did not pass, from its objectives' messages."""
     notes = []
     for step, raw in zip(points, result.get("steps") or (), strict=True):  # one point a step
+        notes += [f"Step {step.step} ({step.status}): {note}" for note in step.notes]
         objectives = raw.get("objectives")
         if step.status in ("PASS", "ERROR") or not isinstance(objectives, list):
             continue

@@ -9,8 +9,9 @@ one per segment) and ``capacity.json``::
     outcome   "found" | "sla_holds_at_max" | "sla_fails_at_min" | "generator_saturated"
               | "budget_exhausted" | "unresolved" | "interrupted"
     message   one line saying what the search established
-    capacity  {load, step} | null     the highest load that PASSED below the lowest FAIL
-    lowest_fail {load, step} | null   the lowest load that FAILED
+    capacity  {load, step, arrival_rps, throughput_rps} | null: the highest load that
+              PASSED below every load not shown to pass, and what its step measured
+    lowest_fail {load, step, arrival_rps, throughput_rps} | null: the lowest load that FAILED
     precision lowest_fail / capacity - 1 | null
     knee      {load, step, throughput_rps, latency_ms} | null
     cost      {per_hour, at_load, requests_per_s, output_tokens_per_s, per_1k_requests,

@@ -65,6 +65,7 @@ def step_record(row: tuple[Any, ...]) -> dict[str, Any]:
         "failed": 0,
         "good": round(tput * 30 * ratio) if measured else None,
         "offered_rps": load if measured else None,
+        "arrival_rps": load * 0.98 if measured else None,
         "throughput_rps": tput,
         "output_tokens_per_s": tput * 128 if measured else None,
         "goodput_rps": tput * ratio if measured else None,

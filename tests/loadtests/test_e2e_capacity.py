@@ -79,8 +79,9 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
         run = load_run(sweep / step["runs"][0])
         assert run.meta["load_profile"]["arrival_rate_rps"] == step["load"]
         assert run.meta["load_profile"]["seed"] == 1000 * (step["step"] - 1)  # own schedule
-        # Constant arrivals: the schedule made exactly the rate asked for.
-        assert step["arrival_rps"] == pytest.approx(step["load"], rel=0.02)
+        # Constant arrivals: the schedule made the rate asked for (the last ~50 ms of a
+        # window, while Locust stops the test, send nothing: ~2% of a 3 s window).
+        assert step["load"] * 0.95 <= step["arrival_rps"] <= step["load"] * 1.01
     passing = [s for s in cap["steps"] if s["status"] == "PASS"]
     assert all(s["load"] <= found for s in passing)
     assert max(s["throughput_rps"] for s in cap["steps"]) <= capacity_rps * 1.05
@@ -238,7 +239,7 @@ def test_ctrl_c_keeps_what_the_search_established(
     cap = load_capacity(sweep)
     assert cap["outcome"] == "interrupted"
     assert [s["load"] for s in cap["steps"]] == [5]
-    assert cap["capacity"] == {"load": 5.0, "step": 1}
+    assert (cap["capacity"]["load"], cap["capacity"]["step"]) == (5.0, 1)
     # The interrupted step's own run directory was closed with what it recorded.
     assert load_run(sweep / "step-02-rate-10").meta["status"] == "complete"
     assert "Traceback" not in result.output

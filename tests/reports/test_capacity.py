@@ -72,10 +72,11 @@ def test_the_step_table_has_a_row_per_step_with_its_numbers_and_run(tmp_path: Pa
     assert rows[7].startswith('<tr class="ERROR">') and rows[5].startswith('<tr class="FAIL">')
     last = _cells(rows[9])
     assert rows[9].startswith('<tr class="PASS capacity">')
-    assert last[:12] == [
+    assert last[:13] == [
         "10",
         "bisect",
         "24.675 req/s",
+        f"{24.675 * 0.98:.3f}",
         "PASS (capacity)",
         "24.500",
         f"{24.5 * 0.991:.3f}",
@@ -86,13 +87,13 @@ def test_the_step_table_has_a_row_per_step_with_its_numbers_and_run(tmp_path: Pa
         "188.000",
         f"{940 / 60:.3f}",
     ]
-    assert last[12:15] == ["30.00 s", "no", ""]
-    assert last[15] == f'<a href="{run_name(10, 24.675)}/report.html">{run_name(10, 24.675)}</a>'
-    assert _cells(rows[0])[15] == run_name(1, 1.0)  # no report.html: the name only
-    assert _cells(rows[4])[3] == "PASS (knee)" and _cells(rows[8])[3] == "FAIL (lowest fail)"
+    assert last[13:16] == ["30.00 s", "no", ""]
+    assert last[16] == f'<a href="{run_name(10, 24.675)}/report.html">{run_name(10, 24.675)}</a>'
+    assert _cells(rows[0])[16] == run_name(1, 1.0)  # no report.html: the name only
+    assert _cells(rows[4])[4] == "PASS (knee)" and _cells(rows[8])[4] == "FAIL (lowest fail)"
     errored = _cells(rows[7])
-    assert errored[3:5] == ["ERROR", "n/a"]
-    assert errored[14] == "connection refused: the server restarted"
+    assert errored[3:6] == ["n/a", "ERROR", "n/a"]
+    assert errored[15] == "connection refused: the server restarted"
 
 
 def test_run_links_are_relative_to_where_the_report_is_written(tmp_path: Path) -> None:
@@ -329,3 +330,16 @@ def test_python_m_reports_capacity_runs_as_a_program(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert missing.stderr.count("\n") == 1
+
+
+def test_why_the_search_failed_or_distrusted_a_step_is_listed(tmp_path: Path) -> None:
+    result = capacity_result()
+    result["steps"][5]["unsustainable"] = "the backlog grew by 60 requests <b>"
+    result["steps"][6]["saturation"] = "its CPU was >= 90% of a core"
+    text = render_capacity_report(write_sweep(tmp_path / "s", result))
+    step6, step7 = result["steps"][5], result["steps"][6]
+    assert (
+        f"Step {step6['step']} ({step6['status']}): not sustainable: the backlog grew by 60 "
+        "requests &lt;b&gt;" in text
+    )
+    assert f"Step {step7['step']} ({step7['status']}): load generator saturated: its CPU" in text
