@@ -41,7 +41,6 @@ Every number is finite or null (``write_json_atomic``).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -53,7 +52,13 @@ import pandas as pd
 
 from sla import stats
 from sla.metrics import with_request_metrics
-from sla.records import CANCELLED_ERROR, Run, write_json_atomic
+from sla.records import (
+    CANCELLED_ERROR,
+    Run,
+    check_schema_version,
+    read_json_object,
+    write_json_atomic,
+)
 from sla.spec import LATENCY_METRICS, Spec
 from sla.verdict import Verdict, evaluate_segments, judged_samples
 
@@ -89,20 +94,16 @@ def load_capacity(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
         path = path / CAPACITY_FILE
     if not path.exists():
         raise CapacityError(f"{path} is missing; pass the directory of a capacity search")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CapacityError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or data.get("kind") != "capacity":
+    data = read_json_object(path, CapacityError)
+    if data.get("kind") != "capacity":
         raise CapacityError(f"{path} is not a slabench capacity result")
-    version = data.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise CapacityError(f"{path} has no valid schema_version (got {version!r})")
-    if version > CAPACITY_SCHEMA_VERSION:
-        raise CapacityError(
-            f"{path} uses capacity schema version {version} but this slabench reads up to "
-            f"{CAPACITY_SCHEMA_VERSION}; upgrade slabench to read it"
-        )
+    check_schema_version(
+        data.get("schema_version"),
+        CAPACITY_SCHEMA_VERSION,
+        CapacityError,
+        path,
+        f"{path} uses capacity",
+    )
     steps = data.get("steps")
     if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
         raise CapacityError(f"{path}: 'steps' must be a list of objects")

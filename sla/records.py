@@ -140,21 +140,36 @@ def _read_meta(path: Path) -> dict[str, Any]:
     meta_path = path / RUN_JSON
     if not meta_path.exists():
         raise RunDirError(f"{meta_path} is missing; {path} is not a complete slabench run")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{meta_path} is not valid JSON ({exc}); re-run the test") from exc
-    if not isinstance(meta, dict):
-        raise RunDirError(f"{meta_path} must hold a JSON object, not {type(meta).__name__}")
-    version = meta.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise RunDirError(f"{meta_path} has no valid schema_version (got {version!r})")
-    if version > SCHEMA_VERSION:
-        raise RunDirError(
-            f"{path} uses run schema version {version} but this slabench reads up to "
-            f"{SCHEMA_VERSION}; upgrade slabench to read it"
-        )
+    meta = read_json_object(meta_path, RunDirError, "; re-run the test")
+    check_schema_version(
+        meta.get("schema_version"), SCHEMA_VERSION, RunDirError, meta_path, f"{path} uses run"
+    )
     return meta
+
+
+def read_json_object(path: Path, error: type[Exception], hint: str = "") -> dict[str, Any]:
+    """The JSON object in ``path``, or ``error`` with one line saying what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path} is not valid JSON ({exc}){hint}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def check_schema_version(
+    version: object, current: int, error: type[Exception], path: Path, uses: str
+) -> None:
+    """``version`` must be a whole number from 1 to ``current``; a newer one means the file
+    was written by a newer slabench (``uses`` starts the message: "<dir> uses run")."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise error(f"{path} has no valid schema_version (got {version!r})")
+    if version > current:
+        raise error(
+            f"{uses} schema version {version} but this slabench reads up to {current}; "
+            "upgrade slabench to read it"
+        )
 
 
 def _read_requests(path: Path) -> tuple[pa.Table, bool]:

@@ -467,7 +467,7 @@ def write_result(**changes: Any) -> Callable[[Path], None]:
         (lambda d: None, "is missing; pass the directory of a capacity search"),
         (write_raw("{not json"), "is not valid JSON (Expecting property name"),
         (write_raw(b"\xff\xfe{}"), "is not valid JSON"),
-        (write_raw("[1, 2]"), "is not a slabench capacity result"),
+        (write_raw("[1, 2]"), "must hold a JSON object, not list"),
         (write_result(kind="run"), "is not a slabench capacity result"),
         (write_result(schema_version=2), "uses capacity schema version 2 but this slabench"),
         (write_result(schema_version=None), "has no valid schema_version (got None)"),
