@@ -15,6 +15,13 @@ status ERROR, the search waits for the target to listen again and runs the step 
 (``--step-retries``). Overload shows as errors the SLA judges (429, 503, timeouts), not as
 refused connections, so it never counts as a step error.
 
+Beyond its SLA verdict a step is judged on two things only the search can see: the load
+generator (saturated CPU, or open-loop sends more than ``--max-send-lag`` late, stops the
+search: a capacity found past that point would be the generator's), and, in open loop, its
+backlog (arrivals exceeding completions beyond ``--max-backlog-growth`` and chance make it
+FAIL as not sustainable: a longer step would have failed its SLA). Each step gets its own
+seed, so that Poisson noise in the arrival schedule does not push every step the same way.
+
 ``capacity.json`` is rewritten after every step, so a search that is killed keeps what it
 established.
 """
@@ -212,7 +219,9 @@ class CapacitySearch:
     def _segment(self, name: str, load: float, measure_s: float, seed: int) -> Segment:
         run_s = math.ceil(self._warmup_s() + measure_s)
         args = [*self._load_args(load), "--seed", str(seed)]
-        seg = self.steps.run(name, run_s, self._warmup_s(), args)
+        # The step's own warm-up goes to --warmup (run.json's measured_from); the spec's
+        # is added on top by the judge, so it only lengthens the run.
+        seg = self.steps.run(name, run_s, self.options.step_warmup_s, args)
         self.state.overhead_s = max(1.0, seg.wall_s - run_s)
         if self.steps.interrupted:
             raise SearchStopped(_INTERRUPTED)

@@ -34,8 +34,8 @@ StartServer = Callable[..., ServerProcess]
 STATUSES = ("PASS", "FAIL", "INCONCLUSIVE")
 
 
-def write_spec(path: Path, *objectives: str, confidence: float = 0.9) -> Path:
-    lines = [f"name: {path.stem}", f"confidence: {confidence}", "objectives:"]
+def write_spec(path: Path, *objectives: str, confidence: float = 0.9, warmup: str = "0s") -> Path:
+    lines = [f"name: {path.stem}", f"confidence: {confidence}", f"warmup: {warmup}", "objectives:"]
     path.write_text("\n".join(lines + [f"  - {o}" for o in objectives]) + "\n")
     return path
 
@@ -112,7 +112,9 @@ def test_closed_loop_search_finds_the_users_that_meet_the_sla(
     # 20 req/s = one request every 50 ms: N closed-loop users each wait ~N x 50 ms, so a
     # 225 ms p90 holds for 4 users (~200 ms) and not for 5 (~250 ms).
     server = start_server("--fault-capacity-rps", "20")
-    spec = write_spec(tmp_path / "users.yaml", "{metric: latency_ms, stat: p90, max: 225}")
+    spec = write_spec(
+        tmp_path / "users.yaml", "{metric: latency_ms, stat: p90, max: 225}", warmup="1s"
+    )
     sweep = tmp_path / "sweep"
     result = run_locust(
         "kserve",
@@ -126,6 +128,8 @@ def test_closed_loop_search_finds_the_users_that_meet_the_sla(
     assert cap["capacity"]["load"] == 4
     assert cap["lowest_fail"]["load"] == 5
     assert [s["load"] for s in cap["steps"][:4]] == [1, 2, 4, 8]
+    # The spec's own warm-up lengthens each step; it does not eat into the measured window.
+    assert all(2.9 <= s["window_s"] <= 3.3 for s in cap["steps"]), cap["steps"]
 
 
 @pytest.fixture
