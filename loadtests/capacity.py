@@ -92,6 +92,7 @@ class CapacitySearch:
         argv: list[str],
         bundled: bool = False,
         seed: int = 0,
+        local_master: bool = False,
     ) -> None:
         self.options = options
         self.spec = spec
@@ -99,7 +100,12 @@ class CapacitySearch:
         self.scenario = scenario
         self.sweep_dir = sweep_dir
         self.steps = StepRunner(
-            argv=argv, target_url=target_url, sweep_dir=sweep_dir, bundled=bundled, say=self._say
+            argv=argv,
+            target_url=target_url,
+            sweep_dir=sweep_dir,
+            bundled=bundled,
+            say=self._say,
+            local_master=local_master,
         )
         self.seed = seed
         self.policy = SearchPolicy(options.settings)

@@ -52,11 +52,13 @@ class StepRunner:
         sweep_dir: Path,
         bundled: bool,
         say: Callable[[str], None],
+        local_master: bool = False,
     ) -> None:
         self.argv = [a for a in argv if a != "--capacity-search"]
         self.target_url = target_url
         self.sweep_dir = sweep_dir
         self.bundled = bundled
+        self.local_master = local_master
         self.say = say
         self.child: subprocess.Popen[bytes] | None = None
         self.interrupted = False
@@ -68,6 +70,7 @@ class StepRunner:
             *("--headless", "--no-report", "--host", self.target_url),
             *("--run-dir", str(path), "--warmup", f"{warmup_s:g}s", "-t", f"{run_s}s"),
             *load_args,
+            *(self._master_args() if self.local_master else ()),
         ]
         env = {k: v for k, v in os.environ.items() if k != "SLABENCH_CAPACITY_SEARCH"}
         env[STEP_ENV] = "1"
@@ -84,6 +87,18 @@ class StepRunner:
                 self.child = None
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-12:])
         return Segment(path, code, time.monotonic() - t0, tail)
+
+    @staticmethod
+    def _master_args() -> list[str]:
+        """--processes: each step's master on a port of its own (the searching process,
+        itself a master with idle workers, holds the one given on the command line)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = str(sock.getsockname()[1])
+        return [
+            *("--master-bind-host", "127.0.0.1", "--master-bind-port", port),
+            *("--master-host", "127.0.0.1", "--master-port", port),
+        ]
 
     def _wait(self, proc: subprocess.Popen[bytes], run_s: int) -> int | None:
         t0 = time.monotonic()

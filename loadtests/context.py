@@ -7,7 +7,6 @@ import itertools
 import json
 import logging
 import math
-import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from loadtests.measure import CANCELLED, Timeouts, execute
 from loadtests.monitors import CpuMonitor
 from loadtests.options import LoadOptions
 from loadtests.protocols import PreparedRequest, RequestBuilder
-from loadtests.search_options import BUNDLED_ENV
+from loadtests.search_options import bundled_by_search
 from loadtests.transport import Target, Transport
 from sla.records import RequestRecord
 from sla.spec import Spec
@@ -96,12 +95,7 @@ class RunContext:
     @property
     def bundled_target(self) -> bool:
         """The target is the bundled reference server, started here or by the master."""
-        return self.embedded is not None or self.plan.bundled or self.bundled_env
-
-    @property
-    def bundled_env(self) -> bool:
-        """A step of a capacity search whose parent started the bundled server."""
-        return os.environ.get(BUNDLED_ENV) == "1"
+        return self.embedded is not None or self.plan.bundled or bundled_by_search()
 
     @property
     def target(self) -> Target:

@@ -30,14 +30,14 @@ from loadtests.datasets import load_dataset
 from loadtests.embedded import ServerProcess, ServerStartError
 from loadtests.errors import SlabenchError
 from loadtests.options import LoadOptions, add_options
-from loadtests.search_options import BUNDLED_ENV, STEP_ENV, SearchOptions
+from loadtests.search_options import STEP_ENV, SearchOptions, bundled_by_search
 from loadtests.session import RunSession, default_run_dir
 from loadtests.shapes import ConfiguredShape
 from loadtests.summary import format_summary
 from reports import ReportError, summarize_run, write_capacity_report, write_report
 from sla.capacity import CapacityError
 from sla.records import RunDirError, load_run
-from sla.spec import SpecError, load_spec
+from sla.spec import Spec, SpecError, load_spec
 from sla.table import format_table
 from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code, write_verdict
 
@@ -78,7 +78,7 @@ def _init(environment: Environment, **_: Any) -> None:
         if not environment.host and not is_worker:
             embedded = _start_embedded(options)
             environment.host = embedded.url
-        bundled = embedded is not None or os.environ.get(BUNDLED_ENV) == "1"
+        bundled = embedded is not None or bundled_by_search()
         cpt = options.chars_per_token or (1.0 if bundled or not environment.host else 4.0)
         dataset = load_dataset(
             options.dataset,
@@ -130,14 +130,13 @@ def _init(environment: Environment, **_: Any) -> None:
 
 
 def _capacity_search(
-    environment: Environment, ctx: RunContext, search: SearchOptions, spec: Any
+    environment: Environment, ctx: RunContext, search: SearchOptions, spec: Spec
 ) -> None:
     """--capacity-search: run the steps as locusts of their own, then exit (this process
-    sends no load itself)."""
+    sends no load itself; with --processes its own workers idle until it quits them)."""
     scenario = _scenario_name(environment)
-    sweep = Path(ctx.options.run_dir) if ctx.options.run_dir else default_run_dir(scenario)
-    if not ctx.options.run_dir:
-        sweep = sweep.with_name(sweep.name + "-capacity")
+    run_dir = ctx.options.run_dir
+    sweep = Path(run_dir) if run_dir else default_run_dir(f"{scenario}-capacity")
     code = EXIT_USAGE
     try:
         code = CapacitySearch(
@@ -149,9 +148,12 @@ def _capacity_search(
             argv=sys.argv[1:],
             bundled=ctx.embedded is not None,
             seed=ctx.options.seed,
+            local_master=isinstance(environment.runner, MasterRunner),
         ).run()
         _write_capacity_html(sweep)
     finally:
+        if isinstance(environment.runner, MasterRunner):
+            environment.runner.quit()  # tells the idle workers to quit
         if ctx.embedded is not None:
             ctx.embedded.stop()
     sys.exit(code)
@@ -195,7 +197,7 @@ def _test_start(environment: Environment, **_: Any) -> None:
     )
     print(f"slabench: recording to {ctx.session.path}", flush=True)
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
-    bundled = ctx.embedded is not None or os.environ.get(BUNDLED_ENV) == "1"
+    bundled = ctx.embedded is not None or bundled_by_search()
     if isinstance(runner, MasterRunner):
         assert ctx.collector is not None
         ctx.collector.attach(ctx.session.add_rows)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,6 +18,11 @@ STEP_ENV = "SLABENCH_CAPACITY_STEP"
 # ...and, when the target is the bundled server the search started, this: the step then
 # sizes prompts and names models as it would for a bundled server of its own.
 BUNDLED_ENV = "SLABENCH_CAPACITY_BUNDLED"
+
+
+def bundled_by_search() -> bool:
+    """This locust is a step of a search whose parent started the bundled server."""
+    return os.environ.get(BUNDLED_ENV) == "1"
 
 
 def add_search_options(opt: Callable[..., None]) -> None:
@@ -161,6 +167,11 @@ class SearchOptions:
             raise LoadSpecError(f"--capacity-search sets the load itself; drop {flag}")
         if not ns.sla:
             raise LoadSpecError("--capacity-search needs --sla FILE: the SLA defines capacity")
+        if getattr(ns, "master", False) and not getattr(ns, "processes", None):
+            raise LoadSpecError(
+                "--capacity-search runs each step as a locust of its own; spread the load "
+                "with --processes N on this machine, not --master/--worker"
+            )
         mode = ns.search_mode
         maximum = _number("--search-max", ns.search_max, minimum=0.0)
         try:

@@ -249,6 +249,39 @@ def test_ctrl_c_keeps_what_the_search_established(
     assert "Traceback" not in result.output
 
 
+def test_search_with_processes_spreads_every_step_and_leaves_no_worker_behind(
+    start_locust: StartLocust, start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server("--fault-capacity-rps", "40")
+    spec = write_spec(tmp_path / "easy.yaml", "{metric: latency_ms, stat: p50, max: 5s}")
+    sweep = tmp_path / "sweep"
+    search = start_locust(
+        "kserve",
+        *("--host", server.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS, "--processes", "2"),
+        *("--capacity-search", "--search-start", "10", "--search-max", "20"),
+        *("--run-dir", str(sweep)),
+    )
+    result = search.wait(180)
+    assert result.code == 0, result.output[-3000:]
+    cap = load_capacity(sweep)
+    assert cap["outcome"] == "sla_holds_at_max"
+    for step in cap["steps"]:
+        run = load_run(sweep / step["runs"][0])
+        workers = [p["worker"] for p in run.meta["generator"]["processes"]]
+        assert sorted(workers) == ["worker-0", "worker-1"]
+        assert len(run.requests) > 0
+
+    def group_gone() -> bool:
+        try:
+            os.killpg(search.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    # The searching process's own (idle) workers were told to quit.
+    assert wait_until(group_gone, timeout_s=30)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -258,6 +291,7 @@ def test_ctrl_c_keeps_what_the_search_established(
         (("--capacity-search", "--sla", "S", "--search-factor", "1"), "--search-factor"),
         (("--capacity-search", "--sla", "S", "--step-time", "0"), "--step-time"),
         (("--capacity-search", "--sla", "S", "--cost-per-hour", "-1"), "--cost-per-hour"),
+        (("--capacity-search", "--sla", "S", "--master"), "--processes N"),
         (("--capacity-search", "--sla", "S", "--search-mode", "concurrency",
           "--search-start", "1.5"), "whole number"),
     ],
