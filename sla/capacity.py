@@ -73,7 +73,6 @@ OUTCOMES = (
     "unresolved",
     "interrupted",
 )
-STEP_STATUSES = ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")
 
 
 class CapacityError(Exception):

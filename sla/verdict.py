@@ -86,7 +86,6 @@ __all__ = [
     "evaluate",
     "evaluate_segments",
     "exit_code",
-    "judged_rows",
     "judged_samples",
     "write_verdict",
 ]
@@ -242,13 +241,6 @@ def evaluate_segments(spec: Spec, runs: Sequence[Run]) -> Verdict:
 def _saturated(run: Run) -> bool:
     generator = run.meta.get("generator")
     return bool(isinstance(generator, dict) and generator.get("saturated"))
-
-
-def judged_rows(spec: Spec, run: Run) -> tuple[pd.DataFrame, float | None]:
-    """The rows ``evaluate`` judges (with the per-request metric columns) and the length of
-    their window in seconds (None when the run has no window)."""
-    samples = _select(spec, run)
-    return samples.rows, samples.window_s
 
 
 def judged_samples(spec: Spec, *runs: Run) -> Samples:
