@@ -23,6 +23,15 @@ from reference_server.runtime import DeviceError
 from reference_server.state import SCHEDULERS
 
 
+async def _until_signalled() -> None:
+    """Wait for SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
 async def serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     import torch  # deferred: --help must not pay for importing torch
@@ -52,11 +61,7 @@ async def serve(args: argparse.Namespace) -> int:
         f"(device={schedulers.device}, dtype={schedulers.dtype})",
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await _until_signalled()
     print("draining: readiness is 503, finishing in-flight requests", file=sys.stderr, flush=True)
     clean = await drain(app, config.drain_timeout_s)
     if not clean:

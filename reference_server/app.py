@@ -15,7 +15,7 @@ from reference_server.config import ServerConfig
 from reference_server.errors import ShuttingDown
 from reference_server.faults import FaultInjector
 from reference_server.generation import GenerationEngine
-from reference_server.metrics import create_metrics
+from reference_server.metrics import ServerMetrics, create_metrics
 from reference_server.middleware import admission_middleware, error_middleware
 from reference_server.models import CausalLM, Encoder, KVCache, MLPClassifier
 from reference_server.runtime import classify_batch, embed_batch, resolve_device
@@ -56,16 +56,17 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _schedulers(app: web.Application) -> AsyncIterator[None]:
-    """Build the models, start one scheduler task each, stop them on cleanup."""
-    config, metrics, faults = app[CONFIG], app[METRICS], app[FAULTS]
+def _build_schedulers(
+    config: ServerConfig, metrics: ServerMetrics, faults: FaultInjector
+) -> Schedulers:
+    """The three models on the resolved device, each behind its scheduler."""
     device, dtype = resolve_device(config.device, config.dtype)
     lm = CausalLM(config.lm).to(device=device, dtype=dtype).eval()
     encoder = Encoder(config.embedder).to(device=device, dtype=dtype).eval()
     classifier = MLPClassifier(config.classifier).to(device=device, dtype=dtype).eval()
     limits = config.batching
     cache = KVCache(config.lm, limits.max_num_seqs, device, dtype)
-    schedulers = Schedulers(
+    return Schedulers(
         generation=GenerationEngine(lm, cache, limits, metrics, faults),
         embeddings=DynamicBatcher(
             "embeddings", lambda items: embed_batch(encoder, items, device), limits, metrics, faults
@@ -80,6 +81,11 @@ async def _schedulers(app: web.Application) -> AsyncIterator[None]:
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
     )
+
+
+async def _schedulers(app: web.Application) -> AsyncIterator[None]:
+    """Build the models, start one scheduler task each, stop them on cleanup."""
+    schedulers = _build_schedulers(app[CONFIG], app[METRICS], app[FAULTS])
     app[SCHEDULERS] = schedulers
     tasks = [
         asyncio.create_task(schedulers.generation.run(), name="generation"),

@@ -53,6 +53,14 @@ def parser() -> argparse.ArgumentParser:
         description="slabench reference inference server (OpenAI-compatible, KServe V2, /metrics)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    _serving_options(p)
+    _model_options(p)
+    _scheduling_options(p)
+    _fault_options(p)
+    return p
+
+
+def _serving_options(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("serving")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (loopback by default)")
     s.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one")
@@ -89,6 +97,8 @@ def parser() -> argparse.ArgumentParser:
         help="serve /admin/faults to change fault injection at run time",
     )
 
+
+def _model_options(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("models (seeded weights, sized here)")
     m.add_argument(
         "--lm-layers", type=_positive_int, default=_LM.layers, help="transformer blocks of the LM"
@@ -130,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--seed", type=int, default=0, help="weight seed (each model derives its own)")
 
+
+def _scheduling_options(p: argparse.ArgumentParser) -> None:
     b = p.add_argument_group("scheduling")
     b.add_argument(
         "--max-batch-size",
@@ -180,6 +192,8 @@ def parser() -> argparse.ArgumentParser:
         help="per-request timeout, seconds",
     )
 
+
+def _fault_options(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("fault injection")
     f.add_argument(
         "--fault-latency",
@@ -225,10 +239,9 @@ def parser() -> argparse.ArgumentParser:
         "single-server queue with a 1/R s service time before their real work; a wait "
         "over --request-timeout is refused (429). For testing capacity searches; 0 = off",
     )
-    return p
 
 
-def config_from_args(a: argparse.Namespace) -> ServerConfig:
+def _fault_config(a: argparse.Namespace) -> FaultConfig:
     faults = FaultConfig(
         latency=a.fault_latency,
         error_rate=a.fault_error_rate,
@@ -243,6 +256,11 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
         fault_rules.validate(faults)
     except ValueError as exc:
         raise ConfigError(f"fault injection: {exc}") from None
+    return faults
+
+
+def config_from_args(a: argparse.Namespace) -> ServerConfig:
+    faults = _fault_config(a)
     if a.lm_dim % a.lm_heads:
         raise ConfigError(f"--lm-dim {a.lm_dim} must be divisible by --lm-heads {a.lm_heads}")
     if a.embed_dim % _EMB.heads:

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from reference_server import tokenizer
+from reference_server.config import ServerConfig
 from reference_server.errors import BadRequest, NotFound, RequestTimeout, Unavailable
 from reference_server.generation import Finish, Sequence
 from reference_server.middleware import STREAM_REASON
@@ -267,25 +268,7 @@ async def _write_stream(
     item: int | Finish = first
     while True:
         if isinstance(item, Finish):
-            tail = matcher.flush()
-            if tail:
-                await response.write(head.text_chunk(tail))
-            if item.reason == "error":
-                error = item.error or Unavailable("generation was aborted")
-                request[STREAM_REASON] = error.reason
-                await response.write(
-                    sse_event(
-                        {
-                            "error": {
-                                "message": error.message,
-                                "type": error.error_type,
-                                "code": error.status,
-                            }
-                        }
-                    )
-                )
-            else:
-                await response.write(head.final_chunk(item.reason))
+            await _write_finish(request, response, head, matcher, item)
             break
         text, stopped = matcher.push(tokenizer.decode_token(item))
         if text:
@@ -301,9 +284,33 @@ async def _write_stream(
     await response.write_eof()
 
 
-async def embeddings(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    config = request.app[CONFIG]
+async def _write_finish(
+    request: web.Request,
+    response: web.StreamResponse,
+    head: _ChunkHead,
+    matcher: StopMatcher,
+    finish: Finish,
+) -> None:
+    """The text held back by the stop matcher, then the final chunk or an error event."""
+    tail = matcher.flush()
+    if tail:
+        await response.write(head.text_chunk(tail))
+    if finish.reason != "error":
+        await response.write(head.final_chunk(finish.reason))
+        return
+    error = finish.error or Unavailable("generation was aborted")
+    request[STREAM_REASON] = error.reason
+    await response.write(
+        sse_event(
+            {"error": {"message": error.message, "type": error.error_type, "code": error.status}}
+        )
+    )
+
+
+def _embedding_request(
+    body: dict[str, Any], config: ServerConfig
+) -> tuple[str, list[list[int]], str]:
+    """The model, the tokenized inputs and the encoding format of an embeddings request."""
     model = _check_model(body, config.embedder.name)
     inputs = _embedding_inputs(body.get("input"), config.embedder.max_input_len)
     fmt = body.get("encoding_format") or "float"
@@ -320,6 +327,13 @@ async def embeddings(request: web.Request) -> web.Response:
             f"{config.batching.max_queue_size}",
             param="input",
         )
+    return model, inputs, fmt
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    config = request.app[CONFIG]
+    model, inputs, fmt = _embedding_request(body, config)
     batcher = request.app[SCHEDULERS].embeddings
     timeout = config.batching.request_timeout_s
     try:

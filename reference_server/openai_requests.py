@@ -118,14 +118,15 @@ def _stop(body: dict[str, Any]) -> tuple[str, ...]:
     return tuple(stop)
 
 
-def generation_params(
+def _max_tokens(
     body: dict[str, Any],
     prompts: tuple[list[int], ...],
     *,
     default_max_tokens: int | None,
     max_tokens_limit: int,
     max_model_len: int,
-) -> GenerationParams:
+) -> int:
+    """The request's token budget: within the server's limit and the room the context leaves."""
     longest = max(len(p) for p in prompts)
     room = max_model_len - longest
     if room < 1:
@@ -147,6 +148,24 @@ def generation_params(
             f"prompt in the {max_model_len}-token context",
             param=key,
         )
+    return max_tokens
+
+
+def generation_params(
+    body: dict[str, Any],
+    prompts: tuple[list[int], ...],
+    *,
+    default_max_tokens: int | None,
+    max_tokens_limit: int,
+    max_model_len: int,
+) -> GenerationParams:
+    max_tokens = _max_tokens(
+        body,
+        prompts,
+        default_max_tokens=default_max_tokens,
+        max_tokens_limit=max_tokens_limit,
+        max_model_len=max_model_len,
+    )
     min_tokens = _integer(body, "min_tokens", 0, 0) or 0
     if min_tokens > max_tokens:
         raise BadRequest("'min_tokens' must not exceed max_tokens", param="min_tokens")
