@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from loadtests.arrivals import ArrivalSpec, parse_arrival
+from loadtests.capacity.options import add_search_options
 from loadtests.errors import LoadSpecError
-from loadtests.search_options import add_search_options
-from loadtests.shape_specs import StagedShape, parse_duration_s, parse_shape
+from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
+from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
 
 
 def add_options(parser: Any) -> None:

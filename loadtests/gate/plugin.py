@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from loadtests.embedded import ServerProcess, ServerStartError
+from loadtests.bundled_server import ServerProcess, ServerStartError
 from sla.compare import (
     DEFAULT_METRICS,
     Change,

@@ -1,6 +1,6 @@
 """Send one prepared request and record exactly what happened.
 
-Timestamps come from ``loadtests.clock.now`` at the moments that define the metrics:
+Timestamps come from ``loadtests.client.clock.now`` at the moments that define the metrics:
 ``sent_at`` just before the request leaves, ``first_token_at`` at the read that completed
 the first token-bearing SSE event (not at the response headers), ``done_at`` when the body
 is complete. Errors of every kind become a record with a one-line reason, never an
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import gevent
 from geventhttpclient.response import HTTPSocketPoolResponse
 
-from loadtests.clock import now
-from loadtests.openai_stream import StreamAccumulator
-from loadtests.protocols import PreparedRequest, read_answer
-from loadtests.sse import SSEParser
-from loadtests.transport import Transport, discard, finish, read_some, set_read_timeout
+from loadtests.client.clock import now
+from loadtests.client.openai_stream import StreamAccumulator
+from loadtests.client.protocols import PreparedRequest, read_answer
+from loadtests.client.sse import SSEParser
+from loadtests.client.transport import Transport, discard, finish, read_some, set_read_timeout
 from sla.records import CANCELLED_ERROR, RequestRecord
 
 NAN = math.nan

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loadtests.errors import DatasetError
-from loadtests.sharegpt import Messages, json_kind, read_sharegpt
+from loadtests.workloads.sharegpt import Messages, json_kind, read_sharegpt
 
 __all__ = ["Dataset", "LengthDist", "Prompt", "load_dataset", "parse_length_dist"]
 

@@ -1,5 +1,5 @@
 """Options of the SLA-constrained capacity search (``--capacity-search``); see
-``loadtests.capacity`` for the search itself and ``sla.search`` for its policy."""
+``loadtests.capacity.search`` for the search itself and ``sla.search`` for its policy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from loadtests.errors import LoadSpecError
-from loadtests.shape_specs import parse_duration_s
+from loadtests.workloads.shapes import parse_duration_s
 from sla.search import SearchSettings
 
 # Set in the environment of each step's locust so that it runs the step, not a search.

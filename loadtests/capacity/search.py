@@ -37,8 +37,8 @@ from typing import Any
 
 import gevent
 
-from loadtests.capacity_steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
-from loadtests.search_options import SearchOptions
+from loadtests.capacity.options import SearchOptions
+from loadtests.capacity.steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
 from sla.capacity import (
     cost_at,
     find_knee,
