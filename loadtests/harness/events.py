@@ -34,7 +34,7 @@ from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, default_run_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
 from loadtests.harness.terminal import format_summary
-from loadtests.workloads.datasets import load_dataset
+from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import ReportError, summarize_run, write_capacity_report, write_report
 from sla.capacity import CapacityError
 from sla.records import RunDirError, load_run
@@ -60,67 +60,95 @@ def _init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     assert runner is not None, "Locust creates the runner before firing init"
     is_worker = isinstance(runner, WorkerRunner)
-    embedded: ServerProcess | None = None
-    search: SearchOptions | None = None
     try:
-        options = LoadOptions.from_namespace(environment.parsed_options)
-        if not is_worker and not os.environ.get(STEP_ENV):
-            search = SearchOptions.from_namespace(environment.parsed_options)
-        # A bad spec is reported before anything starts; only the master judges.
-        spec = load_spec(options.sla_path) if options.sla_path and not is_worker else None
-        if not environment.host and not is_worker:
-            embedded = _start_embedded(options)
-            environment.host = embedded.url
-        bundled = embedded is not None or bundled_by_search()
-        cpt = options.chars_per_token or (1.0 if bundled or not environment.host else 4.0)
-        dataset = load_dataset(
-            options.dataset,
-            input_len=options.input_len,
-            output_len=options.output_len,
-            seed=options.seed,
-            chars_per_token=cpt,
-        )
-        state = RunState(environment, options, dataset, embedded=embedded)
-        state.spec = spec
-        attach_run_state(environment, state)
-        state.validate_user_classes()
+        state, search = _build_state(environment, is_worker)
     except (SlabenchError, ServerStartError, SpecError) as exc:
-        if embedded is not None:
-            embedded.stop()
         _fail(str(exc))
         return
     if search is not None:
-        assert spec is not None, "SearchOptions requires --sla"
-        _capacity_search(environment, state, search, spec)
-    if options.shape is not None:
-        environment.shape_class = ConfiguredShape(options.shape)
+        assert state.spec is not None, "SearchOptions requires --sla"
+        _capacity_search(environment, state, search, state.spec)
+    if state.options.shape is not None:
+        environment.shape_class = ConfiguredShape(state.options.shape)
         environment.shape_class.runner = runner
     if isinstance(runner, MasterRunner):
-        collector = state.collector = MasterCollector()
-
-        def on_records(environment: Environment, msg: Any, **_: Any) -> None:
-            collector.on_records(msg.node_id, msg.data["rows"])
-
-        def on_done(environment: Environment, msg: Any, **_: Any) -> None:
-            collector.on_done(msg.node_id, msg.data)
-
-        runner.register_message(RECORDS, on_records)
-        runner.register_message(DONE, on_done)
-    if is_worker:
-
-        def on_plan(environment: Environment, msg: Any, **_: Any) -> None:
-            run_state(environment).set_plan(Plan(**msg.data))
-
-        runner.register_message(PLAN, on_plan)
-        # Added after the runner's own `quitting` listener, which tells the master that this
-        # worker quit; `quitting` runs its listeners in reverse, so this one ships every
-        # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and
-        # a master that hears of its last worker quitting stops listening to the workers.)
-        environment.events.quitting.add_listener(_worker_quitting)
+        state.collector = _collect_from_workers(runner)
+    if isinstance(runner, WorkerRunner):
+        _listen_to_master(environment, runner)
     # Until Locust starts the test the gevent loop has not run, so its cached clock still
     # reads the moment the hub was created (before imports, the dataset, the embedded
     # server...): timers started from it, `-t/--run-time` included, would fire that much early.
     gevent.get_hub().loop.update_now()
+
+
+def _build_state(
+    environment: Environment, is_worker: bool
+) -> tuple[RunState, SearchOptions | None]:
+    """Read the options, the spec and the dataset, start the bundled server when there is no
+    --host, and attach the run state to the environment. A user error raises (and stops a
+    server started here); the caller turns it into one line."""
+    options = LoadOptions.from_namespace(environment.parsed_options)
+    search: SearchOptions | None = None
+    if not is_worker and not os.environ.get(STEP_ENV):
+        search = SearchOptions.from_namespace(environment.parsed_options)
+    # A bad spec is reported before anything starts; only the master judges.
+    spec = load_spec(options.sla_path) if options.sla_path and not is_worker else None
+    embedded = _start_embedded(options) if not environment.host and not is_worker else None
+    try:
+        if embedded is not None:
+            environment.host = embedded.url
+        bundled = embedded is not None or bundled_by_search()
+        dataset = _load_dataset(options, bundled=bundled or not environment.host)
+        state = RunState(environment, options, dataset, embedded=embedded)
+        state.spec = spec
+        attach_run_state(environment, state)
+        state.validate_user_classes()
+    except (SlabenchError, ServerStartError, SpecError):
+        if embedded is not None:
+            embedded.stop()
+        raise
+    return state, search
+
+
+def _load_dataset(options: LoadOptions, *, bundled: bool) -> Dataset:
+    """The prompts; the bundled server's tokenizer is one character per token."""
+    cpt = options.chars_per_token or (1.0 if bundled else 4.0)
+    return load_dataset(
+        options.dataset,
+        input_len=options.input_len,
+        output_len=options.output_len,
+        seed=options.seed,
+        chars_per_token=cpt,
+    )
+
+
+def _collect_from_workers(runner: MasterRunner) -> MasterCollector:
+    """On the master: gather the records and the `done` notes the workers send."""
+    collector = MasterCollector()
+
+    def on_records(environment: Environment, msg: Any, **_: Any) -> None:
+        collector.on_records(msg.node_id, msg.data["rows"])
+
+    def on_done(environment: Environment, msg: Any, **_: Any) -> None:
+        collector.on_done(msg.node_id, msg.data)
+
+    runner.register_message(RECORDS, on_records)
+    runner.register_message(DONE, on_done)
+    return collector
+
+
+def _listen_to_master(environment: Environment, runner: WorkerRunner) -> None:
+    """On a worker: take this worker's share of the load from the master's plan."""
+
+    def on_plan(environment: Environment, msg: Any, **_: Any) -> None:
+        run_state(environment).set_plan(Plan(**msg.data))
+
+    runner.register_message(PLAN, on_plan)
+    # Added after the runner's own `quitting` listener, which tells the master that this
+    # worker quit; `quitting` runs its listeners in reverse, so this one ships every
+    # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and
+    # a master that hears of its last worker quitting stops listening to the workers.)
+    environment.events.quitting.add_listener(_worker_quitting)
 
 
 def _capacity_search(
