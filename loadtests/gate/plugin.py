@@ -46,7 +46,7 @@ from sla.records import Run, RunDirError, load_run
 from sla.spec import Spec, SpecError, load_spec
 from sla.verdict import Status, Verdict, evaluate, write_verdict
 
-SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 
 def parse_run_time(text: str) -> str:
