@@ -30,7 +30,7 @@ import numpy as np
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.embedded import ServerProcess, ServerStartError
+from loadtests.bundled_server import ServerProcess, ServerStartError
 
 # Every benchmark server also builds the models it does not exercise: keep those tiny.
 TINY_LM = ("--lm-layers", "1", "--lm-dim", "64", "--lm-heads", "4", "--max-model-len", "128",

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from benchmarks._harness import TINY_EMBED, TINY_LM
-from loadtests.embedded import ServerProcess, ServerStartError
+from loadtests.bundled_server import ServerProcess, ServerStartError
 from sla.capacity import load_capacity
 
 SCENARIO = Path(__file__).resolve().parents[1] / "loadtests" / "scenarios" / "kserve.py"

@@ -38,7 +38,7 @@ from benchmarks._harness import (
     stream_send,
     window_cells,
 )
-from loadtests.embedded import ServerProcess
+from loadtests.bundled_server import ServerProcess
 
 READY_DEVICE = re.compile(r"ready at \S+ \(device=([^,]+), dtype=([^)]+)\)")
 SIZES = {  # flag -> (cuda, cpu)

@@ -1,8 +1,8 @@
 """How exactly the load generator times streams, idle and busy (a script, not a test).
 
 8 streaming chat users (Locust, slabench's chat user) against the scripted server of
-``tests/loadtests/scripted_server.py``, which stamps each of its own sends on the same
-anchored clock as ``loadtests.clock``: headers and a role chunk at once, token j at
+``benchmarks/scripted_server.py``, which stamps each of its own sends on the same
+anchored clock as ``loadtests.client.clock``: headers and a role chunk at once, token j at
 ``--ttft-ms + j * --itl-ms``. Two phases, each with a fresh server:
 
 - ``8 streams``: only those 8 users;
@@ -48,8 +48,8 @@ from benchmarks.locust_overhead import (
     run_once,
     start_canned,
 )
+from benchmarks.scripted_server import ScriptedServer
 from sla.records import load_run
-from tests.loadtests.scripted_server import ScriptedServer
 
 MIX = REPO / "benchmarks" / "locustfiles" / "accuracy_mix.py"
 MEASURED_USERS = 8

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from loadtests.recorder import RequestRecorder
+from loadtests.recording.recorder import RequestRecorder
 from sla.records import RequestRecord
 
 _MB = 1024 * 1024

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
+from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 
 _T0 = 1_764_400_000.0
 _CHUNK = 20_000

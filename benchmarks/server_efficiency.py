@@ -55,7 +55,7 @@ from benchmarks._harness import (
     servers,
     window_cells,
 )
-from loadtests.embedded import ServerProcess
+from loadtests.bundled_server import ServerProcess
 from reference_server import tokenizer
 from reference_server.config import ClassifierConfig, EmbedderConfig
 from reference_server.models import Encoder, MLPClassifier

@@ -14,8 +14,8 @@ import json
 import time
 from collections.abc import Callable
 
-from loadtests.openai_stream import StreamAccumulator
-from loadtests.sse import SSEParser
+from loadtests.client.openai_stream import StreamAccumulator
+from loadtests.client.sse import SSEParser
 
 TOKENS = 16
 

@@ -7,8 +7,6 @@ injection, Prometheus metrics and graceful shutdown. It imports nothing of the s
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from reference_server.app import create_app, drain
 from reference_server.config import (
     BatchingConfig,
@@ -18,6 +16,7 @@ from reference_server.config import (
     LMConfig,
     ServerConfig,
 )
+from reference_server.version import __version__
 
 __all__ = [
     "BatchingConfig",

@@ -14,9 +14,9 @@ import numpy as np
 import orjson
 from aiohttp import web
 
-from reference_server import __version__
 from reference_server.errors import BadRequest, NotFound, RequestTimeout
 from reference_server.state import CONFIG, FAULTS, LIFECYCLE, SCHEDULERS
+from reference_server.version import __version__
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 INPUT_NAME, OUTPUT_NAME = "INPUT0", "OUTPUT0"

@@ -21,5 +21,5 @@ pip install -q --disable-pip-version-check -e ".[server,test]"
 SITE=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 # Only `locust ... --help` imports anything; every other interpreter start pays one argv check.
 cat > "$SITE/slabench_locust_help.pth" <<'PTH'
-import sys; ("--help" in sys.orig_argv or "-h" in sys.orig_argv) and "locust" in " ".join(sys.orig_argv[:3]) and __import__("loadtests.help_hook", fromlist=["install"]).install()
+import sys; ("--help" in sys.orig_argv or "-h" in sys.orig_argv) and "locust" in " ".join(sys.orig_argv[:3]) and __import__("loadtests.harness.help", fromlist=["install"]).install()
 PTH

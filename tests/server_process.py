@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from loadtests.embedded import SMALL_MODELS, ServerProcess, ServerStartError, wait_until
+from loadtests.bundled_server import SMALL_MODELS, ServerProcess, ServerStartError, wait_until
 
 __all__ = ["SMALL_MODELS", "ServerProcess", "ServerStartError", "wait_until"]

@@ -18,9 +18,9 @@ from dataclasses import replace
 import gevent
 from locust import constant_throughput
 
-from loadtests import plugin
-from loadtests.transport import Target, Transport
-from loadtests.users import OpenAIChatUser, OpenAICompletionsUser
+from loadtests.client.transport import Target, Transport
+from loadtests.harness.state import run_state
+from loadtests.harness.users import OpenAIChatUser, OpenAICompletionsUser
 
 MEASURED_USERS = 8
 STAGGER_S = float(os.environ.get("SLABENCH_BENCH_STAGGER_S", "0.025"))
@@ -43,8 +43,8 @@ class MeasuredChat(OpenAIChatUser):
         """The base class's request, labelled with this user's slot ("chat-3"): each user
         has one connection, so the benchmark can pair its rows with the server's records
         of that connection, one by one."""
-        ctx = plugin.context()
-        ctx.send(self.transport, replace(ctx.prepare(type(self)), endpoint=f"chat-{self.slot}"))
+        state = run_state(self.environment)
+        state.send(self.transport, replace(state.prepare(type(self)), endpoint=f"chat-{self.slot}"))
 
 
 # Replaces the inherited task (a subclass's @task would run alongside it, not instead).
@@ -58,11 +58,11 @@ if BACKGROUND_USERS > 0:
         wait_time = constant_throughput(BACKGROUND_RATE / BACKGROUND_USERS)
 
         def on_start(self) -> None:
-            ctx = plugin.context()
+            state = run_state(self.environment)
             self.transport = Transport(
                 Target.parse(CANNED_URL),
                 concurrency=1,
                 connect_timeout_s=10.0,
-                network_timeout_s=ctx.options.idle_timeout_s + 5.0,
+                network_timeout_s=state.options.idle_timeout_s + 5.0,
                 headers={"Accept-Encoding": "identity", "Content-Type": "application/json"},
             )

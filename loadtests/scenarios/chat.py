@@ -3,7 +3,7 @@
 locust -f loadtests/scenarios/chat.py --headless -u 16 -r 4 -t 60s
 """
 
-from loadtests.users import OpenAIChatUser
+from loadtests.harness.users import OpenAIChatUser
 
 
 class ChatUser(OpenAIChatUser):

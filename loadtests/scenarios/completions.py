@@ -3,7 +3,7 @@
 locust -f loadtests/scenarios/completions.py --headless -u 8 -r 8 -t 30s
 """
 
-from loadtests.users import OpenAICompletionsUser
+from loadtests.harness.users import OpenAICompletionsUser
 
 
 class CompletionsUser(OpenAICompletionsUser):

@@ -3,7 +3,7 @@
 locust -f loadtests/scenarios/embeddings.py --headless -u 32 -r 32 -t 30s
 """
 
-from loadtests.users import EmbeddingsUser
+from loadtests.harness.users import EmbeddingsUser
 
 
 class EmbedUser(EmbeddingsUser):

@@ -4,7 +4,7 @@
         --payload payload.json --path /v1/completions
 """
 
-from loadtests.users import HttpJsonUser
+from loadtests.harness.users import HttpJsonUser
 
 
 class JsonUser(HttpJsonUser):

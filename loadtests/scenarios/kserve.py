@@ -5,7 +5,7 @@
         --kserve-input INPUT0 --kserve-shape 1,256
 """
 
-from loadtests.users import KServeUser
+from loadtests.harness.users import KServeUser
 
 
 class TensorUser(KServeUser):

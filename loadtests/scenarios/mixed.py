@@ -3,7 +3,7 @@
 locust -f loadtests/scenarios/mixed.py --headless -u 24 -r 8 -t 60s
 """
 
-from loadtests.users import EmbeddingsUser, KServeUser, OpenAIChatUser
+from loadtests.harness.users import EmbeddingsUser, KServeUser, OpenAIChatUser
 
 
 class ChatUser(OpenAIChatUser):

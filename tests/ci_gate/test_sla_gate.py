@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from loadtests.pytest_plugin import SlaObjective
+from loadtests.gate.plugin import SlaObjective
 from sla.records import Run
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from loadtests.shape_specs import parse_shape
+from loadtests.workloads.shapes import parse_shape
 from sla.records import CANCELLED_ERROR, REQUESTS_SCHEMA, Run, requests_frame
 
 T0 = 1_764_400_000.0

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from dashboards.levels import Level, constant_users, load_levels
-from loadtests.shape_specs import parse_shape
+from loadtests.workloads.shapes import parse_shape
 
 SHAPES = (
     "steps:users=4,8,16,step=30s",

@@ -23,9 +23,9 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
+from benchmarks.scripted_server import ScriptedServer, run_locust
 from sla.metrics import itl_ms
 from sla.records import CANCELLED_ERROR
-from tests.loadtests.scripted_server import ScriptedServer, run_locust
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +75,7 @@ def _measure(work_dir: Path) -> Measured:
     assert (ok["chunk_count"] == TOKENS).all()
     assert len(itl_ms(rows)) == len(ok) * (TOKENS - 1)
     server_side = timings.loc[ok.index]
-    # The two processes' clocks agree to microseconds (loadtests.clock's anchoring), so
+    # The two processes' clocks agree to microseconds (loadtests.client.clock's anchoring), so
     # the client can never have seen a moment before the server caused it.
     for name, delay_ms in _delays_ms(ok, server_side).items():
         assert delay_ms.min() > -0.05, f"{name}: seen {-delay_ms.min():.3f} ms before sent"

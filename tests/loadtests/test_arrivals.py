@@ -7,8 +7,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from loadtests.arrivals import ArrivalSpec, for_worker, parse_arrival, send_offsets
 from loadtests.errors import LoadSpecError
+from loadtests.workloads.arrivals import ArrivalSpec, for_worker, parse_arrival, send_offsets
 
 N = 100_000
 

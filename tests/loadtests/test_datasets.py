@@ -8,9 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadtests import sharegpt
-from loadtests.datasets import Dataset, LengthDist, Prompt, load_dataset, parse_length_dist
 from loadtests.errors import DatasetError, SlabenchError
+from loadtests.workloads import sharegpt
+from loadtests.workloads.datasets import (
+    Dataset,
+    LengthDist,
+    Prompt,
+    load_dataset,
+    parse_length_dist,
+)
 
 
 def _load(source: str | Path, **kwargs: Any) -> Dataset:

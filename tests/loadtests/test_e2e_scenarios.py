@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loadtests.options import add_options
+from loadtests.harness.options import add_options
 from sla.metrics import measured, with_request_metrics
 from sla.records import CANCELLED_ERROR, SCHEMA_VERSION, load_run
 from tests.loadtests.conftest import (
@@ -289,7 +289,7 @@ def _assert_lists_every_option(text: str) -> None:
 
 def test_help_lists_every_option_with_its_environment_variable(tmp_path: Path) -> None:
     # `locust` is the console script users run (Locust prints --help before it imports the
-    # locustfile; loadtests.help_hook adds slabench's options there).
+    # locustfile; loadtests.harness.help adds slabench's options there).
     _assert_lists_every_option(
         _help_text([str(Path(sys.executable).with_name("locust"))], tmp_path)
     )

@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from loadtests.openai_stream import StreamAccumulator, StreamResult
-from loadtests.sse import SSEEvent, SSEParser
+from loadtests.client.openai_stream import StreamAccumulator, StreamResult
+from loadtests.client.sse import SSEEvent, SSEParser
 
 DONE = SSEEvent("[DONE]")
 

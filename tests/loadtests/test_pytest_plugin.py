@@ -1,4 +1,4 @@
-"""The pytest plugin (loadtests.pytest_plugin), exercised the way CI uses it: pytester runs
+"""The pytest plugin (loadtests.gate.plugin), exercised the way CI uses it: pytester runs
 pytest in a subprocess on a test file that gates a recorded run against an SLA spec."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
+from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.records import RequestRecord
 
 T0 = 1_790_000_000.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from loadtests.recorder import (
+from loadtests.recording.recorder import (
     RequestRecorder,
     finish_run_json,
     merge_parts,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from loadtests.errors import LoadSpecError
-from loadtests.shape_specs import ShapeSpec, Stage, parse_duration_s, parse_shape
+from loadtests.workloads.shapes import ShapeSpec, Stage, parse_duration_s, parse_shape
 
 
 def _users(shape: ShapeSpec, *times_s: float) -> list[int | None]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.sse import SSEEvent, SSEParser
+from loadtests.client.sse import SSEEvent, SSEParser
 
 # Exercises every rule at once: BOM, comments, CRLF, CR, LF, multi-byte characters,
 # multi-line and empty data, ids, event types, retry and unknown fields.

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.scripted_server import ERROR_MESSAGE, ScriptedServer, run_locust
 from sla.records import CANCELLED_ERROR
-from tests.loadtests.scripted_server import ERROR_MESSAGE, ScriptedServer, run_locust
 
 pytestmark = pytest.mark.e2e
 

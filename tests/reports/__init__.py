@@ -1,5 +1,6 @@
 """Synthetic run directories for the report tests, written the way the load generator does
-(``loadtests.recorder``: pure, no gevent), so that ``sla.records.load_run`` reads them back."""
+(``loadtests.recording.recorder``: pure, no gevent), so that ``sla.records.load_run`` reads
+them back."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
+from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.records import RequestRecord
 
 T0 = 1_700_000_000.0

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
+from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.metrics import with_request_metrics
 from sla.records import CANCELLED_ERROR, RequestRecord, Run, load_run
 from sla.spec import Spec, parse_spec

@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from loadtests.embedded import ServerProcess, ServerStartError
+from loadtests.bundled_server import ServerProcess, ServerStartError
 from sla.compare import (
     DEFAULT_METRICS,
     Change,
@@ -46,7 +46,7 @@ from sla.records import Run, RunDirError, load_run
 from sla.spec import Spec, SpecError, load_spec
 from sla.verdict import Status, Verdict, evaluate, write_verdict
 
-SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 
 def parse_run_time(text: str) -> str:
@@ -246,17 +246,22 @@ def sla_locust(
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout_s, env={**os.environ}
         )
-        try:
-            return load_run(run_dir)
-        except RunDirError as exc:
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-            pytest.fail(
-                f"Locust run of {scenario} left no run directory ({exc}); exit {proc.returncode}:\n"
-                + "\n".join(tail),
-                pytrace=False,
-            )
+        return _load_or_fail(run_dir, scenario, proc)
 
     return run
+
+
+def _load_or_fail(run_dir: Path, scenario: str, proc: subprocess.CompletedProcess[str]) -> Run:
+    """The run Locust wrote, or a failed test showing the end of its output."""
+    try:
+        return load_run(run_dir)
+    except RunDirError as exc:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        pytest.fail(
+            f"Locust run of {scenario} left no run directory ({exc}); exit {proc.returncode}:\n"
+            + "\n".join(tail),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from loadtests.clock import now
-from loadtests.monitors import CpuMonitor, MetricsScraper
-from loadtests.options import LoadOptions
-from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
+from loadtests.client.clock import now
+from loadtests.harness.options import LoadOptions
+from loadtests.recording.monitors import CpuMonitor, MetricsScraper
+from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.records import SERVER_METRICS_FILE, RequestRecord, strip_credentials
 
 log = logging.getLogger("slabench")

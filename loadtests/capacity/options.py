@@ -1,5 +1,5 @@
 """Options of the SLA-constrained capacity search (``--capacity-search``); see
-``loadtests.capacity`` for the search itself and ``sla.search`` for its policy."""
+``loadtests.capacity.search`` for the search itself and ``sla.search`` for its policy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from loadtests.errors import LoadSpecError
-from loadtests.shape_specs import parse_duration_s
+from loadtests.workloads.shapes import parse_duration_s
 from sla.search import SearchSettings
 
 # Set in the environment of each step's locust so that it runs the step, not a search.
@@ -162,39 +162,9 @@ class SearchOptions:
         """None unless --capacity-search was given (and this is not one of its steps)."""
         if not ns.capacity_search:
             return None
-        if ns.arrival_rate or ns.shape:
-            flag = "--arrival-rate" if ns.arrival_rate else "--shape"
-            raise LoadSpecError(f"--capacity-search sets the load itself; drop {flag}")
-        if not ns.sla:
-            raise LoadSpecError("--capacity-search needs --sla FILE: the SLA defines capacity")
-        if getattr(ns, "master", False) and not getattr(ns, "processes", None):
-            raise LoadSpecError(
-                "--capacity-search runs each step as a locust of its own; spread the load "
-                "with --processes N on this machine, not --master/--worker"
-            )
-        mode = ns.search_mode
-        maximum = _number("--search-max", ns.search_max, minimum=0.0)
-        try:
-            settings = SearchSettings(
-                mode=mode,
-                start=_number("--search-start", ns.search_start, minimum=0.0, strict=True),
-                factor=_number("--search-factor", ns.search_factor, minimum=1.0, strict=True),
-                precision=_fraction("--search-precision", ns.search_precision),
-                maximum=maximum if maximum > 0 else math.inf,
-            )
-        except ValueError as exc:
-            raise LoadSpecError(f"--capacity-search: {exc}") from None
-        for flag, value in (
-            ("--step-min-samples", ns.step_min_samples),
-            ("--step-extensions", ns.step_extensions),
-            ("--step-retries", ns.step_retries),
-        ):
-            if value < 0:
-                raise LoadSpecError(f"{flag} {value} must be >= 0")
-        if not (math.isfinite(ns.max_send_lag) and ns.max_send_lag > 0):
-            raise LoadSpecError(f"--max-send-lag {ns.max_send_lag} must be > 0 milliseconds")
-        if not (math.isfinite(ns.cost_per_hour) and ns.cost_per_hour >= 0):
-            raise LoadSpecError(f"--cost-per-hour {ns.cost_per_hour} must be a price >= 0")
+        _check_combination(ns)
+        settings = _settings(ns)
+        _check_step_limits(ns)
         step_s = _duration("--step-time", ns.step_time, positive=True)
         return cls(
             settings=settings,
@@ -209,6 +179,50 @@ class SearchOptions:
             max_send_lag_ms=ns.max_send_lag,
             max_backlog_growth=_fraction("--max-backlog-growth", ns.max_backlog_growth),
         )
+
+
+def _check_combination(ns: Any) -> None:
+    """The options --capacity-search cannot run with."""
+    if ns.arrival_rate or ns.shape:
+        flag = "--arrival-rate" if ns.arrival_rate else "--shape"
+        raise LoadSpecError(f"--capacity-search sets the load itself; drop {flag}")
+    if not ns.sla:
+        raise LoadSpecError("--capacity-search needs --sla FILE: the SLA defines capacity")
+    if getattr(ns, "master", False) and not getattr(ns, "processes", None):
+        raise LoadSpecError(
+            "--capacity-search runs each step as a locust of its own; spread the load "
+            "with --processes N on this machine, not --master/--worker"
+        )
+
+
+def _settings(ns: Any) -> SearchSettings:
+    """The search policy's settings (sla.search), from the --search-* options."""
+    maximum = _number("--search-max", ns.search_max, minimum=0.0)
+    try:
+        return SearchSettings(
+            mode=ns.search_mode,
+            start=_number("--search-start", ns.search_start, minimum=0.0, strict=True),
+            factor=_number("--search-factor", ns.search_factor, minimum=1.0, strict=True),
+            precision=_fraction("--search-precision", ns.search_precision),
+            maximum=maximum if maximum > 0 else math.inf,
+        )
+    except ValueError as exc:
+        raise LoadSpecError(f"--capacity-search: {exc}") from None
+
+
+def _check_step_limits(ns: Any) -> None:
+    """Step counts, --max-send-lag and --cost-per-hour in their ranges."""
+    for flag, value in (
+        ("--step-min-samples", ns.step_min_samples),
+        ("--step-extensions", ns.step_extensions),
+        ("--step-retries", ns.step_retries),
+    ):
+        if value < 0:
+            raise LoadSpecError(f"{flag} {value} must be >= 0")
+    if not (math.isfinite(ns.max_send_lag) and ns.max_send_lag > 0):
+        raise LoadSpecError(f"--max-send-lag {ns.max_send_lag} must be > 0 milliseconds")
+    if not (math.isfinite(ns.cost_per_hour) and ns.cost_per_hour >= 0):
+        raise LoadSpecError(f"--cost-per-hour {ns.cost_per_hour} must be a price >= 0")
 
 
 def _number(flag: str, text: str, *, minimum: float, strict: bool = False) -> float:

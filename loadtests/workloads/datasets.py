@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loadtests.errors import DatasetError
-from loadtests.sharegpt import Messages, json_kind, read_sharegpt
+from loadtests.workloads.sharegpt import Messages, json_kind, read_sharegpt
 
 __all__ = ["Dataset", "LengthDist", "Prompt", "load_dataset", "parse_length_dist"]
 
@@ -189,12 +189,7 @@ def load_dataset(
     """Loads prompts from `source`; see the module docstring. Raises `DatasetError`."""
     in_dist = _parse_option("input_len", input_len)
     out_dist = _parse_option("output_len", output_len)
-    if not (math.isfinite(chars_per_token) and chars_per_token > 0):
-        raise DatasetError(f"chars_per_token must be > 0, got {chars_per_token}")
-    if limit is not None and limit < 1:
-        raise DatasetError(f"dataset limit must be >= 1, got {limit}")
-    if seed < 0:
-        raise DatasetError(f"dataset seed must be >= 0, got {seed}")
+    _check_args(chars_per_token=chars_per_token, limit=limit, seed=seed)
     in_rng, out_rng, text_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
     )
@@ -207,13 +202,7 @@ def load_dataset(
             text_rng,
             chars_per_token,
         )
-    suffix = Path(source).suffix.lower()
-    if suffix == ".jsonl":
-        drafts, skipped = _read_jsonl(Path(source), source, limit), 0
-    elif suffix == ".json":
-        drafts, skipped = _read_sharegpt(Path(source), source, limit, chars_per_token)
-    else:
-        raise DatasetError(f"dataset {source}: unknown kind of source; {_SOURCES_HINT}")
+    drafts, skipped = _read_drafts(source, limit, chars_per_token)
     drawn = iter(out_dist.sample(out_rng, sum(d.max_tokens is None for d in drafts)).tolist())
     prompts = [
         Prompt(
@@ -225,6 +214,27 @@ def load_dataset(
         for d in drafts
     ]
     return Dataset(prompts, source=source, skipped=skipped)
+
+
+def _check_args(*, chars_per_token: float, limit: int | None, seed: int) -> None:
+    if not (math.isfinite(chars_per_token) and chars_per_token > 0):
+        raise DatasetError(f"chars_per_token must be > 0, got {chars_per_token}")
+    if limit is not None and limit < 1:
+        raise DatasetError(f"dataset limit must be >= 1, got {limit}")
+    if seed < 0:
+        raise DatasetError(f"dataset seed must be >= 0, got {seed}")
+
+
+def _read_drafts(
+    source: str, limit: int | None, chars_per_token: float
+) -> tuple[list[_Draft], int]:
+    """The prompts of a file source, by its suffix, and how many items were skipped."""
+    suffix = Path(source).suffix.lower()
+    if suffix == ".jsonl":
+        return _read_jsonl(Path(source), source, limit), 0
+    if suffix == ".json":
+        return _read_sharegpt(Path(source), source, limit, chars_per_token)
+    raise DatasetError(f"dataset {source}: unknown kind of source; {_SOURCES_HINT}")
 
 
 def _parse_option(name: str, spec: str) -> LengthDist:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from loadtests.sse import SSEEvent
+from loadtests.client.sse import SSEEvent
 
 __all__ = ["StreamAccumulator", "StreamResult"]
 

@@ -2,22 +2,23 @@
 
 Closed loop (no ``--arrival-rate``): each user has one request in flight and sends the next
 when the previous is done (plus ``wait_time``). Open loop: users idle, and a dispatcher per
-process sends on the precomputed schedule (see ``loadtests.context``).
+process sends on the precomputed schedule (see ``loadtests.harness.state``).
+
+Importing this module registers slabench's Locust listeners (``loadtests.harness.events``),
+so every scenario has them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import gevent
 from locust import User, constant, task
 from locust.exception import StopUser
 
-from loadtests import plugin
-from loadtests.errors import SlabenchError
-from loadtests.protocols import (
+from loadtests.client.protocols import (
     JsonTemplate,
     KServeInfer,
     OpenAIEmbeddings,
@@ -26,11 +27,11 @@ from loadtests.protocols import (
     RequestBuilder,
     parse_shape,
 )
-from loadtests.transport import Transport
+from loadtests.client.transport import Transport
+from loadtests.errors import SlabenchError
+from loadtests.harness import events  # noqa: F401  (registers the listeners)
+from loadtests.harness.state import RunState, run_state
 from sla.records import CANCELLED_ERROR
-
-if TYPE_CHECKING:
-    from loadtests.context import RunContext
 
 log = logging.getLogger("slabench")
 
@@ -49,13 +50,13 @@ class SlabenchUser(User):
     transport: Transport
 
     @classmethod
-    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
+    def make_builder(cls, state: RunState) -> RequestBuilder:
         raise NotImplementedError
 
     def on_start(self) -> None:
-        ctx = plugin.context()
-        self.transport = ctx.new_transport(concurrency=1)
-        if ctx.options.connection_warmup and not ctx.options.open_loop:
+        state = run_state(self.environment)
+        self.transport = state.new_transport(concurrency=1)
+        if state.options.connection_warmup and not state.options.open_loop:
             # An unreachable target shows up in the first measured request instead.
             with contextlib.suppress(OSError):
                 self.transport.warm(self.warmup_path)
@@ -65,26 +66,26 @@ class SlabenchUser(User):
 
     @task
     def request(self) -> None:
-        ctx = plugin.context()
-        if ctx.options.open_loop:
+        state = run_state(self.environment)
+        if state.options.open_loop:
             gevent.sleep(1.0)  # the open-loop dispatcher drives the load
             return
         try:
-            req = ctx.prepare(type(self))
+            req = state.prepare(type(self))
         except SlabenchError as exc:
             # A worker that cannot build its requests (the model lookup failed there): one
             # line per user, not a traceback for every task run.
             log.error("slabench: %s stops: %s", type(self).__name__, exc)
             raise StopUser() from None
-        rec = ctx.send(self.transport, req)
+        rec = state.send(self.transport, req)
         if rec.status == 0 and rec.error and rec.error != CANCELLED_ERROR:
             # No answer at all (refused, reset, timed out): do not spin on a dead target.
             gevent.sleep(CONNECTION_BACKOFF_S)
 
 
-def _ignore_eos(ctx: RunContext) -> bool:
-    mode = ctx.options.ignore_eos
-    return mode == "on" or (mode == "auto" and ctx.bundled_target)
+def _ignore_eos(state: RunState) -> bool:
+    mode = state.options.ignore_eos
+    return mode == "on" or (mode == "auto" and state.bundled_target)
 
 
 class _GenerationUser(SlabenchUser):
@@ -93,9 +94,9 @@ class _GenerationUser(SlabenchUser):
     chat: ClassVar[bool]
 
     @classmethod
-    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
-        stream, ignore_eos = ctx.options.stream, _ignore_eos(ctx)
-        return OpenAIGeneration(ctx.model_for(cls), cls.chat, stream, ignore_eos)
+    def make_builder(cls, state: RunState) -> RequestBuilder:
+        stream, ignore_eos = state.options.stream, _ignore_eos(state)
+        return OpenAIGeneration(state.model_for(cls), cls.chat, stream, ignore_eos)
 
 
 class OpenAIChatUser(_GenerationUser):
@@ -119,8 +120,8 @@ class EmbeddingsUser(SlabenchUser):
     embedded_model = "slabench-embed"
 
     @classmethod
-    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
-        return OpenAIEmbeddings(ctx.model_for(cls))
+    def make_builder(cls, state: RunState) -> RequestBuilder:
+        return OpenAIEmbeddings(state.model_for(cls))
 
 
 class KServeUser(SlabenchUser):
@@ -131,15 +132,15 @@ class KServeUser(SlabenchUser):
     warmup_path = "/v2/health/ready"
 
     @classmethod
-    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
-        if not ctx.options.model and not ctx.bundled_target:
+    def make_builder(cls, state: RunState) -> RequestBuilder:
+        if not state.options.model and not state.bundled_target:
             raise PayloadError("the KServe scenario needs --model (the V2 model name)")
-        model = ctx.options.model or cls.embedded_model
+        model = state.options.model or cls.embedded_model
         return KServeInfer(
             model,
-            ctx.options.kserve_input,
-            parse_shape(ctx.options.kserve_shape),
-            seed=ctx.options.seed,
+            state.options.kserve_input,
+            parse_shape(state.options.kserve_shape),
+            seed=state.options.seed,
         )
 
 
@@ -151,9 +152,9 @@ class HttpJsonUser(SlabenchUser):
     warmup_path = "/"
 
     @classmethod
-    def make_builder(cls, ctx: RunContext) -> RequestBuilder:
-        if not ctx.options.payload:
+    def make_builder(cls, state: RunState) -> RequestBuilder:
+        if not state.options.payload:
             raise PayloadError("the http_json scenario needs --payload FILE (a JSON template)")
         return JsonTemplate.load(
-            ctx.options.payload, method=ctx.options.method, path=ctx.options.path
+            state.options.payload, method=state.options.method, path=state.options.path
         )

@@ -27,7 +27,7 @@ def install() -> None:
         return
     from locust import events
 
-    from loadtests.options import add_options
+    from loadtests.harness.options import add_options
 
     def _add(parser: Any, **_: Any) -> None:
         add_options(parser)

@@ -1,5 +1,9 @@
 """Per-process state of a slabench run: which prompts this process sends, how requests are
-built and executed, where their records go, and the open-loop dispatcher."""
+built and executed, where their records go, and the open-loop dispatcher.
+
+The state travels on Locust's ``Environment``: the ``init`` listener attaches it
+(``attach_run_state``), and listeners and users read it back with ``run_state(environment)``
+(users through ``self.environment``), so no module holds a global."""
 
 from __future__ import annotations
 
@@ -10,34 +14,43 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gevent
 from gevent.pool import Pool
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from loadtests.arrivals import for_worker, send_offsets
-from loadtests.clock import now
-from loadtests.collect import MasterCollector, WorkerShipper
-from loadtests.datasets import Dataset, Prompt
-from loadtests.embedded import ServerProcess
+from loadtests.bundled_server import ServerProcess
+from loadtests.capacity.options import bundled_by_search
+from loadtests.client.clock import now
+from loadtests.client.measure import CANCELLED, Timeouts, execute
+from loadtests.client.protocols import PreparedRequest, RequestBuilder
+from loadtests.client.transport import Target, Transport
 from loadtests.errors import SlabenchError
-from loadtests.measure import CANCELLED, Timeouts, execute
-from loadtests.monitors import CpuMonitor
-from loadtests.options import LoadOptions
-from loadtests.protocols import PreparedRequest, RequestBuilder
-from loadtests.search_options import bundled_by_search
-from loadtests.transport import Target, Transport
+from loadtests.harness.distributed import MasterCollector, WorkerShipper
+from loadtests.harness.options import LoadOptions
+from loadtests.recording.monitors import CpuMonitor
+from loadtests.workloads.arrivals import for_worker, send_offsets
+from loadtests.workloads.datasets import Dataset, Prompt
 from sla.records import RequestRecord
 from sla.spec import Spec
 
 if TYPE_CHECKING:
-    from loadtests.session import RunSession
-    from loadtests.users import SlabenchUser
+    from loadtests.harness.rundir import RunSession
 
 log = logging.getLogger("slabench")
 DROPPED = "dropped: --max-inflight requests were already in flight at the scheduled time"
+
+
+class UserClass(Protocol):
+    """What the run state asks of a user class (``loadtests.harness.users.SlabenchUser``
+    and its subclasses, as class objects): its bundled model and how to build requests."""
+
+    embedded_model: str
+    needs_model: bool
+
+    def make_builder(self, state: RunState) -> RequestBuilder: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +64,7 @@ class Plan:
     bundled: bool = False
 
 
-class RunContext:
+class RunState:
     def __init__(
         self,
         environment: Environment,
@@ -71,7 +84,7 @@ class RunContext:
         self.stopping_at: float | None = None
         self.plan = Plan(0, 1, 0.0)
         self._prompts: Iterator[Prompt] | None = None
-        self._builders: dict[type[SlabenchUser], RequestBuilder] = {}
+        self._builders: dict[UserClass, RequestBuilder] = {}
         self._discovered_model: str | None = None
         self._seq = itertools.count()
         self._shipper: WorkerShipper | None = None
@@ -110,11 +123,9 @@ class RunContext:
             if not (is_worker and cls.needs_model and not self.options.model and not self.embedded):
                 self.builder_for(cls)
 
-    def user_classes(self) -> list[type[SlabenchUser]]:
+    def user_classes(self) -> list[UserClass]:
         return [
-            cast("type[SlabenchUser]", c)
-            for c in self.environment.user_classes
-            if hasattr(c, "make_builder")
+            cast(UserClass, c) for c in self.environment.user_classes if hasattr(c, "make_builder")
         ]
 
     def set_plan(self, plan: Plan) -> None:
@@ -126,7 +137,7 @@ class RunContext:
             self._prompts = self.dataset.cycle(self.plan.index % len(self.dataset), self.plan.count)
         return next(self._prompts)
 
-    def model_for(self, cls: type[SlabenchUser]) -> str:
+    def model_for(self, cls: UserClass) -> str:
         if self.options.model:
             return self.options.model
         if self.bundled_target:
@@ -158,7 +169,7 @@ class RunContext:
         finally:
             transport.close()
 
-    def builder_for(self, cls: type[SlabenchUser]) -> RequestBuilder:
+    def builder_for(self, cls: UserClass) -> RequestBuilder:
         builder = self._builders.get(cls)
         if builder is None:
             builder = self._builders[cls] = cls.make_builder(self)
@@ -178,7 +189,7 @@ class RunContext:
 
     # --- requests ----------------------------------------------------------------------
 
-    def prepare(self, cls: type[SlabenchUser]) -> PreparedRequest:
+    def prepare(self, cls: UserClass) -> PreparedRequest:
         return self.builder_for(cls).build(self.next_prompt())
 
     def send(
@@ -305,3 +316,24 @@ class RunContext:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+_ATTRIBUTE = "slabench_run_state"
+
+
+def attach_run_state(environment: Environment, state: RunState) -> None:
+    """Hang this process's run state on its Locust environment (done once, at ``init``)."""
+    setattr(environment, _ATTRIBUTE, state)
+
+
+def find_run_state(environment: Environment) -> RunState | None:
+    """The run state, or None before ``init`` attached it (or when ``init`` failed)."""
+    state = getattr(environment, _ATTRIBUTE, None)
+    return state if isinstance(state, RunState) else None
+
+
+def run_state(environment: Environment) -> RunState:
+    state = find_run_state(environment)
+    if state is None:
+        raise RuntimeError("slabench is not initialised: run this through `locust -f`")
+    return state

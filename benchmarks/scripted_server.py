@@ -2,7 +2,7 @@
 
 Its behaviour is fixed at start-up by flags, so that a test knows what every request got:
 
-    python -m tests.loadtests.scripted_server --mode normal --ttft-ms 50 --itl-ms 10 --tokens 16
+    python -m benchmarks.scripted_server --mode normal --ttft-ms 50 --itl-ms 10 --tokens 16
 
 Every streamed answer (``/v1/chat/completions`` or ``/v1/completions``) starts with the
 headers (and, for chat, a role-only chunk) at once; token chunk ``j`` goes out at
@@ -24,7 +24,7 @@ goes away), ``slow-total`` (tokens every ``itl`` without end), ``http-error`` (H
 an OpenAI error body, before any stream).
 
 ``GET /timings`` returns what the server did per request, in arrival order, as epoch
-seconds on the same anchored clock as ``loadtests.clock``; ``GET /metrics`` counts the
+seconds on the same anchored clock as ``loadtests.client.clock``; ``GET /metrics`` counts the
 requests served per path (Prometheus text); ``GET /v1/models`` names ``--model``.
 """
 
@@ -52,7 +52,7 @@ import pandas as pd
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.clock import now
+from loadtests.client.clock import now
 from sla.metrics import with_request_metrics
 from sla.records import load_run
 
@@ -66,7 +66,7 @@ _STALL_POLL_S = 0.02
 _STALL_MAX_S = 60.0
 _BOM = "\ufeff".encode()
 _READY = re.compile(r"ready at (http://[\d.]+:\d+)")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCUST_TIMEOUT_S = 90.0
 
 
@@ -353,7 +353,7 @@ class ScriptedServer:
         self._pump: threading.Thread | None = None
 
     def __enter__(self) -> ScriptedServer:
-        cmd = [sys.executable, "-m", "tests.loadtests.scripted_server", "--port", "0", *self.flags]
+        cmd = [sys.executable, "-m", "benchmarks.scripted_server", "--port", "0", *self.flags]
         self._proc = subprocess.Popen(
             cmd,
             cwd=REPO_ROOT,

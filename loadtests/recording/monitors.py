@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from geventhttpclient import HTTPClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadtests.clock import now
+from loadtests.client.clock import now
 from sla.records import strip_credentials
 
 log = logging.getLogger("slabench")

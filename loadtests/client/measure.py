@@ -1,6 +1,6 @@
 """Send one prepared request and record exactly what happened.
 
-Timestamps come from ``loadtests.clock.now`` at the moments that define the metrics:
+Timestamps come from ``loadtests.client.clock.now`` at the moments that define the metrics:
 ``sent_at`` just before the request leaves, ``first_token_at`` at the read that completed
 the first token-bearing SSE event (not at the response headers), ``done_at`` when the body
 is complete. Errors of every kind become a record with a one-line reason, never an
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import gevent
 from geventhttpclient.response import HTTPSocketPoolResponse
 
-from loadtests.clock import now
-from loadtests.openai_stream import StreamAccumulator
-from loadtests.protocols import PreparedRequest, read_answer
-from loadtests.sse import SSEParser
-from loadtests.transport import Transport, discard, finish, read_some, set_read_timeout
+from loadtests.client.clock import now
+from loadtests.client.openai_stream import StreamAccumulator, StreamResult
+from loadtests.client.protocols import PreparedRequest, read_answer
+from loadtests.client.sse import SSEParser
+from loadtests.client.transport import Transport, discard, finish, read_some, set_read_timeout
 from sla.records import CANCELLED_ERROR, RequestRecord
 
 NAN = math.nan
@@ -82,24 +82,7 @@ def _attempt(transport: Transport, ids: _Ids, timeouts: Timeouts) -> RequestReco
         if req.reader == "openai_sse" and status == 200:
             return _stream(response, ids, timeouts)
         body = _read_body(response, timeouts.idle_s)
-        done_at = now()
-        answer = read_answer(req.reader, status, body)
-        return RequestRecord(
-            ids.request_id,
-            ids.worker,
-            req.endpoint,
-            ids.scheduled_at,
-            ids.sent_at,
-            NAN,
-            done_at,
-            status,
-            answer.error,
-            _first(answer.input_tokens, req.input_tokens_hint),
-            answer.output_tokens,
-            "usage" if answer.output_tokens is not None else None,
-            0,
-            (),
-        )
+        return _answered(ids, status, body, now())
     except gevent.Timeout as exc:
         if exc is not total:
             raise
@@ -114,6 +97,27 @@ def _attempt(transport: Transport, ids: _Ids, timeouts: Timeouts) -> RequestReco
         total.close()
         if response is not None:
             finish(response)
+
+
+def _answered(ids: _Ids, status: int, body: bytes, done_at: float) -> RequestRecord:
+    """The record of a request answered in one body (not streamed)."""
+    answer = read_answer(ids.req.reader, status, body)
+    return RequestRecord(
+        ids.request_id,
+        ids.worker,
+        ids.req.endpoint,
+        ids.scheduled_at,
+        ids.sent_at,
+        NAN,
+        done_at,
+        status,
+        answer.error,
+        _first(answer.input_tokens, ids.req.input_tokens_hint),
+        answer.output_tokens,
+        "usage" if answer.output_tokens is not None else None,
+        0,
+        (),
+    )
 
 
 def _first(value: int | None, fallback: int | None) -> int | None:
@@ -158,6 +162,12 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
     if not response.message_complete:
         discard(response)  # cut off mid-body: never reuse this connection
     result = acc.finish(t if ended else now(), stream_ended=ended)
+    return _streamed(ids, response.status_code, error, result)
+
+
+def _streamed(ids: _Ids, status: int, error: str | None, result: StreamResult) -> RequestRecord:
+    """The record of a streamed request; ``error`` (a transport failure) wins over the
+    stream's own."""
     return RequestRecord(
         ids.request_id,
         ids.worker,
@@ -166,7 +176,7 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
         ids.sent_at,
         result.first_token_at if result.first_token_at is not None else NAN,
         result.done_at,
-        response.status_code,
+        status,
         error or result.error,
         _first(result.usage_prompt_tokens, ids.req.input_tokens_hint),
         result.output_tokens,

@@ -1,13 +1,13 @@
 """Closed-loop load shapes selected with ``--shape`` (steps, ramp, spike).
 
-The syntax is in ``loadtests.shape_specs``; this is the thin Locust adapter around it.
+The syntax is in ``loadtests.workloads.shapes``; this is the thin Locust adapter around it.
 """
 
 from __future__ import annotations
 
 from locust import LoadTestShape
 
-from loadtests.shape_specs import StagedShape
+from loadtests.workloads.shapes import StagedShape
 
 
 class ConfiguredShape(LoadTestShape):

@@ -37,8 +37,8 @@ from typing import Any
 
 import gevent
 
-from loadtests.capacity_steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
-from loadtests.search_options import SearchOptions
+from loadtests.capacity.options import SearchOptions
+from loadtests.capacity.steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
 from sla.capacity import (
     cost_at,
     find_knee,
@@ -169,6 +169,7 @@ class CapacitySearch:
         raise AssertionError("unreachable")
 
     def _attempt(self, probe: Probe) -> dict[str, Any]:
+        """Run one step: a segment, extended while thorough and still inconclusive."""
         number = len(self.state.steps) + 1
         label = f"step-{number:02d}-{'rate' if self.options.mode == 'rate' else 'users'}"
         base = f"{label}-{probe.load:g}"
@@ -186,11 +187,7 @@ class CapacitySearch:
         extensions = self.options.extensions if probe.thorough else 0
         for segment in range(extensions + 1):
             name = base if segment == 0 else f"{base}-ext{segment}"
-            self._say(
-                f"step {number} [{probe.phase}] {fmt_load(probe.load, self.options.mode)}: "
-                f"{'segment ' + str(segment + 1) + ', ' if segment else ''}{measure_s:.0f}s "
-                f"(+{self._warmup_s():.0f}s warm-up); {self._left()} of the budget left"
-            )
+            self._announce_segment(number, probe, segment, measure_s)
             seg = self._segment(name, probe.load, measure_s, self._seed(number, segment))
             entry["runs"].append(name)
             problem, run = self.steps.check(seg)
@@ -201,26 +198,32 @@ class CapacitySearch:
                 return entry
             assert run is not None
             runs.append(run)
-            _, summary = summarize_step(self.spec, runs)
-            entry.update(summary)
-            entry["unsustainable"] = unsustainable(
-                summary["backlog"], self.options.max_backlog_growth
-            )
-            if entry["unsustainable"] and entry["status"] != "FAIL":
-                entry["status"] = "FAIL"  # the SLA would fail, given a longer step
-            entry["saturation"] = self._saturation(summary)
-            entry["saturated"] = entry["saturation"] is not None
+            self._judge_segments(entry, runs)
             if entry["status"] != "INCONCLUSIVE" or entry["saturated"]:
                 break
             if segment < extensions and not self._fits(measure_s):
                 break
         entry["wall_s"] = time.monotonic() - t0
         if self.options.mode == "rate":
-            entry["offered_rps"] = probe.load
-            arrived = entry.get("backlog") or {}
-            window = entry.get("window_s")
-            entry["arrival_rps"] = arrived["arrivals"] / window if arrived and window else None
+            _add_arrival_rate(entry, probe.load)
         return entry
+
+    def _announce_segment(self, number: int, probe: Probe, segment: int, measure_s: float) -> None:
+        self._say(
+            f"step {number} [{probe.phase}] {fmt_load(probe.load, self.options.mode)}: "
+            f"{'segment ' + str(segment + 1) + ', ' if segment else ''}{measure_s:.0f}s "
+            f"(+{self._warmup_s():.0f}s warm-up); {self._left()} of the budget left"
+        )
+
+    def _judge_segments(self, entry: dict[str, Any], runs: list[Run]) -> None:
+        """Judge the step's segments so far as one sample; update its entry in place."""
+        _, summary = summarize_step(self.spec, runs)
+        entry.update(summary)
+        entry["unsustainable"] = unsustainable(summary["backlog"], self.options.max_backlog_growth)
+        if entry["unsustainable"] and entry["status"] != "FAIL":
+            entry["status"] = "FAIL"  # the SLA would fail, given a longer step
+        entry["saturation"] = self._saturation(summary)
+        entry["saturated"] = entry["saturation"] is not None
 
     def _segment(self, name: str, load: float, measure_s: float, seed: int) -> Segment:
         run_s = math.ceil(self._warmup_s() + measure_s)
@@ -464,3 +467,11 @@ def _last_step(
 
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
+
+
+def _add_arrival_rate(entry: dict[str, Any], offered_rps: float) -> None:
+    """Open-loop steps: the offered rate, and the rate at which requests really arrived."""
+    entry["offered_rps"] = offered_rps
+    arrived = entry.get("backlog") or {}
+    window = entry.get("window_s")
+    entry["arrival_rps"] = arrived["arrivals"] / window if arrived and window else None

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from loadtests.datasets import Prompt
 from loadtests.errors import SlabenchError
+from loadtests.workloads.datasets import Prompt
 
 Reader = Literal["openai_sse", "openai_json", "embeddings", "kserve", "json"]
 

@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 
 import gevent
 
-from loadtests.search_options import BUNDLED_ENV, STEP_ENV
+from loadtests.capacity.options import BUNDLED_ENV, STEP_ENV
 from sla.records import Run, RunDirError, load_run
 
 EXIT_USAGE = 2
 STEP_EXIT_CODES = (0, 1, 3, 4)  # a step's own --sla verdict, not a failure of the step
-REFUSED = "connection refused"  # loadtests.measure's error for a refused connect
+REFUSED = "connection refused"  # loadtests.client.measure's error for a refused connect
 HEARTBEAT_S = 15.0
 HANG_GRACE_S = 120.0  # past its -t, a step's locust is hung
 

@@ -1,5 +1,6 @@
 """Locust event wiring: options, the embedded server, the run directory's lifecycle, and
-distributed record collection. Imported by ``loadtests.users``, so every scenario has it.
+distributed record collection. Imported by ``loadtests.harness.users``, so every scenario has
+it. Each listener finds this process's run state on the ``Environment`` it is handed.
 
 Roles: a *local* process (plain ``locust``) both sends requests and writes the run
 directory; in distributed mode *workers* send requests and ship records, and the *master*
@@ -22,18 +23,18 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from dashboards import DashboardError
-from loadtests.capacity import CapacitySearch
-from loadtests.clock import now
-from loadtests.collect import DONE, PLAN, RECORDS, MasterCollector
-from loadtests.context import Plan, RunContext
-from loadtests.datasets import load_dataset
-from loadtests.embedded import ServerProcess, ServerStartError
+from loadtests.bundled_server import ServerProcess, ServerStartError
+from loadtests.capacity.options import STEP_ENV, SearchOptions, bundled_by_search
+from loadtests.capacity.search import CapacitySearch
+from loadtests.client.clock import now
 from loadtests.errors import SlabenchError
-from loadtests.options import LoadOptions, add_options
-from loadtests.search_options import STEP_ENV, SearchOptions, bundled_by_search
-from loadtests.session import RunSession, default_run_dir
-from loadtests.shapes import ConfiguredShape
-from loadtests.summary import format_summary
+from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
+from loadtests.harness.load_shape import ConfiguredShape
+from loadtests.harness.options import LoadOptions, add_options
+from loadtests.harness.rundir import RunSession, default_run_dir
+from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
+from loadtests.harness.terminal import format_summary
+from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import ReportError, summarize_run, write_capacity_report, write_report
 from sla.capacity import CapacityError
 from sla.records import RunDirError, load_run
@@ -42,13 +43,6 @@ from sla.table import format_table
 from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code, write_verdict
 
 log = logging.getLogger("slabench")
-_ctx: RunContext | None = None
-
-
-def context() -> RunContext:
-    if _ctx is None:
-        raise RuntimeError("slabench is not initialised: run this through `locust -f`")
-    return _ctx
 
 
 def _fail(message: str) -> None:
@@ -63,79 +57,107 @@ def _options(parser: Any, **_: Any) -> None:
 
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
-    global _ctx
     runner = environment.runner
     assert runner is not None, "Locust creates the runner before firing init"
     is_worker = isinstance(runner, WorkerRunner)
-    embedded: ServerProcess | None = None
-    search: SearchOptions | None = None
     try:
-        options = LoadOptions.from_namespace(environment.parsed_options)
-        if not is_worker and not os.environ.get(STEP_ENV):
-            search = SearchOptions.from_namespace(environment.parsed_options)
-        # A bad spec is reported before anything starts; only the master judges.
-        spec = load_spec(options.sla_path) if options.sla_path and not is_worker else None
-        if not environment.host and not is_worker:
-            embedded = _start_embedded(options)
-            environment.host = embedded.url
-        bundled = embedded is not None or bundled_by_search()
-        cpt = options.chars_per_token or (1.0 if bundled or not environment.host else 4.0)
-        dataset = load_dataset(
-            options.dataset,
-            input_len=options.input_len,
-            output_len=options.output_len,
-            seed=options.seed,
-            chars_per_token=cpt,
-        )
-        _ctx = RunContext(environment, options, dataset, embedded=embedded)
-        _ctx.spec = spec
-        _ctx.validate_user_classes()
+        state, search = _build_state(environment, is_worker)
     except (SlabenchError, ServerStartError, SpecError) as exc:
-        if embedded is not None:
-            embedded.stop()
         _fail(str(exc))
         return
     if search is not None:
-        assert spec is not None, "SearchOptions requires --sla"
-        _capacity_search(environment, _ctx, search, spec)
-    if options.shape is not None:
-        environment.shape_class = ConfiguredShape(options.shape)
+        assert state.spec is not None, "SearchOptions requires --sla"
+        _capacity_search(environment, state, search, state.spec)
+    if state.options.shape is not None:
+        environment.shape_class = ConfiguredShape(state.options.shape)
         environment.shape_class.runner = runner
     if isinstance(runner, MasterRunner):
-        collector = _ctx.collector = MasterCollector()
-
-        def on_records(environment: Environment, msg: Any, **_: Any) -> None:
-            collector.on_records(msg.node_id, msg.data["rows"])
-
-        def on_done(environment: Environment, msg: Any, **_: Any) -> None:
-            collector.on_done(msg.node_id, msg.data)
-
-        runner.register_message(RECORDS, on_records)
-        runner.register_message(DONE, on_done)
-    if is_worker:
-
-        def on_plan(environment: Environment, msg: Any, **_: Any) -> None:
-            context().set_plan(Plan(**msg.data))
-
-        runner.register_message(PLAN, on_plan)
-        # Added after the runner's own `quitting` listener, which tells the master that this
-        # worker quit; `quitting` runs its listeners in reverse, so this one ships every
-        # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and
-        # a master that hears of its last worker quitting stops listening to the workers.)
-        environment.events.quitting.add_listener(_worker_quitting)
+        state.collector = _collect_from_workers(runner)
+    if isinstance(runner, WorkerRunner):
+        _listen_to_master(environment, runner)
     # Until Locust starts the test the gevent loop has not run, so its cached clock still
     # reads the moment the hub was created (before imports, the dataset, the embedded
     # server...): timers started from it, `-t/--run-time` included, would fire that much early.
     gevent.get_hub().loop.update_now()
 
 
+def _build_state(
+    environment: Environment, is_worker: bool
+) -> tuple[RunState, SearchOptions | None]:
+    """Read the options, the spec and the dataset, start the bundled server when there is no
+    --host, and attach the run state to the environment. A user error raises (and stops a
+    server started here); the caller turns it into one line."""
+    options = LoadOptions.from_namespace(environment.parsed_options)
+    search: SearchOptions | None = None
+    if not is_worker and not os.environ.get(STEP_ENV):
+        search = SearchOptions.from_namespace(environment.parsed_options)
+    # A bad spec is reported before anything starts; only the master judges.
+    spec = load_spec(options.sla_path) if options.sla_path and not is_worker else None
+    embedded = _start_embedded(options) if not environment.host and not is_worker else None
+    try:
+        if embedded is not None:
+            environment.host = embedded.url
+        bundled = embedded is not None or bundled_by_search()
+        dataset = _load_dataset(options, bundled=bundled or not environment.host)
+        state = RunState(environment, options, dataset, embedded=embedded)
+        state.spec = spec
+        attach_run_state(environment, state)
+        state.validate_user_classes()
+    except (SlabenchError, ServerStartError, SpecError):
+        if embedded is not None:
+            embedded.stop()
+        raise
+    return state, search
+
+
+def _load_dataset(options: LoadOptions, *, bundled: bool) -> Dataset:
+    """The prompts; the bundled server's tokenizer is one character per token."""
+    cpt = options.chars_per_token or (1.0 if bundled else 4.0)
+    return load_dataset(
+        options.dataset,
+        input_len=options.input_len,
+        output_len=options.output_len,
+        seed=options.seed,
+        chars_per_token=cpt,
+    )
+
+
+def _collect_from_workers(runner: MasterRunner) -> MasterCollector:
+    """On the master: gather the records and the `done` notes the workers send."""
+    collector = MasterCollector()
+
+    def on_records(environment: Environment, msg: Any, **_: Any) -> None:
+        collector.on_records(msg.node_id, msg.data["rows"])
+
+    def on_done(environment: Environment, msg: Any, **_: Any) -> None:
+        collector.on_done(msg.node_id, msg.data)
+
+    runner.register_message(RECORDS, on_records)
+    runner.register_message(DONE, on_done)
+    return collector
+
+
+def _listen_to_master(environment: Environment, runner: WorkerRunner) -> None:
+    """On a worker: take this worker's share of the load from the master's plan."""
+
+    def on_plan(environment: Environment, msg: Any, **_: Any) -> None:
+        run_state(environment).set_plan(Plan(**msg.data))
+
+    runner.register_message(PLAN, on_plan)
+    # Added after the runner's own `quitting` listener, which tells the master that this
+    # worker quit; `quitting` runs its listeners in reverse, so this one ships every
+    # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and
+    # a master that hears of its last worker quitting stops listening to the workers.)
+    environment.events.quitting.add_listener(_worker_quitting)
+
+
 def _capacity_search(
-    environment: Environment, ctx: RunContext, search: SearchOptions, spec: Spec
+    environment: Environment, state: RunState, search: SearchOptions, spec: Spec
 ) -> None:
     """--capacity-search: run the steps as locusts of their own, then exit (this process
     sends no load itself; with --processes its own workers idle until it quits them)."""
     scenario = _scenario_name(environment)
-    run_dir = ctx.options.run_dir
+    run_dir = state.options.run_dir
     sweep = Path(run_dir) if run_dir else default_run_dir(f"{scenario}-capacity")
     code = EXIT_USAGE
     try:
@@ -146,16 +168,16 @@ def _capacity_search(
             scenario=scenario,
             sweep_dir=sweep,
             argv=sys.argv[1:],
-            bundled=ctx.embedded is not None,
-            seed=ctx.options.seed,
+            bundled=state.embedded is not None,
+            seed=state.options.seed,
             local_master=isinstance(environment.runner, MasterRunner),
         ).run()
         _write_capacity_html(sweep)
     finally:
         if isinstance(environment.runner, MasterRunner):
             environment.runner.quit()  # tells the idle workers to quit
-        if ctx.embedded is not None:
-            ctx.embedded.stop()
+        if state.embedded is not None:
+            state.embedded.stop()
     sys.exit(code)
 
 
@@ -183,90 +205,90 @@ def _test_start(environment: Environment, **_: Any) -> None:
     # which otherwise pauses every greenlet (and lands on measured latencies) for ~50 ms.
     gc.collect()
     gc.freeze()
-    ctx = context()
+    state = run_state(environment)
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        ctx.start_worker()
+        state.start_worker()
         return
-    ctx.session = RunSession(
-        options=ctx.options,
+    state.session = RunSession(
+        options=state.options,
         scenario=_scenario_name(environment),
         target_url=environment.host or "",
-        embedded=ctx.embedded is not None,
+        embedded=state.embedded is not None,
         users=_users_profile(environment),
     )
-    print(f"slabench: recording to {ctx.session.path}", flush=True)
+    print(f"slabench: recording to {state.session.path}", flush=True)
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
-    bundled = ctx.embedded is not None or bundled_by_search()
+    bundled = state.embedded is not None or bundled_by_search()
     if isinstance(runner, MasterRunner):
-        assert ctx.collector is not None
-        ctx.collector.attach(ctx.session.add_rows)
+        assert state.collector is not None
+        state.collector.attach(state.session.add_rows)
         workers = sorted(c.id for c in runner.clients.all)
-        ctx.workers = set(workers)
+        state.workers = set(workers)
         for index, client_id in enumerate(workers):
             plan = {"index": index, "count": len(workers), "t0": t0, "bundled": bundled}
             runner.send_message(PLAN, plan, client_id=client_id)
     else:
-        ctx.set_plan(Plan(index=0, count=1, t0=t0, bundled=bundled))
-        ctx.start_local()
+        state.set_plan(Plan(index=0, count=1, t0=t0, bundled=bundled))
+        state.start_local()
 
 
 @events.test_stopping.add_listener
 def _test_stopping(environment: Environment, **_: Any) -> None:
-    ctx = context()
-    ctx.stopping_at = now()
-    ctx.stop_dispatcher()
+    state = run_state(environment)
+    state.stopping_at = now()
+    state.stop_dispatcher()
 
 
 @events.test_stop.add_listener
 def _test_stop(environment: Environment, **_: Any) -> None:
-    ctx = context()
+    state = run_state(environment)
     if isinstance(environment.runner, WorkerRunner):
-        ctx.finish_worker()
+        state.finish_worker()
         return
-    session = ctx.session
+    session = state.session
     if session is None:
         return
-    ctx.session = None
+    state.session = None
     generator: dict[str, Any] = {"workers": []}
     runner = environment.runner
-    if isinstance(runner, MasterRunner) and ctx.collector is not None:
+    if isinstance(runner, MasterRunner) and state.collector is not None:
         if runner.user_count:
             # Locust's quit() stops the master without telling the workers (it sends them
             # `quit` later): ask them to stop now so that they hand over their records.
-            for client_id in ctx.workers:
+            for client_id in state.workers:
                 runner.send_message("stop", None, client_id=client_id)
-        missing = ctx.collector.wait_for(ctx.workers, timeout_s=30.0)
-        ctx.collector.detach()
-        generator["workers"] = list(ctx.collector.done.values())
+        missing = state.collector.wait_for(state.workers, timeout_s=30.0)
+        state.collector.detach()
+        generator["workers"] = list(state.collector.done.values())
         if missing:
             generator["missing_workers"] = sorted(missing)
     else:
-        generator["local"] = ctx.finish_local()
+        generator["local"] = state.finish_local()
     meta = session.close(
         status="complete",
-        ended_at=ctx.stopping_at or now(),
+        ended_at=state.stopping_at or now(),
         generator=generator,
-        extra={"dropped": ctx.dropped_total(generator)},
+        extra={"dropped": state.dropped_total(generator)},
     )
-    _report(session.path, meta, ctx)
-    verdict = _judge(session.path, ctx) if ctx.spec is not None else None
-    if ctx.options.write_report:
+    _report(session.path, meta, state)
+    verdict = _judge(session.path, state) if state.spec is not None else None
+    if state.options.write_report:
         _write_html(session.path, verdict)
 
 
-def _judge(path: Path, ctx: RunContext) -> Verdict | None:
+def _judge(path: Path, state: RunState) -> Verdict | None:
     """--sla: judge the whole run (every worker's records) and decide the exit code."""
-    assert ctx.spec is not None
+    assert state.spec is not None
     try:
-        verdict = evaluate(ctx.spec, load_run(path))
+        verdict = evaluate(state.spec, load_run(path))
     except RunDirError as exc:
         log.error("slabench: cannot judge %s: %s", path, exc)
-        ctx.exit_code = EXIT_USAGE
+        state.exit_code = EXIT_USAGE
         return None
     write_verdict(path, verdict)
     print(format_table(verdict), flush=True)
-    ctx.exit_code = exit_code(verdict, allow_inconclusive=ctx.options.sla_allow_inconclusive)
+    state.exit_code = exit_code(verdict, allow_inconclusive=state.options.sla_allow_inconclusive)
     return verdict
 
 
@@ -280,7 +302,7 @@ def _write_html(path: Path, verdict: Verdict | None) -> None:
     print(f"slabench: report {written}", flush=True)
 
 
-def _report(path: Path, meta: dict[str, Any], ctx: RunContext) -> None:
+def _report(path: Path, meta: dict[str, Any], state: RunState) -> None:
     try:
         print(format_summary(str(path), summarize_run(load_run(path))), flush=True)
     except (ValueError, OSError, RunDirError) as exc:
@@ -292,10 +314,10 @@ def _report(path: Path, meta: dict[str, Any], ctx: RunContext) -> None:
             "load.",
             flush=True,
         )
-    if ctx.embedded is not None and not ctx.embedded.alive():
+    if state.embedded is not None and not state.embedded.alive():
         print(
             "slabench: WARNING: the bundled reference server exited during the run:\n"
-            + "".join(list(ctx.embedded.output)[-10:]),
+            + "".join(list(state.embedded.output)[-10:]),
             flush=True,
         )
 
@@ -309,14 +331,17 @@ def _worker_quitting(environment: Environment, **_: Any) -> None:
 def _quitting(environment: Environment, **_: Any) -> None:
     # Locust fires `quitting` before it stops a running test (SIGTERM, Ctrl-C): stop it
     # here first, so that the run directory is closed with every request recorded.
+    state = find_run_state(environment)
+    if state is None:
+        return
     runner = environment.runner
-    if runner is not None and _ctx is not None and _ctx.session is not None:
+    if runner is not None and state.session is not None:
         runner.stop()
-    if _ctx is not None and _ctx.embedded is not None:
-        _ctx.embedded.stop()
-    if _ctx is not None and _ctx.exit_code is not None:
+    if state.embedded is not None:
+        state.embedded.stop()
+    if state.exit_code is not None:
         # The one place the exit code is decided when --sla is given (never on workers).
-        environment.process_exit_code = _ctx.exit_code
+        environment.process_exit_code = state.exit_code
 
 
 def _scenario_name(environment: Environment) -> str:

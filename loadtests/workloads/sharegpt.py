@@ -1,4 +1,5 @@
-"""Streaming reader of ShareGPT JSON for ``loadtests.datasets`` (the format is in its docstring).
+"""Streaming reader of ShareGPT JSON for ``loadtests.workloads.datasets`` (the format is in
+its docstring).
 
 The file is one top-level JSON list, often gigabytes, so items are decoded one at a time
 from chunks and reading stops once `limit` usable pairs are in hand.

@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from loadtests.arrivals import ArrivalSpec, parse_arrival
+from loadtests.capacity.options import add_search_options
 from loadtests.errors import LoadSpecError
-from loadtests.search_options import add_search_options
-from loadtests.shape_specs import StagedShape, parse_duration_s, parse_shape
+from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
+from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
 
 
 def add_options(parser: Any) -> None:
@@ -233,21 +233,8 @@ class LoadOptions:
 
     @classmethod
     def from_namespace(cls, ns: Any) -> LoadOptions:
-        arrival = None
-        if ns.arrival_rate:
-            if not (math.isfinite(ns.arrival_rate) and ns.arrival_rate > 0):
-                raise LoadSpecError(f"--arrival-rate {ns.arrival_rate} must be > 0")
-            arrival = parse_arrival(ns.arrival, ns.arrival_rate, ns.burstiness, ns.seed)
-        for flag, value in (
-            ("--idle-timeout", ns.idle_timeout),
-            ("--request-timeout", ns.request_timeout),
-        ):
-            if not value > 0:
-                raise LoadSpecError(f"{flag} {value} must be > 0 seconds")
-        if ns.max_inflight < 1:
-            raise LoadSpecError(f"--max-inflight {ns.max_inflight} must be at least 1")
-        if ns.chars_per_token < 0:
-            raise LoadSpecError(f"--chars-per-token {ns.chars_per_token} must be >= 0")
+        arrival = _arrival(ns)
+        _check_limits(ns)
         shape = parse_shape(ns.shape) if ns.shape else None
         if shape is not None and arrival is not None:
             raise LoadSpecError("--shape drives users (closed loop); drop it or --arrival-rate")
@@ -303,3 +290,26 @@ class LoadOptions:
             "idle_timeout_s": self.idle_timeout_s,
             "request_timeout_s": self.request_timeout_s,
         }
+
+
+def _arrival(ns: Any) -> ArrivalSpec | None:
+    """The open-loop schedule of --arrival-rate (None: closed loop)."""
+    if not ns.arrival_rate:
+        return None
+    if not (math.isfinite(ns.arrival_rate) and ns.arrival_rate > 0):
+        raise LoadSpecError(f"--arrival-rate {ns.arrival_rate} must be > 0")
+    return parse_arrival(ns.arrival, ns.arrival_rate, ns.burstiness, ns.seed)
+
+
+def _check_limits(ns: Any) -> None:
+    """Timeouts, --max-inflight and --chars-per-token in their ranges."""
+    for flag, value in (
+        ("--idle-timeout", ns.idle_timeout),
+        ("--request-timeout", ns.request_timeout),
+    ):
+        if not value > 0:
+            raise LoadSpecError(f"{flag} {value} must be > 0 seconds")
+    if ns.max_inflight < 1:
+        raise LoadSpecError(f"--max-inflight {ns.max_inflight} must be at least 1")
+    if ns.chars_per_token < 0:
+        raise LoadSpecError(f"--chars-per-token {ns.chars_per_token} must be >= 0")
