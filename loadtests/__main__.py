@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from loadtests.options_doc import current_table, options_help
+from loadtests.harness.options_doc import current_table, options_help
 
 USAGE = "usage: python -m loadtests options [--markdown]"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.options_doc import (
+from loadtests.harness.options_doc import (
     BEGIN,
     END,
     current_table,
@@ -35,7 +35,7 @@ def test_the_docs_table_is_the_parsers() -> None:
     page = PAGE.read_text(encoding="utf-8")
     assert with_table(page, current_table()) == page, (
         "docs/load-tests.md's options table disagrees with the parser; run "
-        "`python -m loadtests.options_doc --write docs/load-tests.md`"
+        "`python -m loadtests.harness.options_doc --write docs/load-tests.md`"
     )
     assert main(["--check", str(PAGE)]) == 0
 

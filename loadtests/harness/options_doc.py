@@ -2,8 +2,8 @@
 
 Both are built from the parser itself (``add_options``), so they cannot drift from it:
 
-    python -m loadtests.options_doc --write docs/load-tests.md   # regenerate the table
-    python -m loadtests.options_doc --check docs/load-tests.md   # exit 1 when it is stale
+    python -m loadtests.harness.options_doc --write docs/load-tests.md   # regenerate the table
+    python -m loadtests.harness.options_doc --check docs/load-tests.md   # exit 1 when it is stale
 
 The table sits between ``BEGIN`` and ``END``; everything else in the page is left as it is.
 Locust is never imported here (it monkey-patches the process with gevent): the parser is
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import configargparse
 
-from loadtests.options import add_options
+from loadtests.harness.options import add_options
 
 BEGIN = "<!-- options:begin -->"
 END = "<!-- options:end -->"
-REGENERATE = "python -m loadtests.options_doc --write docs/load-tests.md"
+REGENERATE = "python -m loadtests.harness.options_doc --write docs/load-tests.md"
 USAGE = "locust -f loadtests/scenarios/SCENARIO.py [locust options] [slabench options]"
 
 
@@ -111,7 +111,7 @@ def options_help() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli = argparse.ArgumentParser(
-        prog="python -m loadtests.options_doc",
+        prog="python -m loadtests.harness.options_doc",
         description="Regenerate or check the options table of a docs page.",
     )
     mode = cli.add_mutually_exclusive_group(required=True)
