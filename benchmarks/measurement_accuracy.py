@@ -48,7 +48,7 @@ from benchmarks.locust_overhead import (
     run_once,
     start_canned,
 )
-from sla.records import load_run
+from sla.files.run import load_run
 from tests.loadtests.scripted_server import ScriptedServer
 
 MIX = REPO / "benchmarks" / "locustfiles" / "accuracy_mix.py"

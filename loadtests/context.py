@@ -29,7 +29,7 @@ from loadtests.options import LoadOptions
 from loadtests.protocols import PreparedRequest, RequestBuilder
 from loadtests.search_options import bundled_by_search
 from loadtests.transport import Target, Transport
-from sla.records import RequestRecord
+from sla.files.run import RequestRecord
 from sla.spec import Spec
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from loadtests.openai_stream import StreamAccumulator
 from loadtests.protocols import PreparedRequest, read_answer
 from loadtests.sse import SSEParser
 from loadtests.transport import Transport, discard, finish, read_some, set_read_timeout
-from sla.records import CANCELLED_ERROR, RequestRecord
+from sla.files.run import CANCELLED_ERROR, RequestRecord
 
 NAN = math.nan
 _DRAIN_S = 1.0

@@ -35,11 +35,12 @@ from loadtests.session import RunSession, default_run_dir
 from loadtests.shapes import ConfiguredShape
 from loadtests.summary import format_summary
 from reports import ReportError, summarize_run, write_capacity_report, write_report
-from sla.capacity import CapacityError
-from sla.records import RunDirError, load_run
+from sla.files.capacity import CapacityError
+from sla.files.run import RunDirError, load_run
+from sla.files.verdict import write_verdict
 from sla.spec import Spec, SpecError, load_spec
 from sla.table import format_table
-from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code, write_verdict
+from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code
 
 log = logging.getLogger("slabench")
 _ctx: RunContext | None = None

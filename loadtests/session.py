@@ -19,7 +19,8 @@ from loadtests.clock import now
 from loadtests.monitors import CpuMonitor, MetricsScraper
 from loadtests.options import LoadOptions
 from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
-from sla.records import SERVER_METRICS_FILE, RequestRecord, strip_credentials
+from sla.files.run import RequestRecord, strip_credentials
+from sla.files.server_metrics import SERVER_METRICS_FILE
 
 log = logging.getLogger("slabench")
 

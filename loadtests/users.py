@@ -27,7 +27,7 @@ from loadtests.protocols import (
     parse_shape,
 )
 from loadtests.transport import Transport
-from sla.records import CANCELLED_ERROR
+from sla.files.run import CANCELLED_ERROR
 
 if TYPE_CHECKING:
     from loadtests.context import RunContext

@@ -34,7 +34,7 @@ from dashboards.capacity_points import (
 from reports import fmt
 from reports.html import Markup, esc, figure_slots, page
 from reports.render import REPORT_FILE, write_html
-from sla.capacity import load_capacity
+from sla.files.capacity import load_capacity
 
 __all__ = [
     "OUTCOME_TEXT",

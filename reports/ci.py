@@ -17,7 +17,8 @@ import xml.etree.ElementTree as ET
 
 from reports import fmt
 from reports.summary import RunSummary, summarize_run
-from sla.records import Run
+from sla.files.run import Run
+from sla.reading import Reading
 from sla.verdict import Status, Verdict
 
 __all__ = ["junit_xml", "markdown_summary"]
@@ -85,9 +86,14 @@ def md(text: object) -> str:
     return " ".join(escaped.split())
 
 
-def markdown_summary(run: Run, verdict: Verdict | None, summary: RunSummary | None = None) -> str:
-    """A short markdown summary: verdict, objective table, key numbers, warnings."""
+def markdown_summary(
+    run: Run | Reading, verdict: Verdict | None, summary: RunSummary | None = None
+) -> str:
+    """A short markdown summary: verdict, objective table, key numbers, warnings (of a run,
+    or of a reading of it with its summary already made)."""
     s = summary if summary is not None else summarize_run(run)
+    if isinstance(run, Reading):
+        run = run.run
     scenario = md(run.meta.get("scenario") or "run")
     if verdict is None:
         lines = [f"### slabench: {scenario}: no SLA", ""]
@@ -104,7 +110,7 @@ def markdown_summary(run: Run, verdict: Verdict | None, summary: RunSummary | No
         f"{md(run.meta.get('target_url') or 'n/a')}"
     )
     lines.append("")
-    if _saturated(run) or (verdict is not None and verdict.saturated):
+    if run.saturated or (verdict is not None and verdict.saturated):
         lines += [
             "> **Warning:** the load generator was saturated; its timings are not trustworthy.",
             "",
@@ -137,8 +143,3 @@ def markdown_summary(run: Run, verdict: Verdict | None, summary: RunSummary | No
         lines += ["", "| error | status | count |", "|---|---:|---:|"]
         lines += [f"| {md(e.reason)} | {e.status} | {e.count:,} |" for e in s.errors[:5]]
     return "\n".join(lines) + "\n"
-
-
-def _saturated(run: Run) -> bool:
-    generator = run.meta.get("generator")
-    return bool(isinstance(generator, dict) and generator.get("saturated"))

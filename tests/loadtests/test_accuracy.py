@@ -23,8 +23,8 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
+from sla.files.run import CANCELLED_ERROR
 from sla.metrics import itl_ms
-from sla.records import CANCELLED_ERROR
 from tests.loadtests.scripted_server import ScriptedServer, run_locust
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sla.records import CANCELLED_ERROR
+from sla.files.run import CANCELLED_ERROR
 from tests.loadtests.scripted_server import ERROR_MESSAGE, ScriptedServer, run_locust
 
 pytestmark = pytest.mark.e2e

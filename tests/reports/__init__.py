@@ -1,5 +1,5 @@
 """Synthetic run directories for the report tests, written the way the load generator does
-(``loadtests.recorder``: pure, no gevent), so that ``sla.records.load_run`` reads them back."""
+(``loadtests.recorder``: pure, no gevent), so that ``sla.files.run.load_run`` reads them back."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.recorder import RequestRecorder, finish_run_json, start_run_json
-from sla.records import RequestRecord
+from sla.files.run import RequestRecord
 
 T0 = 1_700_000_000.0
 
