@@ -6,7 +6,7 @@ import math
 
 from sla.fmt import fmt_ci, fmt_confidence, fmt_number, fmt_value, op_symbol
 from sla.spec import PROPORTION_METRICS
-from sla.verdict import Status, Verdict
+from sla.verdict import ObjectiveResult, Status, Verdict
 
 __all__ = ["format_table"]
 
@@ -28,20 +28,8 @@ def format_table(verdict: Verdict) -> str:
         "n",
         f"{fmt_confidence(verdict.confidence)} CI",
     )
-    rows = [(*header, "status")]
-    for r in verdict.objectives:
-        margin = "n/a"
-        if math.isfinite(r.margin):
-            sign = "+" if r.margin >= 0 else "-"
-            margin = f"{sign}{fmt_value(r.metric, abs(r.margin))}"
-            if r.metric in PROPORTION_METRICS:  # points, not a relative change
-                margin = f"{sign}{fmt_number(abs(r.margin), r.metric)} pp"
-            if math.isfinite(r.margin_rel):
-                margin += f" ({r.margin_rel:+.0%})"
-        ci = "-" if r.direct else fmt_ci(r.metric, r.ci_low, r.ci_high)
-        limit = f"{op_symbol(r.op, True)} {fmt_value(r.metric, r.limit)}"
-        observed = fmt_value(r.metric, r.observed)
-        rows.append((r.label, observed, limit, margin, str(r.n), ci, str(r.status)))
+    rows: list[tuple[str, ...]] = [(*header, "status")]
+    rows.extend(_row(r) for r in verdict.objectives)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -52,3 +40,22 @@ def format_table(verdict: Verdict) -> str:
         )
     lines.extend(r.message for r in verdict.objectives if r.status is not Status.PASS)
     return "\n".join(lines)
+
+
+def _row(r: ObjectiveResult) -> tuple[str, ...]:
+    ci = "-" if r.direct else fmt_ci(r.metric, r.ci_low, r.ci_high)
+    limit = f"{op_symbol(r.op, True)} {fmt_value(r.metric, r.limit)}"
+    observed = fmt_value(r.metric, r.observed)
+    return (r.label, observed, limit, _margin(r), str(r.n), ci, str(r.status))
+
+
+def _margin(r: ObjectiveResult) -> str:
+    if not math.isfinite(r.margin):
+        return "n/a"
+    sign = "+" if r.margin >= 0 else "-"
+    margin = f"{sign}{fmt_value(r.metric, abs(r.margin))}"
+    if r.metric in PROPORTION_METRICS:  # points, not a relative change
+        margin = f"{sign}{fmt_number(abs(r.margin), r.metric)} pp"
+    if math.isfinite(r.margin_rel):
+        margin += f" ({r.margin_rel:+.0%})"
+    return margin
