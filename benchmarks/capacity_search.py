@@ -36,7 +36,7 @@ from pathlib import Path
 
 from benchmarks._harness import TINY_EMBED, TINY_LM
 from loadtests.bundled_server import ServerProcess, ServerStartError
-from sla.capacity import load_capacity
+from sla.files.capacity import load_capacity
 
 SCENARIO = Path(__file__).resolve().parents[1] / "loadtests" / "scenarios" / "kserve.py"
 MLP = ("--mlp-hidden", "128", "--mlp-layers", "2", "--mlp-in-features", "16")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import psutil
 
-from sla.records import CANCELLED_ERROR, load_run
+from sla.files.run import CANCELLED_ERROR, load_run
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = REPO / "loadtests" / "scenarios" / "chat.py"

@@ -49,7 +49,7 @@ from benchmarks.locust_overhead import (
     start_canned,
 )
 from benchmarks.scripted_server import ScriptedServer
-from sla.records import load_run
+from sla.files.run import load_run
 
 MIX = REPO / "benchmarks" / "locustfiles" / "accuracy_mix.py"
 MEASURED_USERS = 8

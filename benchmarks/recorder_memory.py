@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from loadtests.recording.recorder import RequestRecorder
-from sla.records import RequestRecord
+from sla.files.run import RequestRecord
 
 _MB = 1024 * 1024
 _TARGET_MB_PER_MILLION = 150.0

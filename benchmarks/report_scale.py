@@ -156,8 +156,8 @@ def _breakdown(run_dir: Path) -> None:
     from dashboards import build_panels
     from reports.html import figure_slots, page
     from reports.summary import summarize_run
-    from reports.verdicts import load_verdict
-    from sla.records import load_run
+    from sla.files.run import load_run
+    from sla.files.verdict import load_verdict
 
     marks = [("start", time.perf_counter())]
     run = load_run(run_dir)

@@ -53,8 +53,8 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.client.clock import now
+from sla.files.run import load_run
 from sla.metrics import with_request_metrics
-from sla.records import load_run
 
 SHAPE_MODES = ("normal", "split", "burst", "keepalive", "no-usage")
 FAULT_MODES = ("error-mid", "error-event", "early-end", "drop", "stall", "slow-total", "http-error")

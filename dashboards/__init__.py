@@ -9,14 +9,18 @@ one point per request, so a run of a million requests builds in seconds into sma
 Time axes are seconds since the run start, with the warm-up shaded and the measured window
 marked. ``window_stats`` gives the per-window points the time series are drawn from.
 
-Modules: ``view`` (a run's metrics and time axis), ``windows`` (per-window points, requests
-in flight), ``timeseries``, ``distributions``, ``load`` (TTFT against input length, latency
-against throughput), ``levels`` (load levels of a shaped run), ``sla_panel``, ``errors``,
-``server`` (scraped server metrics), ``compare`` and ``build``; ``capacity`` draws the
-result of a capacity search (``capacity.json``) rather than a run, from the points that
-``capacity_points`` reads out of it:
+Every builder takes a run or its reading (``sla.reading.read_run``): a caller that already
+read the run passes the reading and nothing is derived again. ``DashboardError`` (a figure
+option that cannot be used) is a ``sla.errors.SlabenchError``.
 
-    panels = capacity_panels(load_capacity("runs/sweep"))   # sla.capacity.load_capacity
+Modules: ``view`` (a run's reading and time axis), ``windows`` (per-window points, requests
+in flight), ``timeseries``, ``distributions``, ``load`` (TTFT against input length, latency
+against throughput), ``levels`` (load levels of a shaped run), ``sla_panel``, ``failures``
+(failed requests), ``server`` (scraped server metrics), ``compare`` and ``build``;
+``capacity`` draws the result of a capacity search (``capacity.json``) rather than a run,
+from the points that ``capacity_points`` reads out of it:
+
+    panels = capacity_panels(load_capacity("runs/sweep"))   # sla.files.capacity
 """
 
 from __future__ import annotations

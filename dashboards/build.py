@@ -9,7 +9,7 @@ in a non-streamed run, no server metrics, no errors, a single load level, no ver
 from __future__ import annotations
 
 from dashboards.distributions import distribution_panels
-from dashboards.errors import errors_panel
+from dashboards.failures import errors_panel
 from dashboards.load import latency_vs_throughput, ttft_vs_input
 from dashboards.panel import Panel
 from dashboards.server import server_panel
@@ -17,15 +17,17 @@ from dashboards.sla_panel import sla_panel
 from dashboards.timeseries import inflight_over_time, percentile_bands, throughput_over_time
 from dashboards.view import RunView
 from dashboards.windows import window_stats
-from sla.records import Run
+from sla.files.run import Run
+from sla.reading import Reading
 from sla.verdict import Verdict
 
 
 def build_panels(
-    run: Run, verdict: Verdict | None = None, *, window_s: float | None = None
+    run: Run | Reading, verdict: Verdict | None = None, *, window_s: float | None = None
 ) -> list[Panel]:
-    """The panels of ``run``; ``window_s`` sets the time-series window (default: a 1-2-5
-    step giving at most 150 windows). Raises ``DashboardError`` for an unusable window."""
+    """The panels of ``run`` (or of a reading already made of it); ``window_s`` sets the
+    time-series window (default: a 1-2-5 step giving at most 150 windows). Raises
+    ``DashboardError`` for an unusable window."""
     view = RunView.of(run, window_s)
     timeline = view.timeline
     stats = window_stats(view.rows, start=timeline.origin, window_s=timeline.window_s)
@@ -37,7 +39,7 @@ def build_panels(
         percentile_bands(stats, timeline, prefix="ttft", key="ttft_over_time", what="TTFT"),
         throughput_over_time(stats, view),
         inflight_over_time(stats, view),
-        server_panel(run.server_metrics, stats, timeline),
+        server_panel(view.reading.run.server_metrics, stats, timeline),
         errors_panel(view, stats),
         *distribution_panels(view, verdict),
         ttft_vs_input(view),

@@ -1,4 +1,4 @@
-"""Figures of a capacity search (``capacity.json``, see ``sla.capacity``): pure builders.
+"""Figures of a capacity search (``capacity.json``, see ``sla.files.capacity``): pure builders.
 
     result = load_capacity("runs/sweep")
     panels = capacity_panels(result)          # latency–throughput curve, load vs throughput

@@ -1,10 +1,10 @@
-"""A capacity result (``capacity.json``, see ``sla.capacity``) read into frozen points once.
+"""A capacity result (``capacity.json``, see ``sla.files.capacity``) read into frozen points once.
 
     points = step_points(result)              # one StepPoint per step, in the order they ran
     capacity = bound(result, "capacity")      # Bound(load, step) | None
     at = find_step(points, capacity.step)
 
-The file is validated by ``sla.capacity.load_capacity``, but a field may still be null or
+The file is validated by ``sla.files.capacity.load_capacity``, but a field may still be null or
 of a surprising type (an older writer, a hand edit): everything here returns None for a
 number that is missing, not finite, or a boolean, so that the figures and the report tables
 never have to check. Text fields are kept as they are; escape them where they are shown.

@@ -17,7 +17,8 @@ from dashboards.distributions import cdf_points
 from dashboards.panel import COLOURS, Panel, new_figure, padded_range
 from dashboards.view import LATENCY_METRICS, METRIC_NAMES, RunView
 from sla.compare import Change, Comparison, MetricChange
-from sla.records import Run
+from sla.files.run import Run
+from sla.reading import Reading
 
 CHANGE_COLOURS = {
     Change.REGRESSED: "#CC3311",
@@ -27,8 +28,11 @@ CHANGE_COLOURS = {
 }
 
 
-def comparison_panels(baseline: Run, candidate: Run, comparison: Comparison) -> list[Panel]:
-    """The delta chart, then one CDF overlay per latency metric that either run has."""
+def comparison_panels(
+    baseline: Run | Reading, candidate: Run | Reading, comparison: Comparison
+) -> list[Panel]:
+    """The delta chart, then one CDF overlay per latency metric that either run has (of
+    runs, or of readings already made of them)."""
     views = {"baseline": RunView.of(baseline), "candidate": RunView.of(candidate)}
     panels = [delta_panel(comparison)]
     for metric in LATENCY_METRICS:

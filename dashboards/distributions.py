@@ -18,9 +18,9 @@ from plotly.subplots import make_subplots
 
 from dashboards.panel import COLOURS, STATUS_COLOURS, Panel, style
 from dashboards.view import LATENCY_METRICS, METRIC_NAMES, RunView
+from sla.fmt import fmt_value
 from sla.metrics import FloatArray
 from sla.spec import percentile_of
-from sla.table import fmt_value
 from sla.verdict import ObjectiveResult, Verdict
 
 N_BINS = 60

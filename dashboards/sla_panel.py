@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboards.panel import STATUS_COLOURS, Panel, new_figure, padded_range, safe_label
-from sla.table import fmt_value
+from sla.fmt import fmt_value
 from sla.verdict import ObjectiveResult, Verdict
 
 

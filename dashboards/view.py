@@ -1,25 +1,29 @@
-"""A run as the figure builders see it: the per-request metrics once, the time axis, and the
-samples of the measured window that the SLA judges.
+"""A run as the figure builders see it: the run's reading (``sla.reading``: the window and
+the per-request metrics, derived once) and the time axis.
 
 Time axes are seconds since the run's ``started_at``; a request sits in the window of its
-start (``scheduled_at`` in open loop, else ``sent_at``), as ``sla.metrics.measured`` places
-it. The measured samples are those of ``sla.metrics.measured`` (warm-up and requests
-cancelled by the end of the test excluded) that succeeded, as ``sla.compare`` takes them.
+start (``scheduled_at`` in open loop, else ``sent_at``), as the reading places it. The
+measured samples are the reading's successful measured requests, as the SLA judge and
+``sla.compare`` take them. Figures show the run's own window: a reading made with an SLA
+spec's extra warm-up is seen without it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sla.metrics import FloatArray, itl_ms, measured, with_request_metrics
-from sla.records import Run
+from sla.errors import SlabenchError
+from sla.files.run import Run
+from sla.metrics import FloatArray
+from sla.reading import Reading, read_run
+from sla.spec import RESPONSE_LATENCY_METRICS
 
-LATENCY_METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "latency_ms")
+LATENCY_METRICS = RESPONSE_LATENCY_METRICS  # the latencies drawn (not the schedule lag)
 METRIC_NAMES = {
     "ttft_ms": "TTFT",
     "itl_ms": "ITL",
@@ -31,7 +35,7 @@ MAX_WINDOWS = 5000  # a finer --window would make figures that no browser draws 
 _NICE_STEPS = (1.0, 2.0, 5.0)
 
 
-class DashboardError(ValueError):
+class DashboardError(SlabenchError, ValueError):
     """A figure option that cannot be used; str() is one line saying what and how to fix it."""
 
 
@@ -69,51 +73,54 @@ def default_window_s(duration_s: float) -> float:
 
 @dataclass(frozen=True, eq=False)
 class RunView:
-    """The metric columns of every row, the measured successful rows, and the time axis."""
+    """The run's reading (its own window) and the time axis of its figures."""
 
-    meta: dict[str, Any]
-    rows: pd.DataFrame  # with_request_metrics of every recorded row
-    measured_ok: pd.DataFrame  # the measured window's successful rows, without chunk gaps
+    reading: Reading
     timeline: Timeline
-    _cache: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
     @staticmethod
-    def of(run: Run, window_s: float | None = None) -> RunView:
-        # A positional index, so that the measured rows' labels are their positions.
-        rows = with_request_metrics(run.requests).reset_index(drop=True)
-        meta = dict(run.meta)
-        starts = rows["start"].to_numpy(dtype=np.float64)
-        done = rows["done_at"].to_numpy(dtype=np.float64)
-        origin = _first_finite(meta.get("started_at"), _nanmin(starts), 0.0)
-        end = _first_finite(meta.get("ended_at"), _nanmax(done), origin)
-        warmup = _finite_or_none(meta.get("measured_from"))
-        # As sla.compare does: a run without measured_from is measured from its start.
-        meta["measured_from"] = warmup if warmup is not None else origin
-        meta["ended_at"] = end
-        # Without the chunk gaps: copying a list column of millions of gaps costs seconds.
-        kept = measured(rows.drop(columns=["chunk_gaps_ms"]), meta)
-        measured_ok = kept[kept["ok"].to_numpy(dtype=bool)]
-        end_s = max(end - origin, 0.0)
-        if window_s is None:
-            window_s = default_window_s(end_s)
-        _check_window(window_s, end_s)
-        warmup_s = None if warmup is None else warmup - origin
-        return RunView(meta, rows, measured_ok, Timeline(origin, end_s, warmup_s, window_s))
+    def of(run: Run | Reading, window_s: float | None = None) -> RunView:
+        reading = (run if isinstance(run, Reading) else read_run(run)).with_warmup(0.0)
+        timeline = _timeline(reading, window_s)
+        return RunView(reading, timeline)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.reading.meta
+
+    @property
+    def rows(self) -> pd.DataFrame:
+        """Every recorded row with the per-request metric columns (positional index)."""
+        return self.reading.rows
+
+    @property
+    def measured_ok(self) -> pd.DataFrame:
+        """The measured window's successful rows."""
+        return self.reading.measured_ok
 
     def values(self, metric: str) -> FloatArray:
         """The measured samples of a latency metric (``itl_ms`` pools the chunk gaps), no NaN."""
-        if metric not in self._cache:
-            if metric == "itl_ms":
-                gaps = self.rows[["chunk_gaps_ms", "status", "error"]]
-                values = itl_ms(gaps.iloc[self.measured_ok.index.to_numpy()], only_ok=False)
-            else:
-                values = self.measured_ok[metric].to_numpy(dtype=np.float64)
-            self._cache[metric] = values[~np.isnan(values)]
-        return self._cache[metric]
+        return self.reading.latency_values(metric)
 
     def load_profile(self) -> dict[str, Any]:
         profile = self.meta.get("load_profile")
         return profile if isinstance(profile, dict) else {}
+
+
+def _timeline(reading: Reading, window_s: float | None) -> Timeline:
+    """The time axis: from ``started_at`` (else the first start) to the window's end."""
+    meta = reading.meta
+    origin = _first_finite(meta.get("started_at"), _nanmin(reading.start), 0.0)
+    end = _first_finite(reading.ended_at, origin)
+    end_s = max(end - origin, 0.0)
+    if window_s is None:
+        window_s = default_window_s(end_s)
+    _check_window(window_s, end_s)
+    # Shaded only when the run had a warm-up of its own.
+    warmup_s = None
+    if _finite_or_none(meta.get("measured_from")) is not None and reading.measured_from is not None:
+        warmup_s = reading.measured_from - origin
+    return Timeline(origin, end_s, warmup_s, window_s)
 
 
 def _check_window(window_s: float, end_s: float) -> None:
@@ -144,8 +151,3 @@ def _first_finite(*values: object) -> float:
 def _nanmin(values: FloatArray) -> float | None:
     finite = values[np.isfinite(values)]
     return float(finite.min()) if len(finite) else None
-
-
-def _nanmax(values: FloatArray) -> float | None:
-    finite = values[np.isfinite(values)]
-    return float(finite.max()) if len(finite) else None

@@ -21,8 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from sla.metrics import FloatArray, with_request_metrics
-from sla.records import CANCELLED_ERROR
+from sla.metrics import FloatArray, not_cancelled, with_request_metrics
 
 IntArray = npt.NDArray[np.int64]
 PERCENTS = (50.0, 90.0, 99.0)
@@ -61,9 +60,8 @@ def window_stats(df: pd.DataFrame, *, start: float, window_s: float) -> pd.DataF
     if not window_s > 0:
         raise ValueError(f"window_s must be > 0, got {window_s}")
     rows = df if "latency_ms" in df.columns else with_request_metrics(df)
-    cancelled = (rows["error"] == CANCELLED_ERROR).to_numpy(dtype=bool, na_value=False)
     t = rows["start"].to_numpy(dtype=np.float64)
-    keep = ~cancelled & np.isfinite(t)
+    keep = not_cancelled(rows) & np.isfinite(t)
     index = np.floor((t[keep] - start) / window_s).astype(np.int64)
     if not len(index):
         return pd.DataFrame({name: [] for name in WINDOW_COLUMNS}).astype(_dtypes())

@@ -4,18 +4,26 @@
     html_text = render_report(load_run("runs/x"), verdict)   # one offline HTML file
     write_report(Path("runs/x"), verdict)                     # -> runs/x/report.html
 
+A caller that already loaded the run reads it once and hands the same objects on::
+
+    reading = read_run(load_run("runs/x"))        # sla.reading: window and metrics, once
+    summary = summarize_run(reading)
+    verdict = evaluate(spec, reading)             # sla.verdict
+    write_report(reading, verdict, summary=summary)
+
 Command line: ``python -m reports RUN_DIR``, ``compare``, ``junit``, ``markdown``,
 ``capacity``, ``capacity-compare`` (see ``reports.__main__``). Errors a user can cause
-raise ``ReportError`` (or the SLA package's ``RunDirError``/``SpecError``/
-``CapacityError``), each one line.
+raise a ``sla.errors.SlabenchError`` (``ReportError`` here; ``RunDirError``,
+``SpecError``, ``CapacityError`` from ``sla``; ``DashboardError``), each one line.
 
 - ``reports.summary``: exact numbers of a run for the tables.
 - ``reports.html``: escaping, tables, the page (plotly.js inlined once, strict CSP).
-- ``reports.render``: single-run and comparison reports; ``write_report``.
+- ``reports.render``: single-run and comparison reports; ``write_report``,
+  ``resolve_verdict`` (a spec given, else the run's verdict.json).
 - ``reports.ci``: ``junit_xml``, ``markdown_summary``.
 - ``reports.capacity``: the report of a capacity search (a sweep directory);
   ``reports.capacity_compare``: the comparison of several.
-- ``reports.verdicts``: ``verdict.json`` back into a ``Verdict``.
+- ``reports.errors``: ``ReportError``.
 """
 
 from __future__ import annotations
@@ -23,22 +31,22 @@ from __future__ import annotations
 from reports.capacity import render_capacity_report, write_capacity_report
 from reports.capacity_compare import render_capacity_comparison
 from reports.ci import junit_xml, markdown_summary
+from reports.errors import ReportError
 from reports.render import (
     REPORT_FILE,
     render_comparison,
     render_report,
+    resolve_verdict,
     write_html,
     write_report,
 )
 from reports.summary import RunSummary, summarize_run
-from reports.verdicts import ReportError, load_verdict, resolve_verdict, verdict_from_dict
 
 __all__ = [
     "REPORT_FILE",
     "ReportError",
     "RunSummary",
     "junit_xml",
-    "load_verdict",
     "markdown_summary",
     "render_capacity_comparison",
     "render_capacity_report",
@@ -46,7 +54,6 @@ __all__ = [
     "render_report",
     "resolve_verdict",
     "summarize_run",
-    "verdict_from_dict",
     "write_capacity_report",
     "write_html",
     "write_report",

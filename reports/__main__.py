@@ -25,17 +25,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from dashboards import DashboardError
 from reports.capacity import write_capacity_report
 from reports.capacity_compare import render_capacity_comparison
 from reports.ci import junit_xml, markdown_summary
-from reports.render import REPORT_FILE, render_comparison, render_report, write_html
-from reports.verdicts import ReportError, resolve_verdict
-from sla.capacity import CAPACITY_FILE, CapacityError
+from reports.errors import ReportError
+from reports.render import (
+    REPORT_FILE,
+    render_comparison,
+    render_report,
+    resolve_verdict,
+    write_html,
+)
 from sla.compare import compare, parse_max_regression
-from sla.records import RUN_JSON, RunDirError, load_run
-from sla.spec import SpecError, parse_duration_s
-from sla.verdict import EXIT_USAGE
+from sla.errors import SlabenchError, report_error
+from sla.files.capacity import CAPACITY_FILE
+from sla.files.run import RUN_JSON, load_run
+from sla.reading import read_run
+from sla.spec import parse_duration_s
 
 PROG = "python -m reports"
 COMMANDS = ("render", "compare", "junit", "markdown", "capacity", "capacity-compare")
@@ -125,11 +131,10 @@ def _add_capacity_commands(commands: argparse._SubParsersAction[_Parser]) -> Non
 
 
 def _render(args: argparse.Namespace) -> None:
-    run = load_run(args.run_dir)
-    verdict = resolve_verdict(run, args.sla)
-    path = write_html(
-        render_report(run, verdict, window_s=args.window), args.output or run.path / REPORT_FILE
-    )
+    reading = read_run(load_run(args.run_dir))
+    verdict = resolve_verdict(reading, args.sla)
+    text = render_report(reading, verdict, window_s=args.window)
+    path = write_html(text, args.output or reading.path / REPORT_FILE)
     print(f"report written to {path}")
 
 
@@ -152,8 +157,8 @@ def _junit(args: argparse.Namespace) -> None:
 
 
 def _markdown(args: argparse.Namespace) -> None:
-    run = load_run(args.run_dir)
-    text = markdown_summary(run, resolve_verdict(run, args.sla))
+    reading = read_run(load_run(args.run_dir))
+    text = markdown_summary(reading, resolve_verdict(reading, args.sla))
     if args.output is None:
         sys.stdout.write(text)
     else:
@@ -198,9 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "capacity-compare": _capacity_compare,
         }
         handlers[args.command](args)
-    except (ReportError, RunDirError, SpecError, DashboardError, CapacityError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except SlabenchError as exc:
+        return report_error(exc, PROG)
     return 0
 
 

@@ -3,11 +3,11 @@
     render_capacity_report("runs/sweep")           # one self-contained page (str)
     write_capacity_report("runs/sweep")            # -> runs/sweep/report.html
 
-A sweep directory holds ``capacity.json`` (``sla.capacity``) and one run directory per step.
+A sweep directory holds ``capacity.json`` (``sla.files.capacity``) and one run directory per step.
 The page is built like the run report (``reports.html``: the same CSP, plotly.js inlined
 once, every string from the file escaped). A step's run directory is linked when it has a
 ``report.html``, relative to where the page is written (``out_dir``), so links survive
-``-o`` elsewhere. Bad input raises ``sla.capacity.CapacityError`` or ``ReportError``.
+``-o`` elsewhere. Bad input raises ``sla.files.capacity.CapacityError`` or ``ReportError``.
 The comparison of several searches is ``reports.capacity_compare``, built from the text
 helpers here (``capacity_text``, ``money``, ``capacity_warnings``, ``wide_table``...).
 """
@@ -34,7 +34,7 @@ from dashboards.capacity_points import (
 from reports import fmt
 from reports.html import Markup, esc, figure_slots, page
 from reports.render import REPORT_FILE, write_html
-from sla.capacity import load_capacity
+from sla.files.capacity import load_capacity
 
 __all__ = [
     "OUTCOME_TEXT",

@@ -33,10 +33,10 @@ from reports.capacity import (
     warning_banners,
     wide_table,
 )
+from reports.errors import ReportError
 from reports.html import Markup, esc, figure_slots, page
 from reports.render import REPORT_FILE
-from reports.verdicts import ReportError
-from sla.capacity import load_capacity
+from sla.files.capacity import load_capacity
 
 __all__ = ["best_capacity", "lowest_cost", "render_capacity_comparison"]
 

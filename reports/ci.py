@@ -17,7 +17,8 @@ import xml.etree.ElementTree as ET
 
 from reports import fmt
 from reports.summary import RunSummary, summarize_run
-from sla.records import Run
+from sla.files.run import Run
+from sla.reading import Reading
 from sla.verdict import Status, Verdict
 
 __all__ = ["junit_xml", "markdown_summary"]
@@ -85,9 +86,32 @@ def md(text: object) -> str:
     return " ".join(escaped.split())
 
 
-def markdown_summary(run: Run, verdict: Verdict | None, summary: RunSummary | None = None) -> str:
-    """A short markdown summary: verdict, objective table, key numbers, warnings."""
+def markdown_summary(
+    run: Run | Reading, verdict: Verdict | None, summary: RunSummary | None = None
+) -> str:
+    """A short markdown summary: verdict, objective table, key numbers, warnings (of a run,
+    or of a reading of it with its summary already made)."""
     s = summary if summary is not None else summarize_run(run)
+    if isinstance(run, Reading):
+        run = run.run
+    lines = _md_head(run, verdict, s)
+    if verdict is not None:
+        lines += _md_objectives(verdict)
+    lines += ["| metric (ms) | n | p50 | p90 | p99 | max |", "|---|---:|---:|---:|---:|---:|"]
+    for m in s.metrics:
+        if m.n:
+            lines.append(
+                f"| `{m.metric}` | {m.n:,} | {fmt.exact(m.p50)} | {fmt.exact(m.p90)} | "
+                f"{fmt.exact(m.p99)} | {fmt.exact(m.max)} |"
+            )
+    if s.errors:
+        lines += ["", "| error | status | count |", "|---|---:|---:|"]
+        lines += [f"| {md(e.reason)} | {e.status} | {e.count:,} |" for e in s.errors[:5]]
+    return "\n".join(lines) + "\n"
+
+
+def _md_head(run: Run, verdict: Verdict | None, s: RunSummary) -> list[str]:
+    """The title, the key numbers and the warnings."""
     scenario = md(run.meta.get("scenario") or "run")
     if verdict is None:
         lines = [f"### slabench: {scenario}: no SLA", ""]
@@ -104,41 +128,30 @@ def markdown_summary(run: Run, verdict: Verdict | None, summary: RunSummary | No
         f"{md(run.meta.get('target_url') or 'n/a')}"
     )
     lines.append("")
-    if _saturated(run) or (verdict is not None and verdict.saturated):
+    if run.saturated or (verdict is not None and verdict.saturated):
         lines += [
             "> **Warning:** the load generator was saturated; its timings are not trustworthy.",
             "",
         ]
     if run.from_parts:
         lines += ["> **Warning:** this run was never closed; it was recovered from its parts.", ""]
-    if verdict is not None:
-        lines += [
-            "| objective | observed | limit | margin | n | status |",
-            "|---|---:|---:|---:|---:|---|",
-        ]
-        for r in verdict.objectives:
-            lines.append(
-                f"| `{r.label}` | {fmt.exact_value(r.metric, r.observed)} | "
-                f"{fmt.limit_text(r)} | {fmt.margin_text(r)} | {r.n:,} | "
-                f"{_ICONS[r.status]} {r.status} |"
-            )
+    return lines
+
+
+def _md_objectives(verdict: Verdict) -> list[str]:
+    """The objective table, then the message of every objective that did not pass."""
+    lines = [
+        "| objective | observed | limit | margin | n | status |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in verdict.objectives:
+        lines.append(
+            f"| `{r.label}` | {fmt.exact_value(r.metric, r.observed)} | "
+            f"{fmt.limit_text(r)} | {fmt.margin_text(r)} | {r.n:,} | "
+            f"{_ICONS[r.status]} {r.status} |"
+        )
+    lines.append("")
+    lines += [f"- {md(r.message)}" for r in verdict.objectives if r.status is not Status.PASS]
+    if any(r.status is not Status.PASS for r in verdict.objectives):
         lines.append("")
-        lines += [f"- {md(r.message)}" for r in verdict.objectives if r.status is not Status.PASS]
-        if any(r.status is not Status.PASS for r in verdict.objectives):
-            lines.append("")
-    lines += ["| metric (ms) | n | p50 | p90 | p99 | max |", "|---|---:|---:|---:|---:|---:|"]
-    for m in s.metrics:
-        if m.n:
-            lines.append(
-                f"| `{m.metric}` | {m.n:,} | {fmt.exact(m.p50)} | {fmt.exact(m.p90)} | "
-                f"{fmt.exact(m.p99)} | {fmt.exact(m.max)} |"
-            )
-    if s.errors:
-        lines += ["", "| error | status | count |", "|---|---:|---:|"]
-        lines += [f"| {md(e.reason)} | {e.status} | {e.count:,} |" for e in s.errors[:5]]
-    return "\n".join(lines) + "\n"
-
-
-def _saturated(run: Run) -> bool:
-    generator = run.meta.get("generator")
-    return bool(isinstance(generator, dict) and generator.get("saturated"))
+    return lines

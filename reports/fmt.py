@@ -11,8 +11,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from sla.fmt import fmt_number, fmt_value
 from sla.spec import LATENCY_METRICS, PROPORTION_METRICS
-from sla.table import fmt_number, fmt_value
 from sla.verdict import ObjectiveResult
 
 __all__ = [

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dashboards import build_panels, comparison_panels
 from reports import fmt
+from reports.errors import ReportError
 from reports.html import Markup, PanelLike, esc, figure_slots, page, table
 from reports.sections import (
     details_section,
@@ -25,29 +26,43 @@ from reports.sections import (
     summary_section,
     warnings,
 )
-from reports.summary import summarize_run
-from reports.verdicts import ReportError, load_verdict
+from reports.summary import RunSummary, summarize_run
 from sla.compare import Change, Comparison
-from sla.records import Run, load_run
-from sla.verdict import Verdict
+from sla.files.run import Run, load_run
+from sla.files.verdict import load_verdict
+from sla.reading import Reading, read_run
+from sla.spec import load_spec
+from sla.verdict import Verdict, evaluate
 
-__all__ = ["REPORT_FILE", "render_comparison", "render_report", "write_html", "write_report"]
+__all__ = [
+    "REPORT_FILE",
+    "render_comparison",
+    "render_report",
+    "resolve_verdict",
+    "write_html",
+    "write_report",
+]
 
 REPORT_FILE = "report.html"
 
 
 def render_report(
-    run: Run,
+    run: Run | Reading,
     verdict: Verdict | None = None,
     *,
     panels: Sequence[PanelLike] | None = None,
     window_s: float | None = None,
+    summary: RunSummary | None = None,
 ) -> str:
-    """The HTML report of ``run`` (pure). ``panels`` defaults to ``dashboards.build_panels``;
-    ``window_s`` is the time-series window passed to it (None: its default)."""
+    """The HTML report of ``run`` (pure), or of a reading already made of it. ``panels``
+    defaults to ``dashboards.build_panels``; ``window_s`` is the time-series window passed
+    to it (None: its default); ``summary`` defaults to ``summarize_run`` of the reading."""
+    reading = run if isinstance(run, Reading) else read_run(run)
     if panels is None:
-        panels = build_panels(run, verdict, window_s=window_s)
-    summary = summarize_run(run)
+        panels = build_panels(reading, verdict, window_s=window_s)
+    if summary is None:
+        summary = summarize_run(reading)
+    run = reading.run
     slots, figures_json = figure_slots(panels)
     body = Markup(
         header(run, verdict, summary)
@@ -114,15 +129,30 @@ def write_html(text: str, path: Path) -> Path:
     return path
 
 
-def write_report(run_dir: Path, verdict: Verdict | None = None) -> Path:
-    """Render ``run_dir/report.html`` (the verdict given, else its verdict.json if any).
+def write_report(
+    run: str | os.PathLike[str] | Run | Reading,
+    verdict: Verdict | None = None,
+    *,
+    summary: RunSummary | None = None,
+) -> Path:
+    """Render ``<run directory>/report.html``: of a run directory, a loaded run, or a
+    reading of it (then nothing is loaded or derived again), with the verdict given, else
+    the run's verdict.json if any, and ``summary`` when already made.
 
-    Raises ``ReportError`` or ``sla.records.RunDirError`` (one line each) on bad input.
+    Raises a ``SlabenchError`` (``ReportError``, ``RunDirError``...; one line) on bad input.
     """
-    run = load_run(run_dir)
+    if isinstance(run, str | os.PathLike):
+        run = load_run(run)
     if verdict is None:
         verdict = load_verdict(run.path)
-    return write_html(render_report(run, verdict), Path(run_dir) / REPORT_FILE)
+    return write_html(render_report(run, verdict, summary=summary), run.path / REPORT_FILE)
+
+
+def resolve_verdict(run: Run | Reading, sla_path: str | None) -> Verdict | None:
+    """Judge ``run`` with the spec at ``sla_path`` when given, else read its verdict.json."""
+    if sla_path is not None:
+        return evaluate(load_spec(sla_path), run)
+    return load_verdict(run.path)
 
 
 def _runs_table(baseline: Run, candidate: Run) -> Markup:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from reports import fmt
 from reports.html import Markup, esc, join, table
 from reports.summary import RunSummary
-from sla.records import PARTS_DIR, Run
+from sla.files.run import PARTS_DIR, Run
 from sla.verdict import Status, Verdict
 
 __all__ = [
@@ -40,7 +39,7 @@ def verdict_badge(verdict: Verdict | None) -> Markup:
 def header(run: Run, verdict: Verdict | None, summary: RunSummary) -> Markup:
     meta = run.meta
     scenario = str(meta.get("scenario") or "unnamed scenario")
-    saturated = _saturated(meta)
+    saturated = run.saturated
     extra = ' <span class="badge warn">load generator saturated</span>' if saturated else ""
     lines = [f"<header><h1>slabench report: {esc(scenario)} {verdict_badge(verdict)}{extra}</h1>"]
     if verdict is not None:
@@ -71,7 +70,7 @@ def header(run: Run, verdict: Verdict | None, summary: RunSummary) -> Markup:
 
 def warnings(run: Run) -> Markup:
     meta, out = run.meta, []
-    if _saturated(meta):
+    if run.saturated:
         out.append(
             "The load generator was saturated (run.json generator.saturated): it delivered "
             "less load than asked and its timings are not trustworthy. Add load-generator "
@@ -219,11 +218,6 @@ def details_section(run: Run) -> Markup:
         "<details><summary>Load generator CPU (run.json)</summary>"
         f"<pre>{esc(generator)}</pre></details></section>"
     )
-
-
-def _saturated(meta: Mapping[str, Any]) -> bool:
-    generator = meta.get("generator")
-    return bool(isinstance(generator, Mapping) and generator.get("saturated"))
 
 
 def _number(value: object) -> float:

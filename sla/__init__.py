@@ -1,16 +1,22 @@
 """The measurement contract and the SLA judge (pure: pandas/numpy/pyarrow/yaml only).
 
-- ``sla.records``: the run directory (schema, ``load_run``).
-- ``sla.metrics``: metric definitions computed from the records.
+- ``sla.errors``: ``SlabenchError``, the one base of user errors, and ``report_error``.
+- ``sla.files``: one module per file format, reader and writer together: ``run``
+  (run.json, requests.parquet, its parts), ``server_metrics``, ``verdict``, ``capacity``.
+- ``sla.metrics``: metric definitions computed from the records; ``sla.reading``: the one
+  reading of a run (its measured window and per-request metrics, derived once).
 - ``sla.spec``: SLA spec files; ``sla.verdict``: ``evaluate(spec, run) -> Verdict``;
-  ``sla.compare``: a candidate run against a baseline. ``python -m sla check|compare``.
+  ``sla.table``/``sla.fmt``: how verdicts and numbers print; ``sla.compare``: a candidate
+  run against a baseline; ``sla.capacity``/``sla.search``: capacity policy.
+  ``python -m sla check|compare``.
 """
 
 from __future__ import annotations
 
 from sla.compare import Comparison, compare, format_comparison, parse_max_regression
-from sla.metrics import itl_ms, measured, measured_window_s, throughput, with_request_metrics
-from sla.records import (
+from sla.errors import SlabenchError, report_error
+from sla.files.jsonio import write_json_atomic
+from sla.files.run import (
     CANCELLED_ERROR,
     REQUEST_COLUMNS,
     REQUESTS_SCHEMA,
@@ -20,8 +26,10 @@ from sla.records import (
     RunDirError,
     load_run,
     strip_credentials,
-    write_json_atomic,
 )
+from sla.files.verdict import load_verdict, write_verdict
+from sla.metrics import itl_ms, measured, throughput, with_request_metrics
+from sla.reading import Reading, read_run
 from sla.spec import Objective, Spec, SpecError, load_spec, parse_spec
 from sla.table import format_table
 from sla.verdict import (
@@ -35,7 +43,6 @@ from sla.verdict import (
     Verdict,
     evaluate,
     exit_code,
-    write_verdict,
 )
 
 __all__ = [
@@ -51,9 +58,11 @@ __all__ = [
     "Comparison",
     "Objective",
     "ObjectiveResult",
+    "Reading",
     "RequestRecord",
     "Run",
     "RunDirError",
+    "SlabenchError",
     "Spec",
     "SpecError",
     "Status",
@@ -66,10 +75,12 @@ __all__ = [
     "itl_ms",
     "load_run",
     "load_spec",
+    "load_verdict",
     "measured",
-    "measured_window_s",
     "parse_max_regression",
     "parse_spec",
+    "read_run",
+    "report_error",
     "strip_credentials",
     "throughput",
     "with_request_metrics",

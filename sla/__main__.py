@@ -16,15 +16,17 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from sla.compare import compare, format_comparison, parse_max_regression
-from sla.records import RunDirError, load_run
-from sla.spec import SpecError, load_spec
+from sla.errors import SlabenchError, report_error
+from sla.files.run import load_run
+from sla.files.verdict import write_verdict
+from sla.spec import load_spec
 from sla.table import format_table
-from sla.verdict import EXIT_USAGE, evaluate, exit_code, write_verdict
+from sla.verdict import evaluate, exit_code
 
 PROG = "python -m sla"
 
 
-class UsageError(Exception):
+class UsageError(SlabenchError):
     """Bad command-line input; str() is one line."""
 
 
@@ -106,9 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return _check(args) if args.command == "check" else _compare(args)
-    except (UsageError, SpecError, RunDirError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except SlabenchError as exc:
+        return report_error(exc, PROG)
 
 
 if __name__ == "__main__":

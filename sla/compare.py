@@ -38,13 +38,13 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from sla import stats
-from sla.metrics import FloatArray, itl_ms, measured, with_request_metrics
-from sla.records import Run
+from sla.files.run import Run
+from sla.fmt import fmt_value
+from sla.metrics import FloatArray, floats
+from sla.reading import Reading, read_run
 from sla.spec import LATENCY_METRICS, percentile_of
-from sla.table import fmt_value
 
 COMPARE_RATES = ("throughput_rps", "output_tokens_per_s")
 DEFAULT_METRICS: tuple[tuple[str, str | None], ...] = (
@@ -123,8 +123,8 @@ def parse_max_regression(text: str) -> float:
 
 
 def compare(
-    baseline: Run,
-    candidate: Run,
+    baseline: Run | Reading,
+    candidate: Run | Reading,
     *,
     max_regression: float = 0.10,
     confidence: float = 0.95,
@@ -132,10 +132,11 @@ def compare(
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> Comparison:
-    """Compare ``candidate`` with ``baseline`` metric by metric (see the module docstring)."""
+    """Compare ``candidate`` with ``baseline`` metric by metric (see the module docstring);
+    each a run or a reading of it (its window as read, without an SLA spec's warm-up)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    base, cand = _Samples.of(baseline), _Samples.of(candidate)
+    base, cand = _Samples(_reading(baseline)), _Samples(_reading(candidate))
     changes = []
     for index, (metric, stat) in enumerate(metrics):
         if metric in COMPARE_RATES and stat is None:
@@ -151,47 +152,32 @@ def compare(
         candidate_path=str(candidate.path),
         max_regression=max_regression,
         confidence=confidence,
-        baseline_saturated=_saturated(baseline),
-        candidate_saturated=_saturated(candidate),
+        baseline_saturated=baseline.saturated,
+        candidate_saturated=candidate.saturated,
         changes=tuple(changes),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class _Samples:
-    ok_rows: pd.DataFrame
-    window_s: float | None
+    reading: Reading
     # Sorted samples per metric: p50, p90 and p99 of 10^7 pooled gaps share one sort.
     sorted_cache: dict[str, FloatArray] = field(default_factory=dict)
 
-    @staticmethod
-    def of(run: Run) -> _Samples:
-        df = with_request_metrics(run.requests)
-        meta = dict(run.meta)
-        if meta.get("measured_from") is None:
-            meta["measured_from"] = meta.get("started_at")
-        if meta.get("ended_at") is None and df["done_at"].notna().any():
-            meta["ended_at"] = float(df["done_at"].max())
-        rows = measured(df, meta)
-        window = None
-        if meta.get("measured_from") is not None and meta.get("ended_at") is not None:
-            window = float(meta["ended_at"]) - float(meta["measured_from"])
-        return _Samples(rows[rows["ok"].to_numpy(dtype=bool)], window)
+    @property
+    def window_s(self) -> float | None:
+        return self.reading.window_s
 
     def latency(self, metric: str) -> FloatArray:
         if metric not in self.sorted_cache:
-            if metric == "itl_ms":
-                values = itl_ms(self.ok_rows)
-            else:
-                values = pd.to_numeric(self.ok_rows[metric]).to_numpy(np.float64, na_value=np.nan)
-            self.sorted_cache[metric] = np.sort(values[~np.isnan(values)])
+            self.sorted_cache[metric] = np.sort(self.reading.latency_values(metric))
         return self.sorted_cache[metric]
 
     def rate_weights(self, metric: str) -> FloatArray:
+        ok_rows = self.reading.measured_ok
         if metric == "throughput_rps":
-            return np.ones(len(self.ok_rows))
-        tokens = pd.to_numeric(self.ok_rows["output_tokens"])
-        return np.nan_to_num(tokens.to_numpy(np.float64, na_value=np.nan))
+            return np.ones(len(ok_rows))
+        return np.nan_to_num(floats(ok_rows, "output_tokens"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +290,8 @@ def _signed(rel: float | None) -> str:
     return f"{rel * 100:+.1f}%"
 
 
-def _saturated(run: Run) -> bool:
-    generator = run.meta.get("generator")
-    return bool(isinstance(generator, dict) and generator.get("saturated"))
+def _reading(run: Run | Reading) -> Reading:
+    return run.with_warmup(0.0) if isinstance(run, Reading) else read_run(run)
 
 
 def format_comparison(comparison: Comparison) -> str:

@@ -31,25 +31,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sla.records import CANCELLED_ERROR
+from sla.files.run import CANCELLED_ERROR
 
 FloatArray = npt.NDArray[np.float64]
 
 
-def _floats(df: pd.DataFrame, column: str) -> FloatArray:
+def floats(df: pd.DataFrame, column: str) -> FloatArray:
     """A column as float64 with NaN for nulls (works for Int32, float and object columns)."""
     return pd.to_numeric(df[column]).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def start_s(df: pd.DataFrame) -> FloatArray:
     """The start of each request: ``scheduled_at`` in open loop, ``sent_at`` in closed loop."""
-    scheduled = _floats(df, "scheduled_at")
-    return np.where(np.isnan(scheduled), _floats(df, "sent_at"), scheduled)
+    scheduled = floats(df, "scheduled_at")
+    return np.where(np.isnan(scheduled), floats(df, "sent_at"), scheduled)
 
 
 def ok_mask(df: pd.DataFrame) -> npt.NDArray[np.bool_]:
     """True for a request that succeeded: ``200 <= status < 300`` and ``error`` is null."""
-    status = _floats(df, "status")
+    status = floats(df, "status")
     no_error = df["error"].isna().to_numpy(dtype=bool)
     return (status >= 200) & (status < 300) & no_error
 
@@ -67,10 +67,10 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
     - ``ok`` = ``200 <= status < 300`` and ``error`` is null.
     """
     start = start_s(df)
-    sent = _floats(df, "sent_at")
-    first = _floats(df, "first_token_at")
-    done = _floats(df, "done_at")
-    tokens = _floats(df, "output_tokens")
+    sent = floats(df, "sent_at")
+    first = floats(df, "first_token_at")
+    done = floats(df, "done_at")
+    tokens = floats(df, "output_tokens")
     has_tpot = (tokens >= 2) & ~np.isnan(first)
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = np.where(has_tpot, (done - first) * 1000.0 / (tokens - 1.0), np.nan)
@@ -78,7 +78,7 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
         start=start,
         latency_ms=(done - start) * 1000.0,
         ttft_ms=(first - start) * 1000.0,
-        schedule_lag_ms=(sent - _floats(df, "scheduled_at")) * 1000.0,
+        schedule_lag_ms=(sent - floats(df, "scheduled_at")) * 1000.0,
         tpot_ms=tpot,
         ok=ok_mask(df),
     )
@@ -98,21 +98,39 @@ def itl_ms(df: pd.DataFrame, *, only_ok: bool = True) -> FloatArray:
     return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
+def _bound(meta: Mapping[str, Any], key: str) -> float | None:
+    value = meta.get(key)
+    return None if value is None else float(value)
+
+
+def window_mask(
+    values: FloatArray, begin: float | None, end: float | None
+) -> npt.NDArray[np.bool_]:
+    """``begin <= values <= end``; a bound that is None is not applied (NaN is never in)."""
+    keep = np.ones(len(values), dtype=bool)
+    if begin is not None:
+        keep &= values >= begin
+    if end is not None:
+        keep &= values <= end
+    return keep
+
+
+def not_cancelled(df: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """False for a request cut off by the end of the test (``CANCELLED_ERROR``)."""
+    return (df["error"] != CANCELLED_ERROR).to_numpy(dtype=bool, na_value=True)
+
+
 def measured(df: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
     """The rows of the measured window.
 
     A row is measured when ``start >= meta["measured_from"]`` (warm-up excluded) and
     ``start <= meta["ended_at"]``; a bound whose key is absent or null is not applied.
     Requests cut off by the end of the test (``CANCELLED_ERROR``) are never measured.
+    ``sla.reading`` resolves the bounds of a run; this applies them.
     """
     start = df["start"].to_numpy(dtype=np.float64) if "start" in df.columns else start_s(df)
-    keep = np.ones(len(df), dtype=bool)
-    if meta.get("measured_from") is not None:
-        keep &= start >= float(meta["measured_from"])
-    if meta.get("ended_at") is not None:
-        keep &= start <= float(meta["ended_at"])
-    keep &= (df["error"] != CANCELLED_ERROR).to_numpy(dtype=bool, na_value=True)
-    return df[keep]
+    begin, end = _bound(meta, "measured_from"), _bound(meta, "ended_at")
+    return df[window_mask(start, begin, end) & not_cancelled(df)]
 
 
 def completed(df: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
@@ -121,25 +139,9 @@ def completed(df: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
     started; cancelled requests never. Rates (requests/s, tokens/s, goodput) count these.
     In a steady state they are as many as the requests started in the window, without
     losing those cut off by the end of the test."""
-    done = _floats(df, "done_at")
-    keep = ~np.isnan(done)
-    if meta.get("measured_from") is not None:
-        keep &= done >= float(meta["measured_from"])
-    if meta.get("ended_at") is not None:
-        keep &= done <= float(meta["ended_at"])
-    keep &= (df["error"] != CANCELLED_ERROR).to_numpy(dtype=bool, na_value=True)
-    return df[keep]
-
-
-def measured_window_s(meta: Mapping[str, Any]) -> float:
-    """Length of the measured window: ``ended_at - (measured_from or started_at)``."""
-    begin = meta.get("measured_from")
-    if begin is None:
-        begin = meta.get("started_at")
-    end = meta.get("ended_at")
-    if begin is None or end is None:
-        raise ValueError("run.json needs ended_at and measured_from or started_at for a window")
-    return float(end) - float(begin)
+    done = floats(df, "done_at")
+    begin, end = _bound(meta, "measured_from"), _bound(meta, "ended_at")
+    return df[~np.isnan(done) & window_mask(done, begin, end) & not_cancelled(df)]
 
 
 def throughput(df: pd.DataFrame, window_s: float) -> dict[str, float]:
@@ -152,7 +154,7 @@ def throughput(df: pd.DataFrame, window_s: float) -> dict[str, float]:
     if not window_s > 0:
         raise ValueError(f"window_s must be > 0, got {window_s}")
     ok = ok_mask(df)
-    tokens = _floats(df, "output_tokens")[ok]
+    tokens = floats(df, "output_tokens")[ok]
     n_ok = int(ok.sum())
     return {
         "requests_per_s": n_ok / window_s,

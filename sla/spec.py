@@ -35,10 +35,17 @@ from typing import Any, Literal
 
 import yaml
 
-LATENCY_METRICS = ("latency_ms", "ttft_ms", "itl_ms", "tpot_ms", "schedule_lag_ms")
+from sla.errors import SlabenchError
+
+# The one list of metric names. Latencies of a response in the order a request lives them
+# (first token, between tokens, per token, end to end), then how late an open-loop send left.
+RESPONSE_LATENCY_METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "latency_ms")
+LATENCY_METRICS = (*RESPONSE_LATENCY_METRICS, "schedule_lag_ms")
 RATE_METRICS = ("throughput_rps", "output_tokens_per_s", "goodput_rps")
 PROPORTION_METRICS = ("error_rate", "goodput_ratio")
-METRICS = LATENCY_METRICS + RATE_METRICS + PROPORTION_METRICS
+# E2E latency first: the metric a spec is most often written against.
+METRICS = ("latency_ms", *(m for m in LATENCY_METRICS if m != "latency_ms"))
+METRICS += RATE_METRICS + PROPORTION_METRICS
 # schedule_lag_ms is NaN in closed loop, which would make every request "not good".
 PER_REQUEST_METRICS = ("latency_ms", "ttft_ms", "tpot_ms", "itl_ms")
 GOODPUT_METRICS = ("goodput_rps", "goodput_ratio")
@@ -66,11 +73,8 @@ _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)")
 _DURATION_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-class SpecError(Exception):
+class SpecError(SlabenchError):
     """An SLA spec that cannot be used; str() is one line: the file, the place, the fix."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split("\n")))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,17 +2,18 @@
 
 How each objective is decided, at the spec's ``confidence`` c (default 0.95):
 
-Samples. The rows judged are those of the measured window (``sla.metrics.measured``: the
-run's warm-up and requests cancelled by the end of the test are excluded), minus a further
-``warmup`` from the spec (counted from the run's ``measured_from``, else ``started_at``),
-then the spec's ``filters`` (endpoint label; the run.json ``scenario``). Latency metrics use
-the successful requests with a value for that metric (``ttft_ms`` exists only for streamed
-responses, ``tpot_ms`` only with >= 2 output tokens); ``itl_ms`` pools every chunk gap of
-those requests. ``error_rate`` and ``goodput_ratio`` count every row (an error is never good).
+Samples. The rows judged are those of the measured window of the run's reading
+(``sla.reading``: the run's warm-up and requests cancelled by the end of the test are
+excluded), minus a further ``warmup`` from the spec (counted from the run's
+``measured_from``, else ``started_at``), then the spec's ``filters`` (endpoint label; the
+run.json ``scenario``). Latency metrics use the successful requests with a value for that
+metric (``ttft_ms`` exists only for streamed responses, ``tpot_ms`` only with >= 2 output
+tokens); ``itl_ms`` pools every chunk gap of those requests. ``error_rate`` and
+``goodput_ratio`` count every row (an error is never good).
 A request is *good* when it succeeded and every ``per_request`` limit holds for it; a metric
 it lacks (NaN) fails its limit. ``per_request.itl_ms`` limits the largest gap of the request.
 Rates count the requests that *ended* inside the measured window, whenever they started
-(``sla.metrics.completed``: those cut off by the end of the test would otherwise make every
+(``Reading.completed``: those cut off by the end of the test would otherwise make every
 rate low by about latency / window), and divide by its length: ``ended_at`` minus
 ``measured_from`` plus the spec's warm-up (the last ``done_at`` stands in for ``ended_at``
 when a killed run has none).
@@ -53,12 +54,10 @@ generator was saturated (a busy client can add delay, so re-check a latency FAIL
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -66,10 +65,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sla import stats
-from sla.metrics import FloatArray, completed, itl_ms, measured, with_request_metrics
-from sla.records import Run, write_json_atomic
+from sla.errors import EXIT_USAGE
+from sla.files.run import Run
+from sla.fmt import fmt_ci, fmt_confidence, fmt_value, op_symbol
+from sla.metrics import FloatArray, floats
+from sla.reading import BoolArray, Reading, read_run
 from sla.spec import LATENCY_METRICS, PROPORTION_METRICS, Objective, Spec
-from sla.table import fmt_ci, fmt_confidence, fmt_value, op_symbol
 
 __all__ = [
     "EXIT_FAIL",
@@ -77,7 +78,6 @@ __all__ = [
     "EXIT_PASS",
     "EXIT_SATURATED",
     "EXIT_USAGE",
-    "VERDICT_FILE",
     "Counts",
     "ObjectiveResult",
     "Samples",
@@ -87,16 +87,12 @@ __all__ = [
     "evaluate_segments",
     "exit_code",
     "judged_samples",
-    "write_verdict",
 ]
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
-EXIT_USAGE = 2
 EXIT_INCONCLUSIVE = 3
 EXIT_SATURATED = 4
-VERDICT_FILE = "verdict.json"
-VERDICT_SCHEMA_VERSION = 1
 
 
 class Status(StrEnum):
@@ -159,12 +155,6 @@ class Verdict:
     counts: Counts
     objectives: tuple[ObjectiveResult, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["schema_version"] = VERDICT_SCHEMA_VERSION
-        data["exit_code"] = exit_code(self)
-        return data
-
 
 def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
     """The process exit code for a verdict (precedence in the module docstring)."""
@@ -177,76 +167,87 @@ def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
     return EXIT_PASS
 
 
-def write_verdict(run_dir: str | os.PathLike[str], verdict: Verdict) -> Path:
-    """Write ``verdict.json`` into the run directory atomically; return its path."""
-    path = Path(run_dir) / VERDICT_FILE
-    write_json_atomic(path, verdict.to_dict())
-    return path
-
-
 @dataclass(frozen=True, slots=True)
 class Samples:
     """What ``evaluate`` judges: ``rows`` started in the measured window (latencies and
-    proportions), ``rate_rows`` ended in it (rates: ``sla.metrics.completed``), both with
+    proportions), ``rate_rows`` ended in it (rates: ``Reading.completed``), both with
     the per-request metric columns and the spec's filters applied; ``good`` and
-    ``rate_good`` mark the good ones (None without ``per_request`` limits)."""
+    ``rate_good`` mark the good ones (None without ``per_request`` limits); ``itl`` the
+    pooled chunk gaps of the successful ``rows``."""
 
     rows: pd.DataFrame
-    good: np.ndarray[Any, np.dtype[np.bool_]] | None
+    good: BoolArray | None
     window_s: float | None
     rate_rows: pd.DataFrame
-    rate_good: np.ndarray[Any, np.dtype[np.bool_]] | None
+    rate_good: BoolArray | None
+    itl: FloatArray
 
 
-def evaluate(spec: Spec, run: Run) -> Verdict:
-    """Judge ``run`` against ``spec``; pure (reads nothing, writes nothing)."""
+RunLike = Run | Reading
+
+
+def reading_for(spec: Spec, run: RunLike) -> Reading:
+    """The reading ``spec`` judges: ``run`` read with the spec's warm-up (a reading given
+    keeps its derived rows; only its window moves)."""
+    if isinstance(run, Reading):
+        return run.with_warmup(spec.warmup_s)
+    return read_run(run, spec.warmup_s)
+
+
+def evaluate(spec: Spec, run: RunLike) -> Verdict:
+    """Judge ``run`` (a run, or a reading of it) against ``spec``; pure."""
     return evaluate_segments(spec, [run])
 
 
-def evaluate_segments(spec: Spec, runs: Sequence[Run]) -> Verdict:
+def evaluate_segments(spec: Spec, runs: Sequence[RunLike]) -> Verdict:
     """Judge several runs as one: the segments of one load level (an extended step of a
     capacity search). Each keeps its own measured window; the samples are pooled and rates
     divide by the sum of the windows, as if the windows followed each other."""
     if not runs:
         raise ValueError("evaluate_segments needs at least one run")
-    samples = judged_samples(spec, *runs)
+    readings = [reading_for(spec, run) for run in runs]
+    return judge(spec, readings, judged_samples(spec, *readings))
+
+
+def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
+    """The verdict on ``samples``, the ``judged_samples`` of ``readings``."""
     results = tuple(_judge(obj, samples, spec.confidence) for obj in spec.objectives)
-    statuses = {r.status for r in results}
-    status = Status.PASS
+    return Verdict(
+        spec_name=spec.name,
+        spec_source=spec.source,
+        run_path=str(readings[0].path),
+        status=_overall({r.status for r in results}),
+        saturated=any(reading.saturated for reading in readings),
+        confidence=spec.confidence,
+        window_s=samples.window_s,
+        counts=_counts(readings, samples),
+        objectives=results,
+    )
+
+
+def _overall(statuses: set[Status]) -> Status:
     if Status.FAIL in statuses:
-        status = Status.FAIL
-    elif Status.INCONCLUSIVE in statuses:
-        status = Status.INCONCLUSIVE
+        return Status.FAIL
+    if Status.INCONCLUSIVE in statuses:
+        return Status.INCONCLUSIVE
+    return Status.PASS
+
+
+def _counts(readings: Sequence[Reading], samples: Samples) -> Counts:
     ok = int(samples.rows["ok"].sum())
-    counts = Counts(
-        recorded=sum(len(run.requests) for run in runs),
+    return Counts(
+        recorded=sum(len(reading.rows) for reading in readings),
         measured=len(samples.rows),
         ok=ok,
         failed=len(samples.rows) - ok,
         good=None if samples.good is None else int(samples.good.sum()),
     )
-    return Verdict(
-        spec_name=spec.name,
-        spec_source=spec.source,
-        run_path=str(runs[0].path),
-        status=status,
-        saturated=any(_saturated(run) for run in runs),
-        confidence=spec.confidence,
-        window_s=samples.window_s,
-        counts=counts,
-        objectives=results,
-    )
 
 
-def _saturated(run: Run) -> bool:
-    generator = run.meta.get("generator")
-    return bool(isinstance(generator, dict) and generator.get("saturated"))
-
-
-def judged_samples(spec: Spec, *runs: Run) -> Samples:
+def judged_samples(spec: Spec, *runs: RunLike) -> Samples:
     """Everything ``evaluate`` judges ``run`` on (see ``Samples``); for several runs
     (segments), their samples pooled and the sum of their windows."""
-    parts = [_select(spec, run) for run in runs]
+    parts = [_select(spec, reading_for(spec, run)) for run in runs]
     if len(parts) == 1:
         return parts[0]
     windows = [p.window_s for p in parts]
@@ -256,54 +257,43 @@ def judged_samples(spec: Spec, *runs: Run) -> Samples:
         window_s=None if None in windows else float(sum(w or 0.0 for w in windows)),
         rate_rows=pd.concat([p.rate_rows for p in parts], ignore_index=True),
         rate_good=_pooled([p.rate_good for p in parts]),
+        itl=np.concatenate([p.itl for p in parts]),
     )
 
 
-def _pooled(
-    masks: Sequence[np.ndarray[Any, np.dtype[np.bool_]] | None],
-) -> np.ndarray[Any, np.dtype[np.bool_]] | None:
+def _pooled(masks: Sequence[BoolArray | None]) -> BoolArray | None:
     present = [m for m in masks if m is not None]
     return np.concatenate(present) if len(present) == len(masks) else None
 
 
-def _select(spec: Spec, run: Run) -> Samples:
-    df = with_request_metrics(run.requests)
-    meta = dict(run.meta)
-    base = meta.get("measured_from")
-    if base is None:
-        base = meta.get("started_at")
-    starts = df["start"].dropna()
-    if base is None and len(starts):
-        base = float(starts.min())
-    if base is not None:
-        meta["measured_from"] = float(base) + spec.warmup_s
-    done = df["done_at"].dropna()
-    if meta.get("ended_at") is None and len(done):
-        meta["ended_at"] = float(done.max())  # a killed run: its last completion
-    rows = _filtered(spec, run, measured(df, meta))
-    rate_rows = _filtered(spec, run, completed(df, meta))
-    window_s = None
-    if meta.get("measured_from") is not None and meta.get("ended_at") is not None:
-        window_s = float(meta["ended_at"]) - float(meta["measured_from"])
+def _select(spec: Spec, reading: Reading) -> Samples:
+    kept = filter_mask(spec, reading)
+    measured = reading.measured_mask & kept
+    rows = reading.rows[measured]
+    rate_rows = reading.rows[reading.completed_mask & kept]
+    if kept.all():
+        itl = reading.itl_ms()
+    else:
+        itl = reading.pooled_gaps(measured & reading.rows["ok"].to_numpy(dtype=bool))
     good = _good(rows, spec.per_request) if spec.per_request else None
     rate_good = _good(rate_rows, spec.per_request) if spec.per_request else None
-    return Samples(rows, good, window_s, rate_rows, rate_good)
+    return Samples(rows, good, reading.window_s, rate_rows, rate_good, itl)
 
 
-def _filtered(spec: Spec, run: Run, rows: pd.DataFrame) -> pd.DataFrame:
+def filter_mask(spec: Spec, reading: Reading) -> BoolArray:
+    """The rows the spec's ``filters`` keep (endpoint label; the run.json scenario)."""
+    rows = reading.rows
+    if spec.filters.scenarios and reading.meta.get("scenario") not in spec.filters.scenarios:
+        return np.zeros(len(rows), dtype=bool)
     if spec.filters.endpoints:
-        rows = rows[rows["endpoint"].isin(spec.filters.endpoints).to_numpy(dtype=bool)]
-    if spec.filters.scenarios and run.meta.get("scenario") not in spec.filters.scenarios:
-        rows = rows.iloc[:0]
-    return rows
+        return rows["endpoint"].isin(spec.filters.endpoints).to_numpy(dtype=bool)
+    return np.ones(len(rows), dtype=bool)
 
 
-def _good(
-    rows: pd.DataFrame, limits: tuple[tuple[str, float], ...]
-) -> np.ndarray[Any, np.dtype[np.bool_]]:
+def _good(rows: pd.DataFrame, limits: tuple[tuple[str, float], ...]) -> BoolArray:
     good = rows["ok"].to_numpy(dtype=bool).copy()
     for metric, limit in limits:
-        values = _largest_gap_ms(rows) if metric == "itl_ms" else _floats(rows, metric)
+        values = _largest_gap_ms(rows) if metric == "itl_ms" else floats(rows, metric)
         good &= values <= limit  # NaN compares False: a missing metric fails its limit
     return good
 
@@ -317,13 +307,11 @@ def _largest_gap_ms(rows: pd.DataFrame) -> FloatArray:
     return out
 
 
-def _floats(rows: pd.DataFrame, column: str) -> FloatArray:
-    return pd.to_numeric(rows[column]).to_numpy(dtype=np.float64, na_value=np.nan)
-
-
 def _latency_values(samples: Samples, metric: str) -> FloatArray:
+    if metric == "itl_ms":
+        return samples.itl
     ok_rows = samples.rows[samples.rows["ok"].to_numpy(dtype=bool)]
-    values = itl_ms(ok_rows) if metric == "itl_ms" else _floats(ok_rows, metric)
+    values = floats(ok_rows, metric)
     return values[~np.isnan(values)]
 
 
@@ -369,7 +357,7 @@ def _rate(metric: str, samples: Samples, confidence: float) -> tuple[int, stats.
     if metric == "goodput_rps" and samples.rate_good is not None:
         weights = samples.rate_good[samples.rate_good].astype(np.float64)
     elif metric == "output_tokens_per_s":
-        weights = np.nan_to_num(_floats(samples.rate_rows, "output_tokens")[ok])
+        weights = np.nan_to_num(floats(samples.rate_rows, "output_tokens")[ok])
     else:
         weights = ok[ok].astype(np.float64)
     window = samples.window_s

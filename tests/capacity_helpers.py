@@ -13,7 +13,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from sla.capacity import write_capacity
+from sla.files.capacity import write_capacity
 
 __all__ = ["COST", "STEPS", "capacity_result", "run_name", "step_record", "write_sweep"]
 

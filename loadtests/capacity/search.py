@@ -39,15 +39,9 @@ import gevent
 
 from loadtests.capacity.options import SearchOptions
 from loadtests.capacity.steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
-from sla.capacity import (
-    cost_at,
-    find_knee,
-    min_samples,
-    summarize_step,
-    unsustainable,
-    write_capacity,
-)
-from sla.records import Run, strip_credentials
+from sla.capacity import cost_at, find_knee, min_samples, summarize_step, unsustainable
+from sla.files.capacity import write_capacity
+from sla.files.run import Run, strip_credentials
 from sla.search import Finish, Probe, SearchPolicy, fmt_load
 from sla.spec import Spec
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import gevent
 
 from loadtests.capacity.options import BUNDLED_ENV, STEP_ENV
-from sla.records import Run, RunDirError, load_run
+from sla.files.run import Run, RunDirError, load_run
 
 EXIT_USAGE = 2
 STEP_EXIT_CODES = (0, 1, 3, 4)  # a step's own --sla verdict, not a failure of the step

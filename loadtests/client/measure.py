@@ -22,7 +22,7 @@ from loadtests.client.openai_stream import StreamAccumulator, StreamResult
 from loadtests.client.protocols import PreparedRequest, read_answer
 from loadtests.client.sse import SSEParser
 from loadtests.client.transport import Transport, discard, finish, read_some, set_read_timeout
-from sla.records import CANCELLED_ERROR, RequestRecord
+from sla.files.run import CANCELLED_ERROR, RequestRecord
 
 NAN = math.nan
 _DRAIN_S = 1.0

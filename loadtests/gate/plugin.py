@@ -42,9 +42,10 @@ from sla.compare import (
     compare,
     parse_max_regression,
 )
-from sla.records import Run, RunDirError, load_run
+from sla.files.run import Run, RunDirError, load_run
+from sla.files.verdict import write_verdict
 from sla.spec import Spec, SpecError, load_spec
-from sla.verdict import Status, Verdict, evaluate, write_verdict
+from sla.verdict import Status, Verdict, evaluate
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 

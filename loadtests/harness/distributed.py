@@ -16,7 +16,7 @@ from typing import Any
 
 import gevent
 
-from sla.records import REQUEST_COLUMNS, RequestRecord
+from sla.files.run import REQUEST_COLUMNS, RequestRecord
 
 RECORDS = "slabench_records"
 DONE = "slabench_done"

@@ -36,11 +36,12 @@ from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_s
 from loadtests.harness.terminal import format_summary
 from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import ReportError, summarize_run, write_capacity_report, write_report
-from sla.capacity import CapacityError
-from sla.records import RunDirError, load_run
+from sla.files.capacity import CapacityError
+from sla.files.run import RunDirError, load_run
+from sla.files.verdict import write_verdict
 from sla.spec import Spec, SpecError, load_spec
 from sla.table import format_table
-from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code, write_verdict
+from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code
 
 log = logging.getLogger("slabench")
 

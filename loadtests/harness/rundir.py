@@ -19,7 +19,8 @@ from loadtests.client.clock import now
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor, MetricsScraper
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
-from sla.records import SERVER_METRICS_FILE, RequestRecord, strip_credentials
+from sla.files.run import RequestRecord, strip_credentials
+from sla.files.server_metrics import SERVER_METRICS_FILE
 
 log = logging.getLogger("slabench")
 

@@ -33,7 +33,7 @@ from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor
 from loadtests.workloads.arrivals import for_worker, send_offsets
 from loadtests.workloads.datasets import Dataset, Prompt
-from sla.records import RequestRecord
+from sla.files.run import RequestRecord
 from sla.spec import Spec
 
 if TYPE_CHECKING:

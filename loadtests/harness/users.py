@@ -31,7 +31,7 @@ from loadtests.client.transport import Transport
 from loadtests.errors import SlabenchError
 from loadtests.harness import events  # noqa: F401  (registers the listeners)
 from loadtests.harness.state import RunState, run_state
-from sla.records import CANCELLED_ERROR
+from sla.files.run import CANCELLED_ERROR
 
 log = logging.getLogger("slabench")
 

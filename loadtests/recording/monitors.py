@@ -10,13 +10,12 @@ from typing import Any
 
 import gevent
 import psutil
-import pyarrow as pa
-import pyarrow.parquet as pq
 from geventhttpclient import HTTPClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.client.clock import now
-from sla.records import strip_credentials
+from sla.files.run import strip_credentials
+from sla.files.server_metrics import write_server_metrics
 
 log = logging.getLogger("slabench")
 
@@ -74,15 +73,6 @@ class MetricsScraper:
     """Scrapes a Prometheus text endpoint every ``interval_s`` into rows
     ``(scraped_at, name, labels_json, value)``; written as ``server_metrics.parquet``."""
 
-    SCHEMA = pa.schema(
-        [
-            ("scraped_at", pa.float64()),
-            ("name", pa.string()),
-            ("labels", pa.string()),
-            ("value", pa.float64()),
-        ]
-    )
-
     def __init__(self, url: str, interval_s: float) -> None:
         self.url = url
         self._shown_url = strip_credentials(url)  # for run.json and messages
@@ -132,8 +122,7 @@ class MetricsScraper:
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
         if self.scrapes:
-            table = pa.table(list(self._columns), schema=self.SCHEMA)
-            pq.write_table(table, path)
+            write_server_metrics(path, *self._columns)
         return {"url": self._shown_url, "scrapes": self.scrapes, "problem": self.problem}
 
 

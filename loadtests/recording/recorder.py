@@ -3,7 +3,7 @@
 Rows are buffered in per-column Python lists; every ``flush_rows`` rows make a part,
 ``requests.parts/part-NNNNN.parquet``, a complete parquet file written under a temporary
 name and renamed into place. A process killed hard loses at most the rows of the part not
-yet renamed, and ``sla.records.load_run`` still reads the parts. ``close()`` merges the
+yet renamed, and ``sla.files.run.load_run`` still reads the parts. ``close()`` merges the
 parts into ``requests.parquet`` one part at a time, so memory stays bounded by one part
 however many millions of requests a run records.
 
@@ -36,7 +36,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sla.records import (
+from sla.files.jsonio import write_json_atomic
+from sla.files.run import (
     PARTS_DIR,
     REQUEST_COLUMNS,
     REQUESTS_FILE,
@@ -47,7 +48,6 @@ from sla.records import (
     RunDirError,
     part_paths,
     strip_credentials,
-    write_json_atomic,
 )
 
 _N_COLUMNS = len(REQUEST_COLUMNS)

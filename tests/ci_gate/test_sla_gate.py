@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from loadtests.gate.plugin import SlaObjective
-from sla.records import Run
+from sla.files.run import Run
 
 
 @pytest.fixture(scope="module")

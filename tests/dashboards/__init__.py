@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loadtests.workloads.shapes import parse_shape
-from sla.records import CANCELLED_ERROR, REQUESTS_SCHEMA, Run, requests_frame
+from sla.files.run import CANCELLED_ERROR, REQUESTS_SCHEMA, Run, requests_frame
 
 T0 = 1_764_400_000.0
 

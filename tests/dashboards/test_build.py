@@ -9,7 +9,7 @@ import pytest
 
 from dashboards import DashboardError, Panel, build_panels
 from dashboards.view import default_window_s
-from sla.records import Run
+from sla.files.run import Run
 from sla.spec import parse_spec
 from sla.verdict import evaluate
 from tests.dashboards import T0, shown_axes, synthetic_run, with_columns

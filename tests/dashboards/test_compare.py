@@ -7,8 +7,8 @@ from dashboards import comparison_panels
 from dashboards.compare import CHANGE_COLOURS
 from dashboards.distributions import CDF_GRID
 from sla.compare import Change, compare
+from sla.files.run import Run
 from sla.metrics import measured, with_request_metrics
-from sla.records import Run
 from tests.dashboards import synthetic_run, with_columns
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from dashboards import build_panels
 from dashboards.distributions import CDF_GRID, N_BINS, cdf_points, log_histogram
+from sla.files.run import Run
 from sla.metrics import itl_ms, measured, with_request_metrics
-from sla.records import Run
 from sla.spec import parse_spec
 from sla.verdict import evaluate
 from tests.dashboards import synthetic_run, trace, with_columns

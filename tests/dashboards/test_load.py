@@ -5,8 +5,8 @@ import pytest
 
 from dashboards import Panel, build_panels
 from dashboards.load import SCATTER_CAP, input_length_bins
+from sla.files.run import Run
 from sla.metrics import with_request_metrics
-from sla.records import Run
 from tests.dashboards import T0, synthetic_run, trace, with_columns
 
 

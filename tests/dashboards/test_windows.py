@@ -11,8 +11,8 @@ from dashboards.windows import (
     inflight_per_window,
     inflight_steps,
 )
+from sla.files.run import CANCELLED_ERROR
 from sla.metrics import throughput, with_request_metrics
-from sla.records import CANCELLED_ERROR
 from sla.stats import percentile_interval
 from tests.dashboards import T0, synthetic_run
 

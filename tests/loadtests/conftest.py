@@ -2,7 +2,7 @@
 
 Locust must never be imported into the pytest process (it monkey-patches everything with
 gevent), so the end-to-end tests drive ``python -m locust -f <scenario>`` and read back the
-run directory with ``sla.records.load_run``.
+run directory with ``sla.files.run.load_run``.
 
     def test_x(run_locust: RunLocust, reference_server: ServerProcess) -> None:
         result = run_locust("chat", "--host", reference_server.url, "-t", "2s", *SMALL_LOAD)
@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sla.records import CANCELLED_ERROR
+from sla.files.run import CANCELLED_ERROR
 from tests.server_process import SMALL_MODELS, wait_until
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtests" / "scenarios"

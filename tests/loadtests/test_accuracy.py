@@ -24,8 +24,8 @@ import pandas as pd
 import pytest
 
 from benchmarks.scripted_server import ScriptedServer, run_locust
+from sla.files.run import CANCELLED_ERROR
 from sla.metrics import itl_ms
-from sla.records import CANCELLED_ERROR
 
 pytestmark = pytest.mark.e2e
 

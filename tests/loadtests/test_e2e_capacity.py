@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from sla.capacity import load_capacity
-from sla.records import load_run
+from sla.files.capacity import load_capacity
+from sla.files.run import load_run
 from tests.loadtests.conftest import RunLocust, StartLocust, clean_env
 from tests.server_process import SMALL_MODELS, ServerProcess, wait_until
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from sla.records import CANCELLED_ERROR, load_run
+from sla.files.run import CANCELLED_ERROR, load_run
 from tests.loadtests.conftest import (
     SMALL_LOAD,
     SMALL_SERVER_ARGS,

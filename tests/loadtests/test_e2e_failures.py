@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sla.records import CANCELLED_ERROR, load_run
+from sla.files.run import CANCELLED_ERROR, load_run
 from tests.loadtests.conftest import (
     SMALL_LOAD,
     LocustRun,

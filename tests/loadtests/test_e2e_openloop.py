@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sla.files.run import load_run
 from sla.metrics import measured, with_request_metrics
-from sla.records import load_run
 from tests.loadtests.conftest import SMALL_LOAD, LocustRun, RunLocust
 from tests.server_process import ServerProcess
 

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from loadtests.harness.options import add_options
+from sla.files.run import CANCELLED_ERROR, SCHEMA_VERSION, load_run
 from sla.metrics import measured, with_request_metrics
-from sla.records import CANCELLED_ERROR, SCHEMA_VERSION, load_run
 from tests.loadtests.conftest import (
     SCENARIOS,
     SMALL_LOAD,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
-from sla.records import RequestRecord
+from sla.files.run import RequestRecord
 
 T0 = 1_790_000_000.0
 N = 400
@@ -47,7 +47,7 @@ objectives:
 
 GATE = """
 import pytest
-from sla.records import load_run
+from sla.files.run import load_run
 
 @pytest.fixture
 def run():
@@ -137,7 +137,7 @@ def test_regression_against_a_baseline(pytester: pytest.Pytester, tmp_path: Path
     pytester.makepyfile(
         test_regress=f"""
 import pytest
-from sla.records import load_run
+from sla.files.run import load_run
 
 def test_no_regression(sla_metric_change):
     sla_metric_change.check(load_run({str(cand)!r}))

@@ -14,7 +14,7 @@ from loadtests.recording.recorder import (
     records_to_rows,
     start_run_json,
 )
-from sla.records import REQUESTS_SCHEMA, SCHEMA_VERSION, RequestRecord, RunDirError, load_run
+from sla.files.run import REQUESTS_SCHEMA, SCHEMA_VERSION, RequestRecord, RunDirError, load_run
 
 T0 = 1764400000.123456789
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.scripted_server import ERROR_MESSAGE, ScriptedServer, run_locust
-from sla.records import CANCELLED_ERROR
+from sla.files.run import CANCELLED_ERROR
 
 pytestmark = pytest.mark.e2e
 

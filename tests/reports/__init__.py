@@ -1,5 +1,5 @@
 """Synthetic run directories for the report tests, written the way the load generator does
-(``loadtests.recording.recorder``: pure, no gevent), so that ``sla.records.load_run`` reads
+(``loadtests.recording.recorder``: pure, no gevent), so that ``sla.files.run.load_run`` reads
 them back."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
-from sla.records import RequestRecord
+from sla.files.run import RequestRecord
 
 T0 = 1_700_000_000.0
 

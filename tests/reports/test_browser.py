@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 
 from reports.render import write_report
-from sla.records import load_run
+from sla.files.run import load_run
+from sla.files.verdict import write_verdict
 from sla.spec import parse_spec
-from sla.verdict import evaluate, write_verdict
+from sla.verdict import evaluate
 from tests.reports import Req, steady, write_run
 from tests.server_process import SMALL_MODELS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reports.ci import junit_xml, markdown_summary
-from sla.records import load_run
+from sla.files.run import load_run
 from sla.spec import parse_spec
 from sla.verdict import Status, Verdict, evaluate
 from tests.reports import Req, steady, write_run

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from reports.__main__ import main
-from sla.records import load_run
+from sla.files.run import load_run
+from sla.files.verdict import write_verdict
 from sla.spec import parse_spec
-from sla.verdict import evaluate, write_verdict
+from sla.verdict import evaluate
 from tests.reports import steady, write_run
 
 ROOT = Path(__file__).resolve().parents[2]

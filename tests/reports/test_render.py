@@ -14,9 +14,10 @@ from dashboards import build_panels, comparison_panels
 from reports.render import render_comparison, render_report, write_report
 from reports.summary import summarize_run
 from sla.compare import compare
-from sla.records import Run, load_run
+from sla.files.run import Run, load_run
+from sla.files.verdict import write_verdict
 from sla.spec import parse_spec
-from sla.verdict import Status, Verdict, evaluate, write_verdict
+from sla.verdict import Status, Verdict, evaluate
 from tests.reports import Req, steady, write_run
 
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"

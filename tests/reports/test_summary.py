@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from reports.summary import summarize_run
-from sla.records import CANCELLED_ERROR, load_run
+from sla.files.run import CANCELLED_ERROR, load_run
 from tests.reports import Req, record, steady, write_run
 from tests.sla.test_verdict import req
 from tests.sla.test_verdict import write_run as write_judged_run

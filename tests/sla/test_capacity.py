@@ -15,20 +15,16 @@ import pyarrow as pa
 import pytest
 
 from sla.capacity import (
-    CAPACITY_FILE,
-    CapacityError,
     backlog,
     cost_at,
     find_knee,
     latest_by_load,
-    load_capacity,
     min_samples,
     summarize_step,
     unsustainable,
-    write_capacity,
 )
-from sla.metrics import with_request_metrics
-from sla.records import (
+from sla.files.capacity import CAPACITY_FILE, CapacityError, load_capacity, write_capacity
+from sla.files.run import (
     CANCELLED_ERROR,
     REQUEST_COLUMNS,
     REQUESTS_SCHEMA,
@@ -36,6 +32,7 @@ from sla.records import (
     Run,
     requests_frame,
 )
+from sla.metrics import with_request_metrics
 from sla.spec import load_spec
 from sla.verdict import Status, evaluate, evaluate_segments, judged_samples
 from tests.sla.test_verdict import T0, req, spec_of

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sla.records import CANCELLED_ERROR
+from sla.files.run import CANCELLED_ERROR
 from tests.sla.test_verdict import req, write_run
 
 REPO = Path(__file__).resolve().parents[2]

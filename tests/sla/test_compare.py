@@ -14,7 +14,7 @@ from sla.compare import (
     format_comparison,
     parse_max_regression,
 )
-from sla.records import Run, load_run
+from sla.files.run import Run, load_run
 from sla.stats import z_value
 from tests.sla.test_verdict import req, write_run
 

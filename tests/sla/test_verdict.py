@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
+from sla.files.run import CANCELLED_ERROR, RequestRecord, Run, load_run
+from sla.files.verdict import write_verdict
 from sla.metrics import with_request_metrics
-from sla.records import CANCELLED_ERROR, RequestRecord, Run, load_run
 from sla.spec import Spec, parse_spec
 from sla.stats import order_statistic_ranks, z_value
 from sla.table import format_table
@@ -26,7 +27,6 @@ from sla.verdict import (
     Verdict,
     evaluate,
     exit_code,
-    write_verdict,
 )
 
 NAN = float("nan")

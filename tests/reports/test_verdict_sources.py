@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from reports.verdicts import ReportError, load_verdict, resolve_verdict, verdict_from_dict
-from sla.records import load_run
+from reports.render import resolve_verdict
+from sla.files.run import RunDirError, load_run
+from sla.files.verdict import load_verdict, verdict_from_dict, write_verdict
 from sla.spec import parse_spec
-from sla.verdict import Status, evaluate, write_verdict
+from sla.verdict import Status, evaluate
 from tests.reports import steady, write_run
 
 SPEC = {
@@ -57,7 +58,7 @@ def test_a_run_without_verdict_json_has_no_verdict(tmp_path: Path) -> None:
 )
 def test_a_bad_verdict_json_is_one_clear_line(tmp_path: Path, text: str, words: str) -> None:
     (tmp_path / "verdict.json").write_text(text)
-    with pytest.raises(ReportError) as info:
+    with pytest.raises(RunDirError) as info:
         load_verdict(tmp_path)
     assert words in str(info.value) and "\n" not in str(info.value)
 
@@ -72,5 +73,5 @@ def test_a_spec_judges_the_run_now_and_wins_over_verdict_json(tmp_path: Path) ->
     assert fresh is not None and fresh.spec_name == "fresh"
     from_file = resolve_verdict(run, None)
     assert from_file is not None and from_file.spec_name == "stale"
-    with pytest.raises(ReportError):
+    with pytest.raises(RunDirError):
         verdict_from_dict({"schema_version": 1, "counts": {}}, "x.json")

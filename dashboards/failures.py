@@ -24,7 +24,6 @@ from dashboards.panel import (
 )
 from dashboards.timeseries import midpoints_s
 from dashboards.view import RunView
-from sla.records import CANCELLED_ERROR
 
 TOP_REASONS = 10
 TOP_STATUSES = 6
@@ -54,8 +53,8 @@ def errors_panel(view: RunView, stats: pd.DataFrame) -> Panel | None:
     """Bars of failures by reason (left) and failures per window by status (right, stacked);
     None when nothing failed."""
     rows = view.rows
-    cancelled = (rows["error"] == CANCELLED_ERROR).to_numpy(dtype=bool, na_value=False)
-    failed = rows[["start", "status", "error"]][~rows["ok"].to_numpy(dtype=bool) & ~cancelled]
+    not_ok = ~rows["ok"].to_numpy(dtype=bool)
+    failed = rows[["start", "status", "error"]][not_ok & ~view.reading.cancelled]
     if failed.empty or stats.empty:
         return None
     title = f"Errors ({len(failed):,} failed requests)"
@@ -86,7 +85,7 @@ def errors_panel(view: RunView, stats: pd.DataFrame) -> Panel | None:
         f"Whole run; reasons past the top {TOP_REASONS} pooled as other. "
         f"{timeline_note(view.timeline)}"
     )
-    if n_cancelled := int(cancelled.sum()):
+    if n_cancelled := int(view.reading.cancelled.sum()):
         note += f" {n_cancelled:,} requests cancelled by the end of the test are not shown."
     return Panel("errors", title, fig, note)
 

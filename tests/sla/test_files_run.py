@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sla.records import (
+from sla.files.jsonio import write_json_atomic
+from sla.files.run import (
     REQUEST_COLUMNS,
     REQUESTS_SCHEMA,
     SCHEMA_VERSION,
@@ -18,7 +19,6 @@ from sla.records import (
     RunDirError,
     load_run,
     strip_credentials,
-    write_json_atomic,
 )
 
 NAN = float("nan")

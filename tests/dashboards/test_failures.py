@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 
 from dashboards import Panel, build_panels
-from dashboards.errors import TOP_REASONS, reason_counts
+from dashboards.failures import TOP_REASONS, reason_counts
+from sla.files.run import Run
 from sla.metrics import with_request_metrics
-from sla.records import Run
 from tests.dashboards import T0, synthetic_run, trace, with_columns
 
 

@@ -13,8 +13,6 @@ derived from them (see ``sla.metrics``), so a report can be rebuilt from the fil
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -27,12 +25,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sla.errors import SlabenchError
+from sla.files.jsonio import check_schema_version, read_json_object
+from sla.files.server_metrics import SERVER_METRICS_FILE, read_server_metrics
+
 SCHEMA_VERSION = 1
 
 RUN_JSON = "run.json"
 REQUESTS_FILE = "requests.parquet"
 PARTS_DIR = "requests.parts"
-SERVER_METRICS_FILE = "server_metrics.parquet"
 
 # The error of a request cut off because the test ended: recorded (so that counts match what
 # the target saw) but not a failure of the target, so not part of the measured window.
@@ -61,7 +62,7 @@ REQUEST_COLUMNS: tuple[str, ...] = tuple(REQUESTS_SCHEMA.names)
 _NULLABLE_INT_COLUMNS = ("input_tokens", "output_tokens")
 
 
-class RunDirError(Exception):
+class RunDirError(SlabenchError):
     """A run directory that cannot be read; str() is one line saying what and how to fix it."""
 
 
@@ -95,6 +96,13 @@ class Run:
     server_metrics: pd.DataFrame | None
     from_parts: bool = False
 
+    @property
+    def saturated(self) -> bool:
+        """run.json ``generator.saturated``: the load generator could not deliver the load
+        asked of it, so the run's timings are not trustworthy."""
+        generator = self.meta.get("generator")
+        return bool(isinstance(generator, dict) and generator.get("saturated"))
+
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:
     """Read a run directory; raise ``RunDirError`` when it is missing, corrupt or too new."""
@@ -103,10 +111,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         raise RunDirError(f"run directory {path} does not exist; pass the directory of a run")
     meta = _read_meta(path)
     table, from_parts = _read_requests(path)
-    server_metrics = None
-    sm_path = path / SERVER_METRICS_FILE
-    if sm_path.exists():
-        server_metrics = _read_parquet(sm_path).to_pandas()
+    server_metrics = read_server_metrics(path / SERVER_METRICS_FILE, RunDirError)
     return Run(path, meta, requests_frame(table), server_metrics, from_parts)
 
 
@@ -147,31 +152,6 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def read_json_object(path: Path, error: type[Exception], hint: str = "") -> dict[str, Any]:
-    """The JSON object in ``path``, or ``error`` with one line saying what is wrong."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(f"{path} is not valid JSON ({exc}){hint}") from exc
-    if not isinstance(data, dict):
-        raise error(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
-
-
-def check_schema_version(
-    version: object, current: int, error: type[Exception], path: Path, uses: str
-) -> None:
-    """``version`` must be a whole number from 1 to ``current``; a newer one means the file
-    was written by a newer slabench (``uses`` starts the message: "<dir> uses run")."""
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise error(f"{path} has no valid schema_version (got {version!r})")
-    if version > current:
-        raise error(
-            f"{uses} schema version {version} but this slabench reads up to {current}; "
-            "upgrade slabench to read it"
-        )
-
-
 def _read_requests(path: Path) -> tuple[pa.Table, bool]:
     file = path / REQUESTS_FILE
     if file.exists():
@@ -209,41 +189,6 @@ def _conform(table: pa.Table, file: Path) -> pa.Table:
                 ) from exc
             table = table.set_column(index, field.name, column)
     return table
-
-
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as JSON so that readers see the old file or the new one, never half.
-
-    Non-finite floats become null (JSON has no NaN); paths and numpy scalars are converted.
-    """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    text = json.dumps(_finite(obj), indent=2, allow_nan=False, default=_json_default)
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {key: _finite(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(value) for value in obj]
-    return obj
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "item"):  # numpy scalars
-        return _finite(obj.item())
-    if hasattr(obj, "tolist"):  # numpy arrays
-        return _finite(obj.tolist())
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 _SECRET_PARAM = re.compile(r"key|token|password|passwd|secret|signature|auth", re.IGNORECASE)

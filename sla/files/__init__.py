@@ -1,0 +1,10 @@
+"""One module per file format of a run or sweep directory, reader and writer together with
+one schema-version constant each:
+
+- ``sla.files.run``: ``run.json``, ``requests.parquet`` and ``requests.parts/`` (``Run``,
+  ``load_run``, ``REQUESTS_SCHEMA``, the helpers the recorder writes parts with);
+- ``sla.files.server_metrics``: ``server_metrics.parquet``;
+- ``sla.files.verdict``: ``verdict.json``;
+- ``sla.files.capacity``: ``capacity.json`` of a sweep directory;
+- ``sla.files.jsonio``: atomic JSON writes, JSON objects read back, schema versions checked.
+"""
