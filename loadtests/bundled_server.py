@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from sla.errors import SlabenchError
+
 READY = re.compile(r"ready at (http://[\d.]+:\d+)")
 
 # Small models keep start-up and CPU time low in tests; benchmarks pass their own sizes.
@@ -27,8 +29,9 @@ SMALL_MODELS = (
 )  # fmt: skip
 
 
-class ServerStartError(RuntimeError):
-    """The reference server exited or did not print its ready line in time."""
+class ServerStartError(SlabenchError, RuntimeError):
+    """The reference server exited or did not print its ready line in time (a bad
+    ``--server-args`` most often): a user error, reported in one line."""
 
 
 @dataclass

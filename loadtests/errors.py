@@ -1,6 +1,6 @@
 """Errors a user of the load generator can cause, and nothing else.
 
-    SlabenchError            base: a user error; str() is one line saying what and how to fix
+    sla.errors.SlabenchError the one base of user errors (one line; ``report_error``)
     ├── DatasetError         a prompt source (file, length spec) that cannot be used
     └── LoadSpecError        an arrival or load-shape option that cannot be used
 
@@ -11,14 +11,9 @@ worker index, a call after close) stay plain `ValueError`/`RuntimeError`.
 
 from __future__ import annotations
 
-__all__ = ["DatasetError", "LoadSpecError", "SlabenchError"]
+from sla.errors import SlabenchError
 
-
-class SlabenchError(Exception):
-    """A user error. The message is folded onto one line, whatever the caller passed."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.splitlines()))
+__all__ = ["DatasetError", "LoadSpecError"]
 
 
 class DatasetError(SlabenchError, ValueError):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from loadtests.errors import SlabenchError
 from loadtests.workloads.datasets import Prompt
+from sla.errors import SlabenchError
 
 Reader = Literal["openai_sse", "openai_json", "embeddings", "kserve", "json"]
 

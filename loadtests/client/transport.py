@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
-from loadtests.errors import SlabenchError
+from sla.errors import SlabenchError
 
 
 class TargetError(SlabenchError):

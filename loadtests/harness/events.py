@@ -22,12 +22,10 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from dashboards import DashboardError
-from loadtests.bundled_server import ServerProcess, ServerStartError
+from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import STEP_ENV, SearchOptions, bundled_by_search
 from loadtests.capacity.search import CapacitySearch
 from loadtests.client.clock import now
-from loadtests.errors import SlabenchError
 from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
@@ -35,20 +33,21 @@ from loadtests.harness.rundir import RunSession, default_run_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
 from loadtests.harness.terminal import format_summary
 from loadtests.workloads.datasets import Dataset, load_dataset
-from reports import ReportError, summarize_run, write_capacity_report, write_report
-from sla.files.capacity import CapacityError
-from sla.files.run import RunDirError, load_run
+from reports import RunSummary, summarize_run, write_capacity_report, write_report
+from sla.errors import EXIT_USAGE, SlabenchError, report_error
+from sla.files.run import load_run
 from sla.files.verdict import write_verdict
-from sla.spec import Spec, SpecError, load_spec
+from sla.reading import Reading, read_run
+from sla.spec import Spec, load_spec
 from sla.table import format_table
-from sla.verdict import EXIT_USAGE, Verdict, evaluate, exit_code
+from sla.verdict import Verdict, evaluate, exit_code
 
 log = logging.getLogger("slabench")
 
 
-def _fail(message: str) -> None:
-    print(f"slabench: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
+def _fail(exc: SlabenchError) -> None:
+    sys.stderr.flush()
+    sys.exit(report_error(exc))
 
 
 @events.init_command_line_parser.add_listener
@@ -63,8 +62,8 @@ def _init(environment: Environment, **_: Any) -> None:
     is_worker = isinstance(runner, WorkerRunner)
     try:
         state, search = _build_state(environment, is_worker)
-    except (SlabenchError, ServerStartError, SpecError) as exc:
-        _fail(str(exc))
+    except SlabenchError as exc:
+        _fail(exc)
         return
     if search is not None:
         assert state.spec is not None, "SearchOptions requires --sla"
@@ -104,7 +103,7 @@ def _build_state(
         state.spec = spec
         attach_run_state(environment, state)
         state.validate_user_classes()
-    except (SlabenchError, ServerStartError, SpecError):
+    except SlabenchError:
         if embedded is not None:
             embedded.stop()
         raise
@@ -186,7 +185,7 @@ def _write_capacity_html(sweep: Path) -> None:
     """The capacity report; a failure here is logged and never changes the exit code."""
     try:
         written = write_capacity_report(sweep)
-    except (ReportError, DashboardError, CapacityError, RunDirError, OSError, ValueError) as exc:
+    except (SlabenchError, OSError, ValueError) as exc:
         log.error("slabench: no report.html for %s: %s", sweep, exc)
         return
     print(f"slabench: report {written}", flush=True)
@@ -272,42 +271,56 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         generator=generator,
         extra={"dropped": state.dropped_total(generator)},
     )
-    _report(session.path, meta, state)
-    verdict = _judge(session.path, state) if state.spec is not None else None
+    _conclude(session.path, meta, state)
+
+
+def _conclude(path: Path, meta: dict[str, Any], state: RunState) -> None:
+    """Read the closed run once, then summarise, judge and render that one reading."""
+    try:
+        reading = read_run(load_run(path))
+    except SlabenchError as exc:
+        log.error("slabench: cannot read back %s: %s", path, exc)
+        if state.spec is not None:
+            state.exit_code = EXIT_USAGE
+        return
+    summary = _summarize(reading)
+    _warn(meta, state)
+    verdict = _judge(reading, state) if state.spec is not None else None
     if state.options.write_report:
-        _write_html(session.path, verdict)
+        _write_html(reading, verdict, summary)
 
 
-def _judge(path: Path, state: RunState) -> Verdict | None:
+def _summarize(reading: Reading) -> RunSummary | None:
+    try:
+        summary = summarize_run(reading)
+    except ValueError as exc:
+        log.error("slabench: could not summarise %s: %s", reading.path, exc)
+        return None
+    print(format_summary(str(reading.path), summary), flush=True)
+    return summary
+
+
+def _judge(reading: Reading, state: RunState) -> Verdict:
     """--sla: judge the whole run (every worker's records) and decide the exit code."""
     assert state.spec is not None
-    try:
-        verdict = evaluate(state.spec, load_run(path))
-    except RunDirError as exc:
-        log.error("slabench: cannot judge %s: %s", path, exc)
-        state.exit_code = EXIT_USAGE
-        return None
-    write_verdict(path, verdict)
+    verdict = evaluate(state.spec, reading)
+    write_verdict(reading.path, verdict)
     print(format_table(verdict), flush=True)
     state.exit_code = exit_code(verdict, allow_inconclusive=state.options.sla_allow_inconclusive)
     return verdict
 
 
-def _write_html(path: Path, verdict: Verdict | None) -> None:
+def _write_html(reading: Reading, verdict: Verdict | None, summary: RunSummary | None) -> None:
     """The HTML report; a failure here is logged and never changes the exit code."""
     try:
-        written = write_report(path, verdict)
-    except (ReportError, DashboardError, RunDirError, OSError, ValueError) as exc:
-        log.error("slabench: no report.html for %s: %s", path, exc)
+        written = write_report(reading, verdict, summary=summary)
+    except (SlabenchError, OSError, ValueError) as exc:
+        log.error("slabench: no report.html for %s: %s", reading.path, exc)
         return
     print(f"slabench: report {written}", flush=True)
 
 
-def _report(path: Path, meta: dict[str, Any], state: RunState) -> None:
-    try:
-        print(format_summary(str(path), summarize_run(load_run(path))), flush=True)
-    except (ValueError, OSError, RunDirError) as exc:
-        log.error("slabench: could not summarise %s: %s", path, exc)
+def _warn(meta: dict[str, Any], state: RunState) -> None:
     if meta.get("generator", {}).get("saturated"):
         print(
             "slabench: WARNING: the load generator was saturated (CPU >= 90% of a core for "

@@ -27,12 +27,12 @@ from loadtests.client.clock import now
 from loadtests.client.measure import CANCELLED, Timeouts, execute
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.transport import Target, Transport
-from loadtests.errors import SlabenchError
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor
 from loadtests.workloads.arrivals import for_worker, send_offsets
 from loadtests.workloads.datasets import Dataset, Prompt
+from sla.errors import SlabenchError
 from sla.files.run import RequestRecord
 from sla.spec import Spec
 

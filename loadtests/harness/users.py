@@ -28,9 +28,9 @@ from loadtests.client.protocols import (
     parse_shape,
 )
 from loadtests.client.transport import Transport
-from loadtests.errors import SlabenchError
 from loadtests.harness import events  # noqa: F401  (registers the listeners)
 from loadtests.harness.state import RunState, run_state
+from sla.errors import SlabenchError
 from sla.files.run import CANCELLED_ERROR
 
 log = logging.getLogger("slabench")

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from loadtests.errors import DatasetError, SlabenchError
+from loadtests.errors import DatasetError
 from loadtests.workloads import sharegpt
 from loadtests.workloads.datasets import (
     Dataset,
@@ -17,6 +17,7 @@ from loadtests.workloads.datasets import (
     load_dataset,
     parse_length_dist,
 )
+from sla.errors import SlabenchError
 
 
 def _load(source: str | Path, **kwargs: Any) -> Dataset:

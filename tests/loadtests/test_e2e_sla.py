@@ -80,3 +80,54 @@ def test_a_bad_spec_fails_before_any_load(run_locust: RunLocust, tmp_path: Path)
     assert "tftt_ms" in result.output and "ttft_ms" in result.output
     assert "Traceback" not in result.output
     assert not (result.run_dir / "requests.parquet").exists()
+
+
+COUNTING_LOCUSTFILE = '''
+"""The chat scenario, with every end-of-run reading of the run directory counted."""
+import atexit
+import collections
+
+import dashboards.windows
+import reports.render
+import sla.reading
+from loadtests.harness import events
+from loadtests.scenarios.chat import *  # noqa: F403  (the scenario's user class)
+
+CALLS = collections.Counter()
+
+
+def counted(module, name):
+    real = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        CALLS[name] += 1
+        return real(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
+for module, name in [(events, "load_run"), (reports.render, "load_run"),
+                     (sla.reading, "with_request_metrics"),
+                     (dashboards.windows, "with_request_metrics"),
+                     (events, "summarize_run"), (events, "evaluate")]:
+    counted(module, name)
+atexit.register(lambda: print("END-OF-RUN CALLS", dict(sorted(CALLS.items())), flush=True))
+'''
+
+
+def test_the_end_of_a_run_reads_it_once_for_summary_verdict_and_report(
+    run_locust: RunLocust, start_server: StartServer, tmp_path: Path
+) -> None:
+    """At test stop the run directory is loaded once, its metrics derived once, and the same
+    reading summarised, judged and rendered (report.html on, as users run it)."""
+    server = start_server()
+    locustfile = tmp_path / "counting_chat.py"
+    locustfile.write_text(COUNTING_LOCUSTFILE)
+    loose = spec(tmp_path, LATENCY_UNDER_100MS.replace("max: 100", "max: 5000"))
+    load = [a for a in SMALL_LOAD if a != "--no-report"]
+    result = run_locust(str(locustfile.with_suffix("")), "--host", server.url, "-u", "2",
+                        "-t", "2s", "--sla", loose, *load)  # fmt: skip
+    assert result.code == 0, result.output
+    assert (result.run_dir / "report.html").exists() and (result.run_dir / "verdict.json").exists()
+    expected = {"evaluate": 1, "load_run": 1, "summarize_run": 1, "with_request_metrics": 1}
+    assert f"END-OF-RUN CALLS {expected}" in result.output, result.output[-2000:]
