@@ -33,6 +33,7 @@ import signal
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import gevent
@@ -322,7 +323,7 @@ class CapacitySearch:
                 confidence=self.spec.confidence,
                 objectives=tuple(obj.label for obj in self.spec.objectives),
             ),
-            settings={**o.describe(), "min_samples": self.min_samples},
+            settings=MappingProxyType({**o.describe(), "min_samples": self.min_samples}),
             started_at=self.started_at,
             ended_at=time.time(),
             wall_s=self.elapsed_s(),
