@@ -101,14 +101,15 @@ def _search(args: argparse.Namespace, common: list[str], sweep: Path) -> dict[st
     if code != 0:
         raise RuntimeError(f"the capacity search exited {code}")
     result = load_capacity(sweep)
-    for step in result["steps"]:
-        print(f"  search step {step['step']:2d} {step['phase']:7s} {step['load']:8g} req/s  "
-              f"{step['status']}")  # fmt: skip
+    for step in result.steps:
+        print(f"  search step {step.step:2d} {step.phase:7s} {step.load:8g} req/s  {step.status}")
+    if result.capacity is None or result.lowest_fail is None:
+        raise RuntimeError(f"the capacity search found no bracket: {result.message}")
     return {
-        "steps": len(result["steps"]),
+        "steps": len(result.steps),
         "wall_s": wall_s,
-        "capacity": result["capacity"]["load"],
-        "fail": result["lowest_fail"]["load"],
+        "capacity": result.capacity.load,
+        "fail": result.lowest_fail.load,
     }
 
 

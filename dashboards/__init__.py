@@ -17,8 +17,8 @@ Modules: ``view`` (a run's reading and time axis), ``windows`` (per-window point
 in flight), ``timeseries``, ``distributions``, ``load`` (TTFT against input length, latency
 against throughput), ``levels`` (load levels of a shaped run), ``sla_panel``, ``failures``
 (failed requests), ``server`` (scraped server metrics), ``compare`` and ``build``;
-``capacity`` draws the result of a capacity search (``capacity.json``) rather than a run,
-from the points that ``capacity_points`` reads out of it:
+``capacity`` draws the result of a capacity search (``capacity.json``, a ``CapacityResult``)
+rather than a run; ``capacity_points`` says which steps make a curve and how they are marked:
 
     panels = capacity_panels(load_capacity("runs/sweep"))   # sla.files.capacity
 """
@@ -27,12 +27,10 @@ from __future__ import annotations
 
 from dashboards.build import build_panels
 from dashboards.capacity import (
-    StepPoint,
     capacity_comparison_panel,
     capacity_panels,
     latency_throughput_panel,
     load_throughput_panel,
-    step_points,
 )
 from dashboards.compare import comparison_panels
 from dashboards.panel import Panel
@@ -42,7 +40,6 @@ from dashboards.windows import WindowStats, window_stats
 __all__ = [
     "DashboardError",
     "Panel",
-    "StepPoint",
     "WindowStats",
     "build_panels",
     "capacity_comparison_panel",
@@ -50,6 +47,5 @@ __all__ = [
     "comparison_panels",
     "latency_throughput_panel",
     "load_throughput_panel",
-    "step_points",
     "window_stats",
 ]

@@ -4,8 +4,8 @@
     panels = capacity_panels(result)          # latency–throughput curve, load vs throughput
     panel = capacity_comparison_panel([a, b], ["before", "after"])
 
-``step_points`` (``dashboards.capacity_points``, re-exported here) turns the steps into
-frozen, unit-named points once; the figures and the report tables read those. ERROR steps
+The result is the frozen ``CapacityResult`` that ``load_capacity`` read and checked; how its
+steps become points (curves, markers, hovers) is ``dashboards.capacity_points``. ERROR steps
 measured nothing trustworthy: they stay out of the curves (the report's step table lists
 them). Text from the file (labels, units, phases, statuses, the knee's metric) reaches a
 figure only through ``safe_label``.
@@ -13,39 +13,30 @@ figure only through ``safe_label``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-# Imported under their own names to re-export them: they lived here before capacity_points.
-from dashboards.capacity_points import OTHER_STATUS_COLOUR as OTHER_STATUS_COLOUR
 from dashboards.capacity_points import (
     STATUS_SYMBOLS,
-    StepPoint,
-    bound,
     curve_points,
-    find_step,
     hover,
-    knee_metric,
-    load_unit,
-    number,
+    percentile,
     status_colour,
     status_markers,
-    step_points,
 )
-from dashboards.capacity_points import Bound as Bound
 from dashboards.panel import COLOURS, STATUS_COLOURS, Panel, new_figure, safe_label
+from sla.files.capacity import CapacityResult, StepResult
 
 # Okabe-Ito without its yellow, which vanishes on white.
 SWEEP_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 BRACKET_FILL = "rgba(0, 158, 115, 0.14)"
 _HEIGHT_PX = 460
-_CURVES = (  # (name, step field, colour, dash)
-    ("p50 latency", "latency_p50_ms", COLOURS["p50"], "solid"),
-    ("p99 latency", "latency_p99_ms", COLOURS["p99"], "solid"),
-    ("p99 TTFT", "ttft_p99_ms", COLOURS["p90"], "dot"),
-    ("p99 TPOT", "tpot_p99_ms", COLOURS["tokens"], "dash"),
+_CURVES = (  # (name, step field, percentile, colour, dash)
+    ("p50 latency", "latency_ms", "p50", COLOURS["p50"], "solid"),
+    ("p99 latency", "latency_ms", "p99", COLOURS["p99"], "solid"),
+    ("p99 TTFT", "ttft_ms", "p99", COLOURS["p90"], "dot"),
+    ("p99 TPOT", "tpot_ms", "p99", COLOURS["tokens"], "dash"),
 )
 
 
@@ -58,7 +49,7 @@ def _legend_below(fig: go.Figure) -> None:
     )
 
 
-def _status_legend(fig: go.Figure, points: Sequence[StepPoint]) -> None:
+def _status_legend(fig: go.Figure, points: Sequence[StepResult]) -> None:
     """Legend entries (no data) for the statuses whose colour and shape the markers use."""
     for status in dict.fromkeys(p.status for p in points):
         fig.add_trace(
@@ -78,20 +69,19 @@ def _status_legend(fig: go.Figure, points: Sequence[StepPoint]) -> None:
         )
 
 
-def latency_throughput_panel(result: Mapping[str, Any]) -> Panel | None:
+def latency_throughput_panel(result: CapacityResult) -> Panel | None:
     """Latency percentiles against achieved throughput, one marker per measured step coloured
     and shaped by its status, the capacity step and the knee annotated; None without a
     measured step."""
-    points = step_points(result)
-    curve = curve_points(points)
+    curve = curve_points(result.steps)
     if not curve:
         return None
-    unit = load_unit(result)
+    unit = result.load_unit
     title = "Latency against achieved throughput (one point per step)"
     fig = new_figure(title, x_title="achieved throughput (requests/s)", y_title="latency (ms)")
     customdata, head = hover(curve, unit)
-    for name, field, colour, dash in _CURVES:
-        y = [getattr(p, field) for p in curve]
+    for name, field, stat, colour, dash in _CURVES:
+        y = [percentile(getattr(p, field), stat) for p in curve]
         if all(v is None for v in y):
             continue
         fig.add_trace(
@@ -112,7 +102,7 @@ def latency_throughput_panel(result: Mapping[str, Any]) -> Panel | None:
     _legend_below(fig)
     fig.update_xaxes(rangemode="tozero")
     fig.update_yaxes(rangemode="tozero")
-    errored = [p.step for p in points if p.status == "ERROR"]
+    errored = [p.step for p in result.steps if p.status == "ERROR"]
     note = "Marker colour and shape: the step's SLA status; lines join the steps by load."
     if errored:
         note += f" ERROR steps left out: {', '.join(map(str, errored))} (see the step table)."
@@ -120,15 +110,15 @@ def latency_throughput_panel(result: Mapping[str, Any]) -> Panel | None:
 
 
 def _annotate_capacity(
-    fig: go.Figure, result: Mapping[str, Any], curve: Sequence[StepPoint], unit: str
+    fig: go.Figure, result: CapacityResult, curve: Sequence[StepResult], unit: str
 ) -> None:
-    capacity = bound(result, "capacity")
-    step = find_step(curve, capacity.step) if capacity else None
+    capacity = result.capacity
+    step = _on_curve(curve, capacity.step) if capacity else None
     if capacity and step and step.throughput_rps is not None:
-        y = step.latency_p99_ms if step.latency_p99_ms is not None else step.latency_p50_ms
+        p99, p50 = percentile(step.latency_ms, "p99"), percentile(step.latency_ms, "p50")
         fig.add_annotation(
             x=step.throughput_rps,
-            y=y,
+            y=p99 if p99 is not None else p50,
             text=f"capacity: {capacity.load:.4g} {safe_label(unit, 20)} (step {step.step})",
             showarrow=True,
             arrowhead=2,
@@ -139,36 +129,38 @@ def _annotate_capacity(
     _annotate_knee(fig, result, curve, unit)
 
 
+def _on_curve(curve: Sequence[StepResult], step: int) -> StepResult | None:
+    return next((p for p in curve if p.step == step), None)
+
+
 def _annotate_knee(
-    fig: go.Figure, result: Mapping[str, Any], curve: Sequence[StepPoint], unit: str
+    fig: go.Figure, result: CapacityResult, curve: Sequence[StepResult], unit: str
 ) -> None:
     """The knee at its own point (throughput, the knee metric's latency), else at its step's
     p99; labelled with the metric it was found on, which need not be a drawn curve."""
-    knee = result.get("knee")
-    knee_bound = bound(result, "knee")
-    if not isinstance(knee, Mapping) or knee_bound is None:
+    knee = result.knee
+    if knee is None:
         return
-    knee_step = find_step(curve, knee_bound.step)
-    x, y = number(knee.get("throughput_rps")), number(knee.get("latency_ms"))
+    knee_step = _on_curve(curve, knee.step)
+    x, y = knee.throughput_rps, knee.latency_ms
     if (x is None or y is None) and knee_step is not None:
-        x, y = knee_step.throughput_rps, knee_step.latency_p99_ms
+        x, y = knee_step.throughput_rps, percentile(knee_step.latency_ms, "p99")
     if x is None or y is None:
         return
-    text = f"knee: {knee_bound.load:.4g} {safe_label(unit, 20)}"
-    metric = knee_metric(result)
-    if metric is not None:
-        text += f" ({safe_label(metric, 40)})"
+    text = f"knee: {knee.load:.4g} {safe_label(unit, 20)}"
+    if knee.metric:
+        text += f" ({safe_label(knee.metric, 40)})"
     fig.add_annotation(x=x, y=y, text=text, showarrow=True, arrowhead=2, ax=40, ay=-50)
 
 
-def load_throughput_panel(result: Mapping[str, Any]) -> Panel | None:
+def load_throughput_panel(result: CapacityResult) -> Panel | None:
     """Achieved throughput and goodput (req/s) against the load of each step, the capacity
-    bracket shaded; None without a step that has a load and a throughput."""
-    points = [p for p in curve_points(step_points(result)) if p.load is not None]
+    bracket shaded; None without a step that has a throughput."""
+    points = curve_points(result.steps)
     if not points:
         return None
-    unit = load_unit(result)
-    closed = result.get("mode") == "concurrency" or unit == "users"
+    unit = result.load_unit
+    closed = result.mode == "concurrency" or unit == "users"
     x_title = f"concurrency ({safe_label(unit, 20)})" if closed else "offered load (req/s)"
     if not closed and unit != "req/s":
         x_title = f"offered load ({safe_label(unit, 20)})"
@@ -205,8 +197,8 @@ def load_throughput_panel(result: Mapping[str, Any]) -> Panel | None:
     return Panel("capacity_load_throughput", title, fig, note)
 
 
-def _shade_bracket(fig: go.Figure, result: Mapping[str, Any], unit: str) -> str:
-    capacity, fail = bound(result, "capacity"), bound(result, "lowest_fail")
+def _shade_bracket(fig: go.Figure, result: CapacityResult, unit: str) -> str:
+    capacity, fail = result.capacity, result.lowest_fail
     line = {"dash": "dash", "width": 1, "color": "#555555"}
     if capacity and fail:
         fig.add_vrect(
@@ -230,14 +222,14 @@ def _shade_bracket(fig: go.Figure, result: Mapping[str, Any], unit: str) -> str:
     return "No capacity bracket: the search established neither a PASS nor a FAIL load."
 
 
-def capacity_panels(result: Mapping[str, Any]) -> list[Panel]:
+def capacity_panels(result: CapacityResult) -> list[Panel]:
     """The figures of one capacity result, in the order the report shows them."""
     panels = (latency_throughput_panel(result), load_throughput_panel(result))
     return [p for p in panels if p is not None]
 
 
 def capacity_comparison_panel(
-    results: Sequence[Mapping[str, Any]], labels: Sequence[str]
+    results: Sequence[CapacityResult], labels: Sequence[str]
 ) -> Panel | None:
     """The p99 (solid) and p50 (dotted) latency–throughput curves of several sweeps, one
     colour each, with each sweep's capacity step starred; None when no sweep has a point."""
@@ -245,21 +237,18 @@ def capacity_comparison_panel(
     fig = new_figure(title, x_title="achieved throughput (requests/s)", y_title="latency (ms)")
     drawn = 0
     for index, (result, label) in enumerate(zip(results, labels, strict=True)):
-        curve = curve_points(step_points(result))
+        curve = curve_points(result.steps)
         if not curve:
             continue
         drawn += 1
         colour = SWEEP_COLOURS[index % len(SWEEP_COLOURS)]
         name = safe_label(label, 40)
-        customdata, head = hover(curve, load_unit(result))
-        for stat, field, dash in (
-            ("p99", "latency_p99_ms", "solid"),
-            ("p50", "latency_p50_ms", "dot"),
-        ):
+        customdata, head = hover(curve, result.load_unit)
+        for stat, dash in (("p99", "solid"), ("p50", "dot")):
             fig.add_trace(
                 go.Scatter(
                     x=[p.throughput_rps for p in curve],
-                    y=[getattr(p, field) for p in curve],
+                    y=[percentile(p.latency_ms, stat) for p in curve],
                     name=f"{name} {stat}",
                     legendgroup=f"sweep-{index}",
                     mode="lines+markers",
@@ -290,26 +279,26 @@ def capacity_comparison_panel(
 
 def _star_capacity(
     fig: go.Figure,
-    result: Mapping[str, Any],
-    curve: Sequence[StepPoint],
+    result: CapacityResult,
+    curve: Sequence[StepResult],
     colour: str,
     name: str,
     index: int,
 ) -> None:
-    capacity = bound(result, "capacity")
-    step = find_step(curve, capacity.step) if capacity else None
+    capacity = result.capacity
+    step = _on_curve(curve, capacity.step) if capacity else None
     if capacity is None or step is None:
         return
     fig.add_trace(
         go.Scatter(
             x=[step.throughput_rps],
-            y=[step.latency_p99_ms],
+            y=[percentile(step.latency_ms, "p99")],
             name=f"{name} capacity",
             legendgroup=f"sweep-{index}",
             showlegend=False,
             mode="markers",
             marker={"color": colour, "symbol": "star", "size": 18, "line": {"width": 1}},
             hovertemplate=f"{name}: capacity {capacity.load:.4g} "
-            f"{safe_label(load_unit(result), 20)} (step {step.step})<extra></extra>",
+            f"{safe_label(result.load_unit, 20)} (step {step.step})<extra></extra>",
         )
     )

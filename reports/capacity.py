@@ -16,25 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from dashboards.capacity import capacity_panels
-from dashboards.capacity_points import (
-    StepPoint,
-    bound,
-    find_step,
-    knee_metric,
-    load_unit,
-    number,
-    step_points,
-)
+from dashboards.capacity_points import percentile, step_notes
 from reports import fmt
 from reports.html import Markup, esc, figure_slots, page
 from reports.render import REPORT_FILE, write_html
-from sla.files.capacity import load_capacity
+from sla.files.capacity import CapacityResult, StepResult, load_capacity
 
 __all__ = [
     "OUTCOME_TEXT",
@@ -105,32 +96,22 @@ def money(x: float | None, currency: str = "$") -> str:
     return f"{currency}{whole}.{cents[:2]}{cents[2:].rstrip('0')}"
 
 
-def capacity_text(result: Mapping[str, Any]) -> str:
+def capacity_text(result: CapacityResult) -> str:
     """The capacity with its unit; ``≥`` when no load failed (the SLA held at the largest)."""
-    capacity = bound(result, "capacity")
-    if capacity is None:
+    if result.capacity is None:
         return "none"
-    prefix = "≥ " if result.get("outcome") == "sla_holds_at_max" else ""
-    return prefix + load_text(capacity.load, load_unit(result))
+    prefix = "≥ " if result.outcome == "sla_holds_at_max" else ""
+    return prefix + load_text(result.capacity.load, result.load_unit)
 
 
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+def currency_of(result: CapacityResult) -> str:
+    return (result.cost.currency if result.cost else None) or "$"
 
 
-def cost_of(result: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _mapping(result.get("cost"))
-
-
-def currency_of(result: Mapping[str, Any]) -> str:
-    currency = cost_of(result).get("currency")
-    return currency if isinstance(currency, str) and currency else "$"
-
-
-def capacity_warnings(result: Mapping[str, Any], points: Sequence[StepPoint]) -> list[str]:
+def capacity_warnings(result: CapacityResult) -> list[str]:
     """One line per thing that makes the capacity less than a clean answer."""
-    outcome, out = result.get("outcome"), []
-    saturated = ", ".join(str(p.step) for p in points if p.saturated)
+    outcome, out = result.outcome, []
+    saturated = ", ".join(str(p.step) for p in result.steps if p.saturated)
     if outcome == "generator_saturated":
         out.append(
             f"The load generator saturated (step {saturated or '?'}) before the server failed "
@@ -139,24 +120,29 @@ def capacity_warnings(result: Mapping[str, Any], points: Sequence[StepPoint]) ->
         )
     elif saturated:
         out.append(f"The load generator was saturated in step {saturated}: not trustworthy.")
-    if outcome == "budget_exhausted":
-        out.append(
-            "The search ran out of budget before reaching the precision asked: the capacity "
-            "is only known to lie between the highest PASS and the lowest FAIL. Give "
-            "the search more time or steps, or ask for a coarser precision."
-        )
-    elif outcome == "unresolved":
-        out.append(
-            "The search could not resolve a capacity: steps near the limit were INCONCLUSIVE "
-            "or erred. Lengthen the steps (more requests per judgement) and search again."
-        )
-    elif outcome == "interrupted":
-        out.append("The search was interrupted: only the steps that ran are reported.")
-    errored = [p for p in points if p.status == "ERROR"]
+    out += _outcome_warnings(outcome)
+    errored = [p for p in result.steps if p.status == "ERROR"]
     if errored:
         what = "; ".join(f"step {p.step}: {p.error or 'no error text'}" for p in errored)
         out.append(f"{len(errored)} step(s) errored and are left out of the figures ({what}).")
     return out
+
+
+def _outcome_warnings(outcome: str) -> list[str]:
+    if outcome == "budget_exhausted":
+        return [
+            "The search ran out of budget before reaching the precision asked: the capacity "
+            "is only known to lie between the highest PASS and the lowest FAIL. Give "
+            "the search more time or steps, or ask for a coarser precision."
+        ]
+    if outcome == "unresolved":
+        return [
+            "The search could not resolve a capacity: steps near the limit were INCONCLUSIVE "
+            "or erred. Lengthen the steps (more requests per judgement) and search again."
+        ]
+    if outcome == "interrupted":
+        return ["The search was interrupted: only the steps that ran are reported."]
+    return []
 
 
 def warning_banners(lines: Sequence[str]) -> Markup:
@@ -212,84 +198,83 @@ def render_capacity_report(sweep_dir: StrPath, *, out_dir: StrPath | None = None
     """The HTML report of the capacity search in ``sweep_dir``; run links are relative to
     ``out_dir`` (default: the sweep directory, where ``write_capacity_report`` writes)."""
     result = load_capacity(sweep_dir)
-    return _report(result, Path(out_dir) if out_dir is not None else Path(result["path"]))
+    return _report(result, Path(out_dir) if out_dir is not None else sweep_of(result))
 
 
 def write_capacity_report(sweep_dir: StrPath, output: StrPath | None = None) -> Path:
     """Write the report to ``output`` (default ``<sweep>/report.html``); the path written."""
     result = load_capacity(sweep_dir)
-    path = Path(output) if output is not None else Path(result["path"]) / REPORT_FILE
+    path = Path(output) if output is not None else sweep_of(result) / REPORT_FILE
     return write_html(_report(result, path.parent), path)
 
 
-def _report(result: Mapping[str, Any], out_dir: Path) -> str:
-    points = step_points(result)
+def sweep_of(result: CapacityResult) -> Path:
+    """The sweep directory ``result`` was read from (a result built in memory: ``.``)."""
+    return result.path if result.path is not None else Path(".")
+
+
+def _report(result: CapacityResult, out_dir: Path) -> str:
     slots, figures_json = figure_slots(capacity_panels(result), prefix="cap")
     body = Markup(
         STYLE
-        + _header(result, points)
-        + warning_banners(capacity_warnings(result, points))
-        + _result_section(result, points)
+        + _header(result)
+        + warning_banners(capacity_warnings(result))
+        + _result_section(result)
         + Markup(f'<section id="figures"><h2>Figures</h2><div class="grid">{slots}</div></section>')
-        + _steps_section(result, points, out_dir)
+        + _steps_section(result, out_dir)
         + _details_section(result)
     )
-    scenario = str(result.get("scenario") or "capacity search")
+    scenario = result.scenario or "capacity search"
     return page(f"slabench capacity: {scenario} ({capacity_text(result)})", body, figures_json)
 
 
-def _badge(result: Mapping[str, Any]) -> Markup:
-    outcome = str(result.get("outcome"))
-    cls = _BADGE_CLASS.get(outcome, "INCONCLUSIVE")
-    text = OUTCOME_TEXT.get(outcome, outcome)
+def _badge(result: CapacityResult) -> Markup:
+    cls = _BADGE_CLASS.get(result.outcome, "INCONCLUSIVE")
+    text = OUTCOME_TEXT.get(result.outcome, result.outcome)
     return Markup(f'<span class="badge {cls}" id="verdict-badge">{esc(text)}</span>')
 
 
-def _header(result: Mapping[str, Any], points: Sequence[StepPoint]) -> Markup:
-    scenario = str(result.get("scenario") or "unnamed scenario")
-    spec = _mapping(result.get("spec"))
-    confidence = number(spec.get("confidence"))
-    sla = f"{spec.get('name') or 'unnamed'} ({spec.get('source') or 'n/a'})"
-    if confidence is not None:
-        sla += f", judged at {confidence * 100:g}% confidence"
-    mode = result.get("mode")
-    errored = sum(p.status == "ERROR" for p in points)
+def _header(result: CapacityResult) -> Markup:
+    scenario = result.scenario or "unnamed scenario"
+    spec = result.spec
+    sla = f"{spec.name or 'unnamed'} ({spec.source or 'n/a'})" if spec else "unnamed (n/a)"
+    if spec and spec.confidence is not None:
+        sla += f", judged at {spec.confidence * 100:g}% confidence"
+    errored = sum(p.status == "ERROR" for p in result.steps)
+    closed = result.mode == "concurrency"
     items = [
-        ("Target", Markup(f'<span class="mono">{esc(result.get("target_url") or "n/a")}</span>')),
+        ("Target", Markup(f'<span class="mono">{esc(result.target_url or "n/a")}</span>')),
         ("SLA", sla),
-        ("Load", "closed loop (concurrency)" if mode == "concurrency" else "open loop (rate)"),
-        ("Started", fmt.timestamp(result.get("started_at"))),
-        ("Wall time", fmt.duration(number(result.get("wall_s")))),
-        ("Steps", f"{len(points)}" + (f" ({errored} errored)" if errored else "")),
-        ("Sweep directory", Markup(f'<span class="mono">{esc(result.get("path"))}</span>')),
+        ("Load", "closed loop (concurrency)" if closed else "open loop (rate)"),
+        ("Started", fmt.timestamp(result.started_at)),
+        ("Wall time", fmt.duration(result.wall_s)),
+        ("Steps", f"{len(result.steps)}" + (f" ({errored} errored)" if errored else "")),
+        ("Sweep directory", Markup(f'<span class="mono">{esc(result.path)}</span>')),
     ]
     rows = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
     return Markup(
         f"<header><h1>slabench capacity: {esc(scenario)} {_badge(result)}</h1>"
-        f'<p class="sub" id="outcome-message">{esc(result.get("message") or "")}</p>'
+        f'<p class="sub" id="outcome-message">{esc(result.message)}</p>'
         f'<dl class="meta">{rows}</dl></header>'
     )
 
 
-def _step_ref(step: StepPoint | None, step_no: int | None) -> str:
-    if step is None:
-        return f"step {step_no}" if step_no is not None else "no step"
-    return f"step {step.step}, {step.status}"
+def _step_ref(step: StepResult | None, step_no: int) -> str:
+    return f"step {step_no}" if step is None else f"step {step.step}, {step.status}"
 
 
-def _result_section(result: Mapping[str, Any], points: Sequence[StepPoint]) -> Markup:
-    unit = load_unit(result)
-    capacity, fail = bound(result, "capacity"), bound(result, "lowest_fail")
+def _result_section(result: CapacityResult) -> Markup:
+    unit = result.load_unit
     bracket = " · ".join(
-        f"{what} {load_text(b.load, unit)} ({_step_ref(find_step(points, b.step), b.step)})"
-        for what, b in (("highest PASS", capacity), ("lowest FAIL", fail))
+        f"{what} {load_text(b.load, unit)} ({_step_ref(result.find_step(b.step), b.step)})"
+        for what, b in (("highest PASS", result.capacity), ("lowest FAIL", result.lowest_fail))
         if b is not None
     )
-    precision = number(result.get("precision"))
+    precision = result.precision
     items = [
         ("Bracket", bracket or "none"),
         ("Precision reached", "n/a" if precision is None else f"{precision * 100:.1f}%"),
-        ("Knee", _knee_text(result, points)),
+        ("Knee", _knee_text(result)),
         *_cost_items(result),
     ]
     rows = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
@@ -300,32 +285,30 @@ def _result_section(result: Mapping[str, Any], points: Sequence[StepPoint]) -> M
     )
 
 
-def _knee_text(result: Mapping[str, Any], points: Sequence[StepPoint]) -> str:
+def _knee_text(result: CapacityResult) -> str:
     """The knee's load, its step's throughput, and the metric it was found on."""
-    knee = bound(result, "knee")
+    knee = result.knee
     if knee is None:
         return "none found"
-    text = load_text(knee.load, load_unit(result))
-    step = find_step(points, knee.step)
+    text = load_text(knee.load, result.load_unit)
+    step = result.find_step(knee.step)
     if step is not None:
         text += f" (step {step.step}: {fmt.exact(step.throughput_rps)} req/s)"
-    metric = knee_metric(result)
-    return text + (f", where {metric} starts to climb" if metric is not None else "")
+    return text + (f", where {knee.metric} starts to climb" if knee.metric else "")
 
 
-def _cost_items(result: Mapping[str, Any]) -> list[tuple[str, str]]:
-    cost, cur = cost_of(result), currency_of(result)
-    if not cost:
+def _cost_items(result: CapacityResult) -> list[tuple[str, str]]:
+    cost, cur = result.cost, currency_of(result)
+    if cost is None:
         return []
     at = (
-        f"{money(number(cost.get('per_hour')), cur)}/hour, at "
-        f"{load_text(number(cost.get('at_load')), load_unit(result))}: "
-        f"{fmt.exact(number(cost.get('requests_per_s')))} req/s, "
-        f"{fmt.exact(number(cost.get('output_tokens_per_s')))} output tok/s"
+        f"{money(cost.per_hour, cur)}/hour, at {load_text(cost.at_load, result.load_unit)}: "
+        f"{fmt.exact(cost.requests_per_s)} req/s, "
+        f"{fmt.exact(cost.output_tokens_per_s)} output tok/s"
     )
     return [
-        ("Cost per 1M output tokens", money(number(cost.get("per_1m_output_tokens")), cur)),
-        ("Cost per 1k requests", money(number(cost.get("per_1k_requests")), cur)),
+        ("Cost per 1M output tokens", money(cost.per_1m_output_tokens, cur)),
+        ("Cost per 1k requests", money(cost.per_1k_requests, cur)),
         ("Cost assumed", at),
     ]
 
@@ -338,68 +321,71 @@ def _run_links(sweep: Path, runs: Sequence[str], out_dir: Path) -> Markup:
     return Markup("<br>".join(links) or "-")
 
 
-def _marks(result: Mapping[str, Any], step: int) -> list[str]:
+def _marks(result: CapacityResult, step: int) -> list[str]:
     return [
         name
-        for key, name in (
-            ("capacity", "capacity"),
-            ("lowest_fail", "lowest fail"),
-            ("knee", "knee"),
+        for point, name in (
+            (result.capacity, "capacity"),
+            (result.lowest_fail, "lowest fail"),
+            (result.knee, "knee"),
         )
-        if (b := bound(result, key)) is not None and b.step == step
+        if point is not None and point.step == step
     ]
 
 
-def _steps_section(result: Mapping[str, Any], points: Sequence[StepPoint], out_dir: Path) -> Markup:
-    unit, sweep = load_unit(result), Path(str(result.get("path") or "."))
+def _step_row(
+    result: CapacityResult, p: StepResult, marks: list[str], out_dir: Path
+) -> tuple[str | Markup, ...]:
+    return (
+        str(p.step),
+        p.phase,
+        load_text(p.load, result.load_unit),
+        fmt.exact(p.arrival_rps),
+        p.status + (f" ({', '.join(marks)})" if marks else ""),
+        fmt.exact(p.throughput_rps),
+        fmt.exact(p.goodput_rps),
+        fmt.exact_value("goodput_ratio", p.goodput_ratio),
+        fmt.exact_value("error_rate", p.error_rate),
+        *(fmt.exact(percentile(p.latency_ms, stat)) for stat in ("p50", "p99")),
+        *(fmt.exact(percentile(stats, "p99")) for stats in (p.ttft_ms, p.tpot_ms)),
+        fmt.duration(p.window_s),
+        "yes" if p.saturated else "no",
+        p.error or "",
+        _run_links(sweep_of(result), p.runs, out_dir),
+    )
+
+
+def _steps_section(result: CapacityResult, out_dir: Path) -> Markup:
     rows, classes = [], []
-    for p in points:
+    for p in result.steps:
         marks = _marks(result, p.step)
-        rows.append(
-            (
-                str(p.step),
-                p.phase,
-                load_text(p.load, unit),
-                fmt.exact(p.arrival_rps),
-                p.status + (f" ({', '.join(marks)})" if marks else ""),
-                fmt.exact(p.throughput_rps),
-                fmt.exact(p.goodput_rps),
-                fmt.exact_value("goodput_ratio", p.goodput_ratio),
-                fmt.exact_value("error_rate", p.error_rate),
-                *(fmt.exact(v) for v in (p.latency_p50_ms, p.latency_p99_ms)),
-                *(fmt.exact(v) for v in (p.ttft_p99_ms, p.tpot_p99_ms)),
-                fmt.duration(p.window_s),
-                "yes" if p.saturated else "no",
-                p.error or "",
-                _run_links(sweep, p.runs, out_dir),
-            )
-        )
+        rows.append(_step_row(result, p, marks, out_dir))
         classes.append(" ".join([p.status, *(["capacity"] if "capacity" in marks else [])]))
     body = wide_table(_STEP_HEADERS, rows, _STEP_NUMERIC, classes, _STEP_HEADERS.index("error"))
     return Markup(
         f'<section id="steps"><h2>Steps</h2><div class="scroll">{body}</div>'
-        f"{_failure_notes(points, result)}</section>"
+        f"{_failure_notes(result.steps)}</section>"
     )
 
 
-def _failure_notes(points: Sequence[StepPoint], result: Mapping[str, Any]) -> Markup:
+def _failure_notes(steps: Sequence[StepResult]) -> Markup:
     """Why each FAIL or INCONCLUSIVE step did not pass, from its objectives' messages."""
     notes = []
-    for step, raw in zip(points, result.get("steps") or (), strict=True):  # one point a step
-        notes += [f"Step {step.step} ({step.status}): {note}" for note in step.notes]
-        objectives = raw.get("objectives")
-        if step.status in ("PASS", "ERROR") or not isinstance(objectives, list):
+    for step in steps:
+        notes += [f"Step {step.step} ({step.status}): {note}" for note in step_notes(step)]
+        if step.status in ("PASS", "ERROR"):
             continue
-        for objective in objectives:
-            if isinstance(objective, Mapping) and objective.get("status") != "PASS":
-                notes.append(f"Step {step.step} ({step.status}): {objective.get('message')}")
+        for objective in step.objectives:
+            if objective.status != "PASS":
+                notes.append(f"Step {step.step} ({step.status}): {objective.message}")
     listed = "".join(f"<li>{esc(n)}</li>" for n in notes)
     return Markup(f'<ul class="messages">{listed}</ul>' if notes else "")
 
 
-def _details_section(result: Mapping[str, Any]) -> Markup:
-    settings = json.dumps(result.get("settings"), indent=2, sort_keys=True, default=str)
-    spec = json.dumps(result.get("spec"), indent=2, sort_keys=True, default=str)
+def _details_section(result: CapacityResult) -> Markup:
+    settings = json.dumps(dict(result.settings), indent=2, sort_keys=True, default=str)
+    spec_dict = result.spec.to_dict() if result.spec else None
+    spec = json.dumps(spec_dict, indent=2, sort_keys=True, default=str)
     return Markup(
         '<section id="details"><h2>Search details</h2>'
         f"<details><summary>Search settings (capacity.json)</summary><pre>{esc(settings)}</pre>"

@@ -11,12 +11,12 @@ unit only (req/s against users means nothing). Text helpers come from ``reports.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from dashboards.capacity import capacity_comparison_panel
-from dashboards.capacity_points import bound, find_step, load_unit, number, step_points
+from dashboards.capacity_points import percentile
 from reports import fmt
 from reports.capacity import (
     OUTCOME_TEXT,
@@ -24,21 +24,23 @@ from reports.capacity import (
     StrPath,
     capacity_text,
     capacity_warnings,
-    cost_of,
     currency_of,
     href,
     link,
     load_text,
     money,
+    sweep_of,
     warning_banners,
     wide_table,
 )
 from reports.errors import ReportError
 from reports.html import Markup, esc, figure_slots, page
 from reports.render import REPORT_FILE
-from sla.files.capacity import load_capacity
+from sla.files.capacity import CapacityResult, load_capacity
 
 __all__ = ["best_capacity", "lowest_cost", "render_capacity_comparison"]
+
+CostKey = Literal["per_1m_output_tokens", "per_1k_requests"]
 
 _HEADERS = (
     "sweep",
@@ -72,15 +74,11 @@ def render_capacity_comparison(
             f"got {len(labels)} labels for {len(sweep_dirs)} sweeps; give one per sweep or none"
         )
     results = [load_capacity(d) for d in sweep_dirs]
-    names = (
-        list(labels) if labels is not None else [Path(r["path"]).resolve().name for r in results]
-    )
+    names = list(labels) if labels is not None else [sweep_of(r).resolve().name for r in results]
     panel = capacity_comparison_panel(results, names)
     slots, figures_json = figure_slots([panel] if panel else [], prefix="capcmp")
     warnings = [
-        f"{name}: {w}"
-        for r, name in zip(results, names, strict=True)
-        for w in capacity_warnings(r, step_points(r))
+        f"{name}: {w}" for r, name in zip(results, names, strict=True) for w in capacity_warnings(r)
     ]
     body = Markup(
         STYLE
@@ -93,18 +91,17 @@ def render_capacity_comparison(
     return page("slabench capacity comparison", body, figures_json)
 
 
-def _trusted_capacity(result: Mapping[str, Any]) -> float | None:
+def _trusted_capacity(result: CapacityResult) -> float | None:
     """The capacity load when it is the server's (not the load generator's limit)."""
-    capacity = bound(result, "capacity")
-    if capacity is None or result.get("outcome") == "generator_saturated":
+    if result.capacity is None or result.outcome == "generator_saturated":
         return None
-    return capacity.load
+    return result.capacity.load
 
 
-def best_capacity(results: Sequence[Mapping[str, Any]]) -> set[int]:
+def best_capacity(results: Sequence[CapacityResult]) -> set[int]:
     """The indexes of the highest trusted capacity of each load unit (ties: all of them);
     a rate and a concurrency are not comparable."""
-    loads = [(_trusted_capacity(r), load_unit(r)) for r in results]
+    loads = [(_trusted_capacity(r), r.load_unit) for r in results]
     best: dict[str, float] = {}
     for load, unit in loads:
         if load is not None:
@@ -112,25 +109,25 @@ def best_capacity(results: Sequence[Mapping[str, Any]]) -> set[int]:
     return {i for i, (load, unit) in enumerate(loads) if load is not None and load == best[unit]}
 
 
-def lowest_cost(results: Sequence[Mapping[str, Any]], key: str) -> set[int]:
-    """The indexes of the lowest trusted ``cost[key]`` (ties: all of them)."""
-    costs = {
-        i: number(cost_of(r).get(key))
-        for i, r in enumerate(results)
-        if _trusted_capacity(r) is not None
-    }
+def _cost(result: CapacityResult, key: CostKey) -> float | None:
+    return None if result.cost is None else getattr(result.cost, key)
+
+
+def lowest_cost(results: Sequence[CapacityResult], key: CostKey) -> set[int]:
+    """The indexes of the lowest trusted ``cost.<key>`` (ties: all of them)."""
+    costs = {i: _cost(r, key) for i, r in enumerate(results) if _trusted_capacity(r) is not None}
     known = {i: c for i, c in costs.items() if c is not None}
     return {i for i, c in known.items() if c == min(known.values())} if known else set()
 
 
-def _comparison_summary(results: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str:
+def _comparison_summary(results: Sequence[CapacityResult], names: Sequence[str]) -> str:
     parts = [f"{len(results)} capacity searches."]
     for i in sorted(best_capacity(results)):
         parts.append(f"Highest capacity: {names[i]} ({capacity_text(results[i])}).")
     cheapest = sorted(lowest_cost(results, "per_1m_output_tokens"))
     if cheapest:
         first = results[cheapest[0]]
-        cost = money(number(cost_of(first).get("per_1m_output_tokens")), currency_of(first))
+        cost = money(_cost(first, "per_1m_output_tokens"), currency_of(first))
         who = ", ".join(names[i] for i in cheapest)
         parts.append(f"Lowest cost per 1M output tokens: {who} ({cost}).")
     return " ".join(parts)
@@ -142,13 +139,13 @@ def _mark(text: str, best: bool, why: str) -> Markup:
     )
 
 
-def _sweep_cell(result: Mapping[str, Any], name: str, out_dir: Path | None) -> Markup:
-    target = Path(str(result.get("path") or ".")) / REPORT_FILE
+def _sweep_cell(result: CapacityResult, name: str, out_dir: Path | None) -> Markup:
+    target = sweep_of(result) / REPORT_FILE
     return link(name, href(target, out_dir) if out_dir is not None else None)
 
 
 def _comparison_table(
-    results: Sequence[Mapping[str, Any]], names: Sequence[str], out_dir: Path | None
+    results: Sequence[CapacityResult], names: Sequence[str], out_dir: Path | None
 ) -> Markup:
     best = (
         best_capacity(results),
@@ -164,27 +161,25 @@ def _comparison_table(
 
 
 def _row(
-    result: Mapping[str, Any], name: str, best: tuple[bool, ...], out_dir: Path | None
+    result: CapacityResult, name: str, best: tuple[bool, ...], out_dir: Path | None
 ) -> tuple[str, ...]:
     """The cells of one sweep; ``best``: is it the highest capacity, the lowest cost per 1M
     output tokens, the lowest cost per 1k requests."""
-    fail, capacity = bound(result, "lowest_fail"), bound(result, "capacity")
-    cost, cur = cost_of(result), currency_of(result)
-    at = find_step(step_points(result), capacity.step) if capacity else None
-    precision = number(result.get("precision"))
-    outcome = str(result.get("outcome"))
-    per_tokens = money(number(cost.get("per_1m_output_tokens")), cur)
-    per_requests = money(number(cost.get("per_1k_requests")), cur)
+    fail, capacity, cur = result.lowest_fail, result.capacity, currency_of(result)
+    at = result.find_step(capacity.step) if capacity else None
+    precision = result.precision
+    per_tokens = money(_cost(result, "per_1m_output_tokens"), cur)
+    per_requests = money(_cost(result, "per_1k_requests"), cur)
     return (
         _sweep_cell(result, name, out_dir),
-        str(result.get("scenario") or "n/a"),
-        str(result.get("target_url") or "n/a"),
-        OUTCOME_TEXT.get(outcome, outcome),
+        result.scenario or "n/a",
+        result.target_url or "n/a",
+        OUTCOME_TEXT.get(result.outcome, result.outcome),
         _mark(capacity_text(result), best[0], "highest capacity"),
-        load_text(fail.load, load_unit(result)) if fail else "none",
+        load_text(fail.load, result.load_unit) if fail else "none",
         "n/a" if precision is None else f"{precision * 100:.1f}%",
         _mark(per_tokens, best[1], "lowest cost per 1M output tokens"),
         _mark(per_requests, best[2], "lowest cost per 1k requests"),
-        fmt.exact(at.latency_p99_ms if at else None),
-        fmt.exact(at.ttft_p99_ms if at else None),
+        fmt.exact(percentile(at.latency_ms, "p99") if at else None),
+        fmt.exact(percentile(at.ttft_ms, "p99") if at else None),
     )

@@ -1,6 +1,7 @@
-"""Capacity policy (pure): what a step of a capacity search measured (``summarize_step``,
-the step fields of ``capacity.json``, see ``sla.files.capacity``), and what the steps add up
-to: the fewest samples a step needs, whether its backlog grew, the knee, the cost.
+"""Capacity policy (pure): what a step of a capacity search measured (``summarize_step``: a
+``StepMeasurement``, the numbers of a step of ``capacity.json``, see ``sla.files.capacity``),
+and what the steps add up to: the fewest samples a step needs, whether its backlog grew,
+the knee, the cost.
 
 A step is judged on readings of its segments (``sla.reading``): each segment's window and
 metrics are derived once and shared by the verdict, the step's numbers and its backlog.
@@ -9,13 +10,22 @@ metrics are derived once and shared by the verdict, the step's numbers and its b
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from sla import stats
+from sla.files.capacity import (
+    Backlog,
+    Cost,
+    Knee,
+    Percentiles,
+    StepMeasurement,
+    StepObjective,
+    StepResult,
+)
 from sla.files.run import Run
 from sla.metrics import floats, throughput
 from sla.reading import Reading
@@ -46,10 +56,11 @@ def min_samples(spec: Spec) -> int:
     return max(needed)
 
 
-def summarize_step(spec: Spec, runs: Sequence[Run | Reading]) -> tuple[Verdict, dict[str, Any]]:
+def summarize_step(spec: Spec, runs: Sequence[Run | Reading]) -> tuple[Verdict, StepMeasurement]:
     """Judge one step (its segments as one, as ``sla.verdict.evaluate_segments`` does) and
-    summarise it for ``capacity.json`` (the step fields of ``sla.files.capacity``, less the
-    bookkeeping: step, load, phase, runs, wall_s, error, saturation).
+    summarise what it measured for ``capacity.json`` (``StepMeasurement``: the step's
+    fields less the bookkeeping the search adds: step, load, phase, runs, wall_s, error,
+    saturation).
 
     Proportions and percentiles are over the requests started in the measured windows;
     rates (throughput, tokens/s, goodput) over the requests that ended in them, divided by
@@ -58,24 +69,18 @@ def summarize_step(spec: Spec, runs: Sequence[Run | Reading]) -> tuple[Verdict, 
     readings = [reading_for(spec, run) for run in runs]
     samples = judged_samples(spec, *readings)
     verdict = judge(spec, readings, samples)
-    summary = {
-        "status": verdict.status.value,
-        "saturated": verdict.saturated,
+    objectives = tuple(
+        StepObjective(r.label, r.op, r.limit, r.observed, r.status.value, r.message)
+        for r in verdict.objectives
+    )
+    measurement = StepMeasurement(
+        status=verdict.status.value,
+        saturated=verdict.saturated,
         **_step_numbers(samples, verdict.counts.good),
-        "backlog": backlog(spec, readings),
-        "objectives": [
-            {
-                "label": r.label,
-                "op": r.op,
-                "limit": r.limit,
-                "observed": r.observed,
-                "status": r.status.value,
-                "message": r.message,
-            }
-            for r in verdict.objectives
-        ],
-    }
-    return verdict, summary
+        backlog=backlog(spec, readings),
+        objectives=objectives,
+    )
+    return verdict, measurement
 
 
 def _step_numbers(samples: Samples, good: int | None) -> dict[str, Any]:
@@ -85,7 +90,7 @@ def _step_numbers(samples: Samples, good: int | None) -> dict[str, Any]:
     window = samples.window_s if samples.window_s and samples.window_s > 0 else None
     rates = throughput(samples.rate_rows, window) if window else None
     rate_good = None if samples.rate_good is None else int(samples.rate_good.sum())
-    numbers: dict[str, Any] = {
+    return {
         "window_s": window,
         "requests": n,
         "ok": n_ok,
@@ -96,14 +101,15 @@ def _step_numbers(samples: Samples, good: int | None) -> dict[str, Any]:
         "goodput_rps": rate_good / window if window and rate_good is not None else None,
         "goodput_ratio": good / n if n and good is not None else None,
         "error_rate": (n - n_ok) / n if n else None,
+        **{
+            metric: _percentiles(rows, ok, metric)
+            for metric in ("latency_ms", "ttft_ms", "tpot_ms")
+        },
+        "schedule_lag_ms": _percentiles(rows, np.ones(n, dtype=bool), "schedule_lag_ms"),
     }
-    for metric in ("latency_ms", "ttft_ms", "tpot_ms"):
-        numbers[metric] = _percentiles(rows, ok, metric)
-    numbers["schedule_lag_ms"] = _percentiles(rows, np.ones(n, dtype=bool), "schedule_lag_ms")
-    return numbers
 
 
-def backlog(spec: Spec, runs: Sequence[Run | Reading]) -> dict[str, int] | None:
+def backlog(spec: Spec, runs: Sequence[Run | Reading]) -> Backlog | None:
     """Open loop: requests that arrived (were scheduled) in the measured windows, requests
     that ended in them, and the difference: how much the backlog of requests in flight grew
     over the step. None in closed loop (a closed loop cannot build a backlog)."""
@@ -116,7 +122,7 @@ def backlog(spec: Spec, runs: Sequence[Run | Reading]) -> dict[str, int] | None:
             return None
         arrivals += int((reading.started_in_window & kept).sum())
         completions += int((reading.completed_mask & kept).sum())
-    return {"arrivals": arrivals, "completions": completions, "growth": arrivals - completions}
+    return Backlog(arrivals, completions, arrivals - completions)
 
 
 def _endpoint_mask(spec: Spec, reading: Reading) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -126,14 +132,14 @@ def _endpoint_mask(spec: Spec, reading: Reading) -> np.ndarray[Any, np.dtype[np.
     return reading.rows["endpoint"].isin(spec.filters.endpoints).to_numpy(dtype=bool)
 
 
-def unsustainable(growth: Mapping[str, int] | None, tolerance: float) -> str | None:
+def unsustainable(growth: Backlog | None, tolerance: float) -> str | None:
     """Why an open-loop step's load is not sustainable, or None: its backlog grew by more
     than ``tolerance`` of its arrivals and by more than three standard deviations of a
     stable queue's Poisson noise (3 sqrt(arrivals)). Such a step can pass its SLA only
     because it ended before the queue reached the limits: a longer one would fail."""
-    if not growth or growth["arrivals"] <= 0:
+    if growth is None or growth.arrivals <= 0:
         return None
-    arrivals, grown = growth["arrivals"], growth["growth"]
+    arrivals, grown = growth.arrivals, growth.growth
     if grown <= max(3.0 * math.sqrt(arrivals), tolerance * arrivals):
         return None
     return (
@@ -142,34 +148,33 @@ def unsustainable(growth: Mapping[str, int] | None, tolerance: float) -> str | N
     )
 
 
-def _percentiles(
-    rows: pd.DataFrame, ok: np.ndarray[Any, Any], metric: str
-) -> dict[str, Any] | None:
+def _percentiles(rows: pd.DataFrame, ok: np.ndarray[Any, Any], metric: str) -> Percentiles | None:
     values = pd.to_numeric(rows[metric]).to_numpy(dtype=np.float64, na_value=np.nan)[ok]
     values = values[~np.isnan(values)]
     if not len(values):
         return None
-    return {f"p{q}": float(np.percentile(values, q)) for q in _PERCENTILES}
+    p50, p90, p99 = (float(np.percentile(values, q)) for q in _PERCENTILES)
+    return Percentiles(p50, p90, p99)
 
 
-def latest_by_load(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def latest_by_load(steps: Sequence[StepResult]) -> list[StepResult]:
     """The last judged step at each load (a confirmation supersedes a quick step), by load."""
-    latest: dict[float, Mapping[str, Any]] = {}
+    latest: dict[float, StepResult] = {}
     for step in steps:
-        if step.get("status") in ("PASS", "FAIL", "INCONCLUSIVE"):
-            latest[float(step["load"])] = step
+        if step.status in ("PASS", "FAIL", "INCONCLUSIVE"):
+            latest[step.load] = step
     return [latest[load] for load in sorted(latest)]
 
 
-def find_knee(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+def find_knee(steps: Sequence[StepResult]) -> Knee | None:
     """Where latency starts to climb: the Kneedle point (Satopaa et al., 2011) of p90
     latency against load, i.e. on the curve scaled to the unit square, the step farthest
     below the straight line from the lowest load to the highest. None with fewer than three
     steps or a curve that does not bend upwards."""
     points = [
-        (float(s["load"]), float(s[KNEE_METRIC][KNEE_STAT]), s)
+        (s.load, getattr(s.latency_ms, KNEE_STAT), s)
         for s in latest_by_load(steps)
-        if isinstance(s.get(KNEE_METRIC), Mapping) and s[KNEE_METRIC].get(KNEE_STAT) is not None
+        if s.latency_ms is not None
     ]
     if len(points) < 3:
         return None
@@ -184,31 +189,25 @@ def find_knee(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     # Not <= 0: rounding leaves a straight line up to ~1e-16 off its own chord.
     if below[index] <= 1e-9 or index in (0, len(points) - 1):
         return None
-    step = points[index][2]
-    return {
-        "load": points[index][0],
-        "step": step.get("step"),
-        "throughput_rps": step.get("throughput_rps"),
-        "latency_ms": points[index][1],
-        "metric": f"{KNEE_STAT} {KNEE_METRIC}",
-    }
+    load, latency_ms, step = points[index]
+    return Knee(load, step.step, step.throughput_rps, latency_ms, f"{KNEE_STAT} {KNEE_METRIC}")
 
 
-def cost_at(step: Mapping[str, Any], cost_per_hour: float) -> dict[str, Any] | None:
+def cost_at(step: StepResult, cost_per_hour: float) -> Cost | None:
     """What serving costs at ``step`` for an instance costing ``cost_per_hour``: per 1,000
     requests and per 1,000,000 output tokens, from the step's measured throughput of
     successful requests (not its offered load)."""
-    rps = step.get("throughput_rps")
+    rps = step.throughput_rps
     if not cost_per_hour > 0 or not rps:
         return None
     per_s = cost_per_hour / 3600.0
-    tokens_per_s = step.get("output_tokens_per_s") or 0.0
-    return {
-        "per_hour": cost_per_hour,
-        "at_load": step.get("load"),
-        "step": step.get("step"),
-        "requests_per_s": rps,
-        "output_tokens_per_s": tokens_per_s or None,
-        "per_1k_requests": per_s / rps * 1000.0,
-        "per_1m_output_tokens": per_s / tokens_per_s * 1e6 if tokens_per_s > 0 else None,
-    }
+    tokens_per_s = step.output_tokens_per_s or 0.0
+    return Cost(
+        per_hour=cost_per_hour,
+        at_load=step.load,
+        step=step.step,
+        requests_per_s=rps,
+        output_tokens_per_s=tokens_per_s or None,
+        per_1k_requests=per_s / rps * 1000.0,
+        per_1m_output_tokens=per_s / tokens_per_s * 1e6 if tokens_per_s > 0 else None,
+    )

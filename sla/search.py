@@ -26,6 +26,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sla.files.capacity import Outcome
+
 Mode = Literal["rate", "concurrency"]
 Phase = Literal["widen", "descend", "bisect", "confirm"]
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -73,7 +75,7 @@ class Probe:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    outcome: str  # one of sla.capacity.OUTCOMES
+    outcome: Outcome  # what the search established (sla.files.capacity.OUTCOMES)
     message: str
 
 

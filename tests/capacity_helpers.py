@@ -2,7 +2,8 @@
 
 Shared by tests/dashboards/test_capacity.py and the capacity tests of tests/reports::
 
-    result = capacity_result(outcome="budget_exhausted")   # a capacity.json body
+    result = capacity_result(outcome="budget_exhausted")   # a capacity.json body (a dict)
+    typed = read_result(result)                            # the CapacityResult it reads as
     sweep = write_sweep(tmp_path / "sweep", result, run_reports={10})
 """
 
@@ -13,9 +14,17 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from sla.files.capacity import write_capacity
+from sla.files.capacity import CapacityResult, write_capacity
 
-__all__ = ["COST", "STEPS", "capacity_result", "run_name", "step_record", "write_sweep"]
+__all__ = [
+    "COST",
+    "STEPS",
+    "capacity_result",
+    "read_result",
+    "run_name",
+    "step_record",
+    "write_sweep",
+]
 
 # (step, phase, load, status, throughput_rps, p50 ms, p99 ms, goodput_ratio): a search for
 # "p99 latency <= 1000 ms" that widens 1..32 req/s, then bisects; step 8 errored and was
@@ -125,6 +134,11 @@ def capacity_result(**overrides: Any) -> dict[str, Any]:
     return result
 
 
+def read_result(result: dict[str, Any]) -> CapacityResult:
+    """``result`` (a capacity.json body) checked and read as ``load_capacity`` reads it."""
+    return CapacityResult.from_dict(result, "capacity.json: ")
+
+
 def write_sweep(
     path: Path, result: dict[str, Any] | None = None, *, run_reports: Collection[int] = ()
 ) -> Path:
@@ -137,5 +151,5 @@ def write_sweep(
             (path / run).mkdir(parents=True, exist_ok=True)
             if step["step"] in run_reports:
                 (path / run / "report.html").write_text("<!DOCTYPE html><p>run</p>")
-    write_capacity(path, result)
+    write_capacity(path, read_result(result))
     return path

@@ -31,8 +31,9 @@ from __future__ import annotations
 import math
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import gevent
@@ -40,7 +41,15 @@ import gevent
 from loadtests.capacity.options import SearchOptions
 from loadtests.capacity.steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
 from sla.capacity import cost_at, find_knee, min_samples, summarize_step, unsustainable
-from sla.files.capacity import write_capacity
+from sla.files.capacity import (
+    CapacityResult,
+    LoadPoint,
+    SpecInfo,
+    StepMeasurement,
+    StepResult,
+    measurement_values,
+    write_capacity,
+)
 from sla.files.run import Run, strip_credentials
 from sla.search import Finish, Probe, SearchPolicy, fmt_load
 from sla.spec import Spec
@@ -70,7 +79,7 @@ class SearchStopped(Exception):
 
 @dataclass(slots=True)
 class SearchState:
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepResult] = field(default_factory=list)
     overhead_s: float = 3.0  # a step's wall time beyond its run time (locust start-up, exit)
 
 
@@ -141,66 +150,56 @@ class CapacitySearch:
                 return self._budget_spent()
             step = self._run_step(decision)
             self._write_progress()
-            if step["status"] == "ERROR":
+            if step.status == "ERROR":
                 self._print_step(step)
-                return Finish("interrupted", f"step {step['step']} errored: {step['error']}")
-            if not step["saturated"]:
-                self.policy.record(decision.load, step["status"], thorough=decision.thorough)
+                return Finish("interrupted", f"step {step.step} errored: {step.error}")
+            if not step.saturated:
+                self.policy.record(decision.load, step.status, thorough=decision.thorough)
             self._print_step(step)
-            if step["saturated"]:
+            if step.saturated:
                 return self._saturated(step)
 
-    def _run_step(self, probe: Probe) -> dict[str, Any]:
+    def _run_step(self, probe: Probe) -> StepResult:
         """Run a step (retrying one that errored) and return its capacity.json entry."""
         for attempt in range(self.options.retries + 1):
             step = self._attempt(probe)
             self.state.steps.append(step)
-            if step["status"] != "ERROR" or attempt == self.options.retries:
+            if step.status != "ERROR" or attempt == self.options.retries:
                 return step
             self._print_step(step)
             self._wait_for_target()
-            self._say(f"step {step['step']} errored; running it again")
+            self._say(f"step {step.step} errored; running it again")
         raise AssertionError("unreachable")
 
-    def _attempt(self, probe: Probe) -> dict[str, Any]:
+    def _attempt(self, probe: Probe) -> StepResult:
         """Run one step: a segment, extended while thorough and still inconclusive."""
         number = len(self.state.steps) + 1
         label = f"step-{number:02d}-{'rate' if self.options.mode == 'rate' else 'users'}"
         base = f"{label}-{probe.load:g}"
         measure_s = self._plan(probe)
-        entry: dict[str, Any] = {
-            "step": number,
-            "load": probe.load,
-            "phase": probe.phase,
-            "thorough": probe.thorough,
-            "runs": [],
-            "error": None,
-        }
         t0 = time.monotonic()
+        names: list[str] = []
         runs: list[Run] = []
+        judged: _Judged | None = None
         extensions = self.options.extensions if probe.thorough else 0
         for segment in range(extensions + 1):
             name = base if segment == 0 else f"{base}-ext{segment}"
             self._announce_segment(number, probe, segment, measure_s)
             seg = self._segment(name, probe.load, measure_s, self._seed(number, segment))
-            entry["runs"].append(name)
+            names.append(name)
             problem, run = self.steps.check(seg)
             if problem:
-                entry.update(status="ERROR", error=problem, saturated=False, saturation=None)
-                entry["unsustainable"] = None
-                entry["wall_s"] = time.monotonic() - t0
-                return entry
+                return _errored(number, probe, names, time.monotonic() - t0, judged, problem)
             assert run is not None
             runs.append(run)
-            self._judge_segments(entry, runs)
-            if entry["status"] != "INCONCLUSIVE" or entry["saturated"]:
+            judged = self._judge_segments(runs)
+            if judged.measurement.status != "INCONCLUSIVE" or judged.measurement.saturated:
                 break
             if segment < extensions and not self._fits(measure_s):
                 break
-        entry["wall_s"] = time.monotonic() - t0
-        if self.options.mode == "rate":
-            _add_arrival_rate(entry, probe.load)
-        return entry
+        assert judged is not None
+        offered = probe.load if self.options.mode == "rate" else None
+        return judged.step(number, probe, names, time.monotonic() - t0, offered)
 
     def _announce_segment(self, number: int, probe: Probe, segment: int, measure_s: float) -> None:
         self._say(
@@ -209,15 +208,15 @@ class CapacitySearch:
             f"(+{self._warmup_s():.0f}s warm-up); {self._left()} of the budget left"
         )
 
-    def _judge_segments(self, entry: dict[str, Any], runs: list[Run]) -> None:
-        """Judge the step's segments so far as one sample; update its entry in place."""
-        _, summary = summarize_step(self.spec, runs)
-        entry.update(summary)
-        entry["unsustainable"] = unsustainable(summary["backlog"], self.options.max_backlog_growth)
-        if entry["unsustainable"] and entry["status"] != "FAIL":
-            entry["status"] = "FAIL"  # the SLA would fail, given a longer step
-        entry["saturation"] = self._saturation(summary)
-        entry["saturated"] = entry["saturation"] is not None
+    def _judge_segments(self, runs: list[Run]) -> _Judged:
+        """Judge the step's segments so far as one sample."""
+        _, measurement = summarize_step(self.spec, runs)
+        why = unsustainable(measurement.backlog, self.options.max_backlog_growth)
+        if why and measurement.status != "FAIL":
+            measurement = replace(measurement, status="FAIL")  # it would, given a longer step
+        saturation = self._saturation(measurement)
+        measurement = replace(measurement, saturated=saturation is not None)
+        return _Judged(measurement, why, saturation)
 
     def _segment(self, name: str, load: float, measure_s: float, seed: int) -> Segment:
         run_s = math.ceil(self._warmup_s() + measure_s)
@@ -249,17 +248,17 @@ class CapacitySearch:
         if self.options.mode == "rate":
             return load
         per_user = [
-            s["throughput_rps"] / s["load"]
+            s.throughput_rps / s.load
             for s in self.state.steps
-            if s.get("throughput_rps") and s["load"] <= load
+            if s.throughput_rps and s.load <= load
         ]
         return load * min(per_user) if per_user else None
 
-    def _saturation(self, summary: dict[str, Any]) -> str | None:
+    def _saturation(self, measured: StepMeasurement) -> str | None:
         """Why the load generator counts as saturated in a step, or None."""
-        if summary["saturated"]:
+        if measured.saturated:
             return "its CPU was >= 90% of a core for most of the step"
-        lag = (summary.get("schedule_lag_ms") or {}).get("p90")
+        lag = measured.schedule_lag_ms.p90 if measured.schedule_lag_ms else None
         if lag is not None and lag > self.options.max_send_lag_ms:
             return (
                 f"its open-loop sends left {lag:.1f} ms late at p90 "
@@ -296,50 +295,48 @@ class CapacitySearch:
             f"{found}{above}",
         )
 
-    def _saturated(self, step: dict[str, Any]) -> Finish:
+    def _saturated(self, step: StepResult) -> Finish:
         lo = self.policy.capacity()
         mode = self.options.mode
         known = f"; the server passed at {fmt_load(lo, mode)}" if lo is not None else ""
         return Finish(
             "generator_saturated",
-            f"the load generator saturated at {fmt_load(step['load'], mode)} (step "
-            f"{step['step']}: {step['saturation']}): a capacity found now would be the "
+            f"the load generator saturated at {fmt_load(step.load, mode)} (step "
+            f"{step.step}: {step.saturation}): a capacity found now would be the "
             f"generator's, not the server's{known}; add --processes",
         )
 
-    def result(self, finish: Finish) -> dict[str, Any]:
+    def result(self, finish: Finish) -> CapacityResult:
         steps = self.state.steps
-        lo, fail = self.policy.capacity(), self.policy.lowest_fail()
-        upper = self.policy.upper()
+        lo, upper = self.policy.capacity(), self.policy.upper()
         cap_step = _last_step(steps, lo, "PASS")
-        fail_step = _last_step(steps, fail, "FAIL")
+        fail_step = _last_step(steps, self.policy.lowest_fail(), "FAIL")
         o = self.options
-        return {
-            "kind": "capacity",
-            "scenario": self.scenario,
-            "target_url": strip_credentials(self.target_url),
-            "mode": o.mode,
-            "load_unit": "req/s" if o.mode == "rate" else "users",
-            "spec": {
-                "name": self.spec.name,
-                "source": self.spec.source,
-                "confidence": self.spec.confidence,
-                "objectives": [obj.label for obj in self.spec.objectives],
-            },
-            "settings": {**o.describe(), "min_samples": self.min_samples},
-            "started_at": self.started_at,
-            "ended_at": time.time(),
-            "wall_s": self.elapsed_s(),
-            "outcome": finish.outcome,
-            "message": finish.message,
-            "capacity": _bound(cap_step),
-            "lowest_fail": _bound(fail_step),
-            "precision": upper / lo - 1.0 if lo and upper else None,
-            "borderline": self.policy.borderline(),
-            "knee": find_knee(steps),
-            "cost": cost_at(cap_step, o.cost_per_hour) if cap_step else None,
-            "steps": steps,
-        }
+        return CapacityResult(
+            scenario=self.scenario,
+            target_url=strip_credentials(self.target_url),
+            mode=o.mode,
+            load_unit="req/s" if o.mode == "rate" else "users",
+            spec=SpecInfo(
+                name=self.spec.name,
+                source=self.spec.source,
+                confidence=self.spec.confidence,
+                objectives=tuple(obj.label for obj in self.spec.objectives),
+            ),
+            settings=MappingProxyType({**o.describe(), "min_samples": self.min_samples}),
+            started_at=self.started_at,
+            ended_at=time.time(),
+            wall_s=self.elapsed_s(),
+            outcome=finish.outcome,
+            message=finish.message,
+            capacity=LoadPoint.of(cap_step) if cap_step else None,
+            lowest_fail=LoadPoint.of(fail_step) if fail_step else None,
+            precision=upper / lo - 1.0 if lo and upper else None,
+            borderline=tuple(self.policy.borderline()),
+            knee=find_knee(steps),
+            cost=cost_at(cap_step, o.cost_per_hour) if cap_step else None,
+            steps=tuple(steps),
+        )
 
     # --- output --------------------------------------------------------------------------
 
@@ -353,26 +350,26 @@ class CapacitySearch:
             f"{self.min_samples} samples per bisection step; sweep {self.sweep_dir}"
         )
 
-    def _print_step(self, step: dict[str, Any]) -> None:
-        head = f"step {step['step']} [{step['phase']}] {fmt_load(step['load'], self.options.mode)}"
-        if step["status"] == "ERROR":
-            self._say(f"{head}: ERROR {step['error']}")
+    def _print_step(self, step: StepResult) -> None:
+        head = f"step {step.step} [{step.phase}] {fmt_load(step.load, self.options.mode)}"
+        if step.status == "ERROR":
+            self._say(f"{head}: ERROR {step.error}")
             return
-        p99 = (step.get("latency_ms") or {}).get("p99")
-        arrived = step.get("arrival_rps")
+        p99 = step.latency_ms.p99 if step.latency_ms else None
+        arrived = step.arrival_rps
         parts = [
-            f"{step['status']}",
+            f"{step.status}",
             *([f"{arrived:.4g} req/s arrived"] if arrived else []),
-            f"{_num(step.get('throughput_rps'))} req/s ok",
-            f"goodput {_num(step.get('goodput_rps'))} req/s",
+            f"{_num(step.throughput_rps)} req/s ok",
+            f"goodput {_num(step.goodput_rps)} req/s",
             f"p99 latency {_num(p99)} ms",
-            f"{step['requests']} requests",
-            f"{step['wall_s']:.0f}s",
+            f"{step.requests} requests",
+            f"{step.wall_s or 0.0:.0f}s",
         ]
-        if step.get("unsustainable"):
-            parts.append(f"NOT SUSTAINABLE: {step['unsustainable']}")
-        if step.get("saturated"):
-            parts.append(f"LOAD GENERATOR SATURATED: {step['saturation']}")
+        if step.unsustainable:
+            parts.append(f"NOT SUSTAINABLE: {step.unsustainable}")
+        if step.saturated:
+            parts.append(f"LOAD GENERATOR SATURATED: {step.saturation}")
         self._say(f"{head}: " + ", ".join(parts) + f" -> {self._bracket()}")
 
     def _bracket(self) -> str:
@@ -382,28 +379,26 @@ class CapacitySearch:
         high = f"not {fmt_load(hi, mode)}" if hi is not None else "no FAIL yet"
         return f"{low} .. {high}"
 
-    def _print_result(self, result: dict[str, Any], path: Path) -> None:
-        self._say(f"capacity search {result['outcome'].upper()}: {result['message']}")
-        cap = result.get("capacity")
-        if cap and cap.get("throughput_rps") is not None:
-            arrived = cap.get("arrival_rps")
+    def _print_result(self, result: CapacityResult, path: Path) -> None:
+        self._say(f"capacity search {result.outcome.upper()}: {result.message}")
+        cap = result.capacity
+        if cap and cap.throughput_rps is not None:
+            arrived = cap.arrival_rps
             self._say(
-                f"at capacity: {_num(cap['throughput_rps'])} req/s completed"
+                f"at capacity: {_num(cap.throughput_rps)} req/s completed"
                 + (f", {_num(arrived)} req/s arrived" if arrived is not None else "")
                 + " in the step's measured window"
             )
-        knee = result.get("knee")
-        if knee:
-            self._say(
-                f"knee: latency starts to climb at {fmt_load(knee['load'], self.options.mode)}"
-            )
-        cost = result.get("cost")
+        if result.knee:
+            where = fmt_load(result.knee.load, self.options.mode)
+            self._say(f"knee: latency starts to climb at {where}")
+        cost = result.cost
         if cost:
-            per_tok = cost.get("per_1m_output_tokens")
+            per_tok = cost.per_1m_output_tokens
             tokens = f"{per_tok:.4g} per 1M output tokens, " if per_tok is not None else ""
             self._say(
-                f"cost at capacity ({cost['requests_per_s']:.4g} req/s, "
-                f"{cost['per_hour']:g}/hour): {tokens}{cost['per_1k_requests']:.4g} per 1k requests"
+                f"cost at capacity ({cost.requests_per_s:.4g} req/s, "
+                f"{cost.per_hour:g}/hour): {tokens}{cost.per_1k_requests:.4g} per 1k requests"
             )
         self._say(f"wrote {path}")
 
@@ -437,35 +432,63 @@ class CapacitySearch:
         raise SearchStopped(f"the target did not accept connections within {_TARGET_WAIT_S:g}s")
 
 
-def _bound(step: dict[str, Any] | None) -> dict[str, Any] | None:
-    """capacity.json's ``capacity``/``lowest_fail``: the load, its step, and what the step
-    measured (open loop: the rate the schedule actually made, which Poisson noise moves)."""
-    if step is None:
-        return None
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """A step's segments judged so far: what they measured (its status already FAIL when
+    its backlog grew, ``saturated`` set when the load generator was), and why."""
+
+    measurement: StepMeasurement
+    unsustainable: str | None
+    saturation: str | None
+
+    def step(
+        self, number: int, probe: Probe, runs: list[str], wall_s: float, offered: float | None
+    ) -> StepResult:
+        """The step's capacity.json entry; open loop (``offered``): the offered rate and
+        the rate at which requests really arrived."""
+        m = self.measurement
+        arrived = m.backlog.arrivals / m.window_s if m.backlog and m.window_s else None
+        return StepResult(
+            **measurement_values(m),
+            **_bookkeeping(number, probe, runs, wall_s),
+            unsustainable=self.unsustainable,
+            saturation=self.saturation,
+            offered_rps=offered,
+            arrival_rps=arrived if offered is not None else None,
+        )
+
+
+def _bookkeeping(number: int, probe: Probe, runs: list[str], wall_s: float) -> dict[str, Any]:
     return {
-        "load": step["load"],
-        "step": step["step"],
-        "arrival_rps": step.get("arrival_rps"),
-        "throughput_rps": step.get("throughput_rps"),
+        "step": number,
+        "load": probe.load,
+        "phase": probe.phase,
+        "thorough": probe.thorough,
+        "runs": tuple(runs),
+        "wall_s": wall_s,
     }
 
 
-def _last_step(
-    steps: list[dict[str, Any]], load: float | None, status: str
-) -> dict[str, Any] | None:
+def _errored(
+    number: int,
+    probe: Probe,
+    runs: list[str],
+    wall_s: float,
+    judged: _Judged | None,
+    problem: str,
+) -> StepResult:
+    """An ERROR step: what its earlier segments measured, if any, and what went wrong."""
+    values = measurement_values(judged.measurement) if judged else {}
+    values.update(status="ERROR", saturated=False, error=problem)
+    return StepResult(**values, **_bookkeeping(number, probe, runs, wall_s))
+
+
+def _last_step(steps: list[StepResult], load: float | None, status: str) -> StepResult | None:
     if load is None:
         return None
-    matches = [s for s in steps if s["load"] == load and s.get("status") == status]
+    matches = [s for s in steps if s.load == load and s.status == status]
     return matches[-1] if matches else None
 
 
 def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
-
-
-def _add_arrival_rate(entry: dict[str, Any], offered_rps: float) -> None:
-    """Open-loop steps: the offered rate, and the rate at which requests really arrived."""
-    entry["offered_rps"] = offered_rps
-    arrived = entry.get("backlog") or {}
-    window = entry.get("window_s")
-    entry["arrival_rps"] = arrived["arrivals"] / window if arrived and window else None

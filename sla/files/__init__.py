@@ -5,6 +5,8 @@ one schema-version constant each:
   ``load_run``, ``REQUESTS_SCHEMA``, the helpers the recorder writes parts with);
 - ``sla.files.server_metrics``: ``server_metrics.parquet``;
 - ``sla.files.verdict``: ``verdict.json``;
-- ``sla.files.capacity``: ``capacity.json`` of a sweep directory;
-- ``sla.files.jsonio``: atomic JSON writes, JSON objects read back, schema versions checked.
+- ``sla.files.capacity``: ``capacity.json`` of a sweep directory, as frozen dataclasses
+  (``CapacityResult``; its steps in ``sla.files.capacity_step``);
+- ``sla.files.jsonio``: atomic JSON writes, JSON objects read back, schema versions checked;
+- ``sla.files.fields``: a JSON object read field by field into typed values (one-line errors).
 """

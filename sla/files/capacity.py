@@ -36,32 +36,73 @@ and each step::
     saturation (str | null: why the load generator counts as saturated),
     objectives [{label, op, limit, observed, status, message}]
 
-Every number is finite or null (``write_json_atomic``); ``load_capacity`` checks the
-schema version, the kind, the outcome and that ``steps`` is a list of objects, and adds
-``path`` (the sweep directory).
+Every number is finite or null (``write_json_atomic``). In memory the file is a frozen
+``CapacityResult`` (its steps: ``StepResult``, ``sla.files.capacity_step``):
+``write_capacity`` writes ``result.to_dict()``; ``load_capacity`` checks the schema version,
+the kind, the outcome and the type of every field once, here (anything malformed is one
+``CapacityError`` line), and returns the result with ``path`` set to the sweep directory.
+A key an older file lacks reads as None (``load_unit``: from the mode).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal
 
 from sla.errors import SlabenchError
+from sla.files.capacity_step import (
+    STEP_STATUSES,
+    Backlog,
+    Percentiles,
+    StepMeasurement,
+    StepObjective,
+    StepResult,
+    StepStatus,
+    measurement_values,
+)
+from sla.files.fields import Fields
 from sla.files.jsonio import check_schema_version, read_json_object, write_json_atomic
 
 __all__ = [
     "CAPACITY_FILE",
     "CAPACITY_SCHEMA_VERSION",
     "OUTCOMES",
+    "STEP_STATUSES",
+    "Backlog",
     "CapacityError",
+    "CapacityResult",
+    "Cost",
+    "Knee",
+    "LoadPoint",
+    "Mode",
+    "Outcome",
+    "Percentiles",
+    "SpecInfo",
+    "StepMeasurement",
+    "StepObjective",
+    "StepResult",
+    "StepStatus",
     "load_capacity",
+    "measurement_values",
     "write_capacity",
 ]
 
 CAPACITY_FILE = "capacity.json"
 CAPACITY_SCHEMA_VERSION = 1
-OUTCOMES = (
+Outcome = Literal[
+    "found",
+    "sla_holds_at_max",
+    "sla_fails_at_min",
+    "generator_saturated",
+    "budget_exhausted",
+    "unresolved",
+    "interrupted",
+]
+OUTCOMES: tuple[Outcome, ...] = (
     "found",
     "sla_holds_at_max",
     "sla_fails_at_min",
@@ -70,20 +111,265 @@ OUTCOMES = (
     "unresolved",
     "interrupted",
 )
+Mode = Literal["rate", "concurrency"]
+_MODES: tuple[Mode, ...] = ("rate", "concurrency")
 
 
 class CapacityError(SlabenchError):
     """A sweep directory or capacity.json that cannot be read; str() is one line."""
 
 
-def write_capacity(sweep_dir: str | os.PathLike[str], result: dict[str, Any]) -> Path:
+@dataclass(frozen=True, slots=True)
+class SpecInfo:
+    """The SLA the search judged its steps against."""
+
+    name: str | None
+    source: str | None
+    confidence: float | None
+    objectives: tuple[str, ...]  # their labels
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "confidence": self.confidence,
+            "objectives": list(self.objectives),
+        }
+
+    @classmethod
+    def from_fields(cls, f: Fields | None) -> SpecInfo | None:
+        if f is None:
+            return None
+        return cls(
+            f.opt_text("name"),
+            f.opt_text("source"),
+            f.opt_number("confidence"),
+            f.texts("objectives"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPoint:
+    """``capacity`` or ``lowest_fail``: a load (in the result's ``load_unit``), the step
+    that judged it, and what that step measured (open loop: the rate the schedule actually
+    made, which Poisson noise moves)."""
+
+    load: float
+    step: int
+    arrival_rps: float | None = None
+    throughput_rps: float | None = None
+
+    @classmethod
+    def of(cls, step: StepResult) -> LoadPoint:
+        return cls(step.load, step.step, step.arrival_rps, step.throughput_rps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "load": self.load,
+            "step": self.step,
+            "arrival_rps": self.arrival_rps,
+            "throughput_rps": self.throughput_rps,
+        }
+
+    @classmethod
+    def from_fields(cls, f: Fields | None) -> LoadPoint | None:
+        if f is None:
+            return None
+        return cls(
+            f.number("load"),
+            f.integer("step"),
+            f.opt_number("arrival_rps"),
+            f.opt_number("throughput_rps"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Knee:
+    """Where latency starts to climb (``sla.capacity.find_knee``): the load, its step, the
+    step's throughput and the latency of ``metric`` (``"p90 latency_ms"``) there. Files
+    written before the knee named its metric and point have only the load and the step."""
+
+    load: float
+    step: int
+    throughput_rps: float | None = None
+    latency_ms: float | None = None
+    metric: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "load": self.load,
+            "step": self.step,
+            "throughput_rps": self.throughput_rps,
+            "latency_ms": self.latency_ms,
+            "metric": self.metric,
+        }
+
+    @classmethod
+    def from_fields(cls, f: Fields | None) -> Knee | None:
+        if f is None:
+            return None
+        return cls(
+            load=f.number("load"),
+            step=f.integer("step"),
+            throughput_rps=f.opt_number("throughput_rps"),
+            latency_ms=f.opt_number("latency_ms"),
+            metric=f.opt_text("metric"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What serving costs at the capacity step (``sla.capacity.cost_at``), in the currency
+    of ``per_hour`` (``currency``: its symbol, when a file names one; never written)."""
+
+    per_hour: float
+    at_load: float
+    step: int | None
+    requests_per_s: float
+    output_tokens_per_s: float | None
+    per_1k_requests: float
+    per_1m_output_tokens: float | None
+    currency: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "per_hour": self.per_hour,
+            "at_load": self.at_load,
+            "step": self.step,
+            "requests_per_s": self.requests_per_s,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "per_1k_requests": self.per_1k_requests,
+            "per_1m_output_tokens": self.per_1m_output_tokens,
+        }
+        return out if self.currency is None else {**out, "currency": self.currency}
+
+    @classmethod
+    def from_fields(cls, f: Fields | None) -> Cost | None:
+        if f is None:
+            return None
+        return cls(
+            per_hour=f.number("per_hour"),
+            at_load=f.number("at_load"),
+            step=f.opt_integer("step"),
+            requests_per_s=f.number("requests_per_s"),
+            output_tokens_per_s=f.opt_number("output_tokens_per_s"),
+            per_1k_requests=f.number("per_1k_requests"),
+            per_1m_output_tokens=f.opt_number("per_1m_output_tokens"),
+            currency=f.opt_text("currency"),
+        )
+
+
+Scalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapacityResult:
+    """The result of a capacity search: ``capacity.json`` in memory (see the module)."""
+
+    scenario: str | None
+    target_url: str | None
+    mode: Mode
+    load_unit: str  # "req/s" (rate) or "users" (concurrency)
+    spec: SpecInfo | None
+    settings: Mapping[str, Scalar] = field(default_factory=lambda: MappingProxyType({}))
+    started_at: float | None
+    ended_at: float | None
+    wall_s: float | None
+    outcome: Outcome
+    message: str
+    capacity: LoadPoint | None
+    lowest_fail: LoadPoint | None
+    precision: float | None  # lowest_fail / capacity - 1
+    borderline: tuple[float, ...] = ()  # loads judged thoroughly that stayed INCONCLUSIVE
+    knee: Knee | None = None
+    cost: Cost | None = None
+    steps: tuple[StepResult, ...] = ()
+    path: Path | None = None  # the sweep directory it was read from (not in the file)
+
+    def find_step(self, step: int | None) -> StepResult | None:
+        """The step numbered ``step`` (None: no such step)."""
+        return next((s for s in self.steps if s.step == step), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's object (less ``schema_version``, which ``write_capacity`` adds)."""
+
+        def of(item: LoadPoint | Knee | Cost | SpecInfo | None) -> dict[str, Any] | None:
+            return None if item is None else item.to_dict()
+
+        return {
+            "kind": "capacity",
+            "scenario": self.scenario,
+            "target_url": self.target_url,
+            "mode": self.mode,
+            "load_unit": self.load_unit,
+            "spec": of(self.spec),
+            "settings": dict(self.settings),
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "wall_s": self.wall_s,
+            "outcome": self.outcome,
+            "message": self.message,
+            "capacity": of(self.capacity),
+            "lowest_fail": of(self.lowest_fail),
+            "precision": self.precision,
+            "borderline": list(self.borderline),
+            "knee": of(self.knee),
+            "cost": of(self.cost),
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], where: str = "") -> CapacityResult:
+        """Check and read the file's object; ``where`` starts every error ("<path>: ")."""
+        f = Fields(data, CapacityError, where)
+        if data.get("kind") != "capacity":
+            raise CapacityError(f"{where}not a slabench capacity result")
+        if data.get("outcome") not in OUTCOMES:
+            raise CapacityError(f"{where}unknown outcome {data.get('outcome')!r}")
+        steps = data.get("steps")
+        if not isinstance(steps, list) or not all(isinstance(s, Mapping) for s in steps):
+            raise CapacityError(f"{where}'steps' must be a list of objects")
+        mode = f.choice("mode", _MODES)
+        return cls(
+            scenario=f.opt_text("scenario"),
+            target_url=f.opt_text("target_url"),
+            mode=mode,
+            load_unit=f.opt_text("load_unit") or ("users" if mode == "concurrency" else "req/s"),
+            spec=SpecInfo.from_fields(f.obj("spec")),
+            settings=_settings(f),
+            started_at=f.opt_number("started_at"),
+            ended_at=f.opt_number("ended_at"),
+            wall_s=f.opt_number("wall_s"),
+            outcome=f.choice("outcome", OUTCOMES),
+            message=f.opt_text("message") or "",
+            capacity=LoadPoint.from_fields(f.obj("capacity")),
+            lowest_fail=LoadPoint.from_fields(f.obj("lowest_fail")),
+            precision=f.opt_number("precision"),
+            borderline=f.numbers("borderline"),
+            knee=Knee.from_fields(f.obj("knee")),
+            cost=Cost.from_fields(f.obj("cost")),
+            steps=tuple(StepResult.from_fields(s) for s in f.objects("steps")),
+        )
+
+
+def _settings(f: Fields) -> Mapping[str, Scalar]:
+    """The search's settings as they were given (a flat object of JSON scalars)."""
+    settings = f.obj("settings")
+    values = {} if settings is None else dict(settings.data)
+    for key, value in values.items():
+        if not isinstance(value, str | int | float | bool | None):
+            f.fail("settings", f"an object of numbers and text (not {key}: {value!r})")
+    return MappingProxyType(values)  # type: ignore[arg-type]
+
+
+def write_capacity(sweep_dir: str | os.PathLike[str], result: CapacityResult) -> Path:
     """Write ``capacity.json`` atomically (readers never see half a file)."""
     path = Path(sweep_dir) / CAPACITY_FILE
-    write_json_atomic(path, {"schema_version": CAPACITY_SCHEMA_VERSION, **result})
+    write_json_atomic(path, {"schema_version": CAPACITY_SCHEMA_VERSION, **result.to_dict()})
     return path
 
 
-def load_capacity(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def load_capacity(sweep_dir: str | os.PathLike[str]) -> CapacityResult:
     """Read and check ``capacity.json`` of a sweep directory (or the file itself)."""
     path = Path(sweep_dir)
     if path.is_dir():
@@ -100,10 +386,4 @@ def load_capacity(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
         path,
         f"{path} uses capacity",
     )
-    steps = data.get("steps")
-    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
-        raise CapacityError(f"{path}: 'steps' must be a list of objects")
-    if data.get("outcome") not in OUTCOMES:
-        raise CapacityError(f"{path}: unknown outcome {data.get('outcome')!r}")
-    data["path"] = str(path.parent)
-    return data
+    return replace(CapacityResult.from_dict(data, f"{path}: "), path=path.parent)

@@ -10,11 +10,18 @@ from dashboards import (
     capacity_panels,
     latency_throughput_panel,
     load_throughput_panel,
-    step_points,
 )
 from dashboards.capacity import STATUS_SYMBOLS, SWEEP_COLOURS
 from dashboards.panel import STATUS_COLOURS
-from tests.capacity_helpers import STEPS, capacity_result, run_name, step_record, write_sweep
+from sla.files.capacity import CapacityError, Percentiles
+from tests.capacity_helpers import (
+    STEPS,
+    capacity_result,
+    read_result,
+    run_name,
+    step_record,
+    write_sweep,
+)
 from tests.dashboards import trace
 
 # The measured steps by load: what the curves join, in order.
@@ -22,7 +29,7 @@ BY_LOAD = sorted((r for r in STEPS if r[4] is not None), key=lambda r: (r[2], r[
 
 
 def test_the_curve_has_a_point_per_measured_step_by_load_coloured_by_status() -> None:
-    panel = latency_throughput_panel(capacity_result())
+    panel = latency_throughput_panel(read_result(capacity_result()))
     assert panel is not None
     fig = panel.figure
     p99, p50 = trace(fig, "p99 latency"), trace(fig, "p50 latency")
@@ -44,7 +51,7 @@ def test_the_curve_has_a_point_per_measured_step_by_load_coloured_by_status() ->
 
 
 def test_status_legend_has_the_statuses_of_the_curve_only() -> None:
-    fig = latency_throughput_panel(capacity_result())
+    fig = latency_throughput_panel(read_result(capacity_result()))
     assert fig is not None
     legend = [t for t in fig.figure.data if t.legendgroup == "status"]
     assert [t.name for t in legend] == ["PASS", "FAIL"]
@@ -55,7 +62,7 @@ def test_status_legend_has_the_statuses_of_the_curve_only() -> None:
 def test_an_inconclusive_step_is_an_amber_diamond() -> None:
     result = capacity_result()
     result["steps"][6]["status"] = "INCONCLUSIVE"  # step 7, 22.627 req/s: 6th by load
-    panel = latency_throughput_panel(result)
+    panel = latency_throughput_panel(read_result(result))
     assert panel is not None
     p99 = trace(panel.figure, "p99 latency")
     assert (p99.marker.color[5], p99.marker.symbol[5]) == (
@@ -67,7 +74,7 @@ def test_an_inconclusive_step_is_an_amber_diamond() -> None:
 
 
 def test_hover_names_step_load_and_status() -> None:
-    panel = latency_throughput_panel(capacity_result())
+    panel = latency_throughput_panel(read_result(capacity_result()))
     assert panel is not None
     p99 = trace(panel.figure, "p99 latency")
     assert list(p99.customdata[6]) == [10, 24.675, "PASS", "bisect"]
@@ -77,7 +84,7 @@ def test_hover_names_step_load_and_status() -> None:
 
 
 def test_capacity_and_knee_are_annotated_at_their_steps() -> None:
-    panel = latency_throughput_panel(capacity_result())
+    panel = latency_throughput_panel(read_result(capacity_result()))
     assert panel is not None
     notes = {a.text.split(":")[0]: a for a in panel.figure.layout.annotations}
     assert (notes["capacity"].x, notes["capacity"].y) == (24.5, 940.0)
@@ -89,7 +96,7 @@ def test_capacity_and_knee_are_annotated_at_their_steps() -> None:
 
 def test_a_knee_without_its_own_point_or_metric_is_drawn_at_its_step_p99() -> None:
     result = capacity_result(knee={"load": 8.0, "step": 4})  # an older capacity.json
-    panel = latency_throughput_panel(result)
+    panel = latency_throughput_panel(read_result(result))
     assert panel is not None
     knee = [a for a in panel.figure.layout.annotations if a.text.startswith("knee")]
     assert [(a.x, a.y, a.text) for a in knee] == [(7.95, 380.0, "knee: 8 req/s")]
@@ -100,22 +107,29 @@ def test_a_knee_without_its_own_point_or_metric_is_drawn_at_its_step_p99() -> No
     [
         ("<b>p90</b> latency_ms", "knee: 16 req/s (&lt;b&gt;p90&lt;/b&gt; latency_ms)"),
         ("", "knee: 16 req/s"),
-        (90, "knee: 16 req/s"),
+        (None, "knee: 16 req/s"),
     ],
 )
-def test_the_knee_metric_is_escaped_and_ignored_when_not_text(metric: object, label: str) -> None:
+def test_the_knee_metric_is_escaped_and_ignored_when_empty(metric: object, label: str) -> None:
     result = capacity_result()
     result["knee"]["metric"] = metric
-    panel = latency_throughput_panel(result)
+    panel = latency_throughput_panel(read_result(result))
     assert panel is not None
     assert [a.text for a in panel.figure.layout.annotations if a.text.startswith("knee")] == [label]
+
+
+def test_a_knee_metric_that_is_not_text_is_refused_when_read() -> None:
+    result = capacity_result()
+    result["knee"]["metric"] = 90
+    with pytest.raises(CapacityError, match=r"^capacity.json: knee.metric must be text, got 90$"):
+        read_result(result)
 
 
 def test_no_ttft_no_ttft_curve_and_no_knee_no_annotation() -> None:
     result = capacity_result(knee=None, capacity=None)
     for step in result["steps"]:
         step["ttft_ms"] = step["tpot_ms"] = None
-    panel = latency_throughput_panel(result)
+    panel = latency_throughput_panel(read_result(result))
     assert panel is not None
     names = {t.name for t in panel.figure.data}
     assert {"p50 latency", "p99 latency"} <= names
@@ -124,7 +138,7 @@ def test_no_ttft_no_ttft_curve_and_no_knee_no_annotation() -> None:
 
 
 def test_load_figure_draws_throughput_goodput_and_shades_the_bracket() -> None:
-    panel = load_throughput_panel(capacity_result())
+    panel = load_throughput_panel(read_result(capacity_result()))
     assert panel is not None
     fig = panel.figure
     assert list(trace(fig, "throughput (req/s)").x) == [r[2] for r in BY_LOAD]
@@ -151,7 +165,7 @@ def test_load_figure_of_a_closed_loop_search_that_never_failed() -> None:
     result["steps"] = result["steps"][:5]
     for step in result["steps"]:
         step["offered_rps"] = step["goodput_rps"] = None
-    panel = load_throughput_panel(result)
+    panel = load_throughput_panel(read_result(result))
     assert panel is not None
     fig = panel.figure
     assert fig.layout.xaxis.title.text == "concurrency (users)"
@@ -163,24 +177,51 @@ def test_load_figure_of_a_closed_loop_search_that_never_failed() -> None:
 def test_only_errored_steps_give_no_figures() -> None:
     result = capacity_result(outcome="unresolved", capacity=None, lowest_fail=None, knee=None)
     result["steps"] = [step_record(STEPS[7])]
-    assert capacity_panels(result) == []
-    assert [p.key for p in capacity_panels(capacity_result())] == [
+    assert capacity_panels(read_result(result)) == []
+    assert [p.key for p in capacity_panels(read_result(capacity_result()))] == [
         "capacity_latency_throughput",
         "capacity_load_throughput",
     ]
 
 
-def test_step_points_survive_missing_and_wrong_values() -> None:
+@pytest.mark.parametrize(
+    ("step", "words"),
+    [
+        ({"load": "fast"}, "steps[0].load must be a number, got 'fast'"),
+        ({"throughput_rps": True}, "steps[0].throughput_rps must be a number, got True"),
+        ({"latency_ms": 3}, "steps[0].latency_ms must be an object, got 3"),
+        ({"latency_ms": {"p50": float("nan"), "p90": 1, "p99": 12}}, "p50 must be a finite"),
+        ({"runs": "x"}, "steps[0].runs must be a list of text, got 'x'"),
+        ({"status": "?"}, "steps[0].status must be one of PASS, FAIL, INCONCLUSIVE, ERROR"),
+        ({"step": None}, "steps[0].step must be a whole number, got None"),
+    ],
+)
+def test_wrong_values_are_refused_once_when_the_result_is_read(
+    step: dict[str, object], words: str
+) -> None:
+    result = capacity_result()
+    result["steps"][0].update(step)
+    with pytest.raises(CapacityError) as info:
+        read_result(result)
+    assert str(info.value).startswith("capacity.json: ") and words in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_numbers_read_as_none_and_draw_nothing() -> None:
     result = capacity_result()
     result["steps"] = [
-        {"step": 1, "load": "fast", "status": "PASS", "throughput_rps": True, "latency_ms": 3},
-        {"load": 2.0, "latency_ms": {"p50": float("nan"), "p99": 12}, "runs": "x"},
-    ]
-    first, second = step_points(result)
-    assert (first.load, first.throughput_rps, first.latency_p99_ms) == (None, None, None)
-    assert (second.step, second.status, second.phase, second.runs) == (2, "?", "?", ())
-    assert (second.latency_p50_ms, second.latency_p99_ms) == (None, 12.0)
-    assert latency_throughput_panel(result) is None  # no step has a throughput
+        {"step": 1, "load": 1.0, "phase": "widen", "status": "PASS"},  # no numbers at all
+        {"step": 2, "load": 2.0, "phase": "widen", "status": "PASS", "requests": 5, "ok": 5,
+         "failed": 0, "latency_ms": {"p50": 1.0, "p90": 2.0, "p99": 12}},
+    ]  # fmt: skip
+    first, second = read_result(result).steps
+    assert (first.requests, first.throughput_rps, first.latency_ms) == (None, None, None)
+    assert (second.throughput_rps, second.runs, second.latency_ms) == (
+        None,
+        (),
+        Percentiles(1, 2, 12),
+    )
+    assert latency_throughput_panel(read_result(result)) is None  # no step has a throughput
 
 
 def test_comparison_overlays_one_colour_per_sweep_and_stars_capacities() -> None:
@@ -188,7 +229,9 @@ def test_comparison_overlays_one_colour_per_sweep_and_stars_capacities() -> None
     for step in faster["steps"]:
         if step["throughput_rps"] is not None:
             step["throughput_rps"] *= 1.5
-    panel = capacity_comparison_panel([capacity_result(), faster], ["before", "<b>after</b>"])
+    panel = capacity_comparison_panel(
+        [read_result(capacity_result()), read_result(faster)], ["before", "<b>after</b>"]
+    )
     assert panel is not None
     fig = panel.figure
     before, after = trace(fig, "before p99"), trace(fig, "&lt;b&gt;after&lt;/b&gt; p99")

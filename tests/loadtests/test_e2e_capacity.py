@@ -62,32 +62,32 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
     )
     assert result.code == 0, result.output[-3000:]
     cap = load_capacity(sweep)
-    assert cap["outcome"] == "found"
-    found = cap["capacity"]["load"]
-    assert abs(found - capacity_rps) / capacity_rps <= 0.10, cap["message"]
-    assert cap["lowest_fail"]["load"] > found
-    assert cap["precision"] <= 0.05
+    assert cap.outcome == "found"
+    found = cap.capacity.load
+    assert abs(found - capacity_rps) / capacity_rps <= 0.10, cap.message
+    assert cap.lowest_fail.load > found
+    assert cap.precision <= 0.05
     # A linear grid locating the capacity to the same precision steps by 5% of it: 20
     # steps to reach it, one more to fail.
     linear_steps = math.ceil(1 / 0.05) + 1
-    assert len(cap["steps"]) < linear_steps
+    assert len(cap.steps) < linear_steps
     # Every step is an ordinary run directory, judged as recorded.
-    for step in cap["steps"]:
+    for step in cap.steps:
         # Quick widening steps may be INCONCLUSIVE (too few samples); bisection steps are
         # extended until they are not.
-        assert step["status"] in (("PASS", "FAIL") if step["thorough"] else STATUSES)
-        run = load_run(sweep / step["runs"][0])
-        assert run.meta["load_profile"]["arrival_rate_rps"] == step["load"]
-        assert run.meta["load_profile"]["seed"] == 1000 * (step["step"] - 1)  # own schedule
+        assert step.status in (("PASS", "FAIL") if step.thorough else STATUSES)
+        run = load_run(sweep / step.runs[0])
+        assert run.meta["load_profile"]["arrival_rate_rps"] == step.load
+        assert run.meta["load_profile"]["seed"] == 1000 * (step.step - 1)  # own schedule
         # Constant arrivals: the schedule made the rate asked for (the last ~50 ms of a
         # window, while Locust stops the test, send nothing: ~2% of a 3 s window).
-        assert step["load"] * 0.95 <= step["arrival_rps"] <= step["load"] * 1.01
-    passing = [s for s in cap["steps"] if s["status"] == "PASS"]
-    assert all(s["load"] <= found for s in passing)
-    assert max(s["throughput_rps"] for s in cap["steps"]) <= capacity_rps * 1.05
+        assert step.load * 0.95 <= step.arrival_rps <= step.load * 1.01
+    passing = [s for s in cap.steps if s.status == "PASS"]
+    assert all(s.load <= found for s in passing)
+    assert max(s.throughput_rps for s in cap.steps) <= capacity_rps * 1.05
     # Cost: $3.60/hour = $0.001/s, over the measured throughput at capacity.
-    cap_step = next(s for s in cap["steps"] if s["step"] == cap["capacity"]["step"])
-    assert cap["cost"]["per_1k_requests"] == pytest.approx(1.0 / cap_step["throughput_rps"])
+    cap_step = next(s for s in cap.steps if s.step == cap.capacity.step)
+    assert cap.cost.per_1k_requests == pytest.approx(1.0 / cap_step.throughput_rps)
     assert "capacity search FOUND" in result.output
     assert "cost at capacity" in result.output
     assert (sweep / "report.html").exists()
@@ -124,12 +124,12 @@ def test_closed_loop_search_finds_the_users_that_meet_the_sla(
     )
     assert result.code == 0, result.output[-3000:]
     cap = load_capacity(sweep)
-    assert (cap["mode"], cap["load_unit"]) == ("concurrency", "users")
-    assert cap["capacity"]["load"] == 4
-    assert cap["lowest_fail"]["load"] == 5
-    assert [s["load"] for s in cap["steps"][:4]] == [1, 2, 4, 8]
+    assert (cap.mode, cap.load_unit) == ("concurrency", "users")
+    assert cap.capacity.load == 4
+    assert cap.lowest_fail.load == 5
+    assert [s.load for s in cap.steps[:4]] == [1, 2, 4, 8]
     # The spec's own warm-up lengthens each step; it does not eat into the measured window.
-    assert all(2.9 <= s["window_s"] <= 3.3 for s in cap["steps"]), cap["steps"]
+    assert all(2.9 <= s.window_s <= 3.3 for s in cap.steps), cap.steps
 
 
 @pytest.fixture
@@ -172,13 +172,13 @@ def test_generator_saturation_is_reported_instead_of_a_capacity(
     )
     assert result.code == 4, result.output[-3000:]
     cap = load_capacity(sweep)
-    assert cap["outcome"] == "generator_saturated"
-    last = cap["steps"][-1]
-    assert last["saturated"] and last["saturation"]
-    assert "not the server's" in cap["message"]
+    assert cap.outcome == "generator_saturated"
+    last = cap.steps[-1]
+    assert last.saturated and last.saturation
+    assert "not the server's" in cap.message
     assert "LOAD GENERATOR SATURATED" in result.output
     assert "GENERATOR_SATURATED" in result.output
-    assert all(s["status"] == "PASS" for s in cap["steps"][:-1])
+    assert all(s.status == "PASS" for s in cap.steps[:-1])
 
 
 def test_search_survives_a_server_restart(run_locust: RunLocust, tmp_path: Path) -> None:
@@ -217,11 +217,11 @@ def test_search_survives_a_server_restart(run_locust: RunLocust, tmp_path: Path)
     assert restarted.is_set()
     assert result.code == 0, result.output[-3000:]
     cap = load_capacity(sweep)
-    assert cap["outcome"] == "sla_holds_at_max"
-    statuses = [(s["load"], s["status"]) for s in cap["steps"]]
+    assert cap.outcome == "sla_holds_at_max"
+    statuses = [(s.load, s.status) for s in cap.steps]
     assert statuses == [(5, "PASS"), (10, "ERROR"), (10, "PASS"), (20, "PASS")]
-    errored = cap["steps"][1]
-    assert "not listening" in errored["error"] or "exited" in errored["error"]
+    errored = cap.steps[1]
+    assert "not listening" in errored.error or "exited" in errored.error
     assert "running it again" in result.output
 
 
@@ -241,9 +241,9 @@ def test_ctrl_c_keeps_what_the_search_established(
     result = search.wait(60)
     assert result.code == 130, result.output[-3000:]
     cap = load_capacity(sweep)
-    assert cap["outcome"] == "interrupted"
-    assert [s["load"] for s in cap["steps"]] == [5]
-    assert (cap["capacity"]["load"], cap["capacity"]["step"]) == (5.0, 1)
+    assert cap.outcome == "interrupted"
+    assert [s.load for s in cap.steps] == [5]
+    assert (cap.capacity.load, cap.capacity.step) == (5.0, 1)
     # The interrupted step's own run directory was closed with what it recorded.
     assert load_run(sweep / "step-02-rate-10").meta["status"] == "complete"
     assert "Traceback" not in result.output
@@ -264,9 +264,9 @@ def test_search_with_processes_spreads_every_step_and_leaves_no_worker_behind(
     result = search.wait(180)
     assert result.code == 0, result.output[-3000:]
     cap = load_capacity(sweep)
-    assert cap["outcome"] == "sla_holds_at_max"
-    for step in cap["steps"]:
-        run = load_run(sweep / step["runs"][0])
+    assert cap.outcome == "sla_holds_at_max"
+    for step in cap.steps:
+        run = load_run(sweep / step.runs[0])
         workers = [p["worker"] for p in run.meta["generator"]["processes"]]
         assert sorted(workers) == ["worker-0", "worker-1"]
         assert len(run.requests) > 0

@@ -4,13 +4,20 @@ still load, judge to the verdict recorded at the time and render."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from reports import render_capacity_report, summarize_run, write_report
 from sla.capacity import summarize_step
-from sla.files.capacity import load_capacity
+from sla.files.capacity import (
+    CAPACITY_FILE,
+    CAPACITY_SCHEMA_VERSION,
+    CapacityResult,
+    load_capacity,
+    write_capacity,
+)
 from sla.files.run import load_run
 from sla.files.verdict import load_verdict
 from sla.reading import read_run
@@ -52,15 +59,25 @@ def test_it_renders_a_report(tmp_path: Path) -> None:
 
 def test_an_old_sweep_loads_judges_and_renders(tmp_path: Path) -> None:
     result = load_capacity(SWEEP)
-    assert result["outcome"] == "sla_holds_at_max" and len(result["steps"]) == 2
+    assert result.outcome == "sla_holds_at_max" and len(result.steps) == 2
     spec = load_spec(SPEC)
-    for step in result["steps"]:
-        run = load_run(SWEEP / step["runs"][0])
-        assert evaluate(spec, run).status.value == step["status"]
+    for step in result.steps:
+        run = load_run(SWEEP / step.runs[0])
+        assert evaluate(spec, run).status.value == step.status
         assert load_verdict(run.path) is not None
         _, numbers = summarize_step(spec, [run])
         for key in ("requests", "ok", "failed", "window_s", "throughput_rps", "latency_ms"):
-            assert numbers[key] == step[key], key
+            assert getattr(numbers, key) == getattr(step, key), key
     sweep = shutil.copytree(SWEEP, tmp_path / "sweep")
     html = render_capacity_report(sweep)
     assert "4 users" in html
+
+
+def test_an_old_capacity_json_reads_back_to_the_same_object(tmp_path: Path) -> None:
+    on_disk = json.loads((SWEEP / CAPACITY_FILE).read_text(encoding="utf-8"))
+    result = load_capacity(SWEEP)
+    assert result.path == SWEEP
+    assert {"schema_version": CAPACITY_SCHEMA_VERSION, **result.to_dict()} == on_disk
+    # Not only equal numbers: the same types (2.0 stays 2.0), keys and order, byte for byte.
+    assert write_capacity(tmp_path, result).read_bytes() == (SWEEP / CAPACITY_FILE).read_bytes()
+    assert CapacityResult.from_dict(on_disk) == replace(result, path=None)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,17 @@ from sla.capacity import (
     summarize_step,
     unsustainable,
 )
-from sla.files.capacity import CAPACITY_FILE, CapacityError, load_capacity, write_capacity
+from sla.files.capacity import (
+    CAPACITY_FILE,
+    Backlog,
+    CapacityError,
+    CapacityResult,
+    Knee,
+    Percentiles,
+    StepResult,
+    load_capacity,
+    write_capacity,
+)
 from sla.files.run import (
     CANCELLED_ERROR,
     REQUEST_COLUMNS,
@@ -247,32 +258,35 @@ def test_summarize_step_matches_hand_computed_numbers() -> None:
     verdict, summary = summarize_step(spec, [open_loop_step()])
 
     good = 31  # TTFT 100 + 10 i <= 405 for i <= 30
-    assert summary["status"] == "PASS" == verdict.status.value
-    assert summary["saturated"] is False
-    assert summary["window_s"] == 10.0
-    assert (summary["requests"], summary["ok"], summary["failed"]) == (42, 40, 2)
-    assert summary["good"] == good
+    assert summary.status == "PASS" == verdict.status.value
+    assert summary.saturated is False
+    assert summary.window_s == 10.0
+    assert (summary.requests, summary.ok, summary.failed) == (42, 40, 2)
+    assert summary.good == good
     # Rates count the requests that ended in the window: 0.25 i + 0.3 + 0.02 i <= 10 s
     # for i <= 35 (the later ones would have been cut off by the end of a real test).
-    assert summary["throughput_rps"] == pytest.approx(36 / 10.0)
-    assert summary["output_tokens_per_s"] == pytest.approx(36 * 11 / 10.0)  # 500s excluded
-    assert summary["goodput_rps"] == pytest.approx(good / 10.0)  # all 31 good ones ended
-    assert summary["goodput_ratio"] == pytest.approx(good / 42)
-    assert summary["error_rate"] == pytest.approx(2 / 42)
+    assert summary.throughput_rps == pytest.approx(36 / 10.0)
+    assert summary.output_tokens_per_s == pytest.approx(36 * 11 / 10.0)  # 500s excluded
+    assert summary.goodput_rps == pytest.approx(good / 10.0)  # all 31 good ones ended
+    assert summary.goodput_ratio == pytest.approx(good / 42)
+    assert summary.error_rate == pytest.approx(2 / 42)
     # Linear percentiles of an arithmetic sequence a + b i sit at a + b * q/100 * 39.
     expected = {"latency_ms": (300, 20), "ttft_ms": (100, 10), "tpot_ms": (20, 1)}
     for metric, (a, b) in expected.items():
         for stat in P_STATS:
             value = a + b * float(stat[1:]) / 100 * (N_OK - 1)
-            assert summary[metric][stat] == pytest.approx(value, abs=1e-3), (metric, stat)
+            assert getattr(getattr(summary, metric), stat) == pytest.approx(value, abs=1e-3), (
+                metric,
+                stat,
+            )
     lags_ms = [i % 4 for i in range(N_OK)] + [0.0, 0.0]  # every row, failed ones too
     for stat in P_STATS:
         lag = float(np.percentile(lags_ms, float(stat[1:])))
-        assert summary["schedule_lag_ms"][stat] == pytest.approx(lag, abs=1e-3)
-    labels = [o["label"] for o in summary["objectives"]]
+        assert getattr(summary.schedule_lag_ms, stat) == pytest.approx(lag, abs=1e-3)
+    labels = [o.label for o in summary.objectives]
     assert labels == ["p50 latency_ms", "error_rate", "goodput_rps"]
-    assert summary["objectives"][2]["observed"] == summary["goodput_rps"]
-    assert {o["status"] for o in summary["objectives"]} == {"PASS"}
+    assert summary.objectives[2].observed == summary.goodput_rps
+    assert {o.status for o in summary.objectives} == {"PASS"}
 
 
 def test_summarize_step_percentiles_equal_numpy() -> None:
@@ -284,8 +298,8 @@ def test_summarize_step_percentiles_equal_numpy() -> None:
 
     observed = floats(run, "latency_ms")
     for stat in P_STATS:
-        assert summary["latency_ms"][stat] == float(np.percentile(observed, float(stat[1:])))
-        assert summary["latency_ms"][stat] == pytest.approx(
+        assert getattr(summary.latency_ms, stat) == float(np.percentile(observed, float(stat[1:])))
+        assert getattr(summary.latency_ms, stat) == pytest.approx(
             np.percentile(latencies, float(stat[1:])), abs=1e-3
         )
 
@@ -296,28 +310,38 @@ def test_summarize_step_without_per_request_limits_or_streaming() -> None:
 
     verdict, summary = summarize_step(spec, [run])
 
-    assert summary["status"] == "FAIL" == verdict.status.value
-    assert summary["good"] is None
-    assert summary["goodput_rps"] is None and summary["goodput_ratio"] is None
-    assert summary["ttft_ms"] is None  # no first token: not streamed
-    assert summary["tpot_ms"] is None  # one output token
-    assert summary["schedule_lag_ms"] is None  # closed loop
-    assert summary["error_rate"] == 0.0
-    assert summary["latency_ms"]["p50"] == pytest.approx(200.0, abs=1e-3)
+    assert summary.status == "FAIL" == verdict.status.value
+    assert summary.good is None
+    assert summary.goodput_rps is None and summary.goodput_ratio is None
+    assert summary.ttft_ms is None  # no first token: not streamed
+    assert summary.tpot_ms is None  # one output token
+    assert summary.schedule_lag_ms is None  # closed loop
+    assert summary.error_rate == 0.0
+    assert summary.latency_ms.p50 == pytest.approx(200.0, abs=1e-3)
 
 
 # --- knee ---------------------------------------------------------------------------------
 
 
-def steps_of(p90_by_load: dict[float, float | None], status: str = "PASS") -> list[dict[str, Any]]:
+def step_of(step: int = 1, load: float = 1.0, status: str = "PASS", **numbers: Any) -> StepResult:
+    """A measured step (its other numbers None)."""
+    values: dict[str, Any] = {"requests": 100, "ok": 100, "failed": 0, **numbers}
+    return StepResult(step=step, load=load, phase="widen", status=status, saturated=False, **values)
+
+
+def percentiles(p90: float) -> Percentiles:
+    return Percentiles(1.0, p90, 2 * p90)
+
+
+def steps_of(p90_by_load: dict[float, float | None], status: str = "PASS") -> list[StepResult]:
     return [
-        {
-            "step": i + 1,
-            "load": load,
-            "status": status,
-            "throughput_rps": load * 0.9,
-            "latency_ms": None if p90 is None else {"p50": 1.0, "p90": p90, "p99": 2 * p90},
-        }
+        step_of(
+            i + 1,
+            load,
+            status,
+            throughput_rps=load * 0.9,
+            latency_ms=None if p90 is None else percentiles(p90),
+        )
         for i, (load, p90) in enumerate(p90_by_load.items())
     ]
 
@@ -331,28 +355,29 @@ def test_the_knee_of_a_hockey_stick_is_its_bend() -> None:
 
     knee = find_knee(steps)
 
-    assert knee == {
-        "load": 5.0,
-        "step": 5,
-        "throughput_rps": 4.5,
-        "latency_ms": 103.0,
-        "metric": "p90 latency_ms",
-    }
+    assert knee == Knee(
+        load=5.0,
+        step=5,
+        throughput_rps=4.5,
+        latency_ms=103.0,
+        metric="p90 latency_ms",
+    )
 
 
 def test_the_knee_uses_the_latest_step_at_each_load() -> None:
     steps = steps_of(dict(HOCKEY_STICK))
     # A quick step at 6 that read flat, then its confirmation (later) that did not; an
     # ERROR step and a step without latencies are left out.
-    quick = {**steps[5], "step": 9, "status": "INCONCLUSIVE", "latency_ms": {"p90": 100.0}}
-    error = {"step": 10, "load": 9.0, "status": "ERROR", "latency_ms": {"p90": 5.0}}
-    blank = {"step": 11, "load": 10.0, "status": "FAIL", "latency_ms": None}
-    confirm = {**steps[5], "step": 12}
+    quick = replace(steps[5], step=9, status="INCONCLUSIVE", latency_ms=percentiles(100.0))
+    error = step_of(10, 9.0, "ERROR", latency_ms=percentiles(5.0))
+    blank = step_of(11, 10.0, "FAIL", latency_ms=None)
+    confirm = replace(steps[5], step=12)
     ordered = [*steps, quick, error, blank, confirm]
 
-    assert [s["step"] for s in latest_by_load(ordered)] == [1, 2, 3, 4, 5, 12, 7, 8, 11]
-    assert (find_knee(ordered) or {})["load"] == 5.0
-    assert (find_knee([*steps, quick]) or {})["load"] == 6.0  # had the quick step counted
+    assert [s.step for s in latest_by_load(ordered)] == [1, 2, 3, 4, 5, 12, 7, 8, 11]
+    assert (knee := find_knee(ordered)) is not None and knee.load == 5.0
+    assert (knee := find_knee([*steps, quick])) is not None
+    assert knee.load == 6.0  # had the quick step counted
 
 
 @pytest.mark.parametrize(
@@ -384,23 +409,23 @@ def test_no_knee_on_straight_lines_through_awkward_numbers() -> None:
 
 
 def test_cost_at_capacity() -> None:
-    step = {"step": 4, "load": 12.0, "throughput_rps": 10.0, "output_tokens_per_s": 500.0}
+    step = step_of(4, 12.0, throughput_rps=10.0, output_tokens_per_s=500.0)
 
     cost = cost_at(step, 3.6)
 
     assert cost is not None
-    assert cost["per_1k_requests"] == pytest.approx(0.1)  # $0.001/s over 10 req/s, x 1000
-    assert cost["per_1m_output_tokens"] == pytest.approx(2.0)  # $0.001/s over 500 tok/s, x 1e6
-    assert (cost["per_hour"], cost["at_load"], cost["step"]) == (3.6, 12.0, 4)
-    assert (cost["requests_per_s"], cost["output_tokens_per_s"]) == (10.0, 500.0)
+    assert cost.per_1k_requests == pytest.approx(0.1)  # $0.001/s over 10 req/s, x 1000
+    assert cost.per_1m_output_tokens == pytest.approx(2.0)  # $0.001/s over 500 tok/s, x 1e6
+    assert (cost.per_hour, cost.at_load, cost.step) == (3.6, 12.0, 4)
+    assert (cost.requests_per_s, cost.output_tokens_per_s) == (10.0, 500.0)
 
 
 def test_cost_without_tokens_has_no_token_price() -> None:
-    cost = cost_at({"load": 5, "throughput_rps": 2.0, "output_tokens_per_s": 0.0}, 7.2)
+    cost = cost_at(step_of(load=5, throughput_rps=2.0, output_tokens_per_s=0.0), 7.2)
 
     assert cost is not None
-    assert cost["per_1k_requests"] == pytest.approx(1.0)
-    assert cost["per_1m_output_tokens"] is None and cost["output_tokens_per_s"] is None
+    assert cost.per_1k_requests == pytest.approx(1.0)
+    assert cost.per_1m_output_tokens is None and cost.output_tokens_per_s is None
 
 
 @pytest.mark.parametrize(
@@ -413,7 +438,7 @@ def test_cost_without_tokens_has_no_token_price() -> None:
     ],
 )
 def test_no_cost_without_a_price_or_a_throughput(step: dict[str, Any], price: float) -> None:
-    assert cost_at(step, price) is None
+    assert cost_at(step_of(**step), price) is None
 
 
 # --- capacity.json ------------------------------------------------------------------------
@@ -428,20 +453,28 @@ def result_of(**changes: Any) -> dict[str, Any]:
         "capacity": {"load": 40.0, "step": 6},
         "precision": 0.05,
         "knee": None,
-        "steps": [{"step": 1, "load": 10.0, "status": "PASS", "latency_ms": {"p50": math.nan}}],
+        "steps": [{"step": 1, "load": 10.0, "phase": "widen", "status": "PASS"}],
     }
     result.update(changes)
     return result
 
 
 def test_capacity_json_round_trip(tmp_path: Path) -> None:
-    path = write_capacity(tmp_path, result_of())
+    result = CapacityResult.from_dict(result_of())
+    nan_step = replace(step_of(latency_ms=Percentiles(1.0, 2.0, 3.0)), throughput_rps=math.nan)
+    path = write_capacity(tmp_path, replace(result, steps=(*result.steps, nan_step)))
 
     assert path == tmp_path / CAPACITY_FILE
     loaded = load_capacity(tmp_path)
-    expected = {"schema_version": 1, **result_of(), "path": str(tmp_path)}
-    expected["steps"][0]["latency_ms"]["p50"] = None  # JSON has no NaN
+    expected = replace(
+        result, path=tmp_path, steps=(*result.steps, replace(nan_step, throughput_rps=None))
+    )  # JSON has no NaN
     assert loaded == expected
+    assert json.loads(path.read_text())["steps"][0] == {
+        **result_of()["steps"][0],
+        **{"thorough": False, "runs": [], "error": None, "saturated": False},
+        **{"unsustainable": None, "saturation": None, "wall_s": None},
+    }  # a step that measured nothing has no numbers
     assert load_capacity(path) == loaded  # the file itself works too
     assert not list(tmp_path.glob(".*.tmp"))
 
@@ -473,6 +506,27 @@ def write_result(**changes: Any) -> Callable[[Path], None]:
         (write_result(steps=[1]), "'steps' must be a list of objects"),
         (write_result(outcome="great"), "unknown outcome 'great'"),
         (write_result(outcome=None), "unknown outcome None"),
+        (write_result(mode="fast"), "mode must be one of rate, concurrency, got 'fast'"),
+        (write_result(capacity={"load": "x"}), "capacity.load must be a number, got 'x'"),
+        (write_result(capacity={"load": 4.0}), "capacity.step must be a whole number, got nothing"),
+        (write_result(settings={"a": [1]}), "settings must be an object of numbers and text"),
+        (write_result(borderline=[1, "2"]), "borderline[1] must be a number, got '2'"),
+        (write_result(steps=[{"step": 1.5}]), "steps[0].step must be a whole number, got 1.5"),
+        (
+            write_result(
+                steps=[
+                    {
+                        "step": 1,
+                        "load": 1,
+                        "phase": "widen",
+                        "status": "PASS",
+                        "requests": 3,
+                        "ok": "3",
+                    }
+                ]
+            ),
+            "steps[0].ok must be a whole number",
+        ),
     ],
 )
 def test_bad_capacity_files_are_one_line_errors(
@@ -519,8 +573,8 @@ def test_a_server_that_keeps_up_has_no_backlog_growth() -> None:
     growth = backlog(spec, [run])
 
     assert growth is not None
-    assert growth["arrivals"] == 800
-    assert abs(growth["growth"]) <= 1
+    assert growth.arrivals == 800
+    assert abs(growth.growth) <= 1
     assert unsustainable(growth, 0.05) is None
 
 
@@ -531,8 +585,8 @@ def test_an_overloaded_step_is_not_sustainable_even_if_short() -> None:
     growth = backlog(spec, [run])
 
     assert growth is not None
-    assert growth["arrivals"] == 1000
-    assert growth["completions"] == pytest.approx(800, abs=1)
+    assert growth.arrivals == 1000
+    assert growth.completions == pytest.approx(800, abs=1)
     message = unsustainable(growth, 0.05)
     assert message is not None and "not sustainable" in message
     assert unsustainable(growth, 0.5) is None  # a tolerance above the 20% growth
@@ -540,8 +594,8 @@ def test_an_overloaded_step_is_not_sustainable_even_if_short() -> None:
 
 def test_backlog_growth_within_poisson_noise_is_not_called_unsustainable() -> None:
     # 3 sqrt(100) = 30 > 5% of 100: a growth of 20 on 100 arrivals could be chance.
-    assert unsustainable({"arrivals": 100, "completions": 80, "growth": 20}, 0.05) is None
-    assert unsustainable({"arrivals": 100, "completions": 69, "growth": 31}, 0.05) is not None
+    assert unsustainable(Backlog(arrivals=100, completions=80, growth=20), 0.05) is None
+    assert unsustainable(Backlog(arrivals=100, completions=69, growth=31), 0.05) is not None
 
 
 def test_closed_loop_has_no_backlog() -> None:
