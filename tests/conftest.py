@@ -1,4 +1,9 @@
-"""Shared fixtures: the real reference server on a free loopback port."""
+"""Shared fixtures: the real reference server on a free loopback port.
+
+The suite runs on pytest-xdist workers (see addopts in pyproject.toml), a test file at a
+time on one worker: a module-scoped fixture is built once, a session-scoped one once per
+worker.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ pytest_plugins = ["pytester"]
 
 @pytest.fixture(scope="session")
 def reference_server() -> Iterator[ServerProcess]:
-    """One small reference server shared by the read-only tests of a session."""
+    """One small reference server shared by the read-only tests of a session (of a worker)."""
     with ServerProcess(args=[*SMALL_MODELS, "--drain-timeout", "2"]) as server:
         yield server
 
