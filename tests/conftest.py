@@ -1,8 +1,17 @@
-"""Shared fixtures: the real reference server on a free loopback port."""
+"""Shared fixtures: the real reference server on a free loopback port.
+
+The suite runs on pytest-xdist workers (see addopts in pyproject.toml), a test file at a
+time on one worker: a module-scoped fixture is built once, a session-scoped one once per
+worker. A test marked ``alone`` (its numbers depend on getting the CPU when it asks) runs
+while no other worker runs a test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+import fcntl
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +20,37 @@ from tests.server_process import SMALL_MODELS, ServerProcess
 pytest_plugins = ["pytester"]
 
 
+@contextlib.contextmanager
+def _turn(run_dir: Path, alone: bool) -> Iterator[None]:
+    """Hold the run's test lock, shared by the workers' tests, exclusive for an ``alone`` one.
+
+    Taking the gate first gives the exclusive waiter priority: while it waits, no worker can
+    start a new test, so the ones running finish and it gets its turn.
+    """
+    with (run_dir / "tests.gate").open("a") as gate, (run_dir / "tests.lock").open("a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """On an xdist worker, run each test in its turn (see ``_turn``). Outside pytest-timeout's
+    wrapper: waiting for the turn is not the test's own time."""
+    basetemp = getattr(item.config, "workerinput", None) and item.config.option.basetemp
+    if not basetemp:  # not on an xdist worker: nothing runs beside this test
+        return (yield)
+    with _turn(Path(basetemp).parent, item.get_closest_marker("alone") is not None):
+        return (yield)
+
+
 @pytest.fixture(scope="session")
 def reference_server() -> Iterator[ServerProcess]:
-    """One small reference server shared by the read-only tests of a session."""
+    """One small reference server shared by the read-only tests of a session (of a worker)."""
     with ServerProcess(args=[*SMALL_MODELS, "--drain-timeout", "2"]) as server:
         yield server
 

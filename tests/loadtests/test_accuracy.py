@@ -137,6 +137,7 @@ def _timing_misses(m: Measured) -> list[str]:
     ]
 
 
+@pytest.mark.alone  # its numbers need the CPU on time
 def test_low_load_timings_match_the_injected_delays(tmp_path: Path) -> None:
     misses: list[str] = []
     for attempt in range(ATTEMPTS):
@@ -152,6 +153,7 @@ def test_low_load_timings_match_the_injected_delays(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.alone  # its numbers need the CPU on time
 def test_ttft_is_timed_at_the_first_content_not_at_the_headers(tmp_path: Path) -> None:
     """Headers and a role-only chunk go out at once; the first content 200 ms later."""
     flags = ("--ttft-ms", "200", "--itl-ms", "5", "--tokens", "4")

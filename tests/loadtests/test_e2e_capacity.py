@@ -40,6 +40,7 @@ def write_spec(path: Path, *objectives: str, confidence: float = 0.9, warmup: st
     return path
 
 
+@pytest.mark.alone  # its numbers need the CPU on time
 def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
     run_locust: RunLocust, start_server: StartServer, tmp_path: Path
 ) -> None:

@@ -34,9 +34,9 @@ objectives:
 
 @pytest.mark.parametrize("mode", [(), ("--processes", "2")], ids=["local", "distributed"])
 def test_a_passing_sla_exits_0_and_writes_the_verdict(
-    run_locust: RunLocust, start_server: StartServer, tmp_path: Path, mode: tuple[str, ...]
+    run_locust: RunLocust, reference_server: ServerProcess, tmp_path: Path, mode: tuple[str, ...]
 ) -> None:
-    server = start_server()
+    server = reference_server
     loose = spec(tmp_path, LATENCY_UNDER_100MS.replace("max: 100", "max: 5000"))
     result = run_locust("chat", "--host", server.url, "-u", "2", "-t", "3s", "--sla", loose,
                         *mode, *SMALL_LOAD)  # fmt: skip
@@ -64,9 +64,9 @@ def test_a_failing_sla_exits_1_with_the_objective_named(
 
 
 def test_an_inconclusive_sla_exits_3_unless_allowed(
-    run_locust: RunLocust, start_server: StartServer, tmp_path: Path
+    run_locust: RunLocust, reference_server: ServerProcess, tmp_path: Path
 ) -> None:
-    server = start_server()
+    server = reference_server
     p99 = spec(tmp_path, "objectives:\n  - {metric: latency_ms, stat: p99.9, max: 5000}\n")
     args = ("chat", "--host", server.url, "-u", "1", "-t", "2s", "--sla", p99, *SMALL_LOAD)
     assert run_locust(*args).code == 3  # a p99.9 from a couple of seconds says nothing
