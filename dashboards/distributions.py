@@ -20,8 +20,9 @@ from dashboards.panel import COLOURS, STATUS_COLOURS, Panel, style
 from dashboards.view import LATENCY_METRICS, METRIC_NAMES, RunView
 from sla.fmt import fmt_value
 from sla.metrics import FloatArray
+from sla.objectives import ObjectiveResult
 from sla.spec import percentile_of
-from sla.verdict import ObjectiveResult, Verdict
+from sla.verdict import Verdict
 
 N_BINS = 60
 # 0 to 0.9 in steps of 0.005, then 100 points log-spaced in 1 - p down to p99.999, then 1.

@@ -14,7 +14,8 @@ import plotly.graph_objects as go
 
 from dashboards.panel import STATUS_COLOURS, Panel, new_figure, padded_range, safe_label
 from sla.fmt import fmt_value
-from sla.verdict import ObjectiveResult, Verdict
+from sla.objectives import ObjectiveResult
+from sla.verdict import Verdict
 
 
 def headroom_pct(result: ObjectiveResult) -> float:

@@ -1,7 +1,9 @@
 """Validation of OpenAI-compatible request bodies into frozen, typed requests.
 
-Every rule that can reject a request lives here and raises ``BadRequest`` naming the
-offending parameter, so handlers only deal with valid input.
+The body read as a JSON object (``read_json``), the model it names (``check_model``) and
+every rule that can reject a completion or chat request live here (those of an embeddings
+request are in ``openai_embeddings``) and raise ``BadRequest``, or ``NotFound`` for a model,
+naming the offending parameter, so handlers only deal with valid input.
 """
 
 from __future__ import annotations
@@ -9,8 +11,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+from aiohttp import web
+
 from reference_server import tokenizer
-from reference_server.errors import BadRequest
+from reference_server.errors import BadRequest, NotFound
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def check_model(body: dict[str, Any], served: str) -> str:
+    model = body.get("model", served)
+    if not isinstance(model, str):
+        raise BadRequest("'model' must be a string", param="model")
+    if model != served:
+        raise NotFound(
+            f"model {model!r} does not exist; this endpoint serves {served!r}",
+            param="model",
+            code="model_not_found",
+        )
+    return model
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,8 @@ raise a ``sla.errors.SlabenchError`` (``ReportError`` here; ``RunDirError``,
   ``resolve_verdict`` (a spec given, else the run's verdict.json).
 - ``reports.ci``: ``junit_xml``, ``markdown_summary``.
 - ``reports.capacity``: the report of a capacity search (a sweep directory);
-  ``reports.capacity_compare``: the comparison of several.
+  ``reports.capacity_compare``: the comparison of several; ``reports.capacity_pieces``:
+  the text and HTML pieces both use.
 - ``reports.errors``: ``ReportError``.
 """
 

@@ -6,7 +6,7 @@ A row per sweep (outcome, capacity, lowest FAIL, precision, costs, p99 latency a
 the capacity step), the best marked, each sweep's warnings, and the latency–throughput
 curves overlaid. The best is only ever a *trusted* capacity: a search stopped by its own
 load generator measured the generator, not the server. Capacities are ranked within a load
-unit only (req/s against users means nothing). Text helpers come from ``reports.capacity``.
+unit only (req/s against users means nothing). Text helpers come from ``reports.capacity_pieces``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Literal
 from dashboards.capacity import capacity_comparison_panel
 from dashboards.capacity_points import percentile
 from reports import fmt
-from reports.capacity import (
+from reports.capacity_pieces import (
     OUTCOME_TEXT,
     STYLE,
     StrPath,

@@ -18,8 +18,9 @@ import xml.etree.ElementTree as ET
 from reports import fmt
 from reports.summary import RunSummary, summarize_run
 from sla.files.run import Run
+from sla.objectives import Status
 from sla.reading import Reading
-from sla.verdict import Status, Verdict
+from sla.verdict import Verdict
 
 __all__ = ["junit_xml", "markdown_summary"]
 

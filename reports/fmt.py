@@ -1,7 +1,7 @@
 """Plain-text formatting of the report's figures (shared by HTML, markdown and JUnit).
 
 Table values are exact to the displayed resolution: milliseconds to the microsecond, rates to
-a thousandth, proportions to a ten-thousandth of a percent. The rounded ``sla.verdict``
+a thousandth, proportions to a ten-thousandth of a percent. The rounded ``sla.fmt``
 style (about four significant digits) is kept for limits and margins, as the terminal shows.
 """
 
@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sla.fmt import fmt_number, fmt_value
+from sla.objectives import ObjectiveResult
 from sla.spec import LATENCY_METRICS, PROPORTION_METRICS
-from sla.verdict import ObjectiveResult
 
 __all__ = [
     "ci_text",

@@ -15,7 +15,8 @@ from reports import fmt
 from reports.html import Markup, esc, join, table
 from reports.summary import RunSummary
 from sla.files.run import PARTS_DIR, Run
-from sla.verdict import Status, Verdict
+from sla.objectives import Status
+from sla.verdict import Verdict
 
 __all__ = [
     "details_section",

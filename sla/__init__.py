@@ -5,7 +5,8 @@
   (run.json, requests.parquet, its parts), ``server_metrics``, ``verdict``, ``capacity``.
 - ``sla.metrics``: metric definitions computed from the records; ``sla.reading``: the one
   reading of a run (its measured window and per-request metrics, derived once).
-- ``sla.spec``: SLA spec files; ``sla.verdict``: ``evaluate(spec, run) -> Verdict``;
+- ``sla.spec``: SLA spec files; ``sla.verdict``: ``evaluate(spec, run) -> Verdict``, judged
+  on ``sla.samples`` objective by objective (``sla.objectives``);
   ``sla.table``/``sla.fmt``: how verdicts and numbers print; ``sla.compare``: a candidate
   run against a baseline; ``sla.capacity``/``sla.search``: capacity policy.
   ``python -m sla check|compare``.
@@ -29,6 +30,7 @@ from sla.files.run import (
 )
 from sla.files.verdict import load_verdict, write_verdict
 from sla.metrics import itl_ms, measured, throughput, with_request_metrics
+from sla.objectives import ObjectiveResult, Status
 from sla.reading import Reading, read_run
 from sla.spec import Objective, Spec, SpecError, load_spec, parse_spec
 from sla.table import format_table
@@ -38,8 +40,6 @@ from sla.verdict import (
     EXIT_PASS,
     EXIT_SATURATED,
     EXIT_USAGE,
-    ObjectiveResult,
-    Status,
     Verdict,
     evaluate,
     exit_code,

@@ -29,8 +29,9 @@ from sla.files.capacity import (
 from sla.files.run import Run
 from sla.metrics import floats, throughput
 from sla.reading import Reading
+from sla.samples import Samples, judged_samples, reading_for
 from sla.spec import LATENCY_METRICS, Spec
-from sla.verdict import Samples, Verdict, judge, judged_samples, reading_for
+from sla.verdict import Verdict, judge
 
 _PERCENTILES = (50, 90, 99)
 KNEE_METRIC = "latency_ms"

@@ -1,6 +1,6 @@
 """How numbers read on a terminal and in messages: values with units, intervals, signs.
 
-Shared by ``sla.verdict`` (its per-objective messages), ``sla.table``, ``sla.compare`` and
+Shared by ``sla.objectives`` (its per-objective messages), ``sla.table``, ``sla.compare`` and
 the reports, so that a message and its table row always print a value the same way.
 """
 

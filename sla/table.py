@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 from sla.fmt import fmt_ci, fmt_confidence, fmt_number, fmt_value, op_symbol
+from sla.objectives import ObjectiveResult, Status
 from sla.spec import PROPORTION_METRICS
-from sla.verdict import ObjectiveResult, Status, Verdict
+from sla.verdict import Verdict
 
 __all__ = ["format_table"]
 

@@ -44,8 +44,9 @@ from sla.compare import (
 )
 from sla.files.run import Run, RunDirError, load_run
 from sla.files.verdict import write_verdict
+from sla.objectives import Status
 from sla.spec import Spec, SpecError, load_spec
-from sla.verdict import Status, Verdict, evaluate
+from sla.verdict import Verdict, evaluate
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 

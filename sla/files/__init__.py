@@ -6,7 +6,8 @@ one schema-version constant each:
 - ``sla.files.server_metrics``: ``server_metrics.parquet``;
 - ``sla.files.verdict``: ``verdict.json``;
 - ``sla.files.capacity``: ``capacity.json`` of a sweep directory, as frozen dataclasses
-  (``CapacityResult``; its steps in ``sla.files.capacity_step``);
+  (``CapacityResult``; its steps in ``sla.files.capacity_step``, its other parts in
+  ``sla.files.capacity_parts``);
 - ``sla.files.jsonio``: atomic JSON writes, JSON objects read back, schema versions checked;
 - ``sla.files.fields``: a JSON object read field by field into typed values (one-line errors).
 """

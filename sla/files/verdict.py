@@ -19,7 +19,8 @@ from typing import Any
 
 from sla.files.jsonio import check_schema_version, write_json_atomic
 from sla.files.run import RunDirError
-from sla.verdict import Counts, ObjectiveResult, Status, Verdict, exit_code
+from sla.objectives import ObjectiveResult, Status
+from sla.verdict import Counts, Verdict, exit_code
 
 __all__ = [
     "VERDICT_FILE",

@@ -7,8 +7,9 @@ import pytest
 
 from dashboards import build_panels
 from dashboards.sla_panel import bar_text, headroom_bounds_pct, headroom_pct, sla_panel
+from sla.objectives import Status
 from sla.spec import parse_spec
-from sla.verdict import Status, evaluate
+from sla.verdict import evaluate
 from tests.dashboards import synthetic_run, with_meta
 
 SPEC = parse_spec(

@@ -10,7 +10,7 @@ import pytest
 
 from reports import render_capacity_comparison, render_capacity_report, write_capacity_report
 from reports.__main__ import main
-from reports.capacity import money
+from reports.capacity_pieces import money
 from reports.errors import ReportError
 from sla.files.capacity import CapacityError
 from tests.capacity_helpers import capacity_result, run_name, write_sweep

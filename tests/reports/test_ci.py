@@ -9,8 +9,9 @@ import pytest
 
 from reports.ci import junit_xml, markdown_summary
 from sla.files.run import load_run
+from sla.objectives import Status
 from sla.spec import parse_spec
-from sla.verdict import Status, Verdict, evaluate
+from sla.verdict import Verdict, evaluate
 from tests.reports import Req, steady, write_run
 
 SPEC = {

@@ -16,8 +16,9 @@ from reports.summary import summarize_run
 from sla.compare import compare
 from sla.files.run import Run, load_run
 from sla.files.verdict import write_verdict
+from sla.objectives import Status
 from sla.spec import parse_spec
-from sla.verdict import Status, Verdict, evaluate
+from sla.verdict import Verdict, evaluate
 from tests.reports import Req, steady, write_run
 
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"

@@ -20,9 +20,10 @@ from sla.files.capacity import (
 )
 from sla.files.run import load_run
 from sla.files.verdict import load_verdict
+from sla.objectives import Status
 from sla.reading import read_run
 from sla.spec import load_spec
-from sla.verdict import Status, evaluate
+from sla.verdict import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "schema1"

@@ -10,8 +10,9 @@ import pytest
 from reports.render import resolve_verdict
 from sla.files.run import RunDirError, load_run
 from sla.files.verdict import load_verdict, verdict_from_dict, write_verdict
+from sla.objectives import Status
 from sla.spec import parse_spec
-from sla.verdict import Status, evaluate
+from sla.verdict import evaluate
 from tests.reports import steady, write_run
 
 SPEC = {

@@ -44,8 +44,10 @@ from sla.files.run import (
     requests_frame,
 )
 from sla.metrics import with_request_metrics
+from sla.objectives import Status
+from sla.samples import judged_samples
 from sla.spec import load_spec
-from sla.verdict import Status, evaluate, evaluate_segments, judged_samples
+from sla.verdict import evaluate, evaluate_segments
 from tests.sla.test_verdict import T0, req, spec_of
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sla" / "examples"

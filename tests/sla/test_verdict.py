@@ -14,6 +14,7 @@ from loadtests.recording.recorder import RequestRecorder, finish_run_json, start
 from sla.files.run import CANCELLED_ERROR, RequestRecord, Run, load_run
 from sla.files.verdict import write_verdict
 from sla.metrics import with_request_metrics
+from sla.objectives import ObjectiveResult, Status
 from sla.spec import Spec, parse_spec
 from sla.stats import order_statistic_ranks, z_value
 from sla.table import format_table
@@ -22,8 +23,6 @@ from sla.verdict import (
     EXIT_INCONCLUSIVE,
     EXIT_PASS,
     EXIT_SATURATED,
-    ObjectiveResult,
-    Status,
     Verdict,
     evaluate,
     exit_code,

@@ -1,0 +1,106 @@
+"""The OpenAI-compatible ``/v1/embeddings`` route: its inputs (text, token ids, or lists of
+either) checked and tokenized, batched through the embeddings scheduler, and each vector
+returned as floats or base64 (little-endian float32), OpenAI's two encodings."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from reference_server import tokenizer
+from reference_server.config import ServerConfig
+from reference_server.errors import BadRequest, RequestTimeout
+from reference_server.openai_requests import check_model, read_json
+from reference_server.state import CONFIG, SCHEDULERS
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    config = request.app[CONFIG]
+    model, inputs, fmt = _embedding_request(body, config)
+    batcher = request.app[SCHEDULERS].embeddings
+    timeout = config.batching.request_timeout_s
+    try:
+        vectors = await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit(ids) for ids in inputs)), timeout
+        )
+    except TimeoutError:
+        raise RequestTimeout(f"no answer in {timeout:g}s") from None
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encode_vector(v, fmt)}
+        for i, v in enumerate(vectors)
+    ]
+    tokens = sum(len(ids) for ids in inputs)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
+def _embedding_request(
+    body: dict[str, Any], config: ServerConfig
+) -> tuple[str, list[list[int]], str]:
+    """The model, the tokenized inputs and the encoding format of an embeddings request."""
+    model = check_model(body, config.embedder.name)
+    inputs = _embedding_inputs(body.get("input"), config.embedder.max_input_len)
+    fmt = body.get("encoding_format") or "float"
+    if fmt not in ("float", "base64"):
+        raise BadRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
+    dims = body.get("dimensions")
+    if dims is not None and dims != config.embedder.dim:
+        raise BadRequest(
+            f"'dimensions' must be {config.embedder.dim} for {model}", param="dimensions"
+        )
+    if len(inputs) > config.batching.max_queue_size:
+        raise BadRequest(
+            f"{len(inputs)} inputs in one request; this server queues at most "
+            f"{config.batching.max_queue_size}",
+            param="input",
+        )
+    return model, inputs, fmt
+
+
+def _encode_vector(vector: np.ndarray, fmt: str) -> list[float] | str:
+    if fmt == "base64":
+        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
+    return [float(x) for x in vector]
+
+
+def _embedding_inputs(value: Any, max_len: int) -> list[list[int]]:
+    if isinstance(value, str):
+        items: list[list[int]] = [tokenizer.encode(value)]
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        items = [tokenizer.encode(v) for v in value]
+    elif (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 256 for v in value)
+    ):
+        items = [[tokenizer.BOS, *value]]
+    elif isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        items = [[tokenizer.BOS, *_byte_ids(v)] for v in value]
+    else:
+        raise BadRequest("'input' must be a string, a list of strings, or token ids", param="input")
+    longest = max(len(i) for i in items)
+    if longest > max_len:
+        raise BadRequest(
+            f"an input is {longest} tokens; the embedding model takes at most {max_len}",
+            param="input",
+        )
+    return items
+
+
+def _byte_ids(ids: list[Any]) -> list[int]:
+    if not ids or not all(
+        isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 256 for t in ids
+    ):
+        raise BadRequest("token ids must be integers in [0, 255] (byte tokens)", param="input")
+    return ids
