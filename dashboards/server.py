@@ -131,16 +131,23 @@ def series_values(
     return "", np.zeros(0), np.zeros(0)
 
 
+def _found_series(
+    samples: pd.DataFrame | None,
+) -> list[tuple[ServerSeries, str, FloatArray, FloatArray]]:
+    """The ``SERVER_SERIES`` present in the scraped samples: (series, metric, t, value)."""
+    if samples is None or samples.empty or not {"scraped_at", "name", "value"} <= set(samples):
+        return []
+    if "labels" not in samples.columns:
+        samples = samples.assign(labels="{}")
+    found = [(s, *series_values(samples, s)) for s in SERVER_SERIES]
+    return [f for f in found if len(f[2])]
+
+
 def server_panel(
     samples: pd.DataFrame | None, stats: pd.DataFrame, timeline: Timeline
 ) -> Panel | None:
     """Client E2E latency (top row) over the server series found; None without any."""
-    if samples is None or samples.empty or not {"scraped_at", "name", "value"} <= set(samples):
-        return None
-    if "labels" not in samples.columns:
-        samples = samples.assign(labels="{}")
-    found = [(s, *series_values(samples, s)) for s in SERVER_SERIES]
-    found = [f for f in found if len(f[2])]
+    found = _found_series(samples)
     if not found:
         return None
     title = "Server metrics against client latency"
