@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sla.errors import SlabenchError
 from sla.files.capacity_parts import Cost, Knee, LoadPoint, SpecInfo
@@ -105,17 +105,9 @@ Outcome = Literal[
     "unresolved",
     "interrupted",
 ]
-OUTCOMES: tuple[Outcome, ...] = (
-    "found",
-    "sla_holds_at_max",
-    "sla_fails_at_min",
-    "generator_saturated",
-    "budget_exhausted",
-    "unresolved",
-    "interrupted",
-)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 Mode = Literal["rate", "concurrency"]
-_MODES: tuple[Mode, ...] = ("rate", "concurrency")
+_MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 class CapacityError(SlabenchError):
