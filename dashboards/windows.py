@@ -1,7 +1,7 @@
 """Per-window aggregates of a run: the points every time-axis figure is drawn from.
 
 A request belongs to the window of its start (``scheduled_at`` in open loop, else
-``sent_at``), the time ``sla.metrics.measured`` judges it by. Per window, with the same
+``sent_at``), the time ``sla.reading`` measures it by. Per window, with the same
 definitions as the SLA package:
 
 - percentiles: numpy's default (linear) percentile of the successful requests that have the

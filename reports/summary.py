@@ -73,7 +73,7 @@ class RunSummary:
     """``warmup`` counts rows that started before ``measured_from``; ``dropped`` comes
     from run.json (open-loop sends dropped at the in-flight bound), None when absent. The
     counts are of requests started in the window; the rates (``*_per_s``) of requests that
-    ended in it (``sla.metrics.completed``)."""
+    ended in it (``sla.reading.Reading.completed``)."""
 
     recorded: int
     measured: int

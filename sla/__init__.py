@@ -29,7 +29,7 @@ from sla.files.run import (
     strip_credentials,
 )
 from sla.files.verdict import load_verdict, write_verdict
-from sla.metrics import itl_ms, measured, throughput, with_request_metrics
+from sla.metrics import itl_ms, throughput, with_request_metrics
 from sla.objectives import ObjectiveResult, Status
 from sla.reading import Reading, read_run
 from sla.spec import Objective, Spec, SpecError, load_spec, parse_spec
@@ -76,7 +76,6 @@ __all__ = [
     "load_run",
     "load_spec",
     "load_verdict",
-    "measured",
     "parse_max_regression",
     "parse_spec",
     "read_run",

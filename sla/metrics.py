@@ -10,9 +10,10 @@ Definitions (the same text as ARCHITECTURE.md, "Metric definitions"):
 - ``tpot_ms`` = ``(done_at - first_token_at) / (output_tokens - 1)``, output tokens from the
   server's ``usage`` when it reports them, else counted from chunks.
 - Throughput: requests/s and output tokens/s over the measured window (after warm-up),
-  counting the requests that *ended* inside it (``completed``): a request still in flight
-  when the test stops is cut off and left out of every metric, so counting by start would
-  make every rate low by about latency / window (20% for 2 s answers in a 10 s window).
+  counting the requests that *ended* inside it (``sla.reading.Reading.completed``): a
+  request still in flight when the test stops is cut off and left out of every metric, so
+  counting by start would make every rate low by about latency / window (20% for 2 s
+  answers in a 10 s window).
 
 Aliases: vLLM TPOT = GenAI-Perf/AIPerf/GuideLLM "ITL" = our ``tpot_ms``;
 vLLM "ITL" = AIPerf "ICL" = our ``itl_ms``; GuideLLM "TPOT" = E2E / output tokens.
@@ -21,9 +22,6 @@ Every function here is pure and vectorised: a run of millions of rows never loop
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -98,11 +96,6 @@ def itl_ms(df: pd.DataFrame, *, only_ok: bool = True) -> FloatArray:
     return np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _bound(meta: Mapping[str, Any], key: str) -> float | None:
-    value = meta.get(key)
-    return None if value is None else float(value)
-
-
 def window_mask(
     values: FloatArray, begin: float | None, end: float | None
 ) -> npt.NDArray[np.bool_]:
@@ -120,32 +113,8 @@ def not_cancelled(df: pd.DataFrame) -> npt.NDArray[np.bool_]:
     return (df["error"] != CANCELLED_ERROR).to_numpy(dtype=bool, na_value=True)
 
 
-def measured(df: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
-    """The rows of the measured window.
-
-    A row is measured when ``start >= meta["measured_from"]`` (warm-up excluded) and
-    ``start <= meta["ended_at"]``; a bound whose key is absent or null is not applied.
-    Requests cut off by the end of the test (``CANCELLED_ERROR``) are never measured.
-    ``sla.reading`` resolves the bounds of a run; this applies them.
-    """
-    start = df["start"].to_numpy(dtype=np.float64) if "start" in df.columns else start_s(df)
-    begin, end = _bound(meta, "measured_from"), _bound(meta, "ended_at")
-    return df[window_mask(start, begin, end) & not_cancelled(df)]
-
-
-def completed(df: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
-    """The rows whose request ended inside the measured window: ``measured_from <= done_at
-    <= ended_at`` (a bound whose key is absent or null is not applied), whenever it
-    started; cancelled requests never. Rates (requests/s, tokens/s, goodput) count these.
-    In a steady state they are as many as the requests started in the window, without
-    losing those cut off by the end of the test."""
-    done = floats(df, "done_at")
-    begin, end = _bound(meta, "measured_from"), _bound(meta, "ended_at")
-    return df[~np.isnan(done) & window_mask(done, begin, end) & not_cancelled(df)]
-
-
 def throughput(df: pd.DataFrame, window_s: float) -> dict[str, float]:
-    """Rates over a window of ``window_s`` seconds (pass the rows of ``completed``).
+    """Rates over a window of ``window_s`` seconds (pass ``Reading.completed``).
 
     - ``requests_per_s`` = successful (``ok``) requests / window.
     - ``output_tokens_per_s`` = output tokens of successful requests / window.

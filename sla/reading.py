@@ -13,8 +13,8 @@ was closed. ``window_s`` is its length (None when the run has no bound at all).
 
 The rows. ``rows`` is every recorded request with the columns of
 ``sla.metrics.with_request_metrics`` (a positional index). ``measured`` are the rows that
-*started* in the window (latencies and proportions: ``sla.metrics.measured``);
-``completed`` the rows that *ended* in it (rates: ``sla.metrics.completed``). Requests
+*started* in the window (latencies and proportions); ``completed`` the rows that *ended*
+in it (rates). Requests
 cancelled by the end of the test are in neither. ``itl_ms()`` pools the chunk gaps of the
 successful measured requests; the flattened gaps are computed once per run.
 """

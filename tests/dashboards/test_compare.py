@@ -8,7 +8,7 @@ from dashboards.compare import CHANGE_COLOURS
 from dashboards.distributions import CDF_GRID
 from sla.compare import Change, compare
 from sla.files.run import Run
-from sla.metrics import measured, with_request_metrics
+from sla.reading import read_run
 from tests.dashboards import synthetic_run, with_columns
 
 
@@ -47,8 +47,7 @@ def test_cdf_overlays_hold_both_runs() -> None:
     assert {"compare_cdf_ttft_ms", "compare_cdf_itl_ms", "compare_cdf_tpot_ms"} < set(panels)
     fig = panels["compare_cdf_latency_ms"].figure
     for run, trace in zip((baseline, candidate), fig.data, strict=True):
-        rows = measured(with_request_metrics(run.requests), run.meta)
-        values = rows[rows["ok"]]["latency_ms"].to_numpy()
+        values = read_run(run).measured_ok["latency_ms"].to_numpy()
         assert list(trace.x) == np.quantile(values, CDF_GRID).tolist()
         assert trace.name.endswith(f"(n={len(values):,})")
     assert fig.layout.xaxis.type == "log"

@@ -7,7 +7,8 @@ import pytest
 from dashboards import build_panels
 from dashboards.distributions import CDF_GRID, N_BINS, cdf_points, log_histogram
 from sla.files.run import Run
-from sla.metrics import itl_ms, measured, with_request_metrics
+from sla.metrics import itl_ms
+from sla.reading import read_run
 from sla.spec import parse_spec
 from sla.verdict import evaluate
 from tests.dashboards import synthetic_run, trace, with_columns
@@ -26,9 +27,7 @@ SPEC = parse_spec(
 
 
 def _measured_ok(run: Run) -> pd.DataFrame:
-    meta = dict(run.meta)
-    rows = measured(with_request_metrics(run.requests), meta)
-    return rows[rows["ok"]]
+    return read_run(run).measured_ok
 
 
 def test_histogram_bins_are_log_spaced_and_count_every_sample() -> None:

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from sla.files.run import load_run
-from sla.metrics import measured, with_request_metrics
+from sla.metrics import with_request_metrics
+from sla.reading import read_run
 from tests.loadtests.conftest import SMALL_LOAD, LocustRun, RunLocust
 from tests.server_process import ServerProcess
 
@@ -27,7 +28,7 @@ STALL = ("--fault-stall-every", "3", "--fault-stall-duration", "1")
 def measured_rows(result: LocustRun) -> tuple[pd.DataFrame, dict[str, Any]]:
     assert result.code == 0, result.output
     run = load_run(result.run_dir)
-    return measured(with_request_metrics(run.requests), run.meta), run.meta
+    return read_run(run).measured, run.meta
 
 
 def test_open_loop_shows_a_stall_that_closed_loop_hides(

@@ -12,12 +12,7 @@ import pytest
 
 from sla.files.jsonio import write_json_atomic
 from sla.files.run import REQUEST_COLUMNS, REQUESTS_SCHEMA, Run, load_run
-from sla.metrics import (
-    itl_ms,
-    measured,
-    throughput,
-    with_request_metrics,
-)
+from sla.metrics import itl_ms, throughput, with_request_metrics
 from sla.reading import read_run
 
 NAN = float("nan")
@@ -142,29 +137,29 @@ def test_itl_of_a_hand_built_frame_and_of_no_rows() -> None:
     assert itl_ms(df.iloc[:0]).size == 0
 
 
+def _measured(df: pd.DataFrame, meta: dict[str, Any], path: Path) -> pd.DataFrame:
+    return read_run(Run(path, meta, df, None)).measured
+
+
 def test_measured_excludes_warm_up_and_requests_after_the_end(tmp_path: Path) -> None:
     rows = [_row(request_id=f"r{i}", sent_at=T0 + i, done_at=T0 + i + 0.5) for i in range(6)]
     df = _frame(rows, tmp_path)
     meta = {"started_at": T0, "measured_from": T0 + 2, "ended_at": T0 + 4}
 
-    kept = measured(df, meta)
-    kept_after_metrics = measured(with_request_metrics(df), meta)
-
-    assert kept["request_id"].tolist() == ["r2", "r3", "r4"]
-    assert kept_after_metrics["request_id"].tolist() == ["r2", "r3", "r4"]
-    assert measured(df, {"measured_from": None})["request_id"].tolist() == [
-        f"r{i}" for i in range(6)
-    ]
+    assert _measured(df, meta, tmp_path)["request_id"].tolist() == ["r2", "r3", "r4"]
+    # No bound in run.json: the first request starts the window, the last completion ends it.
+    assert _measured(df, {}, tmp_path)["request_id"].tolist() == [f"r{i}" for i in range(6)]
     assert read_run(Run(tmp_path, meta, df, None)).window_s == 2.0
     assert read_run(Run(tmp_path, {"started_at": T0, "ended_at": T0 + 4}, df, None)).window_s == 4.0
 
 
 def test_measured_uses_the_schedule_in_open_loop(tmp_path: Path) -> None:
     # Scheduled inside warm-up but sent after it: it belongs to warm-up.
-    rows = [_row(request_id="late", scheduled_at=T0 + 0.9, sent_at=T0 + 1.5)]
+    rows = [_row(request_id="late", scheduled_at=T0 + 0.9, sent_at=T0 + 1.5, done_at=T0 + 2.0)]
     df = _frame(rows, tmp_path)
 
-    assert measured(df, {"measured_from": T0 + 1.0}).empty
+    assert _measured(df, {"measured_from": T0 + 1.0, "ended_at": T0 + 3.0}, tmp_path).empty
+    assert len(_measured(df, {"measured_from": T0 + 0.5, "ended_at": T0 + 3.0}, tmp_path)) == 1
 
 
 def test_throughput_over_the_window(tmp_path: Path) -> None:
