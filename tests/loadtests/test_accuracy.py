@@ -123,10 +123,15 @@ def _timing_misses(m: Measured) -> list[str]:
     on_time = m.rows[(m.timings["max_late_ms"] < PUNCTUAL_MS).to_numpy()]
     # Against the injected values only when the server kept its schedule often enough: on a
     # loaded host it may not, and the comparisons with its actual sends above still hold.
+    # The schedule injects the tokens; the finish, usage and [DONE] event that follows the
+    # last one costs the server a write of its own (about 0.4 ms here), which the E2E
+    # comparison with the server's actual [DONE] above covers. So against the schedule the
+    # client's time to its last token is checked: TTFT plus every gap it recorded.
     if len(on_time) >= MIN_ON_TIME:
+        last_token_ms = on_time["ttft_ms"] + [sum(g) for g in on_time["chunk_gaps_ms"]]
         checks += [
             ("ttft_ms p50", _p50(on_time["ttft_ms"]), TTFT_MS, 1.0),
-            ("latency_ms p50", _p50(on_time["latency_ms"]), E2E_MS, 1.0),
+            ("last token p50", _p50(last_token_ms), E2E_MS, 1.0),
             ("tpot_ms p50", _p50(on_time["tpot_ms"]), ITL_MS, 0.1),
             ("itl_ms p50", _p50(itl_ms(on_time)), ITL_MS, 0.5),
         ]
