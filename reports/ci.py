@@ -3,7 +3,8 @@
 JUnit: a FAIL objective is a ``<failure>`` whose message is the objective's message; an
 INCONCLUSIVE one is a failure too, or ``<skipped>`` with ``allow_inconclusive``. A saturated
 load generator adds one failing case, "load generator not saturated", because it turns a
-PASS into exit code 4 (``sla.verdict.exit_code``). Characters that XML 1.0 forbids (control
+PASS into exit code 4 (``sla.verdict.exit_code``); an incomplete run adds a failing case
+"run complete" (with or without ``allow_inconclusive``). Characters that XML 1.0 forbids (control
 characters in an error text) are replaced by U+FFFD so that every CI parser reads the file.
 
 Markdown: for a CI job summary page (GitHub renders inline HTML there, so every string from
@@ -25,7 +26,7 @@ from sla.verdict import Verdict
 __all__ = ["junit_xml", "markdown_summary"]
 
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_SATURATED_CASE = "load generator not saturated"
+_RUN_CASES = {"INCOMPLETE": "run complete", "SATURATED": "load generator not saturated"}
 _ICONS = {Status.PASS: "✅", Status.FAIL: "❌", Status.INCONCLUSIVE: "⚠️"}
 
 
@@ -47,13 +48,9 @@ def junit_xml(verdict: Verdict, *, allow_inconclusive: bool = False) -> str:
             ET.SubElement(case, "skipped", message=_x(r.message))
             skipped += 1
         cases.append(case)
-    if verdict.saturated:
-        case = ET.Element("testcase", classname=suite_name, name=_SATURATED_CASE, time="0")
-        message = (
-            "the load generator was saturated (run.json generator.saturated); its timings "
-            "are not trustworthy: add load-generator processes and re-run"
-        )
-        ET.SubElement(case, "failure", message=message, type="SATURATED").text = message
+    for kind, message in _run_problems(verdict):
+        case = ET.Element("testcase", classname=suite_name, name=_RUN_CASES[kind], time="0")
+        ET.SubElement(case, "failure", message=_x(message), type=kind).text = _x(message)
         cases.append(case)
         failures += 1
     counts = {
@@ -75,6 +72,22 @@ def junit_xml(verdict: Verdict, *, allow_inconclusive: bool = False) -> str:
     suite.extend(cases)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _run_problems(verdict: Verdict) -> list[tuple[str, str]]:
+    """What makes the whole run untrustworthy, each a failing case: (kind, message)."""
+    out = []
+    if verdict.incomplete:
+        out.append(("INCOMPLETE", "incomplete run, never a PASS: " + "; ".join(verdict.incomplete)))
+    if verdict.saturated:
+        out.append(
+            (
+                "SATURATED",
+                "the load generator was saturated (run.json generator.saturated); its timings "
+                "are not trustworthy: add load-generator processes and re-run",
+            )
+        )
+    return out
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~!])")
@@ -134,8 +147,9 @@ def _md_head(run: Run, verdict: Verdict | None, s: RunSummary) -> list[str]:
             "> **Warning:** the load generator was saturated; its timings are not trustworthy.",
             "",
         ]
-    if run.from_parts:
-        lines += ["> **Warning:** this run was never closed; it was recovered from its parts.", ""]
+    if run.incomplete:
+        reasons = md("; ".join(run.incomplete))
+        lines += [f"> **Warning:** incomplete run, never a PASS: {reasons}.", ""]
     return lines
 
 

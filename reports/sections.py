@@ -83,11 +83,12 @@ def warnings(run: Run) -> Markup:
             f"from {PARTS_DIR}/. Requests not yet flushed when it stopped are missing, and "
             "without ended_at the window ends at the last completed request."
         )
-    generator = meta.get("generator")
-    missing = generator.get("missing_workers") if isinstance(generator, Mapping) else None
-    if missing:
-        names = ", ".join(str(m) for m in missing)
-        out.append(f"Workers that never handed over their records: {names}.")
+    if run.incomplete:
+        out.append(
+            "Incomplete run, never a PASS (INCONCLUSIVE at best): "
+            + "; ".join(run.incomplete)
+            + "."
+        )
     scrape = meta.get("server_metrics")
     if isinstance(scrape, Mapping) and scrape.get("problem"):
         out.append(f"Server metrics could not be scraped: {scrape['problem']}")
@@ -120,7 +121,8 @@ def sla_section(verdict: Verdict | None) -> Markup:
     ]
     classes = [str(r.status) for r in verdict.objectives]
     body = table(headers, rows, cls="objectives", row_classes=classes)
-    notes = [r.message for r in verdict.objectives if r.status is not Status.PASS]
+    notes = [f"Incomplete run, never a PASS: {reason}" for reason in verdict.incomplete]
+    notes += [r.message for r in verdict.objectives if r.status is not Status.PASS]
     if verdict.counts.good is not None:
         notes.insert(
             0,

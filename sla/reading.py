@@ -97,6 +97,11 @@ class Reading:
         return self.run.saturated
 
     @property
+    def incomplete(self) -> tuple[str, ...]:
+        """Why the run lacks data (``Run.incomplete``); empty when it is complete."""
+        return self.run.incomplete
+
+    @property
     def rows(self) -> pd.DataFrame:
         """Every recorded row with the per-request metric columns (positional index)."""
         return self._derived.rows

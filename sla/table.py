@@ -39,6 +39,7 @@ def format_table(verdict: Verdict) -> str:
             "WARNING: the load generator was saturated (run.json generator.saturated); its "
             "timings are not trustworthy: add load-generator processes and re-run"
         )
+    lines.extend(f"INCOMPLETE RUN, never a PASS: {reason}" for reason in verdict.incomplete)
     lines.extend(r.message for r in verdict.objectives if r.status is not Status.PASS)
     return "\n".join(lines)
 

@@ -15,6 +15,12 @@ load, and the fix for both is the same (more load-generator processes). It does 
 override FAIL: a FAIL needs a person's attention either way, an error-rate failure is the
 server's whatever the client's CPU, and the table and verdict.json still say that the
 generator was saturated (a busy client can add delay, so re-check a latency FAIL then).
+
+An incomplete run (``Run.incomplete``: never closed, run.json status not "complete", or
+workers that never handed over their records) is never a PASS: its overall status is
+INCONCLUSIVE at best (a FAIL stays FAIL, since the rows it has already fail) and its exit
+code is ``EXIT_INCONCLUSIVE`` even with ``allow_inconclusive``, which is for too few
+samples, not for samples that were lost. The reasons are in ``Verdict.incomplete``.
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ class Verdict:
     window_s: float | None
     counts: Counts
     objectives: tuple[ObjectiveResult, ...]
+    incomplete: tuple[str, ...] = ()  # why the run lacks data (Run.incomplete); () if whole
 
 
 def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
@@ -78,6 +85,8 @@ def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
         return EXIT_FAIL
     if verdict.saturated:
         return EXIT_SATURATED
+    if verdict.incomplete:
+        return EXIT_INCONCLUSIVE
     if verdict.status is Status.INCONCLUSIVE and not allow_inconclusive:
         return EXIT_INCONCLUSIVE
     return EXIT_PASS
@@ -101,16 +110,19 @@ def evaluate_segments(spec: Spec, runs: Sequence[RunLike]) -> Verdict:
 def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
     """The verdict on ``samples``, the ``judged_samples`` of ``readings``."""
     results = tuple(judge_objective(obj, samples, spec.confidence) for obj in spec.objectives)
+    incomplete = tuple(reason for reading in readings for reason in reading.incomplete)
+    status = _overall({r.status for r in results})
     return Verdict(
         spec_name=spec.name,
         spec_source=spec.source,
         run_path=str(readings[0].path),
-        status=_overall({r.status for r in results}),
+        status=Status.INCONCLUSIVE if incomplete and status is Status.PASS else status,
         saturated=any(reading.saturated for reading in readings),
         confidence=spec.confidence,
         window_s=samples.window_s,
         counts=_counts(readings, samples),
         objectives=results,
+        incomplete=incomplete,
     )
 
 

@@ -132,6 +132,8 @@ class StepRunner:
             return f"locust exited {seg.code} without a run: {last_line(seg.log_tail) or exc}", None
         if seg.code not in STEP_EXIT_CODES:
             return f"locust exited {seg.code}: {last_line(seg.log_tail)}", run
+        if run.incomplete:
+            return f"its run is incomplete: {'; '.join(run.incomplete)}", run
         refused = run.requests["error"].fillna("").str.startswith(REFUSED)
         if refused.any():
             return (

@@ -103,6 +103,27 @@ class Run:
         generator = self.meta.get("generator")
         return bool(isinstance(generator, dict) and generator.get("saturated"))
 
+    @property
+    def incomplete(self) -> tuple[str, ...]:
+        """Why the run lacks data it should hold (empty when complete): the one test of
+        completeness. A run read back from ``requests.parts/`` (never closed), a run.json
+        ``status`` other than "complete", and workers that never handed over their records
+        (``generator.missing_workers``) each add a reason. Such a run is never a PASS."""
+        reasons = []
+        if self.from_parts:
+            reasons.append(f"it was never closed (read back from {PARTS_DIR}/)")
+        status = self.meta.get("status")
+        if status is None:
+            reasons.append('run.json has no status (a complete run says "complete")')
+        elif status != "complete":
+            reasons.append(f'run.json status is "{status}", not "complete"')
+        generator = self.meta.get("generator")
+        missing = generator.get("missing_workers") if isinstance(generator, dict) else None
+        if missing:
+            names = ", ".join(str(m) for m in missing)
+            reasons.append(f"workers never handed over their records: {names}")
+        return tuple(reasons)
+
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:
     """Read a run directory; raise ``RunDirError`` when it is missing, corrupt or too new."""

@@ -70,6 +70,7 @@ def synthetic_run(
     profile = as_written(load_profile or {"mode": "open" if open_loop else "closed", "users": 8})
     meta = {
         "schema_version": 1,
+        "status": "complete",
         "scenario": "synthetic",
         "load_profile": profile,
         "started_at": T0,

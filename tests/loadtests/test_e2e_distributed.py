@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from sla.files.run import CANCELLED_ERROR, load_run
+from sla.files.verdict import load_verdict
+from sla.objectives import Status
+from sla.verdict import EXIT_INCONCLUSIVE
 from tests.loadtests.conftest import (
     SMALL_LOAD,
     SMALL_SERVER_ARGS,
@@ -25,6 +30,7 @@ pytestmark = pytest.mark.e2e
 
 StartServer = Callable[..., ServerProcess]
 CHAT_ROUTE = "/v1/chat/completions"
+REPO = Path(__file__).resolve().parents[2]
 WORKERS = {"worker-0", "worker-1"}
 
 
@@ -143,3 +149,32 @@ def test_interrupted_distributed_run_keeps_every_record(
     assert set(df["worker"]) == WORKERS
     assert run.meta["ended_at"] - run.meta["started_at"] < 20
     assert_server_saw_the_rows(server.url, CHAT_ROUTE, df)
+
+
+def test_a_worker_killed_mid_run_makes_the_run_incomplete_never_a_pass(
+    start_locust: StartLocust, start_server: StartServer
+) -> None:
+    server = start_server()
+    locust = start_locust(
+        "chat",
+        *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "10s"),
+        *("--sla", str(REPO / "sla/examples/smoke.yaml"), "--sla-allow-inconclusive"),
+        *SMALL_LOAD,
+    )
+    assert wait_until(lambda: server_requests(server.url, CHAT_ROUTE) >= 30, timeout_s=30), (
+        locust.output()
+    )
+    workers = psutil.Process(locust.pid).children()
+    assert len(workers) == 2, workers
+    workers[0].send_signal(signal.SIGKILL)
+    result = locust.wait(timeout_s=90)
+
+    assert result.code == EXIT_INCONCLUSIVE, result.output
+    assert "INCOMPLETE RUN, never a PASS: workers never handed over their records" in (
+        result.output
+    )
+    run = load_run(result.run_dir)
+    assert run.meta["generator"]["missing_workers"]
+    verdict = load_verdict(result.run_dir)
+    assert verdict is not None and verdict.status is not Status.PASS
+    assert verdict.incomplete == run.incomplete

@@ -67,6 +67,7 @@ def run_of(
     columns = {column: [getattr(r, column) for r in records] for column in REQUEST_COLUMNS}
     meta = {
         "schema_version": 1,
+        "status": "complete",
         "scenario": "chat",
         "started_at": T0 + started_s,
         "measured_from": T0 + started_s + warmup_s,

@@ -80,7 +80,10 @@ def write_run(
     for record in records:
         recorder.add(record)
     recorder.close()
-    finish_run_json(path, {"ended_at": T0 + duration_s, "generator": {"saturated": saturated}})
+    finish_run_json(
+        path,
+        {"status": "complete", "ended_at": T0 + duration_s, "generator": {"saturated": saturated}},
+    )
     return path
 
 
