@@ -70,10 +70,14 @@ class EndpointStats:
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """``warmup`` counts rows that started before ``measured_from``; ``dropped`` comes
-    from run.json (open-loop sends dropped at the in-flight bound), None when absent. The
-    counts are of requests started in the window; the rates (``*_per_s``) of requests that
-    ended in it (``sla.reading.Reading.completed``)."""
+    """Every recorded row is in exactly one of ``measured``, ``warmup`` (started before
+    ``measured_from``), ``cancelled`` (cut off by the end of the test, wherever it started),
+    ``late`` (started after ``ended_at``) and ``unstarted`` (no start time): see
+    ``accounted``. ``dropped`` comes from run.json (open-loop sends dropped at the in-flight
+    bound, recorded as failed rows, so already in those counts), None when absent;
+    ``run_json_requests`` is run.json ``requests`` (None when absent). The counts are of
+    requests started in the window; the rates (``*_per_s``) of requests that ended in it
+    (``sla.reading.Reading.completed``)."""
 
     recorded: int
     measured: int
@@ -93,6 +97,14 @@ class RunSummary:
     other_errors: int  # failures whose reason is not among ``errors``
     endpoints: tuple[EndpointStats, ...]  # the busiest first, at most MAX_ENDPOINT_ROWS
     other_endpoints: int  # endpoints not listed
+    late: int = 0
+    unstarted: int = 0
+    run_json_requests: int | None = None
+
+    @property
+    def accounted(self) -> int:
+        """measured + warm-up + cancelled + late + unstarted: equals ``recorded``."""
+        return self.measured + self.warmup + self.cancelled + self.late + self.unstarted
 
 
 def summarize_run(run: Run | Reading) -> RunSummary:
@@ -105,7 +117,7 @@ def summarize_run(run: Run | Reading) -> RunSummary:
     rates = _rates(reading.completed, window_s)
     errors, other = _errors(rows[~rows["ok"].to_numpy(dtype=bool)])
     endpoints, other_endpoints = _endpoints(rows)
-    dropped = reading.meta.get("dropped")
+    dropped, requests = reading.meta.get("dropped"), reading.meta.get("requests")
     return RunSummary(
         recorded=len(reading.rows),
         measured=len(rows),
@@ -113,7 +125,7 @@ def summarize_run(run: Run | Reading) -> RunSummary:
         failed=len(rows) - len(ok_rows),
         cancelled=int(reading.cancelled.sum()),
         warmup=reading.warmup_rows,
-        dropped=dropped if isinstance(dropped, int) and not isinstance(dropped, bool) else None,
+        dropped=_count(dropped),
         window_s=window_s,
         requests_per_s=rates["requests_per_s"],
         output_tokens_per_s=rates["output_tokens_per_s"],
@@ -125,7 +137,15 @@ def summarize_run(run: Run | Reading) -> RunSummary:
         other_errors=other,
         endpoints=endpoints,
         other_endpoints=other_endpoints,
+        late=reading.late_rows,
+        unstarted=reading.unstarted_rows,
+        run_json_requests=_count(requests),
     )
+
+
+def _count(value: object) -> int | None:
+    """A count from run.json, None when absent or not an integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _rates(completed: pd.DataFrame, window_s: float | None) -> dict[str, float]:

@@ -156,10 +156,23 @@ class Reading:
 
     @cached_property
     def warmup_rows(self) -> int:
-        """Rows that started before the window."""
+        """Rows that started before the window (cancelled ones are counted as cancelled)."""
         if self.measured_from is None:
             return 0
-        return int((self.start < self.measured_from).sum())
+        return int(((self.start < self.measured_from) & ~self.cancelled).sum())
+
+    @cached_property
+    def late_rows(self) -> int:
+        """Rows that started after the window's end and were not cancelled (a worker stops a
+        moment after the master stamps ``ended_at``)."""
+        if self.ended_at is None:
+            return 0
+        return int(((self.start > self.ended_at) & ~self.cancelled).sum())
+
+    @cached_property
+    def unstarted_rows(self) -> int:
+        """Rows without a start time that were not cancelled (in no window)."""
+        return int((np.isnan(self.start) & ~self.cancelled).sum())
 
     def pooled_gaps(self, keep: BoolArray) -> FloatArray:
         """The chunk gaps of the rows where ``keep`` holds, pooled in row order, no NaN."""
