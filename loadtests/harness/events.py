@@ -29,7 +29,7 @@ from loadtests.client.clock import now
 from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
-from loadtests.harness.rundir import RunSession, default_run_dir
+from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
 from loadtests.harness.terminal import format_summary
 from loadtests.workloads.datasets import Dataset, load_dataset
@@ -88,6 +88,8 @@ def _build_state(
     --host, and attach the run state to the environment. A user error raises (and stops a
     server started here); the caller turns it into one line."""
     options = LoadOptions.from_namespace(environment.parsed_options)
+    if not is_worker:
+        check_exact_run_dir(options.run_dir)
     search: SearchOptions | None = None
     if not is_worker and not os.environ.get(STEP_ENV):
         search = SearchOptions.from_namespace(environment.parsed_options)
@@ -158,7 +160,7 @@ def _capacity_search(
     sends no load itself; with --processes its own workers idle until it quits them)."""
     scenario = _scenario_name(environment)
     run_dir = state.options.run_dir
-    sweep = Path(run_dir) if run_dir else default_run_dir(f"{scenario}-capacity")
+    sweep = fresh_dir(Path(run_dir)) if run_dir else default_run_dir(f"{scenario}-capacity")
     code = EXIT_USAGE
     try:
         code = CapacitySearch(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import platform
 import shlex
 import sys
@@ -15,28 +16,61 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor, MetricsScraper
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
+from sla.errors import SlabenchError
 from sla.files.run import RequestRecord, strip_credentials
 from sla.files.server_metrics import SERVER_METRICS_FILE
 
 log = logging.getLogger("slabench")
 
 
+class RunDirInUse(SlabenchError):
+    """--run-dir is not empty and the parent will judge exactly that directory."""
+
+
 def default_run_dir(scenario: str) -> Path:
+    """``runs/<UTC second>-<scenario>``, created here: two made in the same second (in one
+    process or several) get ``-2``, ``-3``... and never share a directory."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path("runs") / f"{stamp}-{scenario}"
+    return reserve_dir(Path("runs") / f"{stamp}-{scenario}")
 
 
-def _fresh(path: Path) -> Path:
-    """A second test in the same process (web UI) gets its own directory."""
-    if not path.exists() or not any(path.iterdir()):
+def reserve_dir(path: Path) -> Path:
+    """The first of ``path``, ``path-2``, ``path-3``... that this call creates (an atomic
+    mkdir, so no other process gets the same one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+
+
+def check_exact_run_dir(run_dir: str) -> None:
+    """Refuse a non-empty --run-dir when the parent judges exactly that directory."""
+    if run_dir and os.environ.get(EXACT_RUN_DIR_ENV) == "1" and not _empty(Path(run_dir)):
+        raise RunDirInUse(f"--run-dir {run_dir} is not empty; this run must write exactly there")
+
+
+def _empty(path: Path) -> bool:
+    return not path.exists() or not any(path.iterdir())
+
+
+def fresh_dir(path: Path) -> Path:
+    """``path`` when it is empty or missing, else a new ``path-N`` beside it (said in the
+    log: a second test in the same process, a second search into the same --run-dir)."""
+    if _empty(path):
         return path
-    n = 2
-    while (candidate := path.with_name(f"{path.name}-{n}")).exists():
-        n += 1
+    check_exact_run_dir(str(path))
+    candidate = reserve_dir(path)
+    log.warning("%s is not empty: writing to %s instead", path, candidate)
     return candidate
 
 
@@ -77,7 +111,8 @@ class RunSession:
     ) -> None:
         self.options = options
         self.started_at = now()
-        self.path = _fresh(Path(options.run_dir) if options.run_dir else default_run_dir(scenario))
+        run_dir = options.run_dir
+        self.path = fresh_dir(Path(run_dir)) if run_dir else default_run_dir(scenario)
         self.recorder = RequestRecorder(self.path)
         self.cpu = CpuMonitor()
         self.cpu.start()
