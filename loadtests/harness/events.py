@@ -34,7 +34,7 @@ from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_s
 from loadtests.harness.terminal import format_summary
 from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import RunSummary, summarize_run, write_capacity_report, write_report
-from sla.errors import EXIT_USAGE, SlabenchError, report_error
+from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
 from sla.files.run import load_run
 from sla.files.verdict import write_verdict
 from sla.reading import Reading, read_run
@@ -219,6 +219,8 @@ def _test_start(environment: Environment, **_: Any) -> None:
         embedded=state.embedded is not None,
         users=_users_profile(environment),
     )
+    if runner is not None:  # a failed write ends the run (see _test_stop)
+        state.session.on_failure = runner.quit
     print(f"slabench: recording to {state.session.path}", flush=True)
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
     bundled = state.embedded is not None or bundled_by_search()
@@ -273,6 +275,11 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         generator=generator,
         extra={"dropped": state.dropped_total(generator)},
     )
+    if session.failure is not None:
+        # Not judged: what was written is readable (load_run), but it is not the run.
+        state.exit_code = session.failure.exit_code
+        print(error_line(session.failure), file=sys.stderr, flush=True)
+        return
     _conclude(session.path, meta, state)
 
 

@@ -9,18 +9,25 @@ import os
 import platform
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import gevent
+
 from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor, MetricsScraper
-from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
+from loadtests.recording.recorder import (
+    RecordingError,
+    RequestRecorder,
+    finish_run_json,
+    start_run_json,
+)
 from sla.errors import SlabenchError
 from sla.files.run import RequestRecord, strip_credentials
 from sla.files.server_metrics import SERVER_METRICS_FILE
@@ -114,6 +121,8 @@ class RunSession:
         run_dir = options.run_dir
         self.path = fresh_dir(Path(run_dir)) if run_dir else default_run_dir(scenario)
         self.recorder = RequestRecorder(self.path)
+        self.failure: RecordingError | None = None
+        self.on_failure: Callable[[], None] | None = None  # called once, in a greenlet
         self.cpu = CpuMonitor()
         self.cpu.start()
         self.scraper: MetricsScraper | None = None
@@ -137,10 +146,25 @@ class RunSession:
         )
 
     def add(self, rec: RequestRecord) -> None:
-        self.recorder.add(rec)
+        if self.failure is None:
+            try:
+                self.recorder.add(rec)
+            except RecordingError as exc:
+                self._failed(exc)
 
     def add_rows(self, rows: list[Any]) -> None:
-        self.recorder.add_rows(rows)
+        if self.failure is None:
+            try:
+                self.recorder.add_rows(rows)
+            except RecordingError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: RecordingError, *, stop: bool = True) -> None:
+        """A write failed: the run cannot be recorded, so it ends (``on_failure``; the
+        caller of ``close`` prints the one line)."""
+        self.failure = exc
+        if stop and self.on_failure is not None:
+            gevent.spawn(self.on_failure)
 
     def close(
         self,
@@ -153,7 +177,7 @@ class RunSession:
         """``generator`` holds the CPU summaries of the processes that sent requests."""
         master_cpu = self.cpu.stop()
         scrape = self.scraper.stop(self.path / SERVER_METRICS_FILE) if self.scraper else None
-        count = self.recorder.close()
+        count = self._close_recorder()
         if "local" in generator:  # one process both sent the requests and ran this monitor
             senders = [{**generator["local"], "cpu": master_cpu}]
         else:
@@ -162,7 +186,7 @@ class RunSession:
         self.meta = finish_run_json(
             self.path,
             {
-                "status": status,
+                "status": status if self.failure is None else "write_failed",
                 "ended_at": ended_at,
                 "requests": count,
                 "generator": {
@@ -176,3 +200,13 @@ class RunSession:
             },
         )
         return self.meta
+
+    def _close_recorder(self) -> int:
+        """The count of requests recorded; after a failed write, those the parts hold are
+        what remains (the buffered rest could not be written)."""
+        if self.failure is None:
+            try:
+                return self.recorder.close()
+            except RecordingError as exc:
+                self._failed(exc, stop=False)
+        return self.recorder.count
