@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import gevent
 
 from loadtests.capacity.options import BUNDLED_ENV, EXACT_RUN_DIR_ENV, STEP_ENV
+from loadtests.children import die_with_parent
 from sla.files.run import Run, RunDirError, load_run
 
 EXIT_USAGE = 2
@@ -81,7 +82,9 @@ class StepRunner:
         log_path = self.sweep_dir / f"{name}.log"
         t0 = time.monotonic()
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+            )  # a killed search leaves no step running
             self.child = proc
             try:
                 code = self._wait(proc, run_s)

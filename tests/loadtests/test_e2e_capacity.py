@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.files.capacity import load_capacity
 from sla.files.run import load_run
-from tests.loadtests.conftest import RunLocust, StartLocust, clean_env
+from tests.loadtests.conftest import SMALL_SERVER_ARGS, RunLocust, StartLocust, clean_env
 from tests.server_process import SMALL_MODELS, ServerProcess, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -345,3 +346,26 @@ def write_stale_run(path: Path) -> None:
     start_run_json(path, {"scenario": "kserve", "started_at": t0, "measured_from": t0})
     recorder.close()
     finish_run_json(path, {"ended_at": t0 + 5, "status": "complete"})
+
+
+def test_a_killed_search_leaves_no_step_or_server_running(
+    start_locust: StartLocust, tmp_path: Path
+) -> None:
+    """SIGKILL (no handler runs) of the searching process: its step's locust and the
+    bundled server it started die with it, not at the end of the step."""
+    spec = write_spec(tmp_path / "easy.yaml", "{metric: latency_ms, stat: p50, max: 5s}")
+    sweep = tmp_path / "sweep"
+    search = start_locust(
+        "kserve",
+        *(*KSERVE, "--server-args", SMALL_SERVER_ARGS, "--sla", str(spec)),
+        *("--capacity-search", "--search-start", "5", "--step-time", "60s"),
+        *("--step-warmup", "1s", "--run-dir", str(sweep)),
+    )
+    assert wait_until(lambda: (sweep / "step-01-rate-5.log").exists(), timeout_s=90)
+    time.sleep(2.0)  # the step's locust is running
+    children = psutil.Process(search.pid).children(recursive=True)
+    assert len(children) >= 2, children  # the server and the step's locust (at least)
+    search.send_signal(signal.SIGKILL)
+    search.proc.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]
