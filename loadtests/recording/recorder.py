@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sla.errors import SlabenchError
-from sla.files.jsonio import write_json_atomic
+from sla.files.jsonio import unique_temp, write_json_atomic
 from sla.files.run import (
     PARTS_DIR,
     REQUEST_COLUMNS,
@@ -89,6 +89,7 @@ class RequestRecorder:
         self._buffered = 0  # rows in the lists
         self._in_part = 0  # rows written to the part in progress
         self._part: pq.ParquetWriter | None = None
+        self._part_tmp: Path | None = None  # the part in progress, under a unique name
         self._flushed = 0  # rows in complete parts
         self._n_parts = 0
         self._closed = False
@@ -158,6 +159,8 @@ class RequestRecorder:
         try:
             self._write_buffered(finish)
         except OSError as exc:  # pyarrow's IO errors are OSErrors too
+            if self._part_tmp is not None:
+                self._part_tmp.unlink(missing_ok=True)  # the part in progress is lost
             self._failed = RecordingError(
                 f"cannot write the requests to {self._run_dir}: {exc} ({self.count} requests "
                 f"recorded, the {self._flushed} in complete parts kept)"
@@ -188,9 +191,9 @@ class RequestRecorder:
 
     def _part_writer(self) -> pq.ParquetWriter:
         if self._part is None:
-            final = self._part_path()
+            self._part_tmp = _temp_path(self._part_path())
             self._part = pq.ParquetWriter(
-                final.with_name(f".{final.name}.tmp"),
+                self._part_tmp,
                 REQUESTS_SCHEMA,
                 use_dictionary=_DICTIONARY_COLUMNS,
                 compression=_PART_COMPRESSION,
@@ -201,8 +204,9 @@ class RequestRecorder:
         assert self._part is not None
         self._part.close()
         self._part = None
-        final = self._part_path()
-        os.replace(final.with_name(f".{final.name}.tmp"), final)  # never seen half-written
+        assert self._part_tmp is not None
+        os.replace(self._part_tmp, self._part_path())  # never seen half-written
+        self._part_tmp = None
         self._n_parts += 1
         self._flushed += self._in_part
         self._in_part = 0
@@ -240,7 +244,7 @@ def merge_parts(parts_dir: Path, target: Path) -> int:
     ``target`` appears atomically and complete; ``parts_dir`` is removed afterwards. Also
     usable to finish a run whose recorder was killed before ``close()``.
     """
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = _temp_path(target)
     rows = 0
     try:
         with pq.ParquetWriter(
@@ -259,6 +263,13 @@ def merge_parts(parts_dir: Path, target: Path) -> int:
         raise
     shutil.rmtree(parts_dir)
     return rows
+
+
+def _temp_path(target: Path) -> Path:
+    """A new, exclusively created temporary file beside ``target`` (see ``unique_temp``)."""
+    fd, tmp = unique_temp(target)
+    os.close(fd)
+    return tmp
 
 
 def start_run_json(run_dir: Path, meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -226,3 +227,38 @@ def test_a_failed_write_keeps_its_rows_counted_and_what_was_written_readable(
     assert run.from_parts
     assert len(run.requests) == 200 < out["added"]
     assert list(run.requests["request_id"]) == [f"r{i}" for i in range(len(run.requests))]
+
+
+def test_temporary_files_have_unique_names_and_follow_no_planted_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links planted at the names a writer used to pick (``.run.json.<pid>.tmp``,
+    ``.part-00000.parquet.tmp``, ``.requests.parquet.tmp``) are not written through."""
+    run_dir = tmp_path / "run"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    recorder = RequestRecorder(run_dir, flush_rows=10, batch_rows=5)
+    parts = run_dir / "requests.parts"
+    planted = [
+        run_dir / f".run.json.{os.getpid()}.tmp",
+        parts / ".part-00000.parquet.tmp",
+        run_dir / ".requests.parquet.tmp",
+    ]
+    for link in planted:
+        link.symlink_to(victim)
+    _start(run_dir)
+    for i in range(25):
+        recorder.add(_record(i))
+    assert recorder.close() == 25
+    finish_run_json(run_dir, {"ended_at": T0 + 1})
+    assert victim.read_text() == "keep me"
+    assert len(load_run(run_dir).requests) == 25
+    # A write that fails leaves no temporary file behind.
+    monkeypatch.setattr(os, "replace", _refuse)
+    with pytest.raises(OSError, match="refused"):
+        finish_run_json(run_dir, {"ended_at": T0 + 2})
+    assert sorted(p.name for p in run_dir.glob(".*.tmp") if not p.is_symlink()) == []
+
+
+def _refuse(*_: object) -> None:
+    raise OSError("refused")
