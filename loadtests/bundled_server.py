@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from loadtests.children import die_with_parent
+from loadtests.children import tied_to_parent
 from sla.errors import SlabenchError
 
 READY = re.compile(r"ready at (http://[\d.]+:\d+)")
@@ -54,7 +54,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
-            preexec_fn=die_with_parent,  # a killed locust or pytest leaves no server behind
+            preexec_fn=tied_to_parent(),  # a killed locust or pytest leaves no server behind
         )
         ready = threading.Event()
         self._reader = threading.Thread(target=self._pump, args=(ready,), daemon=True)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import gevent
 
 from loadtests.capacity.options import BUNDLED_ENV, EXACT_RUN_DIR_ENV, STEP_ENV
-from loadtests.children import die_with_parent
+from loadtests.children import tied_to_parent
 from sla.files.run import Run, RunDirError, load_run
 
 EXIT_USAGE = 2
@@ -83,7 +83,7 @@ class StepRunner:
         t0 = time.monotonic()
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=tied_to_parent()
             )  # a killed search leaves no step running
             self.child = proc
             try:
