@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from loadtests.children import tied_to_parent
 from sla.errors import SlabenchError
 
 READY = re.compile(r"ready at (http://[\d.]+:\d+)")
@@ -48,7 +49,12 @@ class ServerProcess:
                *self.args]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            preexec_fn=tied_to_parent(),  # a killed locust or pytest leaves no server behind
         )
         ready = threading.Event()
         self._reader = threading.Thread(target=self._pump, args=(ready,), daemon=True)

@@ -28,6 +28,7 @@ from reports.sections import (
 )
 from reports.summary import RunSummary, summarize_run
 from sla.compare import Change, Comparison
+from sla.files.jsonio import unique_temp
 from sla.files.run import Run, load_run
 from sla.files.verdict import load_verdict
 from sla.reading import Reading, read_run
@@ -118,13 +119,16 @@ def write_html(text: str, path: Path) -> Path:
     """Write ``text`` to ``path`` atomically (readers never see half a report)."""
     if not path.parent.is_dir():
         raise ReportError(f"cannot write {path}: {path.parent} is not a directory; create it")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp: Path | None = None
     try:
-        tmp.write_text(text, encoding="utf-8")
+        fd, tmp = unique_temp(path)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         os.replace(tmp, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         raise ReportError(f"cannot write {path} ({exc.strerror or exc}); pick another -o") from exc
     return path
 

@@ -111,7 +111,8 @@ def test_arrows_point_one_way(package: str) -> None:
 
 
 NO_GEVENT = ("sla", "dashboards", "reports", "reference_server", "loadtests.gate",
-             "loadtests.workloads", "loadtests.bundled_server", "loadtests.errors")  # fmt: skip
+             "loadtests.workloads", "loadtests.bundled_server", "loadtests.errors",
+             "loadtests.children")  # fmt: skip
 
 
 def test_locust_and_gevent_stay_in_the_load_generator() -> None:

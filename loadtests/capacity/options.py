@@ -18,6 +18,9 @@ STEP_ENV = "SLABENCH_CAPACITY_STEP"
 # ...and, when the target is the bundled server the search started, this: the step then
 # sizes prompts and names models as it would for a bundled server of its own.
 BUNDLED_ENV = "SLABENCH_CAPACITY_BUNDLED"
+# Set by a parent that judges the directory it passed with --run-dir (a capacity step, the
+# pytest gate, which spells it out): the child writes exactly there or fails, never beside.
+EXACT_RUN_DIR_ENV = "SLABENCH_EXACT_RUN_DIR"
 
 
 def bundled_by_search() -> bool:

@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 import gevent
 
-from loadtests.capacity.options import BUNDLED_ENV, STEP_ENV
+from loadtests.capacity.options import BUNDLED_ENV, EXACT_RUN_DIR_ENV, STEP_ENV
+from loadtests.children import tied_to_parent
 from sla.files.run import Run, RunDirError, load_run
 
 EXIT_USAGE = 2
@@ -65,6 +66,7 @@ class StepRunner:
 
     def run(self, name: str, run_s: int, warmup_s: float, load_args: Sequence[str]) -> Segment:
         path = self.sweep_dir / name
+        path.mkdir()  # the search's sweep is fresh, so a step's directory is new: judged as written
         cmd = [
             *(sys.executable, "-m", "locust", *self.argv),
             *("--headless", "--no-report", "--host", self.target_url),
@@ -74,12 +76,15 @@ class StepRunner:
         ]
         env = {k: v for k, v in os.environ.items() if k != "SLABENCH_CAPACITY_SEARCH"}
         env[STEP_ENV] = "1"
+        env[EXACT_RUN_DIR_ENV] = "1"  # it writes exactly there, or fails
         if self.bundled:
             env[BUNDLED_ENV] = "1"
         log_path = self.sweep_dir / f"{name}.log"
         t0 = time.monotonic()
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=tied_to_parent()
+            )  # a killed search leaves no step running
             self.child = proc
             try:
                 code = self._wait(proc, run_s)

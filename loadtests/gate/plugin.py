@@ -50,6 +50,8 @@ from sla.spec import Spec, SpecError, load_spec
 from sla.verdict import Verdict, evaluate
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+# loadtests.capacity.options.EXACT_RUN_DIR_ENV (the gate imports no locust-side module)
+EXACT_RUN_DIR_ENV = "SLABENCH_EXACT_RUN_DIR"
 
 
 def parse_run_time(text: str) -> str:
@@ -243,19 +245,31 @@ def sla_locust(
         timeout_s: float = 600.0,
     ) -> Run:
         locustfile = SCENARIOS / f"{scenario}.py" if "/" not in scenario else Path(scenario)
-        run_dir = root / f"{next(counter):03d}-{locustfile.stem}"
+        run_dir = _new_dir(root, counter, locustfile.stem)
         cmd = [
             sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
             "--host", sla_server, "-u", str(users), "-r", str(spawn_rate or users),
             "-t", parse_run_time(run_time), "--warmup", warmup, "--run-dir", str(run_dir),
             "--only-summary", *common, *extra,
         ]  # fmt: skip
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout_s, env={**os.environ}
-        )
+        env = {**os.environ, EXACT_RUN_DIR_ENV: "1"}  # Locust writes there or fails
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
         return _load_or_fail(run_dir, scenario, proc)
 
     return run
+
+
+def _new_dir(root: Path, counter: Iterator[int], stem: str) -> Path:
+    """The next ``NNN-<stem>`` under ``root`` that this call creates: a run directory left by
+    an earlier session is never read back as this one's."""
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = root / f"{next(counter):03d}-{stem}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
 
 
 def _load_or_fail(run_dir: Path, scenario: str, proc: subprocess.CompletedProcess[str]) -> Run:

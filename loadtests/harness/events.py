@@ -29,12 +29,12 @@ from loadtests.client.clock import now
 from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
-from loadtests.harness.rundir import RunSession, default_run_dir
+from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
 from loadtests.harness.terminal import format_summary
 from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import RunSummary, summarize_run, write_capacity_report, write_report
-from sla.errors import EXIT_USAGE, SlabenchError, report_error
+from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
 from sla.files.run import load_run
 from sla.files.verdict import write_verdict
 from sla.reading import Reading, read_run
@@ -88,6 +88,8 @@ def _build_state(
     --host, and attach the run state to the environment. A user error raises (and stops a
     server started here); the caller turns it into one line."""
     options = LoadOptions.from_namespace(environment.parsed_options)
+    if not is_worker:
+        check_exact_run_dir(options.run_dir)
     search: SearchOptions | None = None
     if not is_worker and not os.environ.get(STEP_ENV):
         search = SearchOptions.from_namespace(environment.parsed_options)
@@ -158,7 +160,7 @@ def _capacity_search(
     sends no load itself; with --processes its own workers idle until it quits them)."""
     scenario = _scenario_name(environment)
     run_dir = state.options.run_dir
-    sweep = Path(run_dir) if run_dir else default_run_dir(f"{scenario}-capacity")
+    sweep = fresh_dir(Path(run_dir)) if run_dir else default_run_dir(f"{scenario}-capacity")
     code = EXIT_USAGE
     try:
         code = CapacitySearch(
@@ -217,6 +219,8 @@ def _test_start(environment: Environment, **_: Any) -> None:
         embedded=state.embedded is not None,
         users=_users_profile(environment),
     )
+    if runner is not None:  # a failed write ends the run (see _test_stop)
+        state.session.on_failure = runner.quit
     print(f"slabench: recording to {state.session.path}", flush=True)
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
     bundled = state.embedded is not None or bundled_by_search()
@@ -271,6 +275,11 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         generator=generator,
         extra={"dropped": state.dropped_total(generator)},
     )
+    if session.failure is not None:
+        # Not judged: what was written is readable (load_run), but it is not the run.
+        state.exit_code = session.failure.exit_code
+        print(error_line(session.failure), file=sys.stderr, flush=True)
+        return
     _conclude(session.path, meta, state)
 
 

@@ -5,38 +5,79 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import platform
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import gevent
+
+from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor, MetricsScraper
-from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
+from loadtests.recording.recorder import (
+    RecordingError,
+    RequestRecorder,
+    finish_run_json,
+    start_run_json,
+)
+from sla.errors import SlabenchError
 from sla.files.run import RequestRecord, strip_credentials
 from sla.files.server_metrics import SERVER_METRICS_FILE
 
 log = logging.getLogger("slabench")
 
 
+class RunDirInUse(SlabenchError):
+    """--run-dir is not empty and the parent will judge exactly that directory."""
+
+
 def default_run_dir(scenario: str) -> Path:
+    """``runs/<UTC second>-<scenario>``, created here: two made in the same second (in one
+    process or several) get ``-2``, ``-3``... and never share a directory."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path("runs") / f"{stamp}-{scenario}"
+    return reserve_dir(Path("runs") / f"{stamp}-{scenario}")
 
 
-def _fresh(path: Path) -> Path:
-    """A second test in the same process (web UI) gets its own directory."""
-    if not path.exists() or not any(path.iterdir()):
+def reserve_dir(path: Path) -> Path:
+    """The first of ``path``, ``path-2``, ``path-3``... that this call creates (an atomic
+    mkdir, so no other process gets the same one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            n += 1
+
+
+def check_exact_run_dir(run_dir: str) -> None:
+    """Refuse a non-empty --run-dir when the parent judges exactly that directory."""
+    if run_dir and os.environ.get(EXACT_RUN_DIR_ENV) == "1" and not _empty(Path(run_dir)):
+        raise RunDirInUse(f"--run-dir {run_dir} is not empty; this run must write exactly there")
+
+
+def _empty(path: Path) -> bool:
+    return not path.exists() or not any(path.iterdir())
+
+
+def fresh_dir(path: Path) -> Path:
+    """``path`` when it is empty or missing, else a new ``path-N`` beside it (said in the
+    log: a second test in the same process, a second search into the same --run-dir)."""
+    if _empty(path):
         return path
-    n = 2
-    while (candidate := path.with_name(f"{path.name}-{n}")).exists():
-        n += 1
+    check_exact_run_dir(str(path))
+    candidate = reserve_dir(path)
+    log.warning("%s is not empty: writing to %s instead", path, candidate)
     return candidate
 
 
@@ -77,8 +118,11 @@ class RunSession:
     ) -> None:
         self.options = options
         self.started_at = now()
-        self.path = _fresh(Path(options.run_dir) if options.run_dir else default_run_dir(scenario))
+        run_dir = options.run_dir
+        self.path = fresh_dir(Path(run_dir)) if run_dir else default_run_dir(scenario)
         self.recorder = RequestRecorder(self.path)
+        self.failure: RecordingError | None = None
+        self.on_failure: Callable[[], None] | None = None  # called once, in a greenlet
         self.cpu = CpuMonitor()
         self.cpu.start()
         self.scraper: MetricsScraper | None = None
@@ -102,10 +146,25 @@ class RunSession:
         )
 
     def add(self, rec: RequestRecord) -> None:
-        self.recorder.add(rec)
+        if self.failure is None:
+            try:
+                self.recorder.add(rec)
+            except RecordingError as exc:
+                self._failed(exc)
 
     def add_rows(self, rows: list[Any]) -> None:
-        self.recorder.add_rows(rows)
+        if self.failure is None:
+            try:
+                self.recorder.add_rows(rows)
+            except RecordingError as exc:
+                self._failed(exc)
+
+    def _failed(self, exc: RecordingError, *, stop: bool = True) -> None:
+        """A write failed: the run cannot be recorded, so it ends (``on_failure``; the
+        caller of ``close`` prints the one line)."""
+        self.failure = exc
+        if stop and self.on_failure is not None:
+            gevent.spawn(self.on_failure)
 
     def close(
         self,
@@ -118,7 +177,7 @@ class RunSession:
         """``generator`` holds the CPU summaries of the processes that sent requests."""
         master_cpu = self.cpu.stop()
         scrape = self.scraper.stop(self.path / SERVER_METRICS_FILE) if self.scraper else None
-        count = self.recorder.close()
+        count = self._close_recorder()
         if "local" in generator:  # one process both sent the requests and ran this monitor
             senders = [{**generator["local"], "cpu": master_cpu}]
         else:
@@ -127,7 +186,7 @@ class RunSession:
         self.meta = finish_run_json(
             self.path,
             {
-                "status": status,
+                "status": status if self.failure is None else "write_failed",
                 "ended_at": ended_at,
                 "requests": count,
                 "generator": {
@@ -141,3 +200,13 @@ class RunSession:
             },
         )
         return self.meta
+
+    def _close_recorder(self) -> int:
+        """The count of requests recorded; after a failed write, those the parts hold are
+        what remains (the buffered rest could not be written)."""
+        if self.failure is None:
+            try:
+                return self.recorder.close()
+            except RecordingError as exc:
+                self._failed(exc, stop=False)
+        return self.recorder.count

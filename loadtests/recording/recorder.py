@@ -36,7 +36,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sla.files.jsonio import write_json_atomic
+from sla.errors import SlabenchError
+from sla.files.jsonio import unique_temp, write_json_atomic
 from sla.files.run import (
     PARTS_DIR,
     REQUEST_COLUMNS,
@@ -59,6 +60,10 @@ _DICTIONARY_COLUMNS = ["worker", "endpoint", "error", "output_tokens_source"]
 _BATCH_ROWS = 2_000
 _PART_COMPRESSION = "snappy"  # parts are written on the hot path: the fastest codec
 _FINAL_COMPRESSION = "zstd"  # the merge runs once, at the end: the smaller file
+
+
+class RecordingError(SlabenchError):
+    """A part could not be written (disk full, file too large...): the run must stop."""
 
 
 class RequestRecorder:
@@ -84,9 +89,16 @@ class RequestRecorder:
         self._buffered = 0  # rows in the lists
         self._in_part = 0  # rows written to the part in progress
         self._part: pq.ParquetWriter | None = None
+        self._part_tmp: Path | None = None  # the part in progress, under a unique name
         self._flushed = 0  # rows in complete parts
         self._n_parts = 0
         self._closed = False
+        self._failed: RecordingError | None = None
+
+    @property
+    def failed(self) -> RecordingError | None:
+        """The write error that stopped the recording, if one did."""
+        return self._failed
 
     @property
     def count(self) -> int:
@@ -140,17 +152,34 @@ class RequestRecorder:
 
     def _write_batch(self, *, finish: bool = False) -> None:
         """Write the buffered rows to the part in progress (up to ``flush_rows``); finish
-        the part when it is full or ``finish`` is set."""
+        the part when it is full or ``finish`` is set. A row leaves the buffer only once it
+        is written; a failed write raises ``RecordingError`` (and every later write too)."""
+        if self._failed is not None:
+            raise self._failed
+        try:
+            self._write_buffered(finish)
+        except OSError as exc:  # pyarrow's IO errors are OSErrors too
+            if self._part_tmp is not None:
+                self._part_tmp.unlink(missing_ok=True)  # the part in progress is lost
+            self._failed = RecordingError(
+                f"cannot write the requests to {self._run_dir}: {exc} ({self.count} requests "
+                f"recorded, the {self._flushed} in complete parts kept)"
+            )
+            raise self._failed from exc
+
+    def _write_buffered(self, finish: bool) -> None:
         while self._buffered:
             take = min(self._buffered, self._flush_rows - self._in_part)
-            columns = self._columns
+            if take == self._buffered:
+                columns = self._columns
+            else:  # add_rows() overfilled this part: the rest goes to the next one
+                columns = [values[:take] for values in self._columns]
+            self._part_writer().write_batch(_batch(columns))
             if take == self._buffered:
                 self._columns = [[] for _ in range(_N_COLUMNS)]
-            else:  # add_rows() overfilled this part: the rest goes to the next one
-                self._columns = [values[take:] for values in columns]
-                columns = [values[:take] for values in columns]
+            else:
+                self._columns = [values[take:] for values in self._columns]
             self._buffered -= take
-            self._part_writer().write_batch(_batch(columns))
             self._in_part += take
             if self._in_part >= self._flush_rows:
                 self._finish_part()
@@ -162,9 +191,9 @@ class RequestRecorder:
 
     def _part_writer(self) -> pq.ParquetWriter:
         if self._part is None:
-            final = self._part_path()
+            self._part_tmp = _temp_path(self._part_path())
             self._part = pq.ParquetWriter(
-                final.with_name(f".{final.name}.tmp"),
+                self._part_tmp,
                 REQUESTS_SCHEMA,
                 use_dictionary=_DICTIONARY_COLUMNS,
                 compression=_PART_COMPRESSION,
@@ -175,8 +204,9 @@ class RequestRecorder:
         assert self._part is not None
         self._part.close()
         self._part = None
-        final = self._part_path()
-        os.replace(final.with_name(f".{final.name}.tmp"), final)  # never seen half-written
+        assert self._part_tmp is not None
+        os.replace(self._part_tmp, self._part_path())  # never seen half-written
+        self._part_tmp = None
         self._n_parts += 1
         self._flushed += self._in_part
         self._in_part = 0
@@ -189,7 +219,13 @@ class RequestRecorder:
         if self._closed:
             return self.count
         self.flush()
-        merge_parts(self._parts_dir, self._run_dir / REQUESTS_FILE)
+        try:
+            merge_parts(self._parts_dir, self._run_dir / REQUESTS_FILE)
+        except OSError as exc:
+            self._failed = RecordingError(
+                f"cannot merge the requests of {self._run_dir}: {exc} (its parts are kept)"
+            )
+            raise self._failed from exc
         self._closed = True
         return self.count
 
@@ -208,21 +244,32 @@ def merge_parts(parts_dir: Path, target: Path) -> int:
     ``target`` appears atomically and complete; ``parts_dir`` is removed afterwards. Also
     usable to finish a run whose recorder was killed before ``close()``.
     """
-    tmp = target.with_name(f".{target.name}.tmp")
+    tmp = _temp_path(target)
     rows = 0
-    with pq.ParquetWriter(
-        tmp, REQUESTS_SCHEMA, use_dictionary=_DICTIONARY_COLUMNS, compression=_FINAL_COMPRESSION
-    ) as writer:
-        for part in part_paths(parts_dir):
-            # One thread, no pre-buffering: decoding in parallel bought no speed here but
-            # kept per-thread allocator caches alive, which raised the peak RSS by ~25 MB.
-            # A part (written in small row groups) becomes one row group of the result.
-            table = pq.ParquetFile(part, pre_buffer=False).read(use_threads=False)
-            writer.write_table(table, row_group_size=max(1, table.num_rows))
-            rows += table.num_rows
-    os.replace(tmp, target)
+    try:
+        with pq.ParquetWriter(
+            tmp, REQUESTS_SCHEMA, use_dictionary=_DICTIONARY_COLUMNS, compression=_FINAL_COMPRESSION
+        ) as writer:
+            for part in part_paths(parts_dir):
+                # One thread, no pre-buffering: decoding in parallel bought no speed here but
+                # kept per-thread allocator caches alive, which raised the peak RSS by ~25 MB.
+                # A part (written in small row groups) becomes one row group of the result.
+                table = pq.ParquetFile(part, pre_buffer=False).read(use_threads=False)
+                writer.write_table(table, row_group_size=max(1, table.num_rows))
+                rows += table.num_rows
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # the parts stay: load_run reads them
+        raise
     shutil.rmtree(parts_dir)
     return rows
+
+
+def _temp_path(target: Path) -> Path:
+    """A new, exclusively created temporary file beside ``target`` (see ``unique_temp``)."""
+    fd, tmp = unique_temp(target)
+    os.close(fd)
+    return tmp
 
 
 def start_run_json(run_dir: Path, meta: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_schema_version", "read_json_object", "write_json_atomic"]
+__all__ = ["check_schema_version", "read_json_object", "unique_temp", "write_json_atomic"]
 
 
 def read_json_object(path: Path, error: type[Exception], hint: str = "") -> dict[str, Any]:
@@ -43,13 +44,26 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     Non-finite floats become null (JSON has no NaN); paths and numpy scalars are converted.
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     text = json.dumps(_finite(obj), indent=2, allow_nan=False, default=_json_default)
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    fd, tmp = unique_temp(target)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def unique_temp(target: Path) -> tuple[int, Path]:
+    """A new temporary file beside ``target`` (``.<name>.<random>.tmp``), created
+    exclusively: no other process can have planted it, or a link in its place. Its mode is
+    0644 (mkstemp's 0600 would make the renamed file private). Returns (fd, path)."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)
+    return fd, Path(name)
 
 
 def _finite(obj: Any) -> Any:

@@ -18,11 +18,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
+from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.files.capacity import load_capacity
 from sla.files.run import load_run
-from tests.loadtests.conftest import RunLocust, StartLocust, clean_env
+from tests.loadtests.conftest import SMALL_SERVER_ARGS, RunLocust, StartLocust, clean_env
 from tests.server_process import SMALL_MODELS, ServerProcess, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -307,3 +309,63 @@ def test_bad_search_options_are_one_line_errors(
     errors = [line for line in result.output.splitlines() if "error:" in line]
     assert len(errors) == 1 and message in errors[0], result.output[-2000:]
     assert "Traceback" not in result.output
+
+
+def test_a_second_search_into_the_same_run_dir_judges_its_own_steps(
+    run_locust: RunLocust, reference_server: ServerProcess, tmp_path: Path
+) -> None:
+    """A sweep left by an earlier search (its step directories named as this one's will be)
+    is neither judged nor overwritten: the new search writes to ``<run-dir>-2``, says so,
+    and each of its steps is the run its own locust wrote."""
+    sweep = tmp_path / "sweep"
+    stale = sweep / "step-01-rate-5"
+    write_stale_run(stale)
+    started = time.time()
+    spec = write_spec(tmp_path / "easy.yaml", "{metric: latency_ms, stat: p50, max: 5s}")
+    result = run_locust(
+        "kserve",
+        *("--host", reference_server.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS),
+        *("--capacity-search", "--search-start", "5", "--search-budget", "8s"),
+        *("--run-dir", str(sweep)),
+        timeout_s=120,
+    )
+    new = tmp_path / "sweep-2"
+    assert str(new) in result.output, result.output[-3000:]
+    cap = load_capacity(new)
+    assert cap.steps and cap.steps[0].runs[0] == "step-01-rate-5"
+    for step in cap.steps:
+        for name in step.runs:
+            assert load_run(new / name).meta["started_at"] > started
+    assert load_run(stale).meta["started_at"] < started  # the old sweep is left alone
+
+
+def write_stale_run(path: Path) -> None:
+    """A complete run from an hour ago."""
+    t0 = time.time() - 3600
+    recorder = RequestRecorder(path)
+    start_run_json(path, {"scenario": "kserve", "started_at": t0, "measured_from": t0})
+    recorder.close()
+    finish_run_json(path, {"ended_at": t0 + 5, "status": "complete"})
+
+
+def test_a_killed_search_leaves_no_step_or_server_running(
+    start_locust: StartLocust, tmp_path: Path
+) -> None:
+    """SIGKILL (no handler runs) of the searching process: its step's locust and the
+    bundled server it started die with it, not at the end of the step."""
+    spec = write_spec(tmp_path / "easy.yaml", "{metric: latency_ms, stat: p50, max: 5s}")
+    sweep = tmp_path / "sweep"
+    search = start_locust(
+        "kserve",
+        *(*KSERVE, "--server-args", SMALL_SERVER_ARGS, "--sla", str(spec)),
+        *("--capacity-search", "--search-start", "5", "--step-time", "60s"),
+        *("--step-warmup", "1s", "--run-dir", str(sweep)),
+    )
+    assert wait_until(lambda: (sweep / "step-01-rate-5.log").exists(), timeout_s=90)
+    time.sleep(2.0)  # the step's locust is running
+    children = psutil.Process(search.pid).children(recursive=True)
+    assert len(children) >= 2, children  # the server and the step's locust (at least)
+    search.send_signal(signal.SIGKILL)
+    search.proc.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]

@@ -4,6 +4,7 @@ pytest in a subprocess on a test file that gates a recorded run against an SLA s
 from __future__ import annotations
 
 import math
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
-from sla.files.run import RequestRecord
+from sla.files.run import RequestRecord, load_run
 
 T0 = 1_790_000_000.0
 N = 400
@@ -179,3 +180,32 @@ def test_chat_meets_the_smoke_sla(chat_run, sla_objective):
     result = pytester.runpytest_subprocess("-p", "no:locust", "-v", f"--sla-server-args={small}")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*test_chat_meets_the_smoke_sla?p50 latency_ms? PASSED*"])
+
+
+@pytest.mark.e2e
+def test_a_second_gate_session_into_the_same_run_dir_judges_its_own_run(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """An earlier session's ``000-chat`` under ``sla_run_dir`` is never read back as this
+    session's run: sla_locust takes a directory no one has written."""
+    root = tmp_path / "runs"
+    write_run(root / "000-chat", np.linspace(100, 300, N))  # a stale run, long ago
+    started = time.time()
+    pytester.makepyfile(
+        test_again=f"""
+def test_the_run_is_new(sla_locust):
+    run = sla_locust("chat", users=2, run_time="2s", extra=(
+        "--input-len", "fixed:16", "--output-len", "fixed:8", "--scrape-interval", "0"))
+    assert run.meta["started_at"] > {started!r}, run.path
+    assert run.path.name == "001-chat"
+"""
+    )
+    small = (
+        "--lm-layers 2 --lm-dim 64 --lm-heads 4 --max-model-len 512 --embed-layers 1 "
+        "--embed-dim 64 --mlp-hidden 128 --mlp-in-features 16 --torch-threads 1"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:locust", f"--sla-server-args={small}", "-o", f"sla_run_dir={root}"
+    )
+    result.assert_outcomes(passed=1)
+    assert load_run(root / "000-chat").meta["started_at"] == T0  # left as it was

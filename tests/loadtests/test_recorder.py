@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -167,3 +170,95 @@ def test_rows_written_in_batches_within_a_part_keep_their_order(tmp_path: Path) 
     assert recorder.close() == 25
     df = load_run(tmp_path).requests
     assert df["request_id"].tolist() == [r.request_id for r in records]
+
+
+FULL_DISK = """
+import json, resource, signal, sys
+from pathlib import Path
+from loadtests.recording.recorder import RequestRecorder
+from tests.loadtests.test_recorder import _record, _start
+
+run_dir = Path(sys.argv[1])
+recorder = RequestRecorder(run_dir, flush_rows=200, batch_rows=50)
+_start(run_dir)
+for i in range(200):
+    recorder.add(_record(i))  # one complete part
+part = next((run_dir / "requests.parts").glob("part-*.parquet"))
+limit = part.stat().st_size // 2  # a file limit (RLIMIT_FSIZE): the next part cannot fit
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+added, error = 200, None
+for i in range(200, 5_000):
+    try:
+        recorder.add(_record(i))
+        added += 1
+    except Exception as exc:  # RecordingError
+        added += 1  # buffered, not written
+        error = str(exc)
+        break
+again = None
+try:
+    recorder.add(_record(99_999))
+except Exception as exc:
+    added += 1  # kept too
+    again = str(exc)
+print(json.dumps({"added": added, "count": recorder.count, "error": error, "again": again}))
+"""
+
+
+def test_a_failed_write_keeps_its_rows_counted_and_what_was_written_readable(
+    tmp_path: Path,
+) -> None:
+    """A full disk (RLIMIT_FSIZE here): the rows not written stay buffered and counted, the
+    error names the run directory and the OS error, and the complete parts load."""
+    run_dir = tmp_path / "run"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(run_dir)],
+        capture_output=True, text=True, timeout=60, cwd=repo,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["error"] is not None, out
+    assert out["count"] == out["added"]  # nothing vanished
+    assert str(run_dir) in out["error"] and "File too large" in out["error"]
+    assert out["again"] == out["error"]  # it stays stopped
+    run = load_run(run_dir)  # the complete parts, read back
+    assert run.from_parts
+    assert len(run.requests) == 200 < out["added"]
+    assert list(run.requests["request_id"]) == [f"r{i}" for i in range(len(run.requests))]
+
+
+def test_temporary_files_have_unique_names_and_follow_no_planted_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links planted at the names a writer used to pick (``.run.json.<pid>.tmp``,
+    ``.part-00000.parquet.tmp``, ``.requests.parquet.tmp``) are not written through."""
+    run_dir = tmp_path / "run"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    recorder = RequestRecorder(run_dir, flush_rows=10, batch_rows=5)
+    parts = run_dir / "requests.parts"
+    planted = [
+        run_dir / f".run.json.{os.getpid()}.tmp",
+        parts / ".part-00000.parquet.tmp",
+        run_dir / ".requests.parquet.tmp",
+    ]
+    for link in planted:
+        link.symlink_to(victim)
+    _start(run_dir)
+    for i in range(25):
+        recorder.add(_record(i))
+    assert recorder.close() == 25
+    finish_run_json(run_dir, {"ended_at": T0 + 1})
+    assert victim.read_text() == "keep me"
+    assert len(load_run(run_dir).requests) == 25
+    # A write that fails leaves no temporary file behind.
+    monkeypatch.setattr(os, "replace", _refuse)
+    with pytest.raises(OSError, match="refused"):
+        finish_run_json(run_dir, {"ended_at": T0 + 2})
+    assert sorted(p.name for p in run_dir.glob(".*.tmp") if not p.is_symlink()) == []
+
+
+def _refuse(*_: object) -> None:
+    raise OSError("refused")
