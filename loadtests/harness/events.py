@@ -65,6 +65,12 @@ def _init(environment: Environment, **_: Any) -> None:
     except SlabenchError as exc:
         _fail(exc)
         return
+    if not state.options.tls.verify and not is_worker:
+        print(
+            "slabench: WARNING: --insecure: the target's TLS certificate and host name are "
+            "not checked; the API key goes to whoever answers",
+            flush=True,
+        )
     if search is not None:
         assert state.spec is not None, "SearchOptions requires --sla"
         _capacity_search(environment, state, search, state.spec)

@@ -8,10 +8,12 @@ validated object; a bad value raises ``SlabenchError`` with a one-line message.
 from __future__ import annotations
 
 import math
+import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from loadtests.capacity.options import add_search_options
+from loadtests.client.tls import Tls
 from loadtests.errors import LoadSpecError
 from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
 from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
@@ -121,6 +123,20 @@ def add_options(parser: Any) -> None:
         default="",
         help="sent as 'Authorization: Bearer ...'; never written to disk",
     )
+    opt(
+        "--ca-bundle",
+        "CA_BUNDLE",
+        default="",
+        help="PEM file of the CAs to trust for an https --host (instead of the system's)",
+    )
+    opt(
+        "--insecure",
+        "INSECURE",
+        action="store_true",
+        default=False,
+        help="do not check the https target's certificate or host name (the API key goes "
+        "to whoever answers)",
+    )
     opt("--model", "MODEL", default="", help="model name (default: the target's first model)")
     opt(
         "--ignore-eos",
@@ -208,6 +224,7 @@ class LoadOptions:
     arrival: ArrivalSpec | None  # None: closed loop
     max_inflight: int
     api_key: str
+    tls: Tls
     model: str
     ignore_eos: Literal["auto", "on", "off"]
     stream: bool
@@ -249,6 +266,7 @@ class LoadOptions:
             arrival=arrival,
             max_inflight=ns.max_inflight,
             api_key=ns.api_key,
+            tls=_tls(ns.insecure, ns.ca_bundle),
             model=ns.model,
             ignore_eos=ns.ignore_eos,
             stream=not ns.no_stream,
@@ -299,6 +317,21 @@ def _arrival(ns: Any) -> ArrivalSpec | None:
     if not (math.isfinite(ns.arrival_rate) and ns.arrival_rate > 0):
         raise LoadSpecError(f"--arrival-rate {ns.arrival_rate} must be > 0")
     return parse_arrival(ns.arrival, ns.arrival_rate, ns.burstiness, ns.seed)
+
+
+def _tls(insecure: bool, ca_bundle: str) -> Tls:
+    """--insecure or --ca-bundle (a file of PEM certificates, checked now, not per request)."""
+    if insecure and ca_bundle:
+        raise LoadSpecError("--insecure checks no certificate: drop it or --ca-bundle")
+    if ca_bundle:
+        try:
+            ssl.create_default_context(cafile=ca_bundle)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+            raise LoadSpecError(
+                f"--ca-bundle {ca_bundle!r}: no PEM certificates ({reason})"
+            ) from None
+    return Tls(verify=not insecure, ca_bundle=ca_bundle)
 
 
 def _check_limits(ns: Any) -> None:

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -24,7 +25,7 @@ from locust.runners import WorkerRunner
 from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import bundled_by_search
 from loadtests.client.clock import now
-from loadtests.client.measure import CANCELLED, Timeouts, execute
+from loadtests.client.measure import CANCELLED, Timeouts, execute, tls_rejection
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.transport import Target, Transport
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
@@ -155,6 +156,8 @@ class RunState:
             if not data or not isinstance(data[0].get("id"), str):
                 raise ValueError(f"HTTP {response.status_code}")
             return str(data[0]["id"])
+        except ssl.SSLCertVerificationError as exc:
+            raise SlabenchError(f"{self.target.base_url}: {tls_rejection(exc)}") from None
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise SlabenchError(
@@ -185,6 +188,7 @@ class RunState:
             connect_timeout_s=min(10.0, self.options.request_timeout_s),
             network_timeout_s=self.options.idle_timeout_s + 5.0,
             headers=headers,
+            tls=self.options.tls,
         )
 
     # --- requests ----------------------------------------------------------------------
