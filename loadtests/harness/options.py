@@ -22,6 +22,7 @@ from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shap
 def add_options(parser: Any) -> None:
     if "--run-dir" in getattr(parser, "_option_string_actions", {}):
         return  # already added (the --help start-up hook and the scenario both register)
+    listen_on_loopback(parser)
     g = parser.add_argument_group("slabench", "Exact per-request recording and open-loop load")
 
     def opt(flag: str, env: str, **kw: Any) -> None:
@@ -200,6 +201,15 @@ def add_options(parser: Any) -> None:
     opt("--path", "PATH", default="/", help="http_json: request path")
     opt("--method", "METHOD", default="POST", help="http_json: HTTP method")
     add_search_options(opt)
+
+
+def listen_on_loopback(parser: Any) -> None:
+    """Locust's web UI listens on 127.0.0.1 unless ``--web-host`` says otherwise: it has no
+    login, and its swarm form can start load against any host."""
+    web_host = getattr(parser, "_option_string_actions", {}).get("--web-host")
+    if web_host is not None:
+        web_host.default = "127.0.0.1"
+        web_host.help = "host to bind the web interface to (slabench: 127.0.0.1; '*' for all)"
 
 
 def _warmup_s(text: str) -> float:

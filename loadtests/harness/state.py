@@ -14,7 +14,7 @@ import math
 import random
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gevent
@@ -28,6 +28,7 @@ from loadtests.client.clock import now
 from loadtests.client.measure import CANCELLED, Timeouts, execute, tls_rejection
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.transport import Target, Transport
+from loadtests.harness.credentials import ApiKey
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor
@@ -79,6 +80,9 @@ class RunState:
         self.dataset = dataset
         self.embedded = embedded
         self.timeouts = Timeouts(options.idle_timeout_s, options.request_timeout_s)
+        # Fixed now: the host the key was given with, before any web UI form can change it.
+        self.api_key = ApiKey.for_host(options.api_key, environment.host)
+        self._withheld_from: set[str] = set()
         self.session: RunSession | None = None
         self.collector: MasterCollector | None = None
         self.workers: set[str] = set()
@@ -180,8 +184,7 @@ class RunState:
 
     def new_transport(self, concurrency: int) -> Transport:
         headers = {"Accept-Encoding": "identity", "Content-Type": "application/json"}
-        if self.options.api_key:
-            headers["Authorization"] = f"Bearer {self.options.api_key}"
+        headers.update(self._key_headers())
         return Transport(
             self.target,
             concurrency=concurrency,
@@ -190,6 +193,18 @@ class RunState:
             headers=headers,
             tls=self.options.tls,
         )
+
+    def _key_headers(self) -> dict[str, str]:
+        """The key's header for the current target, or none (said once per target)."""
+        url = self.target.base_url
+        if self.api_key.withheld_from(url) and url not in self._withheld_from:
+            self._withheld_from.add(url)
+            print(
+                f"slabench: WARNING: the target is now {url}, not the --host the --api-key "
+                "was given for: requests to it carry no key",
+                flush=True,
+            )
+        return self.api_key.headers_for(url)
 
     # --- requests ----------------------------------------------------------------------
 
@@ -210,6 +225,8 @@ class RunState:
         )
 
     def record(self, rec: RequestRecord) -> None:
+        if rec.error and self.api_key.key:
+            rec = replace(rec, error=self.api_key.redact(rec.error))  # a server may echo it
         if self.session is not None:
             self.session.add(rec)
         elif self._shipper is not None:

@@ -10,7 +10,7 @@ import pytest
 
 from sla.files.run import CANCELLED_ERROR, load_run
 from tests.loadtests.conftest import SMALL_LOAD, LocustRun, RunLocust
-from tests.loadtests.tls_server import MODEL, Certificates, TlsServer, make_certificates
+from tests.loadtests.small_target import MODEL, Certificates, SmallTarget, make_certificates
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +31,7 @@ def test_a_certificate_for_another_host_is_refused(
     run_locust: RunLocust, certs: Certificates
 ) -> None:
     # The CA is trusted (SSL_CERT_FILE: the system store), the name is not 127.0.0.1.
-    with TlsServer(certs.cert_for("other.example")) as server:
+    with SmallTarget(certs.cert_for("other.example")) as server:
         result = run_locust(
             "chat", "--host", server.url, *LOAD, *SMALL_LOAD, env={"SSL_CERT_FILE": str(certs.ca)}
         )
@@ -49,7 +49,7 @@ def test_a_certificate_for_another_host_is_refused(
 def test_an_unknown_ca_is_refused_and_ca_bundle_trusts_it(
     run_locust: RunLocust, certs: Certificates, tmp_path: Path
 ) -> None:
-    with TlsServer(certs.cert_for("127.0.0.1")) as server:
+    with SmallTarget(certs.cert_for("127.0.0.1")) as server:
         refused = run_locust("chat", "--host", server.url, *LOAD, *SMALL_LOAD)
         accepted = run_locust(
             "chat", "--host", server.url, "--ca-bundle", str(certs.ca), "--api-key", "k-123",
@@ -68,7 +68,7 @@ def test_an_unknown_ca_is_refused_and_ca_bundle_trusts_it(
 
 
 def test_insecure_skips_the_check_and_says_so(run_locust: RunLocust, certs: Certificates) -> None:
-    with TlsServer(certs.cert_for("other.example")) as server:
+    with SmallTarget(certs.cert_for("other.example")) as server:
         result = run_locust("chat", "--host", server.url, "--insecure", *LOAD, *SMALL_LOAD)
     assert result.code == 0, result.output
     warnings = [line for line in result.output.splitlines() if "--insecure" in line]

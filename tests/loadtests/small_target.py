@@ -1,11 +1,14 @@
-"""A tiny HTTPS target for the TLS tests: certificates made with the ``openssl`` command line
-(a CA, and server certificates signed by it for the names a test picks), and an
-``ssl``-wrapped ``http.server`` on 127.0.0.1 that answers ``/v1/models`` and non-streamed
-chat completions.
+"""A tiny target for the TLS and API-key tests: an ``http.server`` on 127.0.0.1 that answers
+``/v1/models`` and non-streamed chat completions and keeps each POST's Authorization header;
+over TLS with certificates made by the ``openssl`` command line (a CA, and server
+certificates signed by it for the names a test picks).
 
     certs = make_certificates(tmp_path)  # certs.ca, certs.cert_for("127.0.0.1")
-    with TlsServer(certs.cert_for("other.example")) as server:
+    with SmallTarget(certs.cert_for("other.example")) as server:
         run_locust("chat", "--host", server.url, "--no-stream", ...)
+
+``SmallTarget(echo_key=True)`` answers every chat request HTTP 401 with an error message
+that quotes the Authorization header it got (as some servers do).
 """
 
 from __future__ import annotations
@@ -69,7 +72,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         server: Any = self.server
-        server.authorizations.append(self.headers.get("Authorization"))
+        authorization = self.headers.get("Authorization")
+        server.authorizations.append(authorization)
+        if server.echo_key:
+            self._answer(401, {"error": {"message": f"invalid header {authorization!r}"}})
+            return
         usage = {"prompt_tokens": 4, "completion_tokens": 2}
         self._answer(200, {"choices": [{"message": {"content": "ok"}}], "usage": usage})
 
@@ -85,22 +92,26 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class TlsServer:
-    """An HTTPS server on 127.0.0.1 (a free port) presenting ``cert``; it keeps the
+class SmallTarget:
+    """A server on 127.0.0.1 (a free port), HTTPS presenting ``cert`` if given; it keeps the
     Authorization header of every POST in ``authorizations``."""
 
-    def __init__(self, cert: tuple[Path, Path]) -> None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*cert)
+    def __init__(self, cert: tuple[Path, Path] | None = None, *, echo_key: bool = False) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        scheme = "http"
+        if cert is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*cert)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
         self.authorizations: list[str | None] = []
         self._server.authorizations = self.authorizations  # type: ignore[attr-defined]
-        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        self._server.echo_key = echo_key  # type: ignore[attr-defined]
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> TlsServer:
+    def __enter__(self) -> SmallTarget:
         self._thread.start()
         return self
 
