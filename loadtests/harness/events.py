@@ -228,9 +228,9 @@ def _test_start(environment: Environment, **_: Any) -> None:
     bundled = state.embedded is not None or bundled_by_search()
     if isinstance(runner, MasterRunner):
         assert state.collector is not None
-        state.collector.attach(state.session.add_rows)
         workers = sorted(c.id for c in runner.clients.all)
         state.workers = set(workers)
+        state.collector.attach(state.session.add_rows, state.workers)
         for index, client_id in enumerate(workers):
             plan = {"index": index, "count": len(workers), "t0": t0, "bundled": bundled}
             runner.send_message(PLAN, plan, client_id=client_id)
@@ -267,6 +267,8 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         missing = state.collector.wait_for(state.workers, timeout_s=30.0)
         state.collector.detach()
         generator["workers"] = list(state.collector.done.values())
+        if state.collector.ignored:
+            generator["ignored_nodes"] = dict(state.collector.ignored)
         if missing:
             generator["missing_workers"] = sorted(missing)
     else:

@@ -204,12 +204,36 @@ def add_options(parser: Any) -> None:
 
 
 def listen_on_loopback(parser: Any) -> None:
-    """Locust's web UI listens on 127.0.0.1 unless ``--web-host`` says otherwise: it has no
-    login, and its swarm form can start load against any host."""
-    web_host = getattr(parser, "_option_string_actions", {}).get("--web-host")
+    """Locust's web UI listens on 127.0.0.1 unless ``--web-host`` says otherwise (it has no
+    login, and its swarm form can start load against any host); so does the master of
+    ``--processes`` (its workers are local) unless ``--master-bind-host`` is given."""
+    actions = getattr(parser, "_option_string_actions", {})
+    web_host = actions.get("--web-host")
     if web_host is not None:
         web_host.default = "127.0.0.1"
         web_host.help = "host to bind the web interface to (slabench: 127.0.0.1; '*' for all)"
+    bind_host = actions.get("--master-bind-host")
+    if bind_host is not None and not isinstance(bind_host.default, _AllInterfaces):
+        bind_host.default = _AllInterfaces(bind_host.default)
+        parse_args = parser.parse_args
+
+        def parse_then_bind(*args: Any, **kwargs: Any) -> Any:
+            return _bind_processes_master(parse_args(*args, **kwargs))
+
+        parser.parse_args = parse_then_bind
+
+
+class _AllInterfaces(str):
+    """Locust's own ``--master-bind-host`` default ('*'), told apart from a user's '*'."""
+
+    __slots__ = ()
+
+
+def _bind_processes_master(ns: Any) -> Any:
+    """--processes without --master-bind-host: the master listens on loopback only."""
+    if isinstance(getattr(ns, "master_bind_host", None), _AllInterfaces):
+        ns.master_bind_host = "127.0.0.1" if getattr(ns, "processes", None) else "*"
+    return ns
 
 
 def _warmup_s(text: str) -> float:
