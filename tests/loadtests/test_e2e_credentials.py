@@ -114,3 +114,15 @@ def test_a_key_echoed_in_an_error_is_never_recorded(run_locust: RunLocust) -> No
     for path in result.run_dir.rglob("*"):  # ...but no file of the run holds it
         assert not path.is_file() or KEY.encode() not in path.read_bytes(), path
     assert KEY not in result.output
+
+
+def test_workers_send_the_key_to_the_host_they_were_given(run_locust: RunLocust) -> None:
+    with SmallTarget() as target:
+        result = run_locust(
+            "chat", "--host", target.url, *TARGET, "--processes", "2", "-u", "2", "-r", "2",
+            "-t", "3s", *SMALL_LOAD,
+        )  # fmt: skip
+    assert result.code == 0, result.output
+    assert len(target.authorizations) >= 2
+    assert set(target.authorizations) == {f"Bearer {KEY}"}
+    assert "carry no key" not in result.output
