@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -222,7 +223,18 @@ def _connection_error(exc: BaseException) -> str:
         return "connection refused: is the target up?"
     if isinstance(exc, socket.timeout | TimeoutError):
         return "timeout: connect or network timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return tls_rejection(exc)
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host: {exc.strerror or exc}"
     text = " ".join(str(exc).split())[:200] or type(exc).__name__
     return f"connection error: {text}"
+
+
+def tls_rejection(exc: ssl.SSLCertVerificationError) -> str:
+    """One line for a target whose certificate failed the check (no host or CA detail lost)."""
+    reason = " ".join(str(exc.verify_message or exc.reason or exc).split())[:200]
+    return (
+        f"TLS certificate rejected: {reason} (trust its CA with --ca-bundle; "
+        "--insecure skips the check)"
+    )

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 from urllib.parse import urlsplit
 
+import gevent.ssl
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
+from loadtests.client.tls import Tls
 from sla.errors import SlabenchError
 
 
@@ -41,6 +44,22 @@ class Target:
         return cls(base_url=base, prefix=parts.path.rstrip("/"))
 
 
+def tls_client_options(tls: Tls) -> dict[str, Any]:
+    """Keyword arguments for geventhttpclient's ``HTTPClient`` that check as ``tls`` says."""
+    if not tls.verify:
+        return {"insecure": True, "ssl_context_factory": _unverified_context}
+    if tls.ca_bundle:
+        return {"ssl_options": {"ca_certs": tls.ca_bundle}}
+    return {}
+
+
+def _unverified_context(**_: Any) -> gevent.ssl.SSLContext:
+    context = gevent.ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = gevent.ssl.CERT_NONE
+    return context
+
+
 class Transport:
     """A connection pool to one target; responses are returned after the headers."""
 
@@ -52,6 +71,7 @@ class Transport:
         connect_timeout_s: float,
         network_timeout_s: float,
         headers: dict[str, str],
+        tls: Tls | None = None,
     ) -> None:
         self.target = target
         self._headers = headers
@@ -60,7 +80,7 @@ class Transport:
             concurrency=concurrency,
             connection_timeout=connect_timeout_s,
             network_timeout=network_timeout_s,
-            insecure=True,
+            **tls_client_options(tls or Tls()),
         )
 
     def send(self, method: str, path: str, body: bytes | None) -> HTTPSocketPoolResponse:

@@ -67,34 +67,53 @@ class WorkerShipper:
 
 
 class MasterCollector:
-    """Runs on the master: routes worker batches to the current run's recorder."""
+    """Runs on the master: routes worker batches to the current run's recorder.
+
+    Only the workers the master planned the run for (``attach``) are heard: a batch or a
+    ``done`` note from any other node id (a stray worker, or anything that can reach the
+    master's port) is ignored and logged, never recorded."""
 
     def __init__(self) -> None:
         self._sink: Callable[[list[Any]], None] | None = None
-        self._early: list[list[Any]] = []
+        self._workers: set[str] = set()
+        self._early: list[tuple[str, list[Any]]] = []
         self.done: dict[str, dict[str, Any]] = {}
         self.received: dict[str, int] = {}
+        self.ignored: dict[str, int] = {}
 
-    def attach(self, sink: Callable[[list[Any]], None]) -> None:
+    def attach(self, sink: Callable[[list[Any]], None], workers: set[str]) -> None:
         self._sink = sink
+        self._workers = set(workers)
         self.done.clear()
         self.received.clear()
-        for rows in self._early:
-            sink(rows)
-        self._early.clear()
+        early, self._early = self._early, []
+        for client_id, rows in early:
+            self.on_records(client_id, rows)
 
     def detach(self) -> None:
         self._sink = None
 
     def on_records(self, client_id: str, rows: list[Any]) -> None:
-        self.received[client_id] = self.received.get(client_id, 0) + len(rows)
         if self._sink is None:
-            self._early.append(rows)  # a batch that raced the test start
-        else:
-            self._sink(rows)
+            self._early.append((client_id, rows))  # a batch that raced the test start
+            return
+        if self._stranger(client_id, f"{len(rows)} records"):
+            return
+        self.received[client_id] = self.received.get(client_id, 0) + len(rows)
+        self._sink(rows)
 
     def on_done(self, client_id: str, summary: dict[str, Any]) -> None:
-        self.done[client_id] = summary
+        if not self._stranger(client_id, "its done note"):
+            self.done[client_id] = summary
+
+    def _stranger(self, client_id: str, what: str) -> bool:
+        """Log and count a message from a node that is not one of this run's workers."""
+        if client_id in self._workers:
+            return False
+        if client_id not in self.ignored:
+            log.warning("slabench: ignored %s from %r: not a worker of this run", what, client_id)
+        self.ignored[client_id] = self.ignored.get(client_id, 0) + 1
+        return True
 
     def wait_for(self, workers: set[str], timeout_s: float) -> set[str]:
         """Wait until each worker said done; returns those that did not in time."""

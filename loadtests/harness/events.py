@@ -65,6 +65,12 @@ def _init(environment: Environment, **_: Any) -> None:
     except SlabenchError as exc:
         _fail(exc)
         return
+    if not state.options.tls.verify and not is_worker:
+        print(
+            "slabench: WARNING: --insecure: the target's TLS certificate and host name are "
+            "not checked; the API key goes to whoever answers",
+            flush=True,
+        )
     if search is not None:
         assert state.spec is not None, "SearchOptions requires --sla"
         _capacity_search(environment, state, search, state.spec)
@@ -226,9 +232,9 @@ def _test_start(environment: Environment, **_: Any) -> None:
     bundled = state.embedded is not None or bundled_by_search()
     if isinstance(runner, MasterRunner):
         assert state.collector is not None
-        state.collector.attach(state.session.add_rows)
         workers = sorted(c.id for c in runner.clients.all)
         state.workers = set(workers)
+        state.collector.attach(state.session.add_rows, state.workers)
         for index, client_id in enumerate(workers):
             plan = {"index": index, "count": len(workers), "t0": t0, "bundled": bundled}
             runner.send_message(PLAN, plan, client_id=client_id)
@@ -265,6 +271,8 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         missing = state.collector.wait_for(state.workers, timeout_s=30.0)
         state.collector.detach()
         generator["workers"] = list(state.collector.done.values())
+        if state.collector.ignored:
+            generator["ignored_nodes"] = dict(state.collector.ignored)
         if missing:
             generator["missing_workers"] = sorted(missing)
     else:

@@ -8,10 +8,12 @@ validated object; a bad value raises ``SlabenchError`` with a one-line message.
 from __future__ import annotations
 
 import math
+import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from loadtests.capacity.options import add_search_options
+from loadtests.client.tls import Tls
 from loadtests.errors import LoadSpecError
 from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
 from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
@@ -20,6 +22,7 @@ from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shap
 def add_options(parser: Any) -> None:
     if "--run-dir" in getattr(parser, "_option_string_actions", {}):
         return  # already added (the --help start-up hook and the scenario both register)
+    listen_on_loopback(parser)
     g = parser.add_argument_group("slabench", "Exact per-request recording and open-loop load")
 
     def opt(flag: str, env: str, **kw: Any) -> None:
@@ -121,6 +124,20 @@ def add_options(parser: Any) -> None:
         default="",
         help="sent as 'Authorization: Bearer ...'; never written to disk",
     )
+    opt(
+        "--ca-bundle",
+        "CA_BUNDLE",
+        default="",
+        help="PEM file of the CAs to trust for an https --host (instead of the system's)",
+    )
+    opt(
+        "--insecure",
+        "INSECURE",
+        action="store_true",
+        default=False,
+        help="do not check the https target's certificate or host name (the API key goes "
+        "to whoever answers)",
+    )
     opt("--model", "MODEL", default="", help="model name (default: the target's first model)")
     opt(
         "--ignore-eos",
@@ -186,6 +203,39 @@ def add_options(parser: Any) -> None:
     add_search_options(opt)
 
 
+def listen_on_loopback(parser: Any) -> None:
+    """Locust's web UI listens on 127.0.0.1 unless ``--web-host`` says otherwise (it has no
+    login, and its swarm form can start load against any host); so does the master of
+    ``--processes`` (its workers are local) unless ``--master-bind-host`` is given."""
+    actions = getattr(parser, "_option_string_actions", {})
+    web_host = actions.get("--web-host")
+    if web_host is not None:
+        web_host.default = "127.0.0.1"
+        web_host.help = "host to bind the web interface to (slabench: 127.0.0.1; '*' for all)"
+    bind_host = actions.get("--master-bind-host")
+    if bind_host is not None and not isinstance(bind_host.default, _AllInterfaces):
+        bind_host.default = _AllInterfaces(bind_host.default)
+        parse_args = parser.parse_args
+
+        def parse_then_bind(*args: Any, **kwargs: Any) -> Any:
+            return _bind_processes_master(parse_args(*args, **kwargs))
+
+        parser.parse_args = parse_then_bind
+
+
+class _AllInterfaces(str):
+    """Locust's own ``--master-bind-host`` default ('*'), told apart from a user's '*'."""
+
+    __slots__ = ()
+
+
+def _bind_processes_master(ns: Any) -> Any:
+    """--processes without --master-bind-host: the master listens on loopback only."""
+    if isinstance(getattr(ns, "master_bind_host", None), _AllInterfaces):
+        ns.master_bind_host = "127.0.0.1" if getattr(ns, "processes", None) else "*"
+    return ns
+
+
 def _warmup_s(text: str) -> float:
     try:
         seconds = parse_duration_s(text)
@@ -208,6 +258,7 @@ class LoadOptions:
     arrival: ArrivalSpec | None  # None: closed loop
     max_inflight: int
     api_key: str
+    tls: Tls
     model: str
     ignore_eos: Literal["auto", "on", "off"]
     stream: bool
@@ -249,6 +300,7 @@ class LoadOptions:
             arrival=arrival,
             max_inflight=ns.max_inflight,
             api_key=ns.api_key,
+            tls=_tls(ns.insecure, ns.ca_bundle),
             model=ns.model,
             ignore_eos=ns.ignore_eos,
             stream=not ns.no_stream,
@@ -299,6 +351,21 @@ def _arrival(ns: Any) -> ArrivalSpec | None:
     if not (math.isfinite(ns.arrival_rate) and ns.arrival_rate > 0):
         raise LoadSpecError(f"--arrival-rate {ns.arrival_rate} must be > 0")
     return parse_arrival(ns.arrival, ns.arrival_rate, ns.burstiness, ns.seed)
+
+
+def _tls(insecure: bool, ca_bundle: str) -> Tls:
+    """--insecure or --ca-bundle (a file of PEM certificates, checked now, not per request)."""
+    if insecure and ca_bundle:
+        raise LoadSpecError("--insecure checks no certificate: drop it or --ca-bundle")
+    if ca_bundle:
+        try:
+            ssl.create_default_context(cafile=ca_bundle)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+            raise LoadSpecError(
+                f"--ca-bundle {ca_bundle!r}: no PEM certificates ({reason})"
+            ) from None
+    return Tls(verify=not insecure, ca_bundle=ca_bundle)
 
 
 def _check_limits(ns: Any) -> None:

@@ -128,7 +128,7 @@ class RunSession:
         self.scraper: MetricsScraper | None = None
         if options.scrape_interval_s > 0:
             url = options.scrape_url or metrics_url(target_url)
-            self.scraper = MetricsScraper(url, options.scrape_interval_s)
+            self.scraper = MetricsScraper(url, options.scrape_interval_s, tls=options.tls)
             self.scraper.start()
         self.meta = start_run_json(
             self.path,

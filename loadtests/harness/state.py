@@ -12,8 +12,9 @@ import json
 import logging
 import math
 import random
+import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gevent
@@ -24,9 +25,10 @@ from locust.runners import WorkerRunner
 from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import bundled_by_search
 from loadtests.client.clock import now
-from loadtests.client.measure import CANCELLED, Timeouts, execute
+from loadtests.client.measure import CANCELLED, Timeouts, execute, tls_rejection
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.transport import Target, Transport
+from loadtests.harness.credentials import ApiKey
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor
@@ -78,6 +80,9 @@ class RunState:
         self.dataset = dataset
         self.embedded = embedded
         self.timeouts = Timeouts(options.idle_timeout_s, options.request_timeout_s)
+        # Fixed now: the host the key was given with, before any web UI form can change it.
+        self.api_key = ApiKey.for_host(options.api_key, environment.host)
+        self._withheld_from: set[str] = set()
         self.session: RunSession | None = None
         self.collector: MasterCollector | None = None
         self.workers: set[str] = set()
@@ -155,6 +160,8 @@ class RunState:
             if not data or not isinstance(data[0].get("id"), str):
                 raise ValueError(f"HTTP {response.status_code}")
             return str(data[0]["id"])
+        except ssl.SSLCertVerificationError as exc:
+            raise SlabenchError(f"{self.target.base_url}: {tls_rejection(exc)}") from None
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise SlabenchError(
@@ -177,15 +184,27 @@ class RunState:
 
     def new_transport(self, concurrency: int) -> Transport:
         headers = {"Accept-Encoding": "identity", "Content-Type": "application/json"}
-        if self.options.api_key:
-            headers["Authorization"] = f"Bearer {self.options.api_key}"
+        headers.update(self._key_headers())
         return Transport(
             self.target,
             concurrency=concurrency,
             connect_timeout_s=min(10.0, self.options.request_timeout_s),
             network_timeout_s=self.options.idle_timeout_s + 5.0,
             headers=headers,
+            tls=self.options.tls,
         )
+
+    def _key_headers(self) -> dict[str, str]:
+        """The key's header for the current target, or none (said once per target)."""
+        url = self.target.base_url
+        if self.api_key.withheld_from(url) and url not in self._withheld_from:
+            self._withheld_from.add(url)
+            print(
+                f"slabench: WARNING: the target is now {url}, not the --host the --api-key "
+                "was given for: requests to it carry no key",
+                flush=True,
+            )
+        return self.api_key.headers_for(url)
 
     # --- requests ----------------------------------------------------------------------
 
@@ -206,6 +225,8 @@ class RunState:
         )
 
     def record(self, rec: RequestRecord) -> None:
+        if rec.error and self.api_key.key:
+            rec = replace(rec, error=self.api_key.redact(rec.error))  # a server may echo it
         if self.session is not None:
             self.session.add(rec)
         elif self._shipper is not None:

@@ -14,6 +14,8 @@ from geventhttpclient import HTTPClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.client.clock import now
+from loadtests.client.tls import Tls
+from loadtests.client.transport import tls_client_options
 from sla.files.run import strip_credentials
 from sla.files.server_metrics import write_server_metrics
 
@@ -73,8 +75,9 @@ class MetricsScraper:
     """Scrapes a Prometheus text endpoint every ``interval_s`` into rows
     ``(scraped_at, name, labels_json, value)``; written as ``server_metrics.parquet``."""
 
-    def __init__(self, url: str, interval_s: float) -> None:
+    def __init__(self, url: str, interval_s: float, *, tls: Tls | None = None) -> None:
         self.url = url
+        self._tls = tls or Tls()
         self._shown_url = strip_credentials(url)  # for run.json and messages
         self._interval_s = interval_s
         self._columns: tuple[list[float], list[str], list[str], list[float]] = ([], [], [], [])
@@ -86,7 +89,9 @@ class MetricsScraper:
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
-        client = HTTPClient.from_url(self.url, connection_timeout=5, network_timeout=5)
+        client = HTTPClient.from_url(
+            self.url, connection_timeout=5, network_timeout=5, **tls_client_options(self._tls)
+        )
         try:
             while True:
                 if not self.scrape_once(client) and self.scrapes == 0:

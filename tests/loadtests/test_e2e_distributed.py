@@ -3,7 +3,10 @@ records reach the master's run directory, so the count on disk equals the reques
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,14 +19,18 @@ from sla.files.verdict import load_verdict
 from sla.objectives import Status
 from sla.verdict import EXIT_INCONCLUSIVE
 from tests.loadtests.conftest import (
+    SCENARIOS,
     SMALL_LOAD,
     SMALL_SERVER_ARGS,
     RunLocust,
     StartLocust,
     assert_server_saw_the_rows,
+    clean_env,
+    free_port,
     server_requests,
     settled_server_requests,
 )
+from tests.loadtests.small_target import MODEL, SmallTarget
 from tests.server_process import ServerProcess, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -178,3 +185,39 @@ def test_a_worker_killed_mid_run_makes_the_run_incomplete_never_a_pass(
     verdict = load_verdict(result.run_dir)
     assert verdict is not None and verdict.status is not Status.PASS
     assert verdict.incomplete == run.incomplete
+
+
+def test_the_master_of_processes_listens_on_loopback_only(tmp_path: Path) -> None:
+    """--processes without --master-bind-host: the workers are local, so is the master's port
+    (start_locust would pass --master-bind-host itself, so this starts its own locust)."""
+    port = free_port()
+    with SmallTarget() as target, (tmp_path / "locust.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(SCENARIOS / "chat.py"), "--headless",
+             "--processes", "2", "--master-bind-port", str(port), "--master-port", str(port),
+             "--host", target.url, "--model", MODEL, "--no-stream", "--scrape-interval", "0",
+             "--run-dir", str(tmp_path / "run"), "-u", "2", "-r", "2", "-t", "4s", *SMALL_LOAD],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=clean_env(None), start_new_session=True,
+        )  # fmt: skip
+        try:
+            seen: set[str] = set()
+
+            def listening() -> bool:
+                seen.update(
+                    c.laddr.ip
+                    for c in psutil.Process(proc.pid).net_connections("inet")
+                    if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                )
+                return bool(seen) or proc.poll() is not None
+
+            wait_until(listening, timeout_s=60)
+            code = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+    output = (tmp_path / "locust.log").read_text(errors="replace")
+    assert seen == {"127.0.0.1"}, output
+    assert code == 0, output
+    assert set(load_run(tmp_path / "run").requests["worker"]) == WORKERS
