@@ -115,12 +115,24 @@ class MasterCollector:
         self.ignored[client_id] = self.ignored.get(client_id, 0) + 1
         return True
 
-    def wait_for(self, workers: set[str], timeout_s: float) -> set[str]:
-        """Wait until each worker said done; returns those that did not in time."""
+    def wait_for(
+        self,
+        workers: set[str],
+        timeout_s: float,
+        gone: Callable[[], set[str]] = set,
+    ) -> set[str]:
+        """Wait until each worker said done; returns those that did not. A worker that
+        ``gone`` names (Locust lost its heartbeat, or it left) is not waited for: its
+        records are not coming, and waiting the whole ``timeout_s`` would only delay the
+        verdict of a run that is incomplete either way."""
         deadline = time.monotonic() + timeout_s
-        while not workers <= self.done.keys() and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            pending = workers - self.done.keys()
+            if not pending or pending <= gone():
+                break
             gevent.sleep(0.05)
         missing = workers - self.done.keys()
         for client_id in missing:
-            log.error("worker %s did not hand over its records in %gs", client_id, timeout_s)
+            log.error("worker %s did not hand over its records (lost, or not in %gs)",
+                      client_id, timeout_s)  # fmt: skip
         return missing

@@ -268,7 +268,9 @@ def _test_stop(environment: Environment, **_: Any) -> None:
             # `quit` later): ask them to stop now so that they hand over their records.
             for client_id in state.workers:
                 runner.send_message("stop", None, client_id=client_id)
-        missing = state.collector.wait_for(state.workers, timeout_s=30.0)
+        missing = state.collector.wait_for(
+            state.workers, 30.0, gone=lambda: _lost(runner, state.workers)
+        )
         state.collector.detach()
         generator["workers"] = list(state.collector.done.values())
         if state.collector.ignored:
@@ -289,6 +291,12 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         print(error_line(session.failure), file=sys.stderr, flush=True)
         return
     _conclude(session.path, meta, state)
+
+
+def _lost(runner: MasterRunner, workers: set[str]) -> set[str]:
+    """Workers the master no longer hears: their heartbeats stopped, or they left its list."""
+    present = {c.id for c in runner.clients.all}
+    return {c.id for c in runner.clients.missing} | (workers - present)
 
 
 def _conclude(path: Path, meta: dict[str, Any], state: RunState) -> None:

@@ -43,3 +43,32 @@ def test_records_from_an_unknown_node_are_ignored_and_logged() -> None:
         "WARNING slabench: ignored 1 records from 'intruder-early': not a worker of this run",
         "WARNING slabench: ignored 1 records from 'intruder': not a worker of this run",
     ], done.stderr
+
+
+WAIT_SCRIPT = textwrap.dedent(
+    """
+    import time
+    from loadtests.harness.distributed import MasterCollector
+
+    collector = MasterCollector()
+    collector.attach(lambda rows: None, {"w1", "w2"})
+    collector.on_done("w1", {"records": 0})
+    t0 = time.monotonic()
+    assert collector.wait_for({"w1", "w2"}, 20.0, gone=lambda: {"w2"}) == {"w2"}
+    lost_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    assert collector.wait_for({"w1", "w2"}, 0.5) == {"w2"}
+    print(f"{lost_s:.3f} {time.monotonic() - t0:.3f}")
+    """
+)
+
+
+def test_a_lost_worker_is_not_waited_for_and_a_silent_one_until_the_timeout() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WAIT_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    lost_s, silent_s = (float(x) for x in done.stdout.split())
+    assert lost_s < 5.0  # not the 20 s timeout: Locust already lost that worker
+    assert silent_s >= 0.5  # a worker still heard from is waited for, up to the timeout
+    assert "did not hand over its records" in done.stderr
