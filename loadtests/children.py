@@ -21,14 +21,16 @@ from collections.abc import Callable
 __all__ = ["die_with_parent", "tied_to_parent"]
 
 _PR_SET_PDEATHSIG = 1
+_SIGTERM = int(signal.SIGTERM)
+# Resolved here, in the parent: between fork and exec the child must not load libraries or
+# import anything (another thread of the parent may have held a lock at the fork).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 def die_with_parent() -> None:
     """In the child, before exec: SIGTERM this process when its parent thread exits."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, _SIGTERM, 0, 0, 0)
 
 
 def tied_to_parent() -> Callable[[], None] | None:

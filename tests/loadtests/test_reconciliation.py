@@ -71,7 +71,9 @@ def test_the_counts_agree_on_a_real_run(
     assert found, result.output
     recorded, measured, warmup, cancelled, late, in_json = map(int, found.groups())
     assert recorded == measured + warmup + cancelled + late
-    assert warmup >= 1 and cancelled >= 1, found.group(0)
+    # Every category is exercised by the synthetic run above; a real run may end with no
+    # request in flight (the users' last answers can all land before the stop).
+    assert warmup >= 1, found.group(0)
     run = load_run(result.run_dir)
     assert recorded == in_json == run.meta["requests"] == len(run.requests)
     s = summarize_run(run)
