@@ -10,13 +10,11 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 pip() { .venv/bin/python -m pip "$@"; }
-# --no-compile: byte-compiling all of torch at install time takes ~15 s on 2 cores; Python
-# compiles the modules that are really imported on first use instead.
 pip install -q --disable-pip-version-check --upgrade pip
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    pip install -q --disable-pip-version-check --no-compile "torch==${TORCH_VERSION}"
+    pip install -q --disable-pip-version-check "torch==${TORCH_VERSION}"
 fi
-pip install -q --disable-pip-version-check --no-compile -e ".[server,test]"
+pip install -q --disable-pip-version-check -e ".[server,test]"
 .venv/bin/python -c "from importlib.metadata import version as v; print('installed: torch', v('torch'), '| aiohttp', v('aiohttp'), '| locust', v('locust'))"
 # `locust --help` runs before any locustfile is imported; this start-up hook lets it list
 # slabench's options too (it does nothing in any other process).
