@@ -6,8 +6,7 @@ from __future__ import annotations
 import math
 
 from reports import RunSummary
-
-_METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "latency_ms", "schedule_lag_ms")
+from sla.spec import LATENCY_METRICS
 
 
 def format_summary(run_dir: str, s: RunSummary) -> str:
@@ -21,7 +20,7 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
     lines.append(reconciliation(s))
     lines.append(f"  {'metric':<16}{'p50':>12}{'p90':>12}{'p99':>12}{'n':>9}")
     for m in s.metrics:
-        if m.metric in _METRICS and m.n and not math.isnan(m.p50):
+        if m.metric in LATENCY_METRICS and m.n and not math.isnan(m.p50):
             lines.append(f"  {m.metric:<16}{m.p50:>12.2f}{m.p90:>12.2f}{m.p99:>12.2f}{m.n:>9}")
     lines += [f"  error x{e.count}: {e.reason}" for e in s.errors[:5]]
     return "\n".join(lines)
