@@ -26,21 +26,16 @@ from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import STEP_ENV, SearchOptions, bundled_by_search
 from loadtests.capacity.search import CapacitySearch
 from loadtests.client.clock import now
+from loadtests.harness.conclude import conclude
 from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
-from loadtests.harness.terminal import format_summary
 from loadtests.workloads.datasets import Dataset, load_dataset
-from reports import RunSummary, summarize_run, write_capacity_report, write_report
+from reports import write_capacity_report
 from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
-from sla.files.run import load_run
-from sla.files.verdict import write_verdict
-from sla.reading import Reading, read_run
 from sla.spec import Spec, load_spec
-from sla.table import format_table
-from sla.verdict import Verdict, evaluate, exit_code
 
 log = logging.getLogger("slabench")
 
@@ -290,75 +285,13 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         state.exit_code = session.failure.exit_code
         print(error_line(session.failure), file=sys.stderr, flush=True)
         return
-    _conclude(session.path, meta, state)
+    conclude(session.path, meta, state)
 
 
 def _lost(runner: MasterRunner, workers: set[str]) -> set[str]:
     """Workers the master no longer hears: their heartbeats stopped, or they left its list."""
     present = {c.id for c in runner.clients.all}
     return {c.id for c in runner.clients.missing} | (workers - present)
-
-
-def _conclude(path: Path, meta: dict[str, Any], state: RunState) -> None:
-    """Read the closed run once, then summarise, judge and render that one reading."""
-    try:
-        reading = read_run(load_run(path))
-    except SlabenchError as exc:
-        log.error("slabench: cannot read back %s: %s", path, exc)
-        if state.spec is not None:
-            state.exit_code = EXIT_USAGE
-        return
-    summary = _summarize(reading)
-    _warn(meta, state)
-    verdict = _judge(reading, state) if state.spec is not None else None
-    if state.options.write_report:
-        _write_html(reading, verdict, summary)
-
-
-def _summarize(reading: Reading) -> RunSummary | None:
-    try:
-        summary = summarize_run(reading)
-    except ValueError as exc:
-        log.error("slabench: could not summarise %s: %s", reading.path, exc)
-        return None
-    print(format_summary(str(reading.path), summary), flush=True)
-    return summary
-
-
-def _judge(reading: Reading, state: RunState) -> Verdict:
-    """--sla: judge the whole run (every worker's records) and decide the exit code."""
-    assert state.spec is not None
-    verdict = evaluate(state.spec, reading)
-    write_verdict(reading.path, verdict)
-    print(format_table(verdict), flush=True)
-    state.exit_code = exit_code(verdict, allow_inconclusive=state.options.sla_allow_inconclusive)
-    return verdict
-
-
-def _write_html(reading: Reading, verdict: Verdict | None, summary: RunSummary | None) -> None:
-    """The HTML report; a failure here is logged and never changes the exit code."""
-    try:
-        written = write_report(reading, verdict, summary=summary)
-    except (SlabenchError, OSError, ValueError) as exc:
-        log.error("slabench: no report.html for %s: %s", reading.path, exc)
-        return
-    print(f"slabench: report {written}", flush=True)
-
-
-def _warn(meta: dict[str, Any], state: RunState) -> None:
-    if meta.get("generator", {}).get("saturated"):
-        print(
-            "slabench: WARNING: the load generator was saturated (CPU >= 90% of a core for "
-            "much of the run); its latencies are not trustworthy. Use --processes or less "
-            "load.",
-            flush=True,
-        )
-    if state.embedded is not None and not state.embedded.alive():
-        print(
-            "slabench: WARNING: the bundled reference server exited during the run:\n"
-            + "".join(list(state.embedded.output)[-10:]),
-            flush=True,
-        )
 
 
 def _worker_quitting(environment: Environment, **_: Any) -> None:

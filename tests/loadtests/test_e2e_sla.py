@@ -90,7 +90,7 @@ import collections
 import dashboards.windows
 import reports.render
 import sla.reading
-from loadtests.harness import events
+from loadtests.harness import conclude
 from loadtests.scenarios.chat import *  # noqa: F403  (the scenario's user class)
 
 CALLS = collections.Counter()
@@ -106,10 +106,10 @@ def counted(module, name):
     setattr(module, name, wrapper)
 
 
-for module, name in [(events, "load_run"), (reports.render, "load_run"),
+for module, name in [(conclude, "load_run"), (reports.render, "load_run"),
                      (sla.reading, "with_request_metrics"),
                      (dashboards.windows, "with_request_metrics"),
-                     (events, "summarize_run"), (events, "evaluate")]:
+                     (conclude, "summarize_run"), (conclude, "evaluate")]:
     counted(module, name)
 atexit.register(lambda: print("END-OF-RUN CALLS", dict(sorted(CALLS.items())), flush=True))
 '''
