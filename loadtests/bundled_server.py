@@ -59,7 +59,12 @@ class ServerProcess:
         ready = threading.Event()
         self._reader = threading.Thread(target=self._pump, args=(ready,), daemon=True)
         self._reader.start()
-        if not ready.wait(self.startup_timeout_s) or not self.url:
+        try:
+            started = ready.wait(self.startup_timeout_s)
+        except BaseException:  # a stop signal while it starts (in a locust, see harness.stopping)
+            self.stop()
+            raise
+        if not started or not self.url:
             self.stop()
             tail = "".join(list(self.output)[-20:]).strip()
             raise ServerStartError(f"the reference server did not start: {tail or 'no output'}")

@@ -8,17 +8,24 @@ generator or server behind. Elsewhere it does nothing.
 The kernel ties the child to the *thread* that started it, so ``tied_to_parent()`` gives
 the hook only on the main thread (whose end is the process's end): a child started from a
 helper thread (a test restarting a server) outlives that thread, as before.
+
+``tie_forks(True)`` does the same for children forked without exec: Locust forks its
+``--processes`` workers from the main thread after importing the locustfile and before
+``init``, and without this a master that ended early (a Ctrl-C while it started) would leave
+them waiting for it for a minute.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
-__all__ = ["die_with_parent", "tied_to_parent"]
+__all__ = ["die_with_parent", "tie_forks", "tied_to_parent"]
 
 _PR_SET_PDEATHSIG = 1
 _SIGTERM = int(signal.SIGTERM)
@@ -37,3 +44,29 @@ def tied_to_parent() -> Callable[[], None] | None:
     """``preexec_fn`` for a child that must end with this process: ``die_with_parent`` on
     the main thread, None on any other."""
     return die_with_parent if threading.current_thread() is threading.main_thread() else None
+
+
+@dataclass
+class _Forks:
+    tied: bool = False
+    hooked: bool = False
+    parent: int = 0
+
+
+_FORKS = _Forks()
+
+
+def tie_forks(tied: bool) -> None:
+    """While ``tied``, every child this process forks runs ``die_with_parent`` (call it on
+    the main thread: the child is tied to the thread that forks)."""
+    if tied and not _FORKS.hooked:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _FORKS.hooked = True
+    _FORKS.tied, _FORKS.parent = tied, os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    if _FORKS.tied:
+        die_with_parent()
+        if os.getppid() != _FORKS.parent:  # the parent ended before the hook was set
+            os.kill(os.getpid(), _SIGTERM)

@@ -27,14 +27,10 @@ established.
 from __future__ import annotations
 
 import math
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-import gevent
 
 from loadtests.capacity.judging import Judged, errored, judge_segments
 from loadtests.capacity.options import SearchOptions
@@ -102,7 +98,6 @@ class CapacitySearch:
     def run(self) -> int:
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         self.progress.started(self.spec, self.target_url, self.min_samples, self.sweep_dir)
-        handlers = self._install_signals()
         finish: Finish
         code = None
         try:
@@ -111,9 +106,6 @@ class CapacitySearch:
             finish = Finish("interrupted", str(exc))
         except StepUsageError as exc:
             finish, code = Finish("interrupted", f"a step rejected its options: {exc}"), EXIT_USAGE
-        finally:
-            for handler in handlers:
-                handler.cancel()
         result = self.result(finish)
         path = write_capacity(self.sweep_dir, result)
         self.progress.result(result, path)
@@ -283,11 +275,10 @@ class CapacitySearch:
     def elapsed_s(self) -> float:
         return time.monotonic() - self._clock0
 
-    def _install_signals(self) -> list[Any]:
-        return [
-            gevent.signal_handler(sig, self.steps.interrupt)
-            for sig in (signal.SIGINT, signal.SIGTERM)
-        ]
+    def interrupt(self) -> None:
+        """A stop signal (its process hands them over here): stop the step in flight, which
+        keeps its records, and end the search with what it established."""
+        self.steps.interrupt()
 
     def _wait_for_target(self) -> None:
         if self.steps.wait_for_target(_TARGET_WAIT_S):

@@ -54,9 +54,10 @@ def execute(
     ids = _Ids(req, request_id, worker, scheduled_at, now())
     try:
         rec = _attempt(transport, ids, timeouts)
-    except (gevent.GreenletExit, KeyboardInterrupt):
-        # Locust kills users when a test stops, and Ctrl-C can land in any greenlet: the
-        # request may have reached the server, so keep its row and say why it ended.
+    except gevent.GreenletExit:
+        # Locust kills users when a test stops (a stop signal never lands here: see
+        # harness.stopping): the request may have reached the server, so keep its row and
+        # say why it ended.
         on_record(_failed(ids, CANCELLED))
         raise
     on_record(rec)

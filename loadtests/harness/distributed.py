@@ -21,6 +21,7 @@ from sla.files.run import REQUEST_COLUMNS, RequestRecord
 RECORDS = "slabench_records"
 DONE = "slabench_done"
 PLAN = "slabench_plan"
+STOP = "slabench_stop"  # the master's test stopped: hand over the rest
 
 log = logging.getLogger("slabench")
 _row = attrgetter(*REQUEST_COLUMNS)

@@ -5,6 +5,12 @@ it. Each listener finds this process's run state on the ``Environment`` it is ha
 Roles: a *local* process (plain ``locust``) both sends requests and writes the run
 directory; in distributed mode *workers* send requests and ship records, and the *master*
 writes the run directory.
+
+Stop signals (SIGINT, SIGTERM) are handled by ``harness.stopping``, installed here: before
+the test they end the process in one line; once ``init`` is done, Locust's shutdown runs
+``quitting``, which closes the run directory. Locust may run that shutdown twice at once (its
+SIGTERM handler beside a Ctrl-C), so the stop is idempotent: one greenlet closes the run
+(``_test_stop``), and ``quitting`` waits until it is closed (``RunState.closed``).
 """
 
 from __future__ import annotations
@@ -25,19 +31,34 @@ from locust.runners import MasterRunner, WorkerRunner
 from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import STEP_ENV, SearchOptions, bundled_by_search
 from loadtests.capacity.search import CapacitySearch
+from loadtests.children import tie_forks
 from loadtests.client.clock import now
 from loadtests.harness.conclude import conclude
-from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
+from loadtests.harness.stopping import (
+    STOPPER,
+    quitting_first,
+    wait_closed,
+)
+from loadtests.harness.workers import (
+    collect_from_workers,
+    hand_over,
+    listen_to_master,
+    plan_workers,
+    stop_starting,
+    wait_for_workers,
+)
 from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import write_capacity_report
 from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
 from sla.spec import Spec, load_spec
 
 log = logging.getLogger("slabench")
+STOPPER.install()
+tie_forks(True)  # Locust forks its --processes workers next, before `init`
 
 
 def _fail(exc: SlabenchError) -> None:
@@ -52,6 +73,15 @@ def _options(parser: Any, **_: Any) -> None:
 
 @events.init.add_listener
 def _init(environment: Environment, **_: Any) -> None:
+    tie_forks(False)
+    STOPPER.worker = isinstance(environment.runner, WorkerRunner)
+    _initialise(environment)  # a stop signal meanwhile ends the process (harness.stopping)
+    # Added last, so that `quitting` (which runs its listeners in reverse) runs it first.
+    environment.events.quitting.add_listener(quitting_first)
+    STOPPER.initialised = True
+
+
+def _initialise(environment: Environment) -> None:
     runner = environment.runner
     assert runner is not None, "Locust creates the runner before firing init"
     is_worker = isinstance(runner, WorkerRunner)
@@ -73,9 +103,11 @@ def _init(environment: Environment, **_: Any) -> None:
         environment.shape_class = ConfiguredShape(state.options.shape)
         environment.shape_class.runner = runner
     if isinstance(runner, MasterRunner):
-        state.collector = _collect_from_workers(runner)
+        state.collector = collect_from_workers(runner)
     if isinstance(runner, WorkerRunner):
-        _listen_to_master(environment, runner)
+        listen_to_master(environment, runner)
+    if isinstance(runner, MasterRunner):
+        wait_for_workers(runner, environment.parsed_options)
     # Until Locust starts the test the gevent loop has not run, so its cached clock still
     # reads the moment the hub was created (before imports, the dataset, the embedded
     # server...): timers started from it, `-t/--run-time` included, would fire that much early.
@@ -106,7 +138,7 @@ def _build_state(
         state.spec = spec
         attach_run_state(environment, state)
         state.validate_user_classes()
-    except SlabenchError:
+    except BaseException:  # a user error, or a stop signal while the dataset loads
         if embedded is not None:
             embedded.stop()
         raise
@@ -125,35 +157,6 @@ def _load_dataset(options: LoadOptions, *, bundled: bool) -> Dataset:
     )
 
 
-def _collect_from_workers(runner: MasterRunner) -> MasterCollector:
-    """On the master: gather the records and the `done` notes the workers send."""
-    collector = MasterCollector()
-
-    def on_records(environment: Environment, msg: Any, **_: Any) -> None:
-        collector.on_records(msg.node_id, msg.data["rows"])
-
-    def on_done(environment: Environment, msg: Any, **_: Any) -> None:
-        collector.on_done(msg.node_id, msg.data)
-
-    runner.register_message(RECORDS, on_records)
-    runner.register_message(DONE, on_done)
-    return collector
-
-
-def _listen_to_master(environment: Environment, runner: WorkerRunner) -> None:
-    """On a worker: take this worker's share of the load from the master's plan."""
-
-    def on_plan(environment: Environment, msg: Any, **_: Any) -> None:
-        run_state(environment).set_plan(Plan(**msg.data))
-
-    runner.register_message(PLAN, on_plan)
-    # Added after the runner's own `quitting` listener, which tells the master that this
-    # worker quit; `quitting` runs its listeners in reverse, so this one ships every
-    # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and
-    # a master that hears of its last worker quitting stops listening to the workers.)
-    environment.events.quitting.add_listener(_worker_quitting)
-
-
 def _capacity_search(
     environment: Environment, state: RunState, search: SearchOptions, spec: Spec
 ) -> None:
@@ -164,7 +167,7 @@ def _capacity_search(
     sweep = fresh_dir(Path(run_dir)) if run_dir else default_run_dir(f"{scenario}-capacity")
     code = EXIT_USAGE
     try:
-        code = CapacitySearch(
+        capacity = CapacitySearch(
             options=search,
             spec=spec,
             target_url=environment.host or "",
@@ -174,7 +177,9 @@ def _capacity_search(
             bundled=state.embedded is not None,
             seed=state.options.seed,
             local_master=isinstance(environment.runner, MasterRunner),
-        ).run()
+        )
+        STOPPER.hand_over(capacity.interrupt)  # a signal stops the step, the search ends
+        code = capacity.run()
         _write_capacity_html(sweep)
     finally:
         if isinstance(environment.runner, MasterRunner):
@@ -204,15 +209,23 @@ def _start_embedded(options: LoadOptions) -> ServerProcess:
 
 @events.test_start.add_listener
 def _test_start(environment: Environment, **_: Any) -> None:
+    if STOPPER.stopping:
+        # The process is ending (a stop signal came while Locust was about to start the
+        # test): end Locust's start here, before any user is spawned, so that no request
+        # goes out that no run directory records.
+        raise gevent.GreenletExit
     # Everything alive now lives for the whole run: keep the collector from rescanning it,
     # which otherwise pauses every greenlet (and lands on measured latencies) for ~50 ms.
     gc.collect()
     gc.freeze()
     state = run_state(environment)
+    state.stopping_at = None
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         state.start_worker()
         return
+    state.closed.clear()
+    state.tests += 1
     state.session = RunSession(
         options=state.options,
         scenario=_scenario_name(environment),
@@ -226,13 +239,7 @@ def _test_start(environment: Environment, **_: Any) -> None:
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
     bundled = state.embedded is not None or bundled_by_search()
     if isinstance(runner, MasterRunner):
-        assert state.collector is not None
-        workers = sorted(c.id for c in runner.clients.all)
-        state.workers = set(workers)
-        state.collector.attach(state.session.add_rows, state.workers)
-        for index, client_id in enumerate(workers):
-            plan = {"index": index, "count": len(workers), "t0": t0, "bundled": bundled}
-            runner.send_message(PLAN, plan, client_id=client_id)
+        plan_workers(runner, state, state.session, Plan(0, 1, t0, bundled))
     else:
         state.set_plan(Plan(index=0, count=1, t0=t0, bundled=bundled))
         state.start_local()
@@ -241,7 +248,10 @@ def _test_start(environment: Environment, **_: Any) -> None:
 @events.test_stopping.add_listener
 def _test_stopping(environment: Environment, **_: Any) -> None:
     state = run_state(environment)
-    state.stopping_at = now()
+    if state.stopping_at is None:  # the first stop of this test (a second one may overlap)
+        state.stopping_at = now()
+    if isinstance(environment.runner, MasterRunner):
+        stop_starting(state)
     state.stop_dispatcher()
 
 
@@ -251,27 +261,21 @@ def _test_stop(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
         state.finish_worker()
         return
-    session = state.session
+    session, state.session = state.session, None
     if session is None:
-        return
-    state.session = None
+        return  # no test, or another greenlet is closing it
+    try:
+        _close(environment, state, session)
+    finally:
+        state.closed.set()
+
+
+def _close(environment: Environment, state: RunState, session: RunSession) -> None:
+    """Close the run directory with every record (the workers' too), then conclude it."""
     generator: dict[str, Any] = {"workers": []}
     runner = environment.runner
     if isinstance(runner, MasterRunner) and state.collector is not None:
-        if runner.user_count:
-            # Locust's quit() stops the master without telling the workers (it sends them
-            # `quit` later): ask them to stop now so that they hand over their records.
-            for client_id in state.workers:
-                runner.send_message("stop", None, client_id=client_id)
-        missing = state.collector.wait_for(
-            state.workers, 30.0, gone=lambda: _lost(runner, state.workers)
-        )
-        state.collector.detach()
-        generator["workers"] = list(state.collector.done.values())
-        if state.collector.ignored:
-            generator["ignored_nodes"] = dict(state.collector.ignored)
-        if missing:
-            generator["missing_workers"] = sorted(missing)
+        generator = hand_over(runner, state)
     else:
         generator["local"] = state.finish_local()
     meta = session.close(
@@ -288,17 +292,6 @@ def _test_stop(environment: Environment, **_: Any) -> None:
     conclude(session.path, meta, state)
 
 
-def _lost(runner: MasterRunner, workers: set[str]) -> set[str]:
-    """Workers the master no longer hears: their heartbeats stopped, or they left its list."""
-    present = {c.id for c in runner.clients.all}
-    return {c.id for c in runner.clients.missing} | (workers - present)
-
-
-def _worker_quitting(environment: Environment, **_: Any) -> None:
-    if environment.runner is not None:
-        environment.runner.stop()  # test_stop ships the records and the `done` note
-
-
 @events.quitting.add_listener
 def _quitting(environment: Environment, **_: Any) -> None:
     # Locust fires `quitting` before it stops a running test (SIGTERM, Ctrl-C): stop it
@@ -309,6 +302,9 @@ def _quitting(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if runner is not None and state.session is not None:
         runner.stop()
+    wait_closed(state)
+    if STOPPER.signum is not None and not state.tests and not isinstance(runner, WorkerRunner):
+        state.exit_code = STOPPER.stopped_before_test()
     if state.embedded is not None:
         state.embedded.stop()
     if state.exit_code is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gevent
+from gevent.event import Event
 from gevent.pool import Pool
 from locust.env import Environment
 from locust.runners import WorkerRunner
@@ -87,6 +88,13 @@ class RunState:
         self.collector: MasterCollector | None = None
         self.workers: set[str] = set()
         self.stopping_at: float | None = None
+        # Set while no test of this process is open: its run directory closed (master, local)
+        # or its records shipped (worker). A stop waits on it (harness.events._wait_closed).
+        self.closed = Event()
+        self.closed.set()
+        self.tests = 0  # tests started in this process
+        self._finishing = False
+        self.starter: Any = None  # master: the greenlet that fired test_start (Locust's start)
         self.plan = Plan(0, 1, 0.0)
         self._prompts: Iterator[Prompt] | None = None
         self._builders: dict[UserClass, RequestBuilder] = {}
@@ -259,6 +267,8 @@ class RunState:
     def start_worker(self) -> None:
         runner = self.environment.runner
         assert isinstance(runner, WorkerRunner)
+        self.closed.clear()
+        self.tests += 1
         self.dropped = 0
         self._shipper = WorkerShipper(runner.send_message)
         self._cpu = CpuMonitor()
@@ -266,12 +276,25 @@ class RunState:
         if self.options.open_loop:
             self._start_dispatcher()
 
+    @property
+    def worker_test_open(self) -> bool:
+        """A worker's test started and its records are not all shipped yet."""
+        return self._shipper is not None or self._finishing
+
     def finish_worker(self) -> None:
-        self.stop_dispatcher()
-        cpu = self._cpu.stop() if self._cpu else {}
-        if self._shipper is not None:
+        """Ship the rest of the records and the `done` note; a second call while the first
+        is under way (two stops at once) returns at once, and the stop waits on ``closed``."""
+        if self._finishing or self._shipper is None:
+            return
+        self._finishing = True
+        try:
+            self.stop_dispatcher()
+            cpu = self._cpu.stop() if self._cpu else {}
             self._shipper.close({"worker": self.label, "dropped": self.dropped, "cpu": cpu})
             self._shipper = None
+        finally:
+            self._finishing = False
+            self.closed.set()
 
     def dropped_total(self, generator: dict[str, Any]) -> int:
         senders = [generator["local"]] if "local" in generator else generator.get("workers", [])

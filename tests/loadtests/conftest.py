@@ -10,7 +10,10 @@ run directory with ``sla.files.run.load_run``.
         run = load_run(result.run_dir)
 
 Each locust starts in a session of its own, so that a timeout can stop it together with the
-workers (``--processes``) or the embedded server it forked, and nothing else.
+workers (``--processes``) or the embedded server it forked, and nothing else. It starts with
+SIGINT at its default, as from a terminal, whatever this pytest was handed (a CI runner that
+starts its commands as background jobs of a shell hands them SIGINT ignored), unless the test
+asks for it ignored.
 """
 
 from __future__ import annotations
@@ -101,7 +104,11 @@ class LocustProcess:
 
 class StartLocust(Protocol):
     def __call__(
-        self, scenario: str, *args: str, env: Mapping[str, str] | None = None
+        self,
+        scenario: str,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        sigint_ignored: bool = False,
     ) -> LocustProcess: ...
 
 
@@ -123,6 +130,19 @@ def free_port() -> int:
     return port
 
 
+@contextlib.contextmanager
+def child_sigint(ignored: bool) -> Iterator[None]:
+    """Start children (in this block) with SIGINT ignored, or at its default: exec resets a
+    handled signal to its default and keeps an ignored one ignored. Main thread only."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 def clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     """The test's environment without options a developer's shell may have set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLABENCH_", "LOCUST_"))}
@@ -136,11 +156,17 @@ def start_locust(tmp_path: Path) -> Iterator[StartLocust]:
     """Start ``locust -f loadtests/scenarios/<scenario>.py --headless <args>`` in ``tmp_path``.
 
     ``--run-dir`` is added (``tmp_path/run``, then ``run-2``...) unless ``args`` has one.
-    Every locust still running at the end of the test is stopped.
+    ``sigint_ignored``: the locust inherits SIGINT ignored (else at its default). Every locust
+    still running at the end of the test is stopped.
     """
     started: list[LocustProcess] = []
 
-    def start(scenario: str, *args: str, env: Mapping[str, str] | None = None) -> LocustProcess:
+    def start(
+        scenario: str,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        sigint_ignored: bool = False,
+    ) -> LocustProcess:
         n = len(started) + 1
         run_dir = tmp_path / ("run" if n == 1 else f"run-{n}")
         extra: tuple[str, ...] = ()
@@ -156,7 +182,7 @@ def start_locust(tmp_path: Path) -> Iterator[StartLocust]:
             extra += ("--master-host", "127.0.0.1", "--master-port", port)
         log = tmp_path / f"locust-{n}.log"
         cmd = [sys.executable, "-m", "locust", "-f", str(SCENARIOS / f"{scenario}.py")]
-        with log.open("wb") as out:
+        with log.open("wb") as out, child_sigint(sigint_ignored):
             proc = subprocess.Popen(
                 [*cmd, "--headless", *args, *extra],
                 cwd=tmp_path,
