@@ -164,7 +164,7 @@ def test_a_worker_killed_mid_run_makes_the_run_incomplete_never_a_pass(
     server = start_server()
     locust = start_locust(
         "chat",
-        *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "10s"),
+        *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "6s"),
         *("--sla", str(REPO / "sla/examples/smoke.yaml"), "--sla-allow-inconclusive"),
         *SMALL_LOAD,
     )
