@@ -30,7 +30,6 @@ from loadtests.recording.recorder import (
 )
 from sla.errors import SlabenchError
 from sla.files.run import RequestRecord, strip_credentials
-from sla.files.server_metrics import SERVER_METRICS_FILE
 
 log = logging.getLogger("slabench")
 
@@ -128,7 +127,9 @@ class RunSession:
         self.scraper: MetricsScraper | None = None
         if options.scrape_interval_s > 0:
             url = options.scrape_url or metrics_url(target_url)
-            self.scraper = MetricsScraper(url, options.scrape_interval_s, tls=options.tls)
+            self.scraper = MetricsScraper(
+                url, options.scrape_interval_s, self.path, tls=options.tls
+            )
             self.scraper.start()
         self.meta = start_run_json(
             self.path,
@@ -176,8 +177,8 @@ class RunSession:
     ) -> dict[str, Any]:
         """``generator`` holds the CPU summaries of the processes that sent requests."""
         master_cpu = self.cpu.stop()
-        scrape = self.scraper.stop(self.path / SERVER_METRICS_FILE) if self.scraper else None
-        count = self._close_recorder()
+        count = self._close_recorder()  # first: the requests matter more than the samples
+        scrape = self.scraper.stop() if self.scraper else None
         if "local" in generator:  # one process both sent the requests and ran this monitor
             senders = [{**generator["local"], "cpu": master_cpu}]
         else:
