@@ -52,8 +52,10 @@ class PartsWriter:
     """Rows of ``schema`` written to ``parts_dir`` in bounded memory (see the module doc).
 
     ``noun`` names the rows in messages ("requests"); ``dictionary`` lists the
-    low-cardinality string columns worth dictionary-encoding. ``parts_dir`` is created
-    with the first part.
+    low-cardinality columns worth dictionary-encoding; ``group_rows`` is the least number of
+    rows of a row group of the merged file (parts are gathered until they reach it: that
+    many rows in memory at the merge; 1 keeps each part a row group). ``parts_dir`` is
+    created with the first part.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class PartsWriter:
         part_rows: int,
         batch_rows: int,
         dictionary: Sequence[str] = (),
+        group_rows: int = 1,
     ) -> None:
         if part_rows < 1 or batch_rows < 1:
             raise ValueError(
@@ -76,6 +79,7 @@ class PartsWriter:
         self._part_rows = part_rows
         self._batch_rows = min(batch_rows, part_rows)
         self._dictionary = list(dictionary)
+        self._group_rows = group_rows
         # The buffer, one list per column: its owner may append to these lists directly
         # (then call ``added``), the fastest way on a hot path.
         self.columns: list[list[Any]] = [[] for _ in schema]
@@ -206,7 +210,7 @@ class PartsWriter:
             return self.count
         self.finish_part()
         try:
-            merge_parts(self.parts_dir, target, self._schema, self._dictionary)
+            merge_parts(self.parts_dir, target, self._schema, self._dictionary, self._group_rows)
         except OSError as exc:
             self._failed = RecordingError(
                 f"cannot merge the {self._noun} of {self.parts_dir.parent}: {exc} "
@@ -218,9 +222,15 @@ class PartsWriter:
 
 
 def merge_parts(
-    parts_dir: Path, target: Path, schema: pa.Schema, dictionary: Sequence[str] = ()
+    parts_dir: Path,
+    target: Path,
+    schema: pa.Schema,
+    dictionary: Sequence[str] = (),
+    group_rows: int = 1,
 ) -> int:
-    """Stream the parts of ``parts_dir`` into ``target`` one part at a time; return rows.
+    """Stream the parts of ``parts_dir`` into ``target``; return rows. Parts are read one
+    at a time and written as row groups of at least ``group_rows`` rows (1: each part one
+    row group), so memory holds one part, or ``group_rows`` rows.
 
     ``target`` appears atomically and complete (empty when there are no parts);
     ``parts_dir`` is removed afterwards. Also usable to finish a run whose recorder was
@@ -232,13 +242,19 @@ def merge_parts(
         with pq.ParquetWriter(
             tmp, schema, use_dictionary=list(dictionary), compression=FINAL_COMPRESSION
         ) as writer:
+            group: list[pa.Table] = []
+            in_group = 0
             for part in part_paths(parts_dir):
                 # One thread, no pre-buffering: decoding in parallel bought no speed here but
                 # kept per-thread allocator caches alive, which raised the peak RSS by ~25 MB.
-                # A part (written in small row groups) becomes one row group of the result.
-                table = pq.ParquetFile(part, pre_buffer=False).read(use_threads=False)
-                writer.write_table(table, row_group_size=max(1, table.num_rows))
-                rows += table.num_rows
+                group.append(pq.ParquetFile(part, pre_buffer=False).read(use_threads=False))
+                in_group += group[-1].num_rows
+                if in_group >= group_rows:
+                    _write_group(writer, group)
+                    rows += in_group
+                    group, in_group = [], 0
+            _write_group(writer, group)
+            rows += in_group
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)  # the parts stay: the readers read them
@@ -246,6 +262,13 @@ def merge_parts(
     if parts_dir.exists():
         shutil.rmtree(parts_dir)
     return rows
+
+
+def _write_group(writer: pq.ParquetWriter, tables: list[pa.Table]) -> None:
+    """``tables`` (parts written in small row groups) as one row group of the result."""
+    if tables:
+        table = pa.concat_tables(tables)
+        writer.write_table(table, row_group_size=max(1, table.num_rows))
 
 
 def temp_path(target: Path) -> Path:

@@ -41,7 +41,9 @@ log = logging.getLogger("slabench")
 
 NOUN = "server-metrics samples"
 SCRAPES_PER_PART = 5  # a hard kill loses at most the samples of the last 5 scrapes
-_DICTIONARY_COLUMNS = ["name", "labels"]  # the same few names and label sets every scrape
+# Every column repeats: the names and label sets every scrape, the time within a scrape,
+# many values from one scrape to the next.
+_DICTIONARY_COLUMNS = SERVER_METRICS_SCHEMA.names
 
 
 class ScrapeRecorder:
@@ -65,6 +67,7 @@ class ScrapeRecorder:
             part_rows=part_rows,
             batch_rows=batch_rows,
             dictionary=_DICTIONARY_COLUMNS,
+            group_rows=part_rows,  # parts of 5 scrapes are small: gather them at the merge
         )
         self._scrapes_per_part = scrapes_per_part
         self.scrapes = 0

@@ -76,7 +76,7 @@ def test_a_file_size_limit_stops_the_run_with_one_line_and_counts_that_add_up(
     run_dir = tmp_path / "run"
     locust = [
         *("-m", "locust", "-f", str(SCENARIOS / "chat.py"), "--headless"),
-        *("-u", str(USERS), "-r", str(USERS), "-t", "3s", "--run-dir", str(run_dir)),
+        *("-u", str(USERS), "-r", str(USERS), "-t", "2s", "--run-dir", str(run_dir)),
         *("--model", "m", "--input-len", "fixed:8", "--output-len", "fixed:32"),
         *("--scrape-interval", "0.5", "--no-report"),
     ]

@@ -64,6 +64,7 @@ def test_the_buffer_never_holds_more_than_a_batch(tmp_path: Path) -> None:
     assert writer.written == 480  # four parts of 120; the part in progress is not counted
     assert writer.close(tmp_path / "x.parquet") == added
     assert pq.read_table(tmp_path / "x.parquet")["i"].to_pylist() == list(range(added))
+    assert pq.read_metadata(tmp_path / "x.parquet").num_row_groups == 5  # a part each
     assert not writer.parts_dir.exists()
 
 
@@ -89,6 +90,7 @@ def test_scrapes_reach_disk_in_parts_and_close_into_one_file(tmp_path: Path) -> 
 
     assert not (tmp_path / SERVER_METRICS_PARTS_DIR).exists()
     assert pq.read_schema(tmp_path / SERVER_METRICS_FILE).equals(SERVER_METRICS_SCHEMA)
+    assert pq.read_metadata(tmp_path / SERVER_METRICS_FILE).num_row_groups == 1  # 4 parts
     got = read_server_metrics(tmp_path, SlabenchError)
     assert got is not None and len(got) == 10 * SAMPLES_PER_SCRAPE
     assert got["scraped_at"].is_monotonic_increasing
