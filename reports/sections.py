@@ -91,7 +91,7 @@ def warnings(run: Run) -> Markup:
         )
     scrape = meta.get("server_metrics")
     if isinstance(scrape, Mapping) and scrape.get("problem"):
-        out.append(f"Server metrics could not be scraped: {scrape['problem']}")
+        out.append(f"Server metrics are missing or incomplete: {scrape['problem']}")
     return join(Markup(f'<div class="warning bad" role="alert">{esc(w)}</div>') for w in out)
 
 

@@ -75,7 +75,9 @@ class RunSummary:
     ``late`` (started after ``ended_at``) and ``unstarted`` (no start time): see
     ``accounted``. ``dropped`` comes from run.json (open-loop sends dropped at the in-flight
     bound, recorded as failed rows, so already in those counts), None when absent;
-    ``run_json_requests`` is run.json ``requests`` (None when absent). The counts are of
+    ``run_json_requests`` is run.json ``requests`` (None when absent), of which
+    ``run_json_not_written`` (run.json ``requests_not_written``, None when absent) could not
+    be written when a write failed: the file holds the rest. The counts are of
     requests started in the window; the rates (``*_per_s``) of requests that ended in it
     (``sla.reading.Reading.completed``)."""
 
@@ -100,6 +102,7 @@ class RunSummary:
     late: int = 0
     unstarted: int = 0
     run_json_requests: int | None = None
+    run_json_not_written: int | None = None
 
     @property
     def accounted(self) -> int:
@@ -140,6 +143,7 @@ def summarize_run(run: Run | Reading) -> RunSummary:
         late=reading.late_rows,
         unstarted=reading.unstarted_rows,
         run_json_requests=_count(requests),
+        run_json_not_written=_count(reading.meta.get("requests_not_written")),
     )
 
 

@@ -31,7 +31,7 @@ from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
-from loadtests.harness.terminal import format_summary
+from loadtests.harness.terminal import format_summary, written_counts
 from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import RunSummary, summarize_run, write_capacity_report, write_report
 from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
@@ -289,6 +289,7 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         # Not judged: what was written is readable (load_run), but it is not the run.
         state.exit_code = session.failure.exit_code
         print(error_line(session.failure), file=sys.stderr, flush=True)
+        print(written_counts(session.path), flush=True)
         return
     _conclude(session.path, meta, state)
 

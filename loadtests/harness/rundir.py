@@ -30,7 +30,6 @@ from loadtests.recording.recorder import (
 )
 from sla.errors import SlabenchError
 from sla.files.run import RequestRecord, strip_credentials
-from sla.files.server_metrics import SERVER_METRICS_FILE
 
 log = logging.getLogger("slabench")
 
@@ -123,12 +122,15 @@ class RunSession:
         self.recorder = RequestRecorder(self.path)
         self.failure: RecordingError | None = None
         self.on_failure: Callable[[], None] | None = None  # called once, in a greenlet
+        self.refused = 0  # requests that ended after a failed write: counted, not recorded
         self.cpu = CpuMonitor()
         self.cpu.start()
         self.scraper: MetricsScraper | None = None
         if options.scrape_interval_s > 0:
             url = options.scrape_url or metrics_url(target_url)
-            self.scraper = MetricsScraper(url, options.scrape_interval_s, tls=options.tls)
+            self.scraper = MetricsScraper(
+                url, options.scrape_interval_s, self.path, tls=options.tls
+            )
             self.scraper.start()
         self.meta = start_run_json(
             self.path,
@@ -146,18 +148,22 @@ class RunSession:
         )
 
     def add(self, rec: RequestRecord) -> None:
-        if self.failure is None:
-            try:
-                self.recorder.add(rec)
-            except RecordingError as exc:
-                self._failed(exc)
+        if self.failure is not None:
+            self.refused += 1
+            return
+        try:
+            self.recorder.add(rec)
+        except RecordingError as exc:
+            self._failed(exc)
 
     def add_rows(self, rows: list[Any]) -> None:
-        if self.failure is None:
-            try:
-                self.recorder.add_rows(rows)
-            except RecordingError as exc:
-                self._failed(exc)
+        if self.failure is not None:
+            self.refused += len(rows)
+            return
+        try:
+            self.recorder.add_rows(rows)
+        except RecordingError as exc:
+            self._failed(exc)
 
     def _failed(self, exc: RecordingError, *, stop: bool = True) -> None:
         """A write failed: the run cannot be recorded, so it ends (``on_failure``; the
@@ -176,8 +182,8 @@ class RunSession:
     ) -> dict[str, Any]:
         """``generator`` holds the CPU summaries of the processes that sent requests."""
         master_cpu = self.cpu.stop()
-        scrape = self.scraper.stop(self.path / SERVER_METRICS_FILE) if self.scraper else None
-        count = self._close_recorder()
+        count = self._close_recorder()  # first: the requests matter more than the samples
+        scrape = self.scraper.stop() if self.scraper else None
         if "local" in generator:  # one process both sent the requests and ran this monitor
             senders = [{**generator["local"], "cpu": master_cpu}]
         else:
@@ -189,6 +195,7 @@ class RunSession:
                 "status": status if self.failure is None else "write_failed",
                 "ended_at": ended_at,
                 "requests": count,
+                "requests_not_written": count - self.recorder.written,
                 "generator": {
                     "processes": senders,
                     "master_cpu": None if "local" in generator else master_cpu,
@@ -202,11 +209,12 @@ class RunSession:
         return self.meta
 
     def _close_recorder(self) -> int:
-        """The count of requests recorded; after a failed write, those the parts hold are
-        what remains (the buffered rest could not be written)."""
+        """The count of requests that ended during the run. After a failed write it includes
+        those that could not be written: the buffered rows, and the requests that ended
+        after the failure (``refused``); the complete parts hold ``recorder.written``."""
         if self.failure is None:
             try:
                 return self.recorder.close()
             except RecordingError as exc:
                 self._failed(exc, stop=False)
-        return self.recorder.count
+        return self.recorder.count + self.refused

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from reports import RunSummary
+from reports import RunSummary, summarize_run
+from sla.errors import SlabenchError
+from sla.files.run import load_run
 from sla.spec import LATENCY_METRICS
 
 
@@ -27,7 +30,9 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
 
 
 def reconciliation(s: RunSummary) -> str:
-    """One line: every recorded row in exactly one category, and run.json's count beside."""
+    """One line: every recorded row in exactly one category, and run.json's count beside
+    (after a failed write, the requests that ended but could not be written: run.json
+    ``requests`` = the rows + those)."""
     parts = [f"measured {s.measured}", f"warm-up {s.warmup}", f"cancelled {s.cancelled}"]
     parts.append(f"after the end {s.late}")
     if s.unstarted:
@@ -36,8 +41,22 @@ def reconciliation(s: RunSummary) -> str:
     if s.accounted != s.recorded:
         line += f" (= {s.accounted}: DOES NOT ADD UP)"
     if s.run_json_requests is not None:
-        agree = "" if s.run_json_requests == s.recorded else " DISAGREES"
-        line += f"; run.json requests {s.run_json_requests}{agree}"
+        line += f"; run.json requests {s.run_json_requests}"
+        unwritten = s.run_json_not_written or 0
+        written = s.run_json_requests - unwritten
+        if unwritten:
+            line += f" = {written} written + {unwritten} not written (a write failed)"
+        if written != s.recorded:
+            line += " DISAGREES"
     if s.dropped:
         line += f"; {s.dropped} dropped sends are failed rows among these"
     return line
+
+
+def written_counts(run_dir: Path) -> str:
+    """After a failed write: the count line of what ``run_dir`` holds, beside the requests
+    that could not be written; or one line saying why it cannot be read back."""
+    try:
+        return reconciliation(summarize_run(load_run(run_dir)))
+    except (SlabenchError, ValueError) as exc:
+        return f"slabench: cannot read back {run_dir}: {exc}"

@@ -1,2 +1,3 @@
 """Recording a run: the per-request recorder (``requests.parquet``, ``run.json``) and the
-monitors beside it (load-generator CPU, the target's Prometheus metrics)."""
+monitors beside it (load-generator CPU, the target's Prometheus metrics, whose samples
+``scrapes`` writes). Both tables go to disk in bounded parts as the run goes (``parts``)."""

@@ -1,9 +1,8 @@
 """Background greenlets that watch the run: the load generator's own CPU, and the target's
-Prometheus ``/metrics``."""
+Prometheus ``/metrics`` (its samples written as they come by ``recording.scrapes``)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,12 @@ from typing import Any
 import gevent
 import psutil
 from geventhttpclient import HTTPClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.client.clock import now
 from loadtests.client.tls import Tls
 from loadtests.client.transport import tls_client_options
+from loadtests.recording.scrapes import ScrapeRecorder
 from sla.files.run import strip_credentials
-from sla.files.server_metrics import write_server_metrics
 
 log = logging.getLogger("slabench")
 
@@ -72,18 +70,28 @@ def summarize_cpu(samples: list[float]) -> dict[str, Any]:
 
 
 class MetricsScraper:
-    """Scrapes a Prometheus text endpoint every ``interval_s`` into rows
-    ``(scraped_at, name, labels_json, value)``; written as ``server_metrics.parquet``."""
+    """Scrapes a Prometheus text endpoint every ``interval_s`` into ``run_dir`` as it goes
+    (``recording.scrapes.ScrapeRecorder``: parts, then ``server_metrics.parquet``)."""
 
-    def __init__(self, url: str, interval_s: float, *, tls: Tls | None = None) -> None:
+    def __init__(
+        self, url: str, interval_s: float, run_dir: Path, *, tls: Tls | None = None
+    ) -> None:
         self.url = url
         self._tls = tls or Tls()
         self._shown_url = strip_credentials(url)  # for run.json and messages
         self._interval_s = interval_s
-        self._columns: tuple[list[float], list[str], list[str], list[float]] = ([], [], [], [])
-        self.scrapes = 0
-        self.problem: str | None = None
+        self._samples = ScrapeRecorder(run_dir)
+        self._scrape_problem: str | None = None
         self._greenlet: gevent.Greenlet[Any, None] | None = None
+
+    @property
+    def scrapes(self) -> int:
+        return self._samples.scrapes
+
+    @property
+    def problem(self) -> str | None:
+        """Why samples are missing: a write that failed, else the last scrape that did."""
+        return self._samples.problem or self._scrape_problem
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._loop)
@@ -94,8 +102,10 @@ class MetricsScraper:
         )
         try:
             while True:
-                if not self.scrape_once(client) and self.scrapes == 0:
-                    return  # never worked: the target has no usable /metrics
+                if not self.scrape_once(client) and (
+                    self.scrapes == 0 or self._samples.problem is not None
+                ):
+                    return  # no usable /metrics, or nowhere to write the samples
                 gevent.sleep(self._interval_s)
         finally:
             client.close()
@@ -105,30 +115,19 @@ class MetricsScraper:
             response = client.get(_request_uri(self.url))
             body = response.read()
             if response.status_code != 200:
-                self.problem = f"{self._shown_url} answered HTTP {response.status_code}"
+                self._scrape_problem = f"{self._shown_url} answered HTTP {response.status_code}"
                 return False
-            self._add(now(), body.decode("utf-8", errors="replace"))
+            return self._samples.record(now(), body.decode("utf-8", errors="replace"))
         except (OSError, ValueError, gevent.Timeout) as exc:
-            self.problem = f"{self._shown_url}: {type(exc).__name__}: {exc}"
+            self._scrape_problem = f"{self._shown_url}: {type(exc).__name__}: {exc}"
             return False
-        self.scrapes += 1
-        return True
 
-    def _add(self, t: float, text: str) -> None:
-        ts, names, labels, values = self._columns
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                ts.append(t)
-                names.append(sample.name)
-                labels.append(json.dumps(sample.labels, sort_keys=True))
-                values.append(float(sample.value))
-
-    def stop(self, path: Path) -> dict[str, Any]:
+    def stop(self) -> dict[str, Any]:
+        """Stop scraping and close ``server_metrics.parquet``; return run.json's summary."""
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
-        if self.scrapes:
-            write_server_metrics(path, *self._columns)
-        return {"url": self._shown_url, "scrapes": self.scrapes, "problem": self.problem}
+        self._samples.close()
+        return {"url": self._shown_url, **self._samples.summary(), "problem": self.problem}
 
 
 def _request_uri(url: str) -> str:

@@ -6,6 +6,7 @@ A run directory holds::
     requests.parquet         one row per request (``REQUESTS_SCHEMA``)
     requests.parts/          part-NNNNN.parquet, present only while recording or after a hard kill
     server_metrics.parquet   optional Prometheus samples scraped from the target
+    server_metrics.parts/    its parts, likewise (see ``sla.files.server_metrics``)
 
 Timestamps are float64 seconds since the Unix epoch and are never rounded: every metric is
 derived from them (see ``sla.metrics``), so a report can be rebuilt from the files alone.
@@ -27,7 +28,8 @@ import pyarrow.parquet as pq
 
 from sla.errors import SlabenchError
 from sla.files.jsonio import check_schema_version, read_json_object
-from sla.files.server_metrics import SERVER_METRICS_FILE, read_server_metrics
+from sla.files.parts import part_paths
+from sla.files.server_metrics import read_server_metrics
 
 SCHEMA_VERSION = 1
 
@@ -132,7 +134,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         raise RunDirError(f"run directory {path} does not exist; pass the directory of a run")
     meta = _read_meta(path)
     table, from_parts = _read_requests(path)
-    server_metrics = read_server_metrics(path / SERVER_METRICS_FILE, RunDirError)
+    server_metrics = read_server_metrics(path, RunDirError)
     return Run(path, meta, requests_frame(table), server_metrics, from_parts)
 
 
@@ -154,12 +156,6 @@ def requests_frame(table: pa.Table) -> pd.DataFrame:
 def empty_requests_table() -> pa.Table:
     """A requests table with the schema and no rows."""
     return REQUESTS_SCHEMA.empty_table()
-
-
-def part_paths(parts_dir: Path) -> list[Path]:
-    """The complete part files of ``parts_dir`` in write order (tmp files are ignored)."""
-    parts = [p for p in parts_dir.glob("part-*.parquet") if p.stem[5:].isdigit()]
-    return sorted(parts, key=lambda p: int(p.stem[5:]))
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
