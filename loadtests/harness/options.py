@@ -183,6 +183,14 @@ def add_options(parser: Any) -> None:
     )
     opt("--scrape-url", "SCRAPE_URL", default="", help="metrics URL (default: <host>/metrics)")
     opt(
+        "--flush-interval",
+        "FLUSH_INTERVAL",
+        type=float,
+        default=5.0,
+        help="seconds between complete parts of the recorded requests on disk: what a load "
+        "generator killed hard (SIGKILL, power loss) can lose at most",
+    )
+    opt(
         "--server-args",
         "SERVER_ARGS",
         default="",
@@ -267,6 +275,7 @@ class LoadOptions:
     shape: StagedShape | None
     scrape_interval_s: float
     scrape_url: str
+    flush_interval_s: float
     server_args: str
     sla_path: str
     sla_allow_inconclusive: bool
@@ -309,6 +318,7 @@ class LoadOptions:
             shape=shape,
             scrape_interval_s=max(0.0, ns.scrape_interval),
             scrape_url=ns.scrape_url,
+            flush_interval_s=ns.flush_interval,
             server_args=ns.server_args,
             sla_path=ns.sla,
             sla_allow_inconclusive=ns.sla_allow_inconclusive,
@@ -369,10 +379,11 @@ def _tls(insecure: bool, ca_bundle: str) -> Tls:
 
 
 def _check_limits(ns: Any) -> None:
-    """Timeouts, --max-inflight and --chars-per-token in their ranges."""
+    """Timeouts, --flush-interval, --max-inflight and --chars-per-token in their ranges."""
     for flag, value in (
         ("--idle-timeout", ns.idle_timeout),
         ("--request-timeout", ns.request_timeout),
+        ("--flush-interval", ns.flush_interval),
     ):
         if not value > 0:
             raise LoadSpecError(f"{flag} {value} must be > 0 seconds")

@@ -125,6 +125,8 @@ class RunSession:
         self.refused = 0  # requests that ended after a failed write: counted, not recorded
         self.cpu = CpuMonitor()
         self.cpu.start()
+        # A part of the requests every --flush-interval: a hard kill loses no more than that.
+        self._flusher = gevent.spawn(self._flush_every, options.flush_interval_s)
         self.scraper: MetricsScraper | None = None
         if options.scrape_interval_s > 0:
             url = options.scrape_url or metrics_url(target_url)
@@ -165,6 +167,14 @@ class RunSession:
         except RecordingError as exc:
             self._failed(exc)
 
+    def _flush_every(self, interval_s: float) -> None:
+        while self.failure is None:
+            gevent.sleep(interval_s)
+            try:
+                self.recorder.flush()
+            except RecordingError as exc:
+                self._failed(exc)
+
     def _failed(self, exc: RecordingError, *, stop: bool = True) -> None:
         """A write failed: the run cannot be recorded, so it ends (``on_failure``; the
         caller of ``close`` prints the one line)."""
@@ -182,6 +192,7 @@ class RunSession:
     ) -> dict[str, Any]:
         """``generator`` holds the CPU summaries of the processes that sent requests."""
         master_cpu = self.cpu.stop()
+        self._flusher.kill(block=True)
         count = self._close_recorder()  # first: the requests matter more than the samples
         scrape = self.scraper.stop() if self.scraper else None
         if "local" in generator:  # one process both sent the requests and ran this monitor

@@ -1,6 +1,8 @@
 """Bounded-memory, crash-tolerant writer of ``requests.parquet`` and ``run.json``.
 
-Rows are buffered in per-column Python lists; every ``flush_rows`` rows make a part,
+Rows are buffered in per-column Python lists; every ``flush_rows`` rows, and at every
+``flush()`` (which ``loadtests.harness.rundir.RunSession`` calls each ``--flush-interval``),
+make a part,
 ``requests.parts/part-NNNNN.parquet``, a complete parquet file written under a temporary
 name and renamed into place. A process killed hard loses at most the rows of the part not
 yet renamed, and ``sla.files.run.load_run`` still reads the parts. ``close()`` merges the

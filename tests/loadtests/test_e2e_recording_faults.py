@@ -1,6 +1,6 @@
-"""Recording under faults, end to end in real Locust: a run killed hard keeps the server
-metrics it had scraped, and a file size limit stops a run with one line, exit 2, a
-``write_failed`` run.json and counts that still add up to what the server saw."""
+"""Recording under faults, end to end in real Locust: a run killed hard keeps the requests
+and the server metrics it had on disk, and a file size limit stops a run with one line,
+exit 2, a ``write_failed`` run.json and counts that still add up to what the server saw."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from benchmarks.scripted_server import ScriptedServer
 from loadtests.recording.scrapes import SCRAPES_PER_PART
 from sla.files.parts import part_paths
+from sla.files.run import PARTS_DIR as REQUESTS_PARTS_DIR
 from sla.files.run import load_run
 from sla.files.server_metrics import SERVER_METRICS_PARTS_DIR
 from tests.loadtests.conftest import SCENARIOS, SMALL_LOAD, StartLocust, clean_env
@@ -28,11 +29,12 @@ def test_a_killed_run_keeps_the_server_metrics_it_scraped(
     start_locust: StartLocust, reference_server: ServerProcess
 ) -> None:
     """SIGKILL (no handler runs) once two parts of samples are on disk: the run directory
-    still holds every sample of those parts, read back by load_run."""
+    still holds every sample of those parts, read back by load_run, and the requests of
+    every --flush-interval before the kill."""
     locust = start_locust(
         "chat",
         *("--host", reference_server.url, "-u", "2", "-r", "2", "-t", "60s"),
-        *("--scrape-interval", "0.2", *SMALL_LOAD),
+        *("--scrape-interval", "0.2", "--flush-interval", "0.5", *SMALL_LOAD),
     )
     parts_dir = locust.run_dir / SERVER_METRICS_PARTS_DIR
     two_parts = wait_until(lambda: len(part_paths(parts_dir)) >= 2, timeout_s=40)
@@ -49,6 +51,11 @@ def test_a_killed_run_keeps_the_server_metrics_it_scraped(
     assert samples["scraped_at"].nunique() == SCRAPES_PER_PART * len(kept) >= 10
     assert samples["scraped_at"].is_monotonic_increasing
     assert "slabench_requests_total" in set(samples["name"])
+    # The requests' parts too: a part every 0.5 s, so the kill (2 s in) left some behind.
+    request_parts = part_paths(locust.run_dir / REQUESTS_PARTS_DIR)
+    assert request_parts, locust.output()[-3000:]
+    assert len(run.requests) == sum(pq.read_metadata(p).num_rows for p in request_parts) > 0
+    assert run.requests["done_at"].notna().all()
 
 
 # Runs its arguments (python -m locust ...) under a file size limit. Ignored signals stay
