@@ -25,7 +25,7 @@ from tests.server_process import ServerProcess, wait_until
 pytestmark = pytest.mark.e2e
 
 
-def test_a_killed_run_keeps_the_server_metrics_it_scraped(
+def test_a_killed_run_keeps_the_requests_and_server_metrics_it_had_on_disk(
     start_locust: StartLocust, reference_server: ServerProcess
 ) -> None:
     """SIGKILL (no handler runs) once two parts of samples are on disk: the run directory
