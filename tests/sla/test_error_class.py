@@ -4,6 +4,7 @@ before the column existed (derived from status and error when they are read)."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -127,3 +128,10 @@ def test_the_schema1_fixture_still_loads_with_classes() -> None:
     assert requests.loc[failed, "error_class"].notna().all()
     assert requests.loc[~failed, "error_class"].isna().all()
     assert (requests.loc[requests["error"] == CANCELLED_ERROR, "error_class"] == ec.CANCELLED).all()
+
+
+def test_the_docs_list_the_vocabulary_in_order() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "run-directory.md").read_text()
+    section = page.split("## Error classes", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\| `(\w+)` \|", section, flags=re.M)
+    assert listed == list(ERROR_CLASSES)
