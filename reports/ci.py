@@ -119,8 +119,12 @@ def markdown_summary(
                 f"{fmt.exact(m.p99)} | {fmt.exact(m.max)} |"
             )
     if s.errors:
-        lines += ["", "| error | status | count |", "|---|---:|---:|"]
-        lines += [f"| {md(e.reason)} | {e.status} | {e.count:,} |" for e in s.errors[:5]]
+        lines += ["", "| error class | count | status | most frequent message |"]
+        lines += ["|---|---:|---|---|"]
+        lines += [
+            f"| `{e.error_class}` | {e.count:,} | {e.statuses_text} | {md(e.example)} |"
+            for e in s.errors[:5]
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -182,10 +182,11 @@ def summary_section(s: RunSummary) -> Markup:
 def errors_section(s: RunSummary) -> Markup:
     if s.failed == 0:
         return Markup('<section id="errors"><h2>Errors</h2><p>No failed requests.</p></section>')
-    rows = [(e.reason, str(e.status), fmt.count(e.count)) for e in s.errors]
+    rows = [(e.error_class, e.statuses_text, e.example, fmt.count(e.count)) for e in s.errors]
     if s.other_errors:
-        rows.append(("(other reasons)", "", fmt.count(s.other_errors)))
-    body = table(("error", "HTTP status", "count"), rows, cls="errors")
+        rows.append(("(other classes)", "", "", fmt.count(s.other_errors)))
+    headers = ("error class", "status", "most frequent message", "count")
+    body = table(headers, rows, numeric_from=3, cls="errors")
     return Markup(f'<section id="errors"><h2>Errors</h2>{body}</section>')
 
 

@@ -21,6 +21,9 @@ def format_table(verdict: Verdict) -> str:
         f"{c.measured} requests judged ({c.ok} ok, {c.failed} failed) over {window}; "
         f"bounds at {fmt_confidence(verdict.confidence)} confidence",
     ]
+    if verdict.errors_by_class:
+        classes = ", ".join(f"{name} {n}" for name, n in verdict.errors_by_class)
+        lines.append(f"failed by class: {classes}")
     header = (
         "objective",
         "observed",

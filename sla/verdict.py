@@ -28,7 +28,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandas as pd
+
 from sla.errors import EXIT_USAGE
+from sla.files.error_class import CLIENT_ERROR
 from sla.objectives import ObjectiveResult, Status, judge_objective
 from sla.reading import Reading
 from sla.samples import RunLike, Samples, judged_samples, reading_for
@@ -42,6 +45,7 @@ __all__ = [
     "EXIT_USAGE",
     "Counts",
     "Verdict",
+    "errors_by_class",
     "evaluate",
     "evaluate_segments",
     "exit_code",
@@ -77,6 +81,9 @@ class Verdict:
     counts: Counts
     objectives: tuple[ObjectiveResult, ...]
     incomplete: tuple[str, ...] = ()  # why the run lacks data (Run.incomplete); () if whole
+    # The judged failures by class (sla.files.error_class), the most frequent first; they
+    # add up to counts.failed.
+    errors_by_class: tuple[tuple[str, int], ...] = ()
 
 
 def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
@@ -123,7 +130,17 @@ def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
         counts=_counts(readings, samples),
         objectives=results,
         incomplete=incomplete,
+        errors_by_class=errors_by_class(samples.rows),
     )
+
+
+def errors_by_class(rows: pd.DataFrame) -> tuple[tuple[str, int], ...]:
+    """How many of ``rows`` failed with each error class, the most frequent first (ties by
+    name); the rows carry ``error_class`` (``sla.metrics.with_request_metrics``)."""
+    failed = rows.loc[~rows["ok"].to_numpy(dtype=bool), "error_class"]
+    counts = failed.astype(object).fillna(CLIENT_ERROR).value_counts()
+    ranked = sorted(counts.items(), key=lambda item: (-int(item[1]), str(item[0])))
+    return tuple((str(name), int(n)) for name, n in ranked)
 
 
 def _overall(statuses: set[Status]) -> Status:

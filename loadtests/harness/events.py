@@ -27,6 +27,7 @@ from loadtests.capacity.options import STEP_ENV, SearchOptions, bundled_by_searc
 from loadtests.capacity.search import CapacitySearch
 from loadtests.client.clock import now
 from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
+from loadtests.harness.failing_target import EXIT_TARGET_DOWN
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
@@ -292,6 +293,10 @@ def _test_stop(environment: Environment, **_: Any) -> None:
         print(written_counts(session.path), flush=True)
         return
     _conclude(session.path, meta, state)
+    if session.target_down is not None:
+        # Summarised and judged (never a PASS: incomplete), but the exit code says why.
+        state.exit_code = EXIT_TARGET_DOWN
+        print(error_line(SlabenchError(session.target_down)), file=sys.stderr, flush=True)
 
 
 def _lost(runner: MasterRunner, workers: set[str]) -> set[str]:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from loadtests.capacity.options import add_search_options
 from loadtests.client.tls import Tls
 from loadtests.errors import LoadSpecError
+from loadtests.harness.failing_target import FailingTargetOptions, add_failing_target_options
 from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
 from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
 
@@ -167,6 +168,7 @@ def add_options(parser: Any) -> None:
         default=300.0,
         help="seconds for a whole request before it is a timeout error",
     )
+    add_failing_target_options(opt)
     opt(
         "--shape",
         "SHAPE",
@@ -286,6 +288,7 @@ class LoadOptions:
     payload: str
     path: str
     method: str
+    failing: FailingTargetOptions
 
     @property
     def open_loop(self) -> bool:
@@ -329,6 +332,7 @@ class LoadOptions:
             payload=ns.payload,
             path=ns.path,
             method=ns.method,
+            failing=FailingTargetOptions.from_namespace(ns),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -351,6 +355,7 @@ class LoadOptions:
             "stream": self.stream,
             "idle_timeout_s": self.idle_timeout_s,
             "request_timeout_s": self.request_timeout_s,
+            **self.failing.describe(),
         }
 
 

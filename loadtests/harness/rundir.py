@@ -20,6 +20,7 @@ import gevent
 
 from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
+from loadtests.harness.failing_target import TARGET_DOWN_STATUS, DownWatch
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.monitors import CpuMonitor, MetricsScraper
 from loadtests.recording.recorder import (
@@ -121,7 +122,13 @@ class RunSession:
         self.path = fresh_dir(Path(run_dir)) if run_dir else default_run_dir(scenario)
         self.recorder = RequestRecorder(self.path)
         self.failure: RecordingError | None = None
-        self.on_failure: Callable[[], None] | None = None  # called once, in a greenlet
+        # Ends the run early (a failed write, a target down); called once, in a greenlet.
+        self.on_failure: Callable[[], None] | None = None
+        self.down = DownWatch()
+        self.target_down: str | None = None  # why the run stopped early: the target was down
+        self._watch: gevent.Greenlet[Any, None] | None = None
+        if options.failing.abort_when_down_s > 0:
+            self._watch = gevent.spawn(self._watch_down, options.failing.abort_when_down_s)
         self.refused = 0  # requests that ended after a failed write: counted, not recorded
         self.cpu = CpuMonitor()
         self.cpu.start()
@@ -150,6 +157,7 @@ class RunSession:
         )
 
     def add(self, rec: RequestRecord) -> None:
+        self.down.observe(rec)
         if self.failure is not None:
             self.refused += 1
             return
@@ -159,6 +167,7 @@ class RunSession:
             self._failed(exc)
 
     def add_rows(self, rows: list[Any]) -> None:
+        self.down.observe_rows(rows)
         if self.failure is not None:
             self.refused += len(rows)
             return
@@ -175,6 +184,14 @@ class RunSession:
             except RecordingError as exc:
                 self._failed(exc)
 
+    def _watch_down(self, abort_s: float) -> None:
+        """--abort-when-down: end the run once the target has been down for ``abort_s``."""
+        while self.down.down_for(now()) < abort_s:
+            gevent.sleep(min(0.25, abort_s / 4))
+        self.target_down = self.down.message(abort_s, str(self.path))
+        if self.on_failure is not None:
+            gevent.spawn(self.on_failure)  # it closes this session, which kills this greenlet
+
     def _failed(self, exc: RecordingError, *, stop: bool = True) -> None:
         """A write failed: the run cannot be recorded, so it ends (``on_failure``; the
         caller of ``close`` prints the one line)."""
@@ -190,7 +207,12 @@ class RunSession:
         generator: dict[str, Any],
         extra: dict[str, Any],
     ) -> dict[str, Any]:
-        """``generator`` holds the CPU summaries of the processes that sent requests."""
+        """``generator`` holds the CPU summaries of the processes that sent requests.
+        ``status`` is replaced by ``write_failed`` after a failed write, and by
+        ``target_down`` when --abort-when-down ended the run."""
+        if self._watch is not None:
+            self._watch.kill(block=True)
+            self._watch = None
         master_cpu = self.cpu.stop()
         self._flusher.kill(block=True)
         count = self._close_recorder()  # first: the requests matter more than the samples
@@ -203,7 +225,7 @@ class RunSession:
         self.meta = finish_run_json(
             self.path,
             {
-                "status": status if self.failure is None else "write_failed",
+                "status": self._status(status),
                 "ended_at": ended_at,
                 "requests": count,
                 "requests_not_written": count - self.recorder.written,
@@ -214,10 +236,16 @@ class RunSession:
                     **{k: v for k, v in generator.items() if k not in ("local", "workers")},
                 },
                 "server_metrics": scrape,
+                **({"target_down": self.target_down} if self.target_down else {}),
                 **extra,
             },
         )
         return self.meta
+
+    def _status(self, status: str) -> str:
+        if self.failure is not None:
+            return "write_failed"
+        return TARGET_DOWN_STATUS if self.target_down is not None else status
 
     def _close_recorder(self) -> int:
         """The count of requests that ended during the run. After a failed write it includes

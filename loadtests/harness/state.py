@@ -24,8 +24,10 @@ from locust.runners import WorkerRunner
 
 from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import bundled_by_search
+from loadtests.client.backoff import ClosedLoopBackoff
 from loadtests.client.clock import now
-from loadtests.client.measure import CANCELLED, Timeouts, execute, tls_rejection
+from loadtests.client.failures import tls_rejection
+from loadtests.client.measure import CANCELLED, Backoff, Timeouts, execute
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.transport import Target, Transport
 from loadtests.harness.credentials import ApiKey
@@ -35,6 +37,7 @@ from loadtests.recording.monitors import CpuMonitor
 from loadtests.workloads.arrivals import for_worker, send_offsets
 from loadtests.workloads.datasets import Dataset, Prompt
 from sla.errors import SlabenchError
+from sla.files import error_class as ec
 from sla.files.run import RequestRecord
 from sla.spec import Spec
 
@@ -212,8 +215,14 @@ class RunState:
         return self.builder_for(cls).build(self.next_prompt())
 
     def send(
-        self, transport: Transport, req: PreparedRequest, scheduled_at: float = math.nan
+        self,
+        transport: Transport,
+        req: PreparedRequest,
+        scheduled_at: float = math.nan,
+        backoff: Backoff | None = None,
     ) -> RequestRecord:
+        """Send ``req`` and record it; with ``backoff`` (a closed-loop user), the record's
+        ``backoff_ms`` is how long the caller must wait before its next request."""
         return execute(
             transport,
             req,
@@ -222,7 +231,12 @@ class RunState:
             timeouts=self.timeouts,
             on_record=self.record,
             scheduled_at=scheduled_at,
+            backoff=backoff,
         )
+
+    def new_backoff(self) -> ClosedLoopBackoff:
+        """The waits of one closed-loop user (``--retry-after-max``, ``--backoff-max``)."""
+        return ClosedLoopBackoff(self.options.failing.backoff)
 
     def record(self, rec: RequestRecord) -> None:
         if rec.error and self.api_key.key:
@@ -241,7 +255,9 @@ class RunState:
             name=rec.endpoint,
             response_time=(rec.done_at - start) * 1000.0,
             response_length=0,
-            exception=RuntimeError(rec.error) if rec.error else None,
+            # By class, not by text: texts that embed numbers would give Locust's failure
+            # table (and its stats messages) one entry per request. The rows keep the text.
+            exception=RuntimeError(rec.error_class or rec.error) if rec.error else None,
             context={},
             response=None,
         )
@@ -322,6 +338,7 @@ class RunState:
                         None,
                         0,
                         (),
+                        ec.DROPPED,
                     )
                 )
                 continue

@@ -11,6 +11,8 @@ from sla.errors import SlabenchError
 from sla.files.run import load_run
 from sla.spec import LATENCY_METRICS
 
+MAX_CLASS_LINES = 8
+
 
 def format_summary(run_dir: str, s: RunSummary) -> str:
     lines = [f"slabench run: {run_dir}"]
@@ -25,8 +27,28 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
     for m in s.metrics:
         if m.metric in LATENCY_METRICS and m.n and not math.isnan(m.p50):
             lines.append(f"  {m.metric:<16}{m.p50:>12.2f}{m.p90:>12.2f}{m.p99:>12.2f}{m.n:>9}")
-    lines += [f"  error x{e.count}: {e.reason}" for e in s.errors[:5]]
+    lines += errors_by_class(s)
+    if s.backoff_requests:
+        lines.append(
+            f"  back-off: closed-loop users backed off {s.backoff_s:.1f} s in all after "
+            f"{s.backoff_requests} requests (Retry-After, or failed connections; the end of "
+            "the test may cut the last waits short): less load than -u users would offer"
+        )
     return "\n".join(lines)
+
+
+def errors_by_class(s: RunSummary) -> list[str]:
+    """One line per error class (``sla.files.error_class``), the most frequent first, with
+    its statuses and its most frequent message."""
+    lines = [
+        f"  error {e.error_class} x{e.count} ({e.statuses_text}), e.g.: {e.example}"
+        for e in s.errors[:MAX_CLASS_LINES]
+    ]
+    rest = s.errors[MAX_CLASS_LINES:]
+    more = sum(e.count for e in rest) + s.other_errors
+    if more:
+        lines.append(f"  error x{more} in other classes")
+    return lines
 
 
 def reconciliation(s: RunSummary) -> str:

@@ -66,7 +66,7 @@ _URL_KEYS = ("target_url", "host")
 _ROW_OF = attrgetter(*REQUEST_COLUMNS)
 # Dictionary-encode only the low-cardinality strings: on unique floats and ids a dictionary is
 # wasted work, and it made each flush use ~4x the memory and ~3x the time.
-_DICTIONARY_COLUMNS = ["worker", "endpoint", "error", "output_tokens_source"]
+_DICTIONARY_COLUMNS = ["worker", "endpoint", "error", "output_tokens_source", "error_class"]
 _BATCH_ROWS = 2_000
 
 
@@ -129,6 +129,8 @@ class RequestRecorder:
         c[11].append(rec.output_tokens_source)
         c[12].append(rec.chunk_count)
         c[13].append(rec.chunk_gaps_ms)
+        c[14].append(rec.error_class)
+        c[15].append(rec.backoff_ms)
         self._parts.added()
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:

@@ -24,9 +24,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sla.errors import SlabenchError
+from sla.files.error_class import fill_error_classes
 from sla.files.jsonio import check_schema_version, read_json_object
 from sla.files.parts import part_paths
 from sla.files.server_metrics import read_server_metrics
@@ -57,10 +59,15 @@ REQUESTS_SCHEMA = pa.schema(
         pa.field("output_tokens_source", pa.string()),  # "usage" | "chunks" | null
         pa.field("chunk_count", pa.int32()),
         pa.field("chunk_gaps_ms", pa.list_(pa.float64())),
+        pa.field("error_class", pa.string()),  # null when OK; see sla.files.error_class
+        pa.field("backoff_ms", pa.float64()),  # closed-loop wait after this request; 0 if none
     ],
     metadata={"slabench.schema_version": str(SCHEMA_VERSION)},
 )
 REQUEST_COLUMNS: tuple[str, ...] = tuple(REQUESTS_SCHEMA.names)
+# Columns added after schema 1 was first written: a file without them is read with the error
+# class derived from status and error, and backoff_ms null (unknown).
+ADDED_COLUMNS = ("error_class", "backoff_ms")
 _NULLABLE_INT_COLUMNS = ("input_tokens", "output_tokens")
 
 
@@ -86,6 +93,8 @@ class RequestRecord:
     output_tokens_source: str | None
     chunk_count: int
     chunk_gaps_ms: Sequence[float]
+    error_class: str | None = None  # one of sla.files.error_class.ERROR_CLASSES; None if OK
+    backoff_ms: float = 0.0  # how long the closed-loop user waited after this request
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -190,10 +199,13 @@ def _read_parquet(file: Path) -> pa.Table:
 
 
 def _conform(table: pa.Table, file: Path) -> pa.Table:
-    """Cast to ``REQUESTS_SCHEMA`` (extra columns are kept), or say which column is wrong."""
-    missing = [n for n in REQUEST_COLUMNS if n not in table.column_names]
+    """Cast to ``REQUESTS_SCHEMA`` (extra columns are kept), or say which column is wrong.
+    The ``ADDED_COLUMNS`` of a file written before them are filled in; so is the class of a
+    failed row that has none."""
+    missing = [n for n in REQUEST_COLUMNS if n not in table.column_names and n not in ADDED_COLUMNS]
     if missing:
         raise RunDirError(f"{file} lacks the columns {missing}; it was not written by slabench")
+    table = _with_added_columns(table)
     for field in REQUESTS_SCHEMA:
         index = table.column_names.index(field.name)
         column = table.column(index)
@@ -206,6 +218,37 @@ def _conform(table: pa.Table, file: Path) -> pa.Table:
                 ) from exc
             table = table.set_column(index, field.name, column)
     return table
+
+
+def _with_added_columns(table: pa.Table) -> pa.Table:
+    """``table`` in ``REQUEST_COLUMNS`` order (extra columns after), ``error_class`` complete
+    and ``backoff_ms`` present (null when the file has none: unknown)."""
+    if "error_class" not in table.column_names:
+        classes = fill_error_classes(table.select(["status", "error"]).to_pandas())
+        table = table.append_column(
+            REQUESTS_SCHEMA.field("error_class"), pa.array(classes, pa.string())
+        )
+    else:
+        table = _fill_missing_classes(table)
+    if "backoff_ms" not in table.column_names:
+        table = table.append_column(
+            REQUESTS_SCHEMA.field("backoff_ms"), pa.nulls(table.num_rows, pa.float64())
+        )
+    extra = [name for name in table.column_names if name not in REQUEST_COLUMNS]
+    return table.select([*REQUEST_COLUMNS, *extra])
+
+
+def _fill_missing_classes(table: pa.Table) -> pa.Table:
+    """The class of every failed row that has none, derived from its status and error."""
+    status, error_class = table.column("status"), table.column("error_class")
+    answered_ok = pc.and_(pc.greater_equal(status, 200), pc.less(status, 300))
+    failed = pc.or_(pc.is_valid(table.column("error")), pc.invert(answered_ok))
+    if not pc.any(pc.and_(failed, pc.is_null(error_class))).as_py():
+        return table  # the usual case: the writer classed every failure
+    frame = table.select(["status", "error", "error_class"]).to_pandas()
+    classes = pa.array(fill_error_classes(frame), pa.string())
+    index = table.column_names.index("error_class")
+    return table.set_column(index, REQUESTS_SCHEMA.field("error_class"), classes)
 
 
 _SECRET_PARAM = re.compile(r"key|token|password|passwd|secret|signature|auth", re.IGNORECASE)

@@ -71,7 +71,10 @@ def test_unreachable_target_records_every_request_as_a_connection_error(
     refused = df[~cut_off]
     assert len(refused) >= 2
     assert (refused["error"] == "connection refused: is the target up?").all()
-    assert f"error x{len(refused)}: connection refused: is the target up?" in result.output
+    assert (refused["error_class"] == "refused").all()
+    assert (refused["backoff_ms"] > 0).all()  # no user spins on a dead target
+    line = f"error refused x{len(refused)} (no response), e.g.: connection refused: is the"
+    assert line in result.output
     assert run.meta["server_metrics"]["scrapes"] == 0
     assert "Connection refused" in run.meta["server_metrics"]["problem"]
     assert "Traceback" not in result.output
@@ -192,4 +195,5 @@ def test_target_dying_mid_run_is_recorded_with_reasons(
     refused = failed[failed["error"].str.startswith("connection refused")]
     assert refused["sent_at"].min() > ok["sent_at"].min()
     assert (refused["status"] == 0).all()
-    assert "error x" in result.output and "connection refused" in result.output
+    assert (refused["error_class"] == "refused").all()
+    assert "error refused x" in result.output and "connection refused" in result.output
