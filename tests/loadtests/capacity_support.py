@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 QUICK_STEPS = ("--step-time", "3s", "--step-warmup", "1s")
+# For tests about something other than saturation: on a busy 2-core machine the sends of an
+# open-loop step can run 10 ms late (the default bound), and the step would end saturated.
+TOLERANT_STEPS = (*QUICK_STEPS, "--max-send-lag", "250")
 KSERVE = ("--kserve-shape", "1,16", "--model", "slabench-mlp")
 STATUSES = ("PASS", "FAIL", "INCONCLUSIVE")
 

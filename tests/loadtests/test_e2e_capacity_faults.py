@@ -17,7 +17,7 @@ import pytest
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.files.capacity import load_capacity
 from sla.files.run import load_run
-from tests.loadtests.capacity_support import KSERVE, QUICK_STEPS, write_spec
+from tests.loadtests.capacity_support import KSERVE, TOLERANT_STEPS, write_spec
 from tests.loadtests.conftest import SMALL_SERVER_ARGS, RunLocust, StartLocust
 from tests.server_process import SMALL_MODELS, ServerProcess, wait_until
 
@@ -50,7 +50,7 @@ def test_search_survives_a_server_restart(run_locust: RunLocust, tmp_path: Path)
     try:
         result = run_locust(
             "kserve",
-            *("--host", first.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS),
+            *("--host", first.url, *KSERVE, "--sla", str(spec), *TOLERANT_STEPS),
             *("--capacity-search", "--search-start", "5", "--search-max", "20"),
             *("--run-dir", str(sweep)),
             timeout_s=240,
@@ -77,7 +77,7 @@ def test_ctrl_c_keeps_what_the_search_established(
     sweep = tmp_path / "sweep"
     search = start_locust(
         "kserve",
-        *("--host", reference_server.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS),
+        *("--host", reference_server.url, *KSERVE, "--sla", str(spec), *TOLERANT_STEPS),
         *("--capacity-search", "--search-start", "5", "--run-dir", str(sweep)),
     )
     assert wait_until(lambda: (sweep / "step-02-rate-10.log").exists(), timeout_s=60)
@@ -102,7 +102,7 @@ def test_search_with_processes_spreads_every_step_and_leaves_no_worker_behind(
     sweep = tmp_path / "sweep"
     search = start_locust(
         "kserve",
-        *("--host", server.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS, "--processes", "2"),
+        *("--host", server.url, *KSERVE, "--sla", str(spec), *TOLERANT_STEPS, "--processes", "2"),
         *("--capacity-search", "--search-start", "10", "--search-max", "20"),
         *("--run-dir", str(sweep)),
     )
@@ -166,7 +166,7 @@ def test_a_second_search_into_the_same_run_dir_judges_its_own_steps(
     spec = write_spec(tmp_path / "easy.yaml", "{metric: latency_ms, stat: p50, max: 5s}")
     result = run_locust(
         "kserve",
-        *("--host", reference_server.url, *KSERVE, "--sla", str(spec), *QUICK_STEPS),
+        *("--host", reference_server.url, *KSERVE, "--sla", str(spec), *TOLERANT_STEPS),
         *("--capacity-search", "--search-start", "5", "--search-budget", "8s"),
         *("--run-dir", str(sweep)),
         timeout_s=120,
