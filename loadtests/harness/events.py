@@ -26,7 +26,13 @@ from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import STEP_ENV, SearchOptions, bundled_by_search
 from loadtests.capacity.search import CapacitySearch
 from loadtests.client.clock import now
-from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
+from loadtests.harness.distributed import (
+    DONE,
+    PLAN,
+    RECORDS,
+    MasterCollector,
+    cache_locust_defaults,
+)
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
@@ -152,6 +158,7 @@ def _listen_to_master(environment: Environment, runner: WorkerRunner) -> None:
         run_state(environment).set_plan(Plan(**msg.data))
 
     runner.register_message(PLAN, on_plan)
+    cache_locust_defaults()
     # Added after the runner's own `quitting` listener, which tells the master that this
     # worker quit; `quitting` runs its listeners in reverse, so this one ships every
     # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and
