@@ -21,7 +21,8 @@ import gevent
 from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
 from loadtests.harness.options import LoadOptions
-from loadtests.recording.monitors import CpuMonitor, MetricsScraper
+from loadtests.recording.disturbance import merge_loop_lag, merge_machine_cpu
+from loadtests.recording.monitors import GeneratorMonitor, MetricsScraper
 from loadtests.recording.recorder import (
     RecordingError,
     RequestRecorder,
@@ -123,8 +124,8 @@ class RunSession:
         self.recorder = RequestRecorder(self.path)
         self.failure: RecordingError | None = None
         self.on_failure: Callable[[], None] | None = None  # called once, in a greenlet
-        self.cpu = CpuMonitor()
-        self.cpu.start()
+        self.monitor = GeneratorMonitor()
+        self.monitor.start()
         self.scraper: MetricsScraper | None = None
         if options.scrape_interval_s > 0:
             url = options.scrape_url or metrics_url(target_url)
@@ -174,15 +175,21 @@ class RunSession:
         generator: dict[str, Any],
         extra: dict[str, Any],
     ) -> dict[str, Any]:
-        """``generator`` holds the CPU summaries of the processes that sent requests."""
-        master_cpu = self.cpu.stop()
+        """``generator`` holds what the processes that sent requests measured of themselves
+        (CPU, loop lag, the machine's CPU); run.json adds the run's flags from them."""
+        # The loop lag of the measured window: the warm-up and the stop's own work (users
+        # killed, files closed) are not what the requests measured were timed through.
+        measured = self.monitor.stop(
+            self.options.max_loop_lag_ms, since=self.meta["measured_from"], until=ended_at
+        )
         scrape = self.scraper.stop(self.path / SERVER_METRICS_FILE) if self.scraper else None
         count = self._close_recorder()
         if "local" in generator:  # one process both sent the requests and ran this monitor
-            senders = [{**generator["local"], "cpu": master_cpu}]
+            senders = [{**generator["local"], **measured}]
         else:
             senders = list(generator.get("workers", []))
         saturated = any(p.get("cpu", {}).get("saturated") for p in senders)
+        loop_lag = merge_loop_lag([p.get("loop_lag") or {} for p in senders])
         self.meta = finish_run_json(
             self.path,
             {
@@ -191,8 +198,11 @@ class RunSession:
                 "requests": count,
                 "generator": {
                     "processes": senders,
-                    "master_cpu": None if "local" in generator else master_cpu,
+                    "master_cpu": None if "local" in generator else measured["cpu"],
                     "saturated": saturated,
+                    "loop_lag": loop_lag,
+                    "machine_cpu": merge_machine_cpu([p.get("machine_cpu") or {} for p in senders]),
+                    "disturbed": bool(loop_lag and loop_lag["disturbed"]),
                     **{k: v for k, v in generator.items() if k not in ("local", "workers")},
                 },
                 "server_metrics": scrape,
