@@ -37,7 +37,7 @@ from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
-from loadtests.harness.terminal import format_summary
+from loadtests.harness.terminal import format_summary, generator_warnings
 from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import RunSummary, summarize_run, write_capacity_report, write_report
 from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
@@ -353,13 +353,8 @@ def _write_html(reading: Reading, verdict: Verdict | None, summary: RunSummary |
 
 
 def _warn(meta: dict[str, Any], state: RunState) -> None:
-    if meta.get("generator", {}).get("saturated"):
-        print(
-            "slabench: WARNING: the load generator was saturated (CPU >= 90% of a core for "
-            "much of the run); its latencies are not trustworthy. Use --processes or less "
-            "load.",
-            flush=True,
-        )
+    for warning in generator_warnings(meta.get("generator")):
+        print(f"slabench: WARNING: {warning}", flush=True)
     if state.embedded is not None and not state.embedded.alive():
         print(
             "slabench: WARNING: the bundled reference server exited during the run:\n"

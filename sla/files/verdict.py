@@ -3,8 +3,9 @@
 ``write_verdict`` writes a ``sla.verdict.Verdict`` (every field, plus ``schema_version``
 and the ``exit_code`` it leads to); ``load_verdict`` reads it back into the same frozen
 ``Verdict``, so that a report renders the judgement that was made at the end of the run,
-not a new one. ``incomplete`` (why the run lacks data) is a list of strings, absent in
-files written before it existed, which read back as a complete run. Non-finite floats are
+not a new one. ``incomplete`` (why the run lacks data) and ``disturbed`` (why the load
+generator was disturbed) are lists of strings, absent in files written before they existed,
+which read back as a complete, undisturbed run. Non-finite floats are
 written as null and come back NaN. A malformed file raises ``RunDirError`` (one line).
 """
 
@@ -99,6 +100,7 @@ def _verdict(data: Mapping[str, Any]) -> Verdict:
         ),
         objectives=tuple(_objective(item) for item in data["objectives"]),
         incomplete=tuple(str(reason) for reason in data.get("incomplete") or ()),
+        disturbed=tuple(str(reason) for reason in data.get("disturbed") or ()),
     )
 
 
