@@ -109,7 +109,7 @@ MONITORS = textwrap.dedent(
         block(0.3)
     gevent.sleep(0.2)
     t_end = now()
-    windowed = held.loop_lag.stop(50.0, since=t_end, until=t_end + 10.0)
+    windowed = held.loop_lag.stop(50.0, since=t0 - 10.0, until=t0 - 5.0)  # before it all
     stalled = held.stop(50.0, since=t0, until=t_end)
     json.dump({"calm": calm, "stalled": stalled, "windowed": windowed}, sys.stdout)
     """
