@@ -21,6 +21,12 @@ workers that never handed over their records) is never a PASS: its overall statu
 INCONCLUSIVE at best (a FAIL stays FAIL, since the rows it has already fail) and its exit
 code is ``EXIT_INCONCLUSIVE`` even with ``allow_inconclusive``, which is for too few
 samples, not for samples that were lost. The reasons are in ``Verdict.incomplete``.
+
+A disturbed load generator (``Run.disturbed``: a process whose event loop ran later than
+``--max-loop-lag`` for too much of the measured window) is treated the same way: never a
+PASS, INCONCLUSIVE at best, ``EXIT_INCONCLUSIVE`` even with ``allow_inconclusive``, its
+reasons in ``Verdict.disturbed``. Its timestamps are late, so its latencies may be the
+generator's; a FAIL stays FAIL (re-check a latency FAIL on a quieter machine).
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ class Verdict:
     # The judged failures by class (sla.files.error_class), the most frequent first; they
     # add up to counts.failed.
     errors_by_class: tuple[tuple[str, int], ...] = ()
+    disturbed: tuple[str, ...] = ()  # why the load generator was disturbed (Run.disturbed)
 
 
 def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
@@ -92,7 +99,7 @@ def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
         return EXIT_FAIL
     if verdict.saturated:
         return EXIT_SATURATED
-    if verdict.incomplete:
+    if verdict.incomplete or verdict.disturbed:
         return EXIT_INCONCLUSIVE
     if verdict.status is Status.INCONCLUSIVE and not allow_inconclusive:
         return EXIT_INCONCLUSIVE
@@ -118,12 +125,14 @@ def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
     """The verdict on ``samples``, the ``judged_samples`` of ``readings``."""
     results = tuple(judge_objective(obj, samples, spec.confidence) for obj in spec.objectives)
     incomplete = tuple(reason for reading in readings for reason in reading.incomplete)
+    disturbed = tuple(reason for reading in readings for reason in reading.disturbed)
     status = _overall({r.status for r in results})
+    untrusted = incomplete or disturbed
     return Verdict(
         spec_name=spec.name,
         spec_source=spec.source,
         run_path=str(readings[0].path),
-        status=Status.INCONCLUSIVE if incomplete and status is Status.PASS else status,
+        status=Status.INCONCLUSIVE if untrusted and status is Status.PASS else status,
         saturated=any(reading.saturated for reading in readings),
         confidence=spec.confidence,
         window_s=samples.window_s,
@@ -131,6 +140,7 @@ def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
         objectives=results,
         incomplete=incomplete,
         errors_by_class=errors_by_class(samples.rows),
+        disturbed=disturbed,
     )
 
 

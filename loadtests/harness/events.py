@@ -26,13 +26,19 @@ from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import STEP_ENV, SearchOptions, bundled_by_search
 from loadtests.capacity.search import CapacitySearch
 from loadtests.client.clock import now
-from loadtests.harness.distributed import DONE, PLAN, RECORDS, MasterCollector
+from loadtests.harness.distributed import (
+    DONE,
+    PLAN,
+    RECORDS,
+    MasterCollector,
+    cache_locust_defaults,
+)
 from loadtests.harness.failing_target import EXIT_TARGET_DOWN
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
-from loadtests.harness.terminal import format_summary, written_counts
+from loadtests.harness.terminal import format_summary, generator_warnings, written_counts
 from loadtests.workloads.datasets import Dataset, load_dataset
 from reports import RunSummary, summarize_run, write_capacity_report, write_report
 from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
@@ -153,6 +159,7 @@ def _listen_to_master(environment: Environment, runner: WorkerRunner) -> None:
         run_state(environment).set_plan(Plan(**msg.data))
 
     runner.register_message(PLAN, on_plan)
+    cache_locust_defaults()
     # Added after the runner's own `quitting` listener, which tells the master that this
     # worker quit; `quitting` runs its listeners in reverse, so this one ships every
     # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and
@@ -352,13 +359,8 @@ def _write_html(reading: Reading, verdict: Verdict | None, summary: RunSummary |
 
 
 def _warn(meta: dict[str, Any], state: RunState) -> None:
-    if meta.get("generator", {}).get("saturated"):
-        print(
-            "slabench: WARNING: the load generator was saturated (CPU >= 90% of a core for "
-            "much of the run); its latencies are not trustworthy. Use --processes or less "
-            "load.",
-            flush=True,
-        )
+    for warning in generator_warnings(meta.get("generator")):
+        print(f"slabench: WARNING: {warning}", flush=True)
     if state.embedded is not None and not state.embedded.alive():
         print(
             "slabench: WARNING: the bundled reference server exited during the run:\n"

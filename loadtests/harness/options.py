@@ -16,6 +16,7 @@ from loadtests.capacity.options import add_search_options
 from loadtests.client.tls import Tls
 from loadtests.errors import LoadSpecError
 from loadtests.harness.failing_target import FailingTargetOptions, add_failing_target_options
+from loadtests.recording.disturbance import DEFAULT_MAX_LOOP_LAG_MS
 from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
 from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
 
@@ -205,6 +206,14 @@ def add_options(parser: Any) -> None:
         default=False,
         help="let the first requests pay for TCP connect",
     )
+    opt(
+        "--max-loop-lag",
+        "MAX_LOOP_LAG",
+        type=float,
+        default=DEFAULT_MAX_LOOP_LAG_MS,
+        help="ms the load generator's event loop may run late: a process whose loop was "
+        "later than this for over 1%% of the measured window is disturbed (never a PASS)",
+    )
     opt("--kserve-input", "KSERVE_INPUT", default="INPUT0", help="KServe V2 input tensor name")
     opt("--kserve-shape", "KSERVE_SHAPE", default="1,256", help="KServe V2 input shape")
     opt("--payload", "PAYLOAD", default="", help="http_json: JSON template file")
@@ -283,6 +292,7 @@ class LoadOptions:
     sla_allow_inconclusive: bool
     write_report: bool
     connection_warmup: bool
+    max_loop_lag_ms: float
     kserve_input: str
     kserve_shape: str
     payload: str
@@ -327,6 +337,7 @@ class LoadOptions:
             sla_allow_inconclusive=ns.sla_allow_inconclusive,
             write_report=not ns.no_report,
             connection_warmup=not ns.no_connection_warmup,
+            max_loop_lag_ms=ns.max_loop_lag,
             kserve_input=ns.kserve_input,
             kserve_shape=ns.kserve_shape,
             payload=ns.payload,
@@ -394,5 +405,7 @@ def _check_limits(ns: Any) -> None:
             raise LoadSpecError(f"{flag} {value} must be > 0 seconds")
     if ns.max_inflight < 1:
         raise LoadSpecError(f"--max-inflight {ns.max_inflight} must be at least 1")
+    if not (math.isfinite(ns.max_loop_lag) and ns.max_loop_lag > 0):
+        raise LoadSpecError(f"--max-loop-lag {ns.max_loop_lag} must be > 0 milliseconds")
     if ns.chars_per_token < 0:
         raise LoadSpecError(f"--chars-per-token {ns.chars_per_token} must be >= 0")

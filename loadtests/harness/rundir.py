@@ -22,7 +22,8 @@ from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
 from loadtests.harness.failing_target import TARGET_DOWN_STATUS, DownWatch
 from loadtests.harness.options import LoadOptions
-from loadtests.recording.monitors import CpuMonitor, MetricsScraper
+from loadtests.recording.disturbance import merge_loop_lag, merge_machine_cpu
+from loadtests.recording.monitors import GeneratorMonitor, MetricsScraper
 from loadtests.recording.recorder import (
     RecordingError,
     RequestRecorder,
@@ -130,8 +131,8 @@ class RunSession:
         if options.failing.abort_when_down_s > 0:
             self._watch = gevent.spawn(self._watch_down, options.failing.abort_when_down_s)
         self.refused = 0  # requests that ended after a failed write: counted, not recorded
-        self.cpu = CpuMonitor()
-        self.cpu.start()
+        self.monitor = GeneratorMonitor()
+        self.monitor.start()
         # A part of the requests every --flush-interval: a hard kill loses no more than that.
         self._flusher = gevent.spawn(self._flush_every, options.flush_interval_s)
         self.scraper: MetricsScraper | None = None
@@ -207,21 +208,27 @@ class RunSession:
         generator: dict[str, Any],
         extra: dict[str, Any],
     ) -> dict[str, Any]:
-        """``generator`` holds the CPU summaries of the processes that sent requests.
+        """``generator`` holds what the processes that sent requests measured of themselves
+        (CPU, loop lag, the machine's CPU); run.json adds the run's flags from them.
         ``status`` is replaced by ``write_failed`` after a failed write, and by
         ``target_down`` when --abort-when-down ended the run."""
         if self._watch is not None:
             self._watch.kill(block=True)
             self._watch = None
-        master_cpu = self.cpu.stop()
+        # The loop lag of the measured window: the warm-up and the stop's own work (users
+        # killed, files closed) are not what the requests measured were timed through.
+        measured = self.monitor.stop(
+            self.options.max_loop_lag_ms, since=self.meta["measured_from"], until=ended_at
+        )
         self._flusher.kill(block=True)
         count = self._close_recorder()  # first: the requests matter more than the samples
         scrape = self.scraper.stop() if self.scraper else None
         if "local" in generator:  # one process both sent the requests and ran this monitor
-            senders = [{**generator["local"], "cpu": master_cpu}]
+            senders = [{**generator["local"], **measured}]
         else:
             senders = list(generator.get("workers", []))
         saturated = any(p.get("cpu", {}).get("saturated") for p in senders)
+        loop_lag = merge_loop_lag([p.get("loop_lag") or {} for p in senders])
         self.meta = finish_run_json(
             self.path,
             {
@@ -231,8 +238,11 @@ class RunSession:
                 "requests_not_written": count - self.recorder.written,
                 "generator": {
                     "processes": senders,
-                    "master_cpu": None if "local" in generator else master_cpu,
+                    "master_cpu": None if "local" in generator else measured["cpu"],
                     "saturated": saturated,
+                    "loop_lag": loop_lag,
+                    "machine_cpu": merge_machine_cpu([p.get("machine_cpu") or {} for p in senders]),
+                    "disturbed": bool(loop_lag and loop_lag["disturbed"]),
                     **{k: v for k, v in generator.items() if k not in ("local", "workers")},
                 },
                 "server_metrics": scrape,

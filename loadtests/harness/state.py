@@ -33,7 +33,7 @@ from loadtests.client.transport import Target, Transport
 from loadtests.harness.credentials import ApiKey
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
 from loadtests.harness.options import LoadOptions
-from loadtests.recording.monitors import CpuMonitor
+from loadtests.recording.monitors import GeneratorMonitor
 from loadtests.workloads.arrivals import for_worker, send_offsets
 from loadtests.workloads.datasets import Dataset, Prompt
 from sla.errors import SlabenchError
@@ -96,7 +96,7 @@ class RunState:
         self._discovered_model: str | None = None
         self._seq = itertools.count()
         self._shipper: WorkerShipper | None = None
-        self._cpu: CpuMonitor | None = None
+        self._monitor: GeneratorMonitor | None = None
         self._dispatcher: gevent.Greenlet[Any, None] | None = None
         self._pool: Pool | None = None
         self._transport: Transport | None = None
@@ -277,16 +277,23 @@ class RunState:
         assert isinstance(runner, WorkerRunner)
         self.dropped = 0
         self._shipper = WorkerShipper(runner.send_message)
-        self._cpu = CpuMonitor()
-        self._cpu.start()
+        self._monitor = GeneratorMonitor()
+        self._monitor.start()
         if self.options.open_loop:
             self._start_dispatcher()
 
     def finish_worker(self) -> None:
         self.stop_dispatcher()
-        cpu = self._cpu.stop() if self._cpu else {}
+        measured: dict[str, Any] = {}
+        if self._monitor is not None:
+            measured = self._monitor.stop(
+                self.options.max_loop_lag_ms,
+                since=self.plan.t0 + self.options.warmup_s,
+                until=self.stopping_at,
+            )
+            self._monitor = None
         if self._shipper is not None:
-            self._shipper.close({"worker": self.label, "dropped": self.dropped, "cpu": cpu})
+            self._shipper.close({"worker": self.label, "dropped": self.dropped, **measured})
             self._shipper = None
 
     def dropped_total(self, generator: dict[str, Any]) -> int:

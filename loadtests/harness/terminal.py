@@ -1,14 +1,16 @@
 """The end-of-run terminal summary: the same exact numbers as the HTML report's tables
-(``reports.summarize_run``), as a few lines of text."""
+(``reports.summarize_run``), as a few lines of text; and the warnings about the load
+generator's own timings (saturated, disturbed)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from reports import RunSummary, summarize_run
 from sla.errors import SlabenchError
-from sla.files.run import load_run
+from sla.files.run import disturbance_reasons, load_run
 from sla.spec import LATENCY_METRICS
 
 MAX_CLASS_LINES = 8
@@ -82,3 +84,19 @@ def written_counts(run_dir: Path) -> str:
         return reconciliation(summarize_run(load_run(run_dir)))
     except (SlabenchError, ValueError) as exc:
         return f"slabench: cannot read back {run_dir}: {exc}"
+
+
+def generator_warnings(generator: Any) -> list[str]:
+    """What makes the load generator's timings untrustworthy (run.json ``generator``)."""
+    out = []
+    if isinstance(generator, dict) and generator.get("saturated"):
+        out.append(
+            "the load generator was saturated (CPU >= 90% of a core for much of the run); "
+            "its latencies are not trustworthy. Use --processes or less load."
+        )
+    out += [
+        f"the load generator was disturbed: {reason}. Its timestamps were late by as much, "
+        "so its latencies are not trustworthy: re-run on a quieter machine."
+        for reason in disturbance_reasons(generator)
+    ]
+    return out

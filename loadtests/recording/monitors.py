@@ -1,9 +1,12 @@
-"""Background greenlets that watch the run: the load generator's own CPU, and the target's
-Prometheus ``/metrics`` (its samples written as they come by ``recording.scrapes``)."""
+"""Background greenlets that watch the run: the load generator (its own CPU, its loop lag,
+the rest of the machine's CPU) and the target's Prometheus ``/metrics`` (its samples written
+as they come by ``recording.scrapes``)."""
 
 from __future__ import annotations
 
 import logging
+import math
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ from geventhttpclient import HTTPClient
 from loadtests.client.clock import now
 from loadtests.client.tls import Tls
 from loadtests.client.transport import tls_client_options
+from loadtests.recording.disturbance import LOOP_LAG_INTERVAL_S, MachineCpu, summarize_loop_lag
 from loadtests.recording.scrapes import ScrapeRecorder
 from sla.files.run import strip_credentials
 
@@ -26,28 +30,97 @@ SATURATED_SHARE = 0.25
 
 
 class CpuMonitor:
-    """Samples this process's CPU use once a second (a Locust process uses one core)."""
+    """Samples this process's CPU use once a second (a Locust process uses one core), and
+    what the rest of the machine used meanwhile (``machine``)."""
 
     def __init__(self, interval_s: float = 1.0) -> None:
         self._interval_s = interval_s
         self._samples: list[float] = []
         self._proc = psutil.Process()
+        self.machine = MachineCpu(self._proc)
         self._greenlet: gevent.Greenlet[Any, None] | None = None
 
     def start(self) -> None:
         self._proc.cpu_percent(None)  # the first call only sets the baseline
+        self.machine.start()
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
         while True:
             gevent.sleep(self._interval_s)
             self._samples.append(self._proc.cpu_percent(None))
+            self.machine.sample()
 
     def stop(self) -> dict[str, Any]:
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
             self._greenlet = None
         return summarize_cpu(self._samples)
+
+
+class LoopLagMonitor:
+    """Wakes every ``interval_s`` and records when it woke and how much later than asked:
+    how late this process's gevent loop runs its greenlets (``recording.disturbance``)."""
+
+    def __init__(self, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
+        self._interval_s = interval_s
+        self.woke_at = array("d")  # 16 bytes a sample with lags_ms: 2.9 MB an hour
+        self.lags_ms = array("d")
+        self._greenlet: gevent.Greenlet[Any, None] | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._loop)
+
+    def _loop(self) -> None:
+        loop = gevent.get_hub().loop
+        interval, woke_at, lags = self._interval_s, self.woke_at, self.lags_ms
+        while True:
+            # A timer counts from the loop's cached time, which is as old as the loop's
+            # current pass: refreshed, a late pass cannot shorten the sleep and so hide the
+            # very lag it measures.
+            loop.update_now()
+            due = now() + interval
+            gevent.sleep(interval)
+            woke = now()
+            woke_at.append(woke)
+            lags.append(max(0.0, (woke - due) * 1000.0))
+
+    def stop(
+        self, bound_ms: float, *, since: float | None = None, until: float | None = None
+    ) -> dict[str, Any]:
+        """The summary of the wake-ups between ``since`` and ``until`` (clock seconds):
+        the measured window, without the warm-up and the stop's own work."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+            self._greenlet = None
+        lo = -math.inf if since is None else since
+        hi = math.inf if until is None else until
+        kept = [lag for t, lag in zip(self.woke_at, self.lags_ms, strict=True) if lo <= t <= hi]
+        return summarize_loop_lag(kept, self._interval_s, bound_ms)
+
+
+class GeneratorMonitor:
+    """Everything that says whether a process that sends requests timed them faithfully:
+    its CPU (``cpu``: saturation), its loop lag (``loop_lag``: disturbance) and the rest of
+    the machine's CPU (``machine_cpu``), as run.json records them for each process."""
+
+    def __init__(self) -> None:
+        self.cpu = CpuMonitor()
+        self.loop_lag = LoopLagMonitor()
+
+    def start(self) -> None:
+        self.cpu.start()
+        self.loop_lag.start()
+
+    def stop(
+        self, max_loop_lag_ms: float, *, since: float | None = None, until: float | None = None
+    ) -> dict[str, Any]:
+        """What run.json records of this process; the loop lag over ``since``..``until``."""
+        return {
+            "cpu": self.cpu.stop(),
+            "loop_lag": self.loop_lag.stop(max_loop_lag_ms, since=since, until=until),
+            "machine_cpu": self.cpu.machine.summary(),
+        }
 
 
 def summarize_cpu(samples: list[float]) -> dict[str, Any]:

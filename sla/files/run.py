@@ -115,6 +115,16 @@ class Run:
         return bool(isinstance(generator, dict) and generator.get("saturated"))
 
     @property
+    def disturbed(self) -> tuple[str, ...]:
+        """Why the load generator was disturbed (empty when it was not): the one test of
+        disturbance. A process whose event loop ran later than ``--max-loop-lag`` for too
+        much of the measured window (run.json ``generator.processes[].loop_lag.disturbed``)
+        stamped its requests late by as much, so the run's timings are not trustworthy.
+        Such a run is never a PASS. Runs recorded before the loop lag was measured have no
+        such field and are not disturbed."""
+        return disturbance_reasons(self.meta.get("generator"))
+
+    @property
     def incomplete(self) -> tuple[str, ...]:
         """Why the run lacks data it should hold (empty when complete): the one test of
         completeness. A run read back from ``requests.parts/`` (never closed), a run.json
@@ -134,6 +144,51 @@ class Run:
             names = ", ".join(str(m) for m in missing)
             reasons.append(f"workers never handed over their records: {names}")
         return tuple(reasons)
+
+
+def disturbance_reasons(generator: object) -> tuple[str, ...]:
+    """Why the load generator was disturbed (run.json ``generator``): one reason per process
+    whose ``loop_lag`` says ``disturbed``, with its figures; empty when none was (and for
+    runs recorded before the loop lag was measured)."""
+    if not isinstance(generator, dict):
+        return ()
+    processes = generator.get("processes")
+    reasons = [
+        _disturbed_process(p)
+        for p in (processes if isinstance(processes, list) else [])
+        if isinstance(p, dict)
+        and isinstance(p.get("loop_lag"), dict)
+        and p["loop_lag"].get("disturbed")
+    ]
+    if not reasons and generator.get("disturbed"):
+        reasons.append("run.json generator.disturbed is set")
+    return tuple(reasons)
+
+
+def _disturbed_process(process: dict[str, Any]) -> str:
+    lag = process["loop_lag"]
+    worker = process.get("worker")
+    name = "the load generator" if worker in (None, "local") else str(worker)
+    text = (
+        f"{name}'s event loop ran more than {_ms(lag.get('bound_ms'))} (--max-loop-lag) late "
+        f"for {_percent(lag.get('late_share'))} of the measured time (lag p99 "
+        f"{_ms(lag.get('p99_ms'))}, max {_ms(lag.get('max_ms'))})"
+    )
+    machine = process.get("machine_cpu")
+    if isinstance(machine, dict) and isinstance(machine.get("others_mean_percent"), int | float):
+        text += (
+            f"; other processes used {machine['others_mean_percent']:.0f}% of the machine's "
+            f"{machine.get('cores', '?')} cores"
+        )
+    return text
+
+
+def _ms(value: object) -> str:
+    return f"{value:.0f} ms" if isinstance(value, int | float) else "? ms"
+
+
+def _percent(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "?%"
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:

@@ -32,6 +32,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sla.files.run import CANCELLED_ERROR
+from tests.conftest import SUITE_ENV
 from tests.server_process import SMALL_MODELS, wait_until
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtests" / "scenarios"
@@ -124,9 +125,11 @@ def free_port() -> int:
 
 
 def clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    """The test's environment without options a developer's shell may have set."""
+    """The test's environment without options a developer's shell may have set, with the
+    suite's own (``tests.conftest.SUITE_ENV``) and then the test's ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLABENCH_", "LOCUST_"))}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(SUITE_ENV)
     env.update(extra or {})
     return env
 

@@ -124,6 +124,7 @@ def test_bad_dataset_file_fails_before_any_load(
         ("chat", ("--max-inflight", "0"), "--max-inflight"),
         ("chat", ("--input-len", "fixed:-3"), "fixed:-3"),
         ("chat", ("--request-timeout", "0"), "--request-timeout"),
+        ("chat", ("--max-loop-lag", "0"), "--max-loop-lag"),
         ("chat", ("--shape", "steps:users=1,step=1s", "--arrival-rate", "5"), "--shape"),
         ("kserve", ("--model", "slabench-mlp", "--kserve-shape", "0,16"), "--kserve-shape"),
         ("http_json", ("--payload", "missing.json"), "missing.json"),
