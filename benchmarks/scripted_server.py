@@ -21,7 +21,9 @@ Fault modes, applied to every ``--fault-every``-th request (the others are ``nor
 ``[DONE]``), ``error-event`` (``event: error``), ``early-end`` (the body ends without
 ``[DONE]``), ``drop`` (the TCP connection is aborted), ``stall`` (silence until the client
 goes away), ``slow-total`` (tokens every ``itl`` without end), ``http-error`` (HTTP 500 with
-an OpenAI error body, before any stream).
+an OpenAI error body, before any stream), ``rate-limit`` (HTTP 429 with ``Retry-After:
+--retry-after``, none when it is empty, and an OpenAI rate-limit body whose "try again in"
+time differs from request to request, as real APIs' do).
 
 ``GET /timings`` returns what the server did per request, in arrival order, as epoch
 seconds on the same anchored clock as ``loadtests.client.clock``; ``GET /metrics`` counts the
@@ -57,7 +59,10 @@ from sla.files.run import load_run
 from sla.metrics import with_request_metrics
 
 SHAPE_MODES = ("normal", "split", "burst", "keepalive", "no-usage")
-FAULT_MODES = ("error-mid", "error-event", "early-end", "drop", "stall", "slow-total", "http-error")
+FAULT_MODES = (
+    "error-mid", "error-event", "early-end", "drop", "stall", "slow-total", "http-error",
+    "rate-limit",
+)  # fmt: skip
 ERROR_MESSAGE = "scripted failure"
 TOKEN_TEXT = "h€"  # a multi-byte character in every token, for the split mode
 _SPIN_S = 0.002  # asyncio.sleep overshoots by ~1 ms: spin through the last stretch
@@ -81,6 +86,7 @@ class Script:
     fault_after: int = 4  # token chunks sent before a fault
     fault_every: int = 1  # request n (1-based) is faulty when n % fault_every == 0
     model: str = "m"
+    retry_after: str = "1"  # the Retry-After of rate-limit mode ("" sends none)
 
 
 @dataclass(slots=True)
@@ -259,6 +265,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if faulty and script.mode == "http-error":
         rec.done_at = now()
         return web.json_response(_error(), status=500)
+    if faulty and script.mode == "rate-limit":
+        rec.done_at = now()
+        return _rate_limited(script, n)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)  # sends the headers at once
     rec.headers_at = now()
@@ -269,6 +278,13 @@ async def completions(request: web.Request) -> web.StreamResponse:
     except ConnectionResetError:  # the client gave up (a timeout) and closed the socket
         rec.client_gone = True
     return resp
+
+
+def _rate_limited(script: Script, n: int) -> web.Response:
+    message = f"Rate limit reached for requests. Please try again in 0.{n % 1000:03d}s."
+    body = {"error": {"message": message, "type": "requests", "code": "rate_limit_exceeded"}}
+    headers = {"Retry-After": script.retry_after} if script.retry_after else {}
+    return web.json_response(body, status=429, headers=headers)
 
 
 async def models(request: web.Request) -> web.Response:
@@ -312,6 +328,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Script, str, int]:
     p.add_argument("--fault-after", type=int, default=4)
     p.add_argument("--fault-every", type=int, default=1)
     p.add_argument("--model", default="m")
+    p.add_argument("--retry-after", default="1", help="rate-limit mode's Retry-After value")
     ns = p.parse_args(argv)
     if min(ns.tokens, ns.tokens_per_chunk, ns.events_per_write, ns.fault_every) < 1:
         p.error("--tokens, --tokens-per-chunk, --events-per-write and --fault-every must be >= 1")

@@ -44,6 +44,7 @@ def step_notes(step: StepResult) -> tuple[str, ...]:
         for why, label in (
             (step.unsustainable, "not sustainable"),
             (step.saturation, "load generator saturated"),
+            (step.disturbed, "load generator disturbed"),
         )
         if why
     )

@@ -1,10 +1,11 @@
-"""Failed requests: counts by reason, and by HTTP status over time.
+"""Failed requests: counts by error class, and by HTTP status over time.
 
-A failure is a row that is not ``ok`` (``sla.metrics.ok_mask``): its reason is its ``error``
-text, or ``HTTP <status>`` when it has none. Requests cancelled by the end of the test are
-not failures of the target and are left out (the note says how many). Reasons and statuses
-beyond the most frequent are pooled as "other", so that a run with a million distinct error
-texts still draws a handful of bars.
+A failure is a row that is not ``ok`` (``sla.metrics.ok_mask``); it is counted under its
+error class (``sla.files.error_class``: a closed vocabulary, so a run with a million
+distinct error texts still draws a handful of bars; the report's table gives each class's
+most frequent message). Requests cancelled by the end of the test are not failures of the
+target and are left out (the note says how many). Statuses beyond the most frequent are
+pooled as "other".
 """
 
 from __future__ import annotations
@@ -24,25 +25,18 @@ from dashboards.panel import (
 )
 from dashboards.timeseries import midpoints_s
 from dashboards.view import RunView
+from sla.files.error_class import CLIENT_ERROR
 
-TOP_REASONS = 10
 TOP_STATUSES = 6
 _STATUS_COLOURS = ("#CC3311", "#EE7733", "#E69F00", "#AA3377", "#882255", "#332288", "#999999")
 
 
-def failure_reasons(failed: pd.DataFrame) -> pd.Series:
-    """The reason of each failed row: its error text, else ``HTTP <status>``."""
-    status = "HTTP " + failed["status"].astype("int64").astype(str)
-    return failed["error"].astype("object").where(failed["error"].notna(), status)
-
-
-def reason_counts(failed: pd.DataFrame, top: int = TOP_REASONS) -> pd.Series:
-    """Counts by reason, largest first; reasons past the ``top`` pooled as "other"."""
-    counts = failure_reasons(failed).value_counts()
-    if len(counts) > top:
-        rest = int(counts.iloc[top:].sum())
-        counts = pd.concat([counts.iloc[:top], pd.Series({"other": rest})])
-    return counts
+def class_counts(failed: pd.DataFrame) -> pd.Series:
+    """Failed rows by error class, largest first (ties by name)."""
+    classes = failed["error_class"].astype(object).fillna(CLIENT_ERROR)
+    counts = classes.value_counts()
+    order = sorted(counts.index, key=lambda name: (-int(counts[name]), str(name)))
+    return counts[order]
 
 
 def status_label(status: int) -> str:
@@ -54,20 +48,20 @@ def errors_panel(view: RunView, stats: pd.DataFrame) -> Panel | None:
     None when nothing failed."""
     rows = view.rows
     not_ok = ~rows["ok"].to_numpy(dtype=bool)
-    failed = rows[["start", "status", "error"]][not_ok & ~view.reading.cancelled]
+    failed = rows[["start", "status", "error_class"]][not_ok & ~view.reading.cancelled]
     if failed.empty or stats.empty:
         return None
     title = f"Errors ({len(failed):,} failed requests)"
     fig = make_subplots(rows=1, cols=2, column_widths=[0.4, 0.6], horizontal_spacing=0.12)
     style(fig, title, height_px=420)
-    counts = reason_counts(failed)
+    counts = class_counts(failed)
     fig.add_trace(
         go.Bar(
             x=counts.to_numpy(),
-            y=[safe_label(reason, 60) for reason in counts.index],
+            y=[safe_label(str(name), 60) for name in counts.index],
             orientation="h",
             marker={"color": "#CC3311"},
-            name="by reason",
+            name="by class",
             showlegend=False,
             hovertemplate="%{y}: %{x}<extra></extra>",
         ),
@@ -76,14 +70,14 @@ def errors_panel(view: RunView, stats: pd.DataFrame) -> Panel | None:
     )
     _add_status_bars(fig, view, failed, stats)
     fig.update_xaxes(title_text="failed requests (count)", row=1, col=1)
-    fig.update_yaxes(title_text="reason", type="category", autorange="reversed", row=1, col=1)
+    fig.update_yaxes(title_text="error class", type="category", autorange="reversed", row=1, col=1)
     fig.update_xaxes(title_text=TIME_AXIS_TITLE, row=1, col=2)
     fig.update_yaxes(title_text="failed requests per window (count)", row=1, col=2)
     fig.update_layout(barmode="stack", hovermode="closest")
     mark_timeline(fig, view.timeline, row=1, col=2)
     note = (
-        f"Whole run; reasons past the top {TOP_REASONS} pooled as other. "
-        f"{timeline_note(view.timeline)}"
+        "Whole run, by error class (the report's error table gives each class's most "
+        f"frequent message). {timeline_note(view.timeline)}"
     )
     if n_cancelled := int(view.reading.cancelled.sum()):
         note += f" {n_cancelled:,} requests cancelled by the end of the test are not shown."

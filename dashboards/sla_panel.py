@@ -55,6 +55,8 @@ def sla_panel(verdict: Verdict | None) -> Panel | None:
         return None
     results = verdict.objectives
     suffix = " (load generator saturated: not trustworthy)" if verdict.saturated else ""
+    if verdict.disturbed:
+        suffix += " (load generator disturbed: not trustworthy)"
     title = f"SLA {verdict.spec_name}: {verdict.status}{suffix}"
     fig = new_figure(
         f"SLA {safe_label(verdict.spec_name, 60)}: {verdict.status}{suffix}",

@@ -88,6 +88,12 @@ def capacity_warnings(result: CapacityResult) -> list[str]:
         )
     elif saturated:
         out.append(f"The load generator was saturated in step {saturated}: not trustworthy.")
+    out += [
+        f"The load generator was disturbed in step {p.step} (INCONCLUSIVE, never a PASS): "
+        f"{p.disturbed}."
+        for p in result.steps
+        if p.disturbed
+    ]
     out += _outcome_warnings(outcome)
     errored = [p for p in result.steps if p.status == "ERROR"]
     if errored:

@@ -4,7 +4,8 @@ JUnit: a FAIL objective is a ``<failure>`` whose message is the objective's mess
 INCONCLUSIVE one is a failure too, or ``<skipped>`` with ``allow_inconclusive``. A saturated
 load generator adds one failing case, "load generator not saturated", because it turns a
 PASS into exit code 4 (``sla.verdict.exit_code``); an incomplete run adds a failing case
-"run complete" (with or without ``allow_inconclusive``). Characters that XML 1.0 forbids (control
+"run complete", a disturbed load generator "load generator not disturbed" (with or without
+``allow_inconclusive``). Characters that XML 1.0 forbids (control
 characters in an error text) are replaced by U+FFFD so that every CI parser reads the file.
 
 Markdown: for a CI job summary page (GitHub renders inline HTML there, so every string from
@@ -26,7 +27,11 @@ from sla.verdict import Verdict
 __all__ = ["junit_xml", "markdown_summary"]
 
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_RUN_CASES = {"INCOMPLETE": "run complete", "SATURATED": "load generator not saturated"}
+_RUN_CASES = {
+    "INCOMPLETE": "run complete",
+    "DISTURBED": "load generator not disturbed",
+    "SATURATED": "load generator not saturated",
+}
 _ICONS = {Status.PASS: "✅", Status.FAIL: "❌", Status.INCONCLUSIVE: "⚠️"}
 
 
@@ -79,6 +84,13 @@ def _run_problems(verdict: Verdict) -> list[tuple[str, str]]:
     out = []
     if verdict.incomplete:
         out.append(("INCOMPLETE", "incomplete run, never a PASS: " + "; ".join(verdict.incomplete)))
+    if verdict.disturbed:
+        out.append(
+            (
+                "DISTURBED",
+                "load generator disturbed, never a PASS: " + "; ".join(verdict.disturbed),
+            )
+        )
     if verdict.saturated:
         out.append(
             (
@@ -119,8 +131,12 @@ def markdown_summary(
                 f"{fmt.exact(m.p99)} | {fmt.exact(m.max)} |"
             )
     if s.errors:
-        lines += ["", "| error | status | count |", "|---|---:|---:|"]
-        lines += [f"| {md(e.reason)} | {e.status} | {e.count:,} |" for e in s.errors[:5]]
+        lines += ["", "| error class | count | status | most frequent message |"]
+        lines += ["|---|---:|---|---|"]
+        lines += [
+            f"| `{e.error_class}` | {e.count:,} | {e.statuses_text} | {md(e.example)} |"
+            for e in s.errors[:5]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -150,6 +166,9 @@ def _md_head(run: Run, verdict: Verdict | None, s: RunSummary) -> list[str]:
     if run.incomplete:
         reasons = md("; ".join(run.incomplete))
         lines += [f"> **Warning:** incomplete run, never a PASS: {reasons}.", ""]
+    if run.disturbed:
+        reasons = md("; ".join(run.disturbed))
+        lines += [f"> **Warning:** load generator disturbed, never a PASS: {reasons}.", ""]
     return lines
 
 

@@ -221,6 +221,7 @@ th { background: var(--panel); font-weight: 600; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 tr.FAIL td { background: #ffebe9; } tr.INCONCLUSIVE td { background: #fff8c5; }
 tr.regressed td { background: #ffebe9; } tr.improved td { background: #dafbe1; }
+tr.disturbed td, tr.saturated td { background: #ffebe9; }
 td { overflow-wrap: anywhere; max-width: 640px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(600px, 1fr));
   gap: 20px; }

@@ -229,6 +229,15 @@ def _comparison_warnings(comparison: Comparison) -> Markup:
                 f'<div class="warning bad" role="alert">The {role} run\'s load generator was '
                 "saturated: its timings are not trustworthy.</div>"
             )
+    for role, reasons in (
+        ("baseline", comparison.baseline_disturbed),
+        ("candidate", comparison.candidate_disturbed),
+    ):
+        out.extend(
+            f'<div class="warning bad" role="alert">The {role} run\'s load generator was '
+            f"disturbed: {esc(reason)}.</div>"
+            for reason in reasons
+        )
     return Markup("".join(out))
 
 

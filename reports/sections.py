@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 
 from reports import fmt
+from reports.generator import generator_table
 from reports.html import Markup, esc, join, table
 from reports.summary import RunSummary
 from sla.files.run import PARTS_DIR, Run
@@ -40,8 +41,9 @@ def verdict_badge(verdict: Verdict | None) -> Markup:
 def header(run: Run, verdict: Verdict | None, summary: RunSummary) -> Markup:
     meta = run.meta
     scenario = str(meta.get("scenario") or "unnamed scenario")
-    saturated = run.saturated
-    extra = ' <span class="badge warn">load generator saturated</span>' if saturated else ""
+    extra = ' <span class="badge warn">load generator saturated</span>' if run.saturated else ""
+    if run.disturbed:
+        extra += ' <span class="badge warn">load generator disturbed</span>'
     lines = [f"<header><h1>slabench report: {esc(scenario)} {verdict_badge(verdict)}{extra}</h1>"]
     if verdict is not None:
         c = verdict.counts
@@ -77,6 +79,12 @@ def warnings(run: Run) -> Markup:
             "less load than asked and its timings are not trustworthy. Add load-generator "
             "processes (--processes) or lower the load, and re-run."
         )
+    out.extend(
+        f"The load generator was disturbed, never a PASS (INCONCLUSIVE at best): {reason}. "
+        "Every timestamp taken while its loop was late is late by as much; re-run on a "
+        "quieter machine (see the load generator table under Run details)."
+        for reason in run.disturbed
+    )
     if run.from_parts:
         out.append(
             f"This run was never closed (the load generator was killed): it was recovered "
@@ -91,7 +99,7 @@ def warnings(run: Run) -> Markup:
         )
     scrape = meta.get("server_metrics")
     if isinstance(scrape, Mapping) and scrape.get("problem"):
-        out.append(f"Server metrics could not be scraped: {scrape['problem']}")
+        out.append(f"Server metrics are missing or incomplete: {scrape['problem']}")
     return join(Markup(f'<div class="warning bad" role="alert">{esc(w)}</div>') for w in out)
 
 
@@ -122,6 +130,7 @@ def sla_section(verdict: Verdict | None) -> Markup:
     classes = [str(r.status) for r in verdict.objectives]
     body = table(headers, rows, cls="objectives", row_classes=classes)
     notes = [f"Incomplete run, never a PASS: {reason}" for reason in verdict.incomplete]
+    notes += [f"Load generator disturbed, never a PASS: {reason}" for reason in verdict.disturbed]
     notes += [r.message for r in verdict.objectives if r.status is not Status.PASS]
     if verdict.counts.good is not None:
         notes.insert(
@@ -182,10 +191,11 @@ def summary_section(s: RunSummary) -> Markup:
 def errors_section(s: RunSummary) -> Markup:
     if s.failed == 0:
         return Markup('<section id="errors"><h2>Errors</h2><p>No failed requests.</p></section>')
-    rows = [(e.reason, str(e.status), fmt.count(e.count)) for e in s.errors]
+    rows = [(e.error_class, e.statuses_text, e.example, fmt.count(e.count)) for e in s.errors]
     if s.other_errors:
-        rows.append(("(other reasons)", "", fmt.count(s.other_errors)))
-    body = table(("error", "HTTP status", "count"), rows, cls="errors")
+        rows.append(("(other classes)", "", "", fmt.count(s.other_errors)))
+    headers = ("error class", "status", "most frequent message", "count")
+    body = table(headers, rows, numeric_from=3, cls="errors")
     return Markup(f'<section id="errors"><h2>Errors</h2>{body}</section>')
 
 
@@ -218,7 +228,9 @@ def details_section(run: Run) -> Markup:
         '<section id="details"><h2>Run details</h2>'
         f"<p>Command: <code>{esc(command)}</code></p>"
         f"<details><summary>Load profile (run.json)</summary><pre>{esc(profile)}</pre></details>"
-        "<details><summary>Load generator CPU (run.json)</summary>"
+        "<h3>Load generator: its CPU, its event loop's lag, the rest of the machine</h3>"
+        f"{generator_table(meta)}"
+        "<details><summary>Load generator (run.json)</summary>"
         f"<pre>{esc(generator)}</pre></details></section>"
     )
 

@@ -5,7 +5,8 @@ rules as the SLA judge, from the same reading of the run (``sla.reading``): the 
 the measured window (warm-up and requests cancelled by the end of the test excluded),
 latency metrics over the successful requests that have them, ``itl_ms`` pooling every
 chunk gap, rates over the requests that ended in the window (``sla.metrics.throughput``),
-and percentiles as numpy's default (linear) percentile.
+and percentiles as numpy's default (linear) percentile. Failures are counted by their
+class (``sla.files.error_class``), each with its most frequent raw message as an example.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sla.files.error_class import CLIENT_ERROR
 from sla.files.run import Run
-from sla.metrics import FloatArray, throughput
+from sla.metrics import FloatArray, floats, throughput
 from sla.reading import Reading, read_run
 from sla.spec import LATENCY_METRICS
 
@@ -51,11 +53,19 @@ class MetricStats:
 
 @dataclass(frozen=True, slots=True)
 class ErrorCount:
-    """Failed measured requests with one error text and HTTP status (0: no response)."""
+    """The failed measured requests of one error class (``sla.files.error_class``): how
+    many, their HTTP statuses (most frequent first; 0: no response), and the most frequent
+    raw message among them (``HTTP <status> (no error text)`` when there was none)."""
 
-    reason: str
-    status: int
+    error_class: str
     count: int
+    statuses: tuple[int, ...]
+    example: str
+
+    @property
+    def statuses_text(self) -> str:
+        """``HTTP 503, HTTP 500``, ``no response``, or both kinds."""
+        return ", ".join("no response" if code == 0 else f"HTTP {code}" for code in self.statuses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +83,13 @@ class RunSummary:
     """Every recorded row is in exactly one of ``measured``, ``warmup`` (started before
     ``measured_from``), ``cancelled`` (cut off by the end of the test, wherever it started),
     ``late`` (started after ``ended_at``) and ``unstarted`` (no start time): see
-    ``accounted``. ``dropped`` comes from run.json (open-loop sends dropped at the in-flight
-    bound, recorded as failed rows, so already in those counts), None when absent;
-    ``run_json_requests`` is run.json ``requests`` (None when absent). The counts are of
+    ``accounted``. ``backoff_s`` is how long closed-loop users waited after the measured
+    requests that asked them to (429/503, failed connections: the ``backoff_ms`` column),
+    ``backoff_requests`` how many did. ``dropped`` comes from run.json (open-loop sends
+    dropped at the in-flight bound, recorded as failed rows, so already in those counts),
+    None when absent; ``run_json_requests`` is run.json ``requests`` (None when absent), of
+    which ``run_json_not_written`` (run.json ``requests_not_written``, None when absent)
+    could not be written when a write failed: the file holds the rest. The counts are of
     requests started in the window; the rates (``*_per_s``) of requests that ended in it
     (``sla.reading.Reading.completed``)."""
 
@@ -93,13 +107,16 @@ class RunSummary:
     input_tokens: int
     output_tokens: int
     metrics: tuple[MetricStats, ...]
-    errors: tuple[ErrorCount, ...]  # the most frequent first, at most MAX_ERROR_ROWS
-    other_errors: int  # failures whose reason is not among ``errors``
+    errors: tuple[ErrorCount, ...]  # by class, the most frequent first, at most MAX_ERROR_ROWS
+    other_errors: int  # failures whose class is not among ``errors``
     endpoints: tuple[EndpointStats, ...]  # the busiest first, at most MAX_ENDPOINT_ROWS
     other_endpoints: int  # endpoints not listed
     late: int = 0
     unstarted: int = 0
     run_json_requests: int | None = None
+    run_json_not_written: int | None = None
+    backoff_s: float = 0.0
+    backoff_requests: int = 0
 
     @property
     def accounted(self) -> int:
@@ -118,6 +135,7 @@ def summarize_run(run: Run | Reading) -> RunSummary:
     errors, other = _errors(rows[~rows["ok"].to_numpy(dtype=bool)])
     endpoints, other_endpoints = _endpoints(rows)
     dropped, requests = reading.meta.get("dropped"), reading.meta.get("requests")
+    backoff_ms = floats(rows, "backoff_ms") if "backoff_ms" in rows else np.zeros(0)
     return RunSummary(
         recorded=len(reading.rows),
         measured=len(rows),
@@ -140,6 +158,9 @@ def summarize_run(run: Run | Reading) -> RunSummary:
         late=reading.late_rows,
         unstarted=reading.unstarted_rows,
         run_json_requests=_count(requests),
+        run_json_not_written=_count(reading.meta.get("requests_not_written")),
+        backoff_s=float(np.nansum(backoff_ms)) / 1000.0,
+        backoff_requests=int((backoff_ms > 0).sum()),
     )
 
 
@@ -181,21 +202,31 @@ def _errors(failed: pd.DataFrame) -> tuple[tuple[ErrorCount, ...], int]:
         return (), 0
     keys = pd.DataFrame(
         {
-            "reason": failed["error"].astype(object).fillna("").astype(str).to_numpy(),
-            "status": pd.to_numeric(failed["status"]).fillna(0).astype(np.int64).to_numpy(),
+            "error_class": failed["error_class"].astype(object).fillna(CLIENT_ERROR).astype(str),
+            "reason": failed["error"].astype(object).fillna("").astype(str),
+            "status": pd.to_numeric(failed["status"]).fillna(0).astype(np.int64),
         }
+    ).reset_index(drop=True)
+    sizes = keys["error_class"].value_counts()
+    # Most frequent first; ties in a stable, readable order (by class name).
+    ranked = sorted(sizes.items(), key=lambda item: (-int(item[1]), str(item[0])))
+    top = ranked[:MAX_ERROR_ROWS]
+    errors = tuple(_class_count(keys[keys["error_class"] == name], str(name)) for name, _ in top)
+    return errors, int(sizes.sum() - sum(int(n) for _, n in top))
+
+
+def _class_count(rows: pd.DataFrame, error_class: str) -> ErrorCount:
+    statuses = rows["status"].value_counts()
+    by_status = sorted(statuses.items(), key=lambda item: (-int(item[1]), int(item[0])))
+    messages = rows[["reason", "status"]].value_counts().reset_index(name="n")
+    messages = messages.sort_values(["n", "reason", "status"], ascending=[False, True, True])
+    reason, status = messages.iloc[0]["reason"], messages.iloc[0]["status"]
+    return ErrorCount(
+        error_class=error_class,
+        count=len(rows),
+        statuses=tuple(int(code) for code, _ in by_status),
+        example=_reason(str(reason), int(status)),
     )
-    counts = keys.value_counts().rename("count").reset_index()
-    reasons = zip(counts["reason"], counts["status"], strict=True)
-    counts["reason"] = [_reason(str(reason), int(status)) for reason, status in reasons]
-    # Most frequent first; ties in a stable, readable order (by text, then status).
-    counts = counts.sort_values(["count", "reason", "status"], ascending=[False, True, True])
-    top = counts.iloc[:MAX_ERROR_ROWS]
-    errors = tuple(
-        ErrorCount(reason=str(reason), status=int(status), count=int(n))
-        for reason, status, n in top[["reason", "status", "count"]].itertuples(index=False)
-    )
-    return errors, int(counts["count"].sum() - top["count"].sum())
 
 
 def _reason(text: str, status: int) -> str:

@@ -61,7 +61,8 @@ def summarize_step(spec: Spec, runs: Sequence[Run | Reading]) -> tuple[Verdict, 
     """Judge one step (its segments as one, as ``sla.verdict.evaluate_segments`` does) and
     summarise what it measured for ``capacity.json`` (``StepMeasurement``: the step's
     fields less the bookkeeping the search adds: step, load, phase, runs, wall_s, error,
-    saturation).
+    saturation). A segment with a disturbed load generator (``Run.disturbed``) leaves the
+    step INCONCLUSIVE at best, never a PASS, and says why in ``disturbed``.
 
     Proportions and percentiles are over the requests started in the measured windows;
     rates (throughput, tokens/s, goodput) over the requests that ended in them, divided by
@@ -80,6 +81,7 @@ def summarize_step(spec: Spec, runs: Sequence[Run | Reading]) -> tuple[Verdict, 
         **_step_numbers(samples, verdict.counts.good),
         backlog=backlog(spec, readings),
         objectives=objectives,
+        disturbed="; ".join(verdict.disturbed) or None,
     )
     return verdict, measurement
 

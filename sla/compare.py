@@ -96,6 +96,8 @@ class Comparison:
     baseline_saturated: bool
     candidate_saturated: bool
     changes: tuple[MetricChange, ...]
+    baseline_disturbed: tuple[str, ...] = ()  # Run.disturbed: its timings are late
+    candidate_disturbed: tuple[str, ...] = ()
 
     @property
     def regressed(self) -> tuple[MetricChange, ...]:
@@ -155,6 +157,8 @@ def compare(
         baseline_saturated=baseline.saturated,
         candidate_saturated=candidate.saturated,
         changes=tuple(changes),
+        baseline_disturbed=baseline.disturbed,
+        candidate_disturbed=candidate.disturbed,
     )
 
 
@@ -327,5 +331,12 @@ def format_comparison(comparison: Comparison) -> str:
                 f"WARNING: the {name} run's load generator was saturated; "
                 "its timings are not trustworthy"
             )
+    for name, reasons in (
+        ("baseline", comparison.baseline_disturbed),
+        ("candidate", comparison.candidate_disturbed),
+    ):
+        lines.extend(
+            f"WARNING: the {name} run's load generator was disturbed: {r}" for r in reasons
+        )
     lines.extend(c.message for c in comparison.changes if c.verdict is not Change.NO_CHANGE)
     return "\n".join(lines)

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sla.files.error_class import fill_error_classes
 from sla.files.run import CANCELLED_ERROR
 
 FloatArray = npt.NDArray[np.float64]
@@ -63,6 +64,8 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
     - ``tpot_ms`` = ``(done_at - first_token_at) * 1000 / (output_tokens - 1)``; NaN unless
       ``output_tokens >= 2`` and ``first_token_at`` is known.
     - ``ok`` = ``200 <= status < 300`` and ``error`` is null.
+    - ``error_class`` = the row's class, derived from ``status`` and ``error`` where it has
+      none (``sla.files.error_class.fill_error_classes``); None for a successful row.
     """
     start = start_s(df)
     sent = floats(df, "sent_at")
@@ -79,6 +82,7 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
         schedule_lag_ms=(sent - floats(df, "scheduled_at")) * 1000.0,
         tpot_ms=tpot,
         ok=ok_mask(df),
+        error_class=fill_error_classes(df),
     )
 
 

@@ -102,6 +102,11 @@ class Reading:
         return self.run.incomplete
 
     @property
+    def disturbed(self) -> tuple[str, ...]:
+        """Why the load generator was disturbed (``Run.disturbed``); empty when it was not."""
+        return self.run.disturbed
+
+    @property
     def rows(self) -> pd.DataFrame:
         """Every recorded row with the per-request metric columns (positional index)."""
         return self._derived.rows

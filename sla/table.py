@@ -21,6 +21,9 @@ def format_table(verdict: Verdict) -> str:
         f"{c.measured} requests judged ({c.ok} ok, {c.failed} failed) over {window}; "
         f"bounds at {fmt_confidence(verdict.confidence)} confidence",
     ]
+    if verdict.errors_by_class:
+        classes = ", ".join(f"{name} {n}" for name, n in verdict.errors_by_class)
+        lines.append(f"failed by class: {classes}")
     header = (
         "objective",
         "observed",
@@ -40,6 +43,9 @@ def format_table(verdict: Verdict) -> str:
             "timings are not trustworthy: add load-generator processes and re-run"
         )
     lines.extend(f"INCOMPLETE RUN, never a PASS: {reason}" for reason in verdict.incomplete)
+    lines.extend(
+        f"DISTURBED LOAD GENERATOR, never a PASS: {reason}" for reason in verdict.disturbed
+    )
     lines.extend(r.message for r in verdict.objectives if r.status is not Status.PASS)
     return "\n".join(lines)
 

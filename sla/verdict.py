@@ -21,6 +21,12 @@ workers that never handed over their records) is never a PASS: its overall statu
 INCONCLUSIVE at best (a FAIL stays FAIL, since the rows it has already fail) and its exit
 code is ``EXIT_INCONCLUSIVE`` even with ``allow_inconclusive``, which is for too few
 samples, not for samples that were lost. The reasons are in ``Verdict.incomplete``.
+
+A disturbed load generator (``Run.disturbed``: a process whose event loop ran later than
+``--max-loop-lag`` for too much of the measured window) is treated the same way: never a
+PASS, INCONCLUSIVE at best, ``EXIT_INCONCLUSIVE`` even with ``allow_inconclusive``, its
+reasons in ``Verdict.disturbed``. Its timestamps are late, so its latencies may be the
+generator's; a FAIL stays FAIL (re-check a latency FAIL on a quieter machine).
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pandas as pd
+
 from sla.errors import EXIT_USAGE
+from sla.files.error_class import CLIENT_ERROR
 from sla.objectives import ObjectiveResult, Status, judge_objective
 from sla.reading import Reading
 from sla.samples import RunLike, Samples, judged_samples, reading_for
@@ -42,6 +51,7 @@ __all__ = [
     "EXIT_USAGE",
     "Counts",
     "Verdict",
+    "errors_by_class",
     "evaluate",
     "evaluate_segments",
     "exit_code",
@@ -77,6 +87,10 @@ class Verdict:
     counts: Counts
     objectives: tuple[ObjectiveResult, ...]
     incomplete: tuple[str, ...] = ()  # why the run lacks data (Run.incomplete); () if whole
+    # The judged failures by class (sla.files.error_class), the most frequent first; they
+    # add up to counts.failed.
+    errors_by_class: tuple[tuple[str, int], ...] = ()
+    disturbed: tuple[str, ...] = ()  # why the load generator was disturbed (Run.disturbed)
 
 
 def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
@@ -85,7 +99,7 @@ def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
         return EXIT_FAIL
     if verdict.saturated:
         return EXIT_SATURATED
-    if verdict.incomplete:
+    if verdict.incomplete or verdict.disturbed:
         return EXIT_INCONCLUSIVE
     if verdict.status is Status.INCONCLUSIVE and not allow_inconclusive:
         return EXIT_INCONCLUSIVE
@@ -111,19 +125,32 @@ def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
     """The verdict on ``samples``, the ``judged_samples`` of ``readings``."""
     results = tuple(judge_objective(obj, samples, spec.confidence) for obj in spec.objectives)
     incomplete = tuple(reason for reading in readings for reason in reading.incomplete)
+    disturbed = tuple(reason for reading in readings for reason in reading.disturbed)
     status = _overall({r.status for r in results})
+    untrusted = incomplete or disturbed
     return Verdict(
         spec_name=spec.name,
         spec_source=spec.source,
         run_path=str(readings[0].path),
-        status=Status.INCONCLUSIVE if incomplete and status is Status.PASS else status,
+        status=Status.INCONCLUSIVE if untrusted and status is Status.PASS else status,
         saturated=any(reading.saturated for reading in readings),
         confidence=spec.confidence,
         window_s=samples.window_s,
         counts=_counts(readings, samples),
         objectives=results,
         incomplete=incomplete,
+        errors_by_class=errors_by_class(samples.rows),
+        disturbed=disturbed,
     )
+
+
+def errors_by_class(rows: pd.DataFrame) -> tuple[tuple[str, int], ...]:
+    """How many of ``rows`` failed with each error class, the most frequent first (ties by
+    name); the rows carry ``error_class`` (``sla.metrics.with_request_metrics``)."""
+    failed = rows.loc[~rows["ok"].to_numpy(dtype=bool), "error_class"]
+    counts = failed.astype(object).fillna(CLIENT_ERROR).value_counts()
+    ranked = sorted(counts.items(), key=lambda item: (-int(item[1]), str(item[0])))
+    return tuple((str(name), int(n)) for name, n in ranked)
 
 
 def _overall(statuses: set[Status]) -> Status:

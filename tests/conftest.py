@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
@@ -18,6 +19,19 @@ import pytest
 from tests.server_process import SMALL_MODELS, ServerProcess
 
 pytest_plugins = ["pytester"]
+
+# What every Locust this suite starts is told, whoever starts it (``run_locust``, the pytest
+# gate's ``sla_locust``, pytester, a capacity search's steps). The suite runs on a 2-core
+# machine shared by two xdist workers, each with its reference servers and locusts: a
+# locust's event loop there is held up for 150-300 ms at times (measured: 2 of 23 end-to-end
+# runs over the default 50 ms bound for 1% of their few seconds). Those runs check what a run
+# records and decides, not how fast the server is, so a stall counts only past a second;
+# tests of the disturbance itself set the bound they mean (tests/loadtests/test_e2e_disturbed.py).
+SUITE_ENV = {"SLABENCH_MAX_LOOP_LAG": "1000"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(SUITE_ENV)
 
 
 @contextlib.contextmanager

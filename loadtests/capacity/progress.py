@@ -73,6 +73,8 @@ class Progress:
             parts.append(f"NOT SUSTAINABLE: {step.unsustainable}")
         if step.saturated:
             parts.append(f"LOAD GENERATOR SATURATED: {step.saturation}")
+        if step.disturbed:
+            parts.append(f"LOAD GENERATOR DISTURBED, never a PASS: {step.disturbed}")
         self.say(f"{head}: " + ", ".join(parts) + f" -> {self.bracket()}")
 
     def bracket(self) -> str:

@@ -172,7 +172,9 @@ class CapacitySearch:
             assert run is not None
             runs.append(run)
             judged = judge_segments(self.spec, runs, self.options)
-            if judged.measurement.status != "INCONCLUSIVE" or judged.measurement.saturated:
+            m = judged.measurement
+            # A disturbed segment stays in the step's pooled sample: more cannot settle it.
+            if m.status != "INCONCLUSIVE" or m.saturated or m.disturbed:
                 break
             if segment < extensions and not self._fits(measure_s):
                 break

@@ -23,11 +23,11 @@ import gevent
 
 from loadtests.capacity.options import BUNDLED_ENV, EXACT_RUN_DIR_ENV, STEP_ENV
 from loadtests.children import tied_to_parent
+from sla.files.error_class import REFUSED
 from sla.files.run import Run, RunDirError, load_run
 
 EXIT_USAGE = 2
 STEP_EXIT_CODES = (0, 1, 3, 4)  # a step's own --sla verdict, not a failure of the step
-REFUSED = "connection refused"  # loadtests.client.measure's error for a refused connect
 HEARTBEAT_S = 15.0
 HANG_GRACE_S = 120.0  # past its -t, a step's locust is hung
 
@@ -139,7 +139,7 @@ class StepRunner:
             return f"locust exited {seg.code}: {last_line(seg.log_tail)}", run
         if run.incomplete:
             return f"its run is incomplete: {'; '.join(run.incomplete)}", run
-        refused = run.requests["error"].fillna("").str.startswith(REFUSED)
+        refused = (run.requests["error_class"] == REFUSED).to_numpy(dtype=bool)
         if refused.any():
             return (
                 f"{int(refused.sum())} requests were refused a connection: the target was "

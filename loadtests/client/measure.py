@@ -10,19 +10,22 @@ exception: the caller always gets a ``RequestRecord``.
 from __future__ import annotations
 
 import math
-import socket
-import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import gevent
-from geventhttpclient.response import HTTPSocketPoolResponse
+from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
+from loadtests.client.backoff import RATE_LIMIT_STATUSES, parse_retry_after
 from loadtests.client.clock import now
+from loadtests.client.failures import connection_failure
 from loadtests.client.openai_stream import StreamAccumulator, StreamResult
 from loadtests.client.protocols import PreparedRequest, read_answer
 from loadtests.client.sse import SSEParser
 from loadtests.client.transport import Transport, discard, finish, read_some, set_read_timeout
+from sla.files import error_class as ec
+from sla.files.error_class import bound_error
 from sla.files.run import CANCELLED_ERROR, RequestRecord
 
 NAN = math.nan
@@ -40,6 +43,15 @@ class _Idle(Exception):
     pass
 
 
+class Backoff(Protocol):
+    """What decides a closed-loop user's wait after a request
+    (``loadtests.client.backoff.ClosedLoopBackoff``)."""
+
+    def wait_after(
+        self, status: int, error_class: str | None, retry_after_s: float | None
+    ) -> float: ...
+
+
 def execute(
     transport: Transport,
     req: PreparedRequest,
@@ -49,17 +61,24 @@ def execute(
     timeouts: Timeouts,
     on_record: Callable[[RequestRecord], None],
     scheduled_at: float = NAN,
+    backoff: Backoff | None = None,
 ) -> RequestRecord:
-    """Send ``req`` and hand its record to ``on_record`` (also when the greenlet is killed)."""
+    """Send ``req`` and hand its record to ``on_record`` (also when the greenlet is killed).
+    With ``backoff`` (a closed-loop user), the record's ``backoff_ms`` is the wait it asks
+    for after this request; the caller waits."""
     ids = _Ids(req, request_id, worker, scheduled_at, now())
     try:
-        rec = _attempt(transport, ids, timeouts)
+        rec, retry_after_s = _attempt(transport, ids, timeouts)
     except gevent.GreenletExit:
         # Locust kills users when a test stops (a stop signal never lands here: see
         # harness.stopping): the request may have reached the server, so keep its row and
         # say why it ended.
-        on_record(_failed(ids, CANCELLED))
+        on_record(_failed(ids, ec.CANCELLED, CANCELLED))
         raise
+    if backoff is not None:
+        wait_s = backoff.wait_after(rec.status, rec.error_class, retry_after_s)
+        if wait_s > 0:
+            rec = replace(rec, backoff_ms=wait_s * 1000.0)
     on_record(rec)
     return rec
 
@@ -73,32 +92,51 @@ class _Ids:
     sent_at: float
 
 
-def _attempt(transport: Transport, ids: _Ids, timeouts: Timeouts) -> RequestRecord:
+def _attempt(
+    transport: Transport, ids: _Ids, timeouts: Timeouts
+) -> tuple[RequestRecord, float | None]:
+    """The record of one request, and the ``Retry-After`` of a 429/503 answer (seconds)."""
     req = ids.req
     total = gevent.Timeout(timeouts.total_s)
     total.start()
     response: HTTPSocketPoolResponse | None = None
+    retry_after_s: float | None = None
     try:
         response = transport.send(req.method, req.path, req.body)
         status = response.status_code
+        if status in RATE_LIMIT_STATUSES:
+            retry_after_s = _retry_after(response)
         if req.reader == "openai_sse" and status == 200:
-            return _stream(response, ids, timeouts)
+            return _stream(response, ids, timeouts), None
         body = _read_body(response, timeouts.idle_s)
-        return _answered(ids, status, body, now())
+        return _answered(ids, status, body, now()), retry_after_s
     except gevent.Timeout as exc:
         if exc is not total:
             raise
-        return _failed(ids, f"timeout: no complete answer in {timeouts.total_s:g}s")
+        message = f"timeout: no complete answer in {timeouts.total_s:g}s"
+        return _failed(ids, ec.TOTAL_TIMEOUT, message), None
     except _Idle:
-        return _failed(ids, f"timeout: no data for {timeouts.idle_s:g}s")
+        return _failed(ids, ec.IDLE_TIMEOUT, f"timeout: no data for {timeouts.idle_s:g}s"), None
     except OSError as exc:
-        return _failed(ids, _connection_error(exc))
+        error_class, message = connection_failure(exc, answered=response is not None)
+        return _failed(ids, error_class, message), retry_after_s
+    except HTTPParseError as exc:  # not an OSError; HTTPConnectionClosed: closed before headers
+        if "closed" in str(exc):
+            return _failed(ids, ec.RESET, f"connection reset before the answer: {exc}"), None
+        return _failed(ids, ec.MALFORMED_BODY, f"malformed HTTP response: {exc}"), None
     except Exception as exc:
-        return _failed(ids, f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+        return _failed(ids, ec.CLIENT_ERROR, f"{type(exc).__name__}: {exc}"), None
     finally:
         total.close()
         if response is not None:
             finish(response)
+
+
+def _retry_after(response: HTTPSocketPoolResponse) -> float | None:
+    value = response.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return parse_retry_after(value, now())
 
 
 def _answered(ids: _Ids, status: int, body: bytes, done_at: float) -> RequestRecord:
@@ -113,12 +151,13 @@ def _answered(ids: _Ids, status: int, body: bytes, done_at: float) -> RequestRec
         NAN,
         done_at,
         status,
-        answer.error,
+        None if answer.error is None else bound_error(answer.error),
         _first(answer.input_tokens, ids.req.input_tokens_hint),
         answer.output_tokens,
         "usage" if answer.output_tokens is not None else None,
         0,
         (),
+        answer.error_class,
     )
 
 
@@ -138,7 +177,7 @@ def _read_body(response: HTTPSocketPoolResponse, idle_s: float) -> bytes:
 
 def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> RequestRecord:
     parser, acc = SSEParser(), StreamAccumulator()
-    error: str | None = None
+    error: tuple[str, str] | None = None  # a transport failure: its class and message
     ended = True
     t = ids.sent_at
     # The idle timeout is the socket's own: gevent arms a timer for every blocking read
@@ -154,11 +193,12 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
         if acc.stopped and not response.message_complete:
             _drain(response)
     except TimeoutError:  # the socket's, set just above
-        error, ended = f"timeout: no data for {timeouts.idle_s:g}s", False
+        error, ended = (ec.IDLE_TIMEOUT, f"timeout: no data for {timeouts.idle_s:g}s"), False
     except gevent.Timeout:  # the request's total timeout; keep the timings gathered so far
-        error, ended = f"timeout: no complete answer in {timeouts.total_s:g}s", False
+        message = f"timeout: no complete answer in {timeouts.total_s:g}s"
+        error, ended = (ec.TOTAL_TIMEOUT, message), False
     except OSError as exc:
-        error, ended = _connection_error(exc), False
+        error, ended = connection_failure(exc, answered=True), False
     finally:
         restore()
     if not response.message_complete:
@@ -167,9 +207,12 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
     return _streamed(ids, response.status_code, error, result)
 
 
-def _streamed(ids: _Ids, status: int, error: str | None, result: StreamResult) -> RequestRecord:
-    """The record of a streamed request; ``error`` (a transport failure) wins over the
-    stream's own."""
+def _streamed(
+    ids: _Ids, status: int, error: tuple[str, str] | None, result: StreamResult
+) -> RequestRecord:
+    """The record of a streamed request; ``error`` (a transport failure: class, message)
+    wins over the stream's own."""
+    error_class, message = error if error is not None else (result.error_class, result.error)
     return RequestRecord(
         ids.request_id,
         ids.worker,
@@ -179,12 +222,13 @@ def _streamed(ids: _Ids, status: int, error: str | None, result: StreamResult) -
         result.first_token_at if result.first_token_at is not None else NAN,
         result.done_at,
         status,
-        error or result.error,
+        None if message is None else bound_error(message),
         _first(result.usage_prompt_tokens, ids.req.input_tokens_hint),
         result.output_tokens,
         result.output_tokens_source,
         result.chunk_count,
         tuple(result.chunk_gaps_ms),  # a tuple of floats: untracked by the GC once stored
+        error_class,
     )
 
 
@@ -200,7 +244,7 @@ def _drain(response: HTTPSocketPoolResponse) -> None:
         pass
 
 
-def _failed(ids: _Ids, error: str) -> RequestRecord:
+def _failed(ids: _Ids, error_class: str, error: str) -> RequestRecord:
     return RequestRecord(
         ids.request_id,
         ids.worker,
@@ -210,32 +254,11 @@ def _failed(ids: _Ids, error: str) -> RequestRecord:
         NAN,
         now(),
         0,
-        error,
+        bound_error(error),
         ids.req.input_tokens_hint,
         None,
         None,
         0,
         (),
-    )
-
-
-def _connection_error(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused: is the target up?"
-    if isinstance(exc, socket.timeout | TimeoutError):
-        return "timeout: connect or network timeout"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return tls_rejection(exc)
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host: {exc.strerror or exc}"
-    text = " ".join(str(exc).split())[:200] or type(exc).__name__
-    return f"connection error: {text}"
-
-
-def tls_rejection(exc: ssl.SSLCertVerificationError) -> str:
-    """One line for a target whose certificate failed the check (no host or CA detail lost)."""
-    reason = " ".join(str(exc.verify_message or exc.reason or exc).split())[:200]
-    return (
-        f"TLS certificate rejected: {reason} (trust its CA with --ca-bundle; "
-        "--insecure skips the check)"
+        error_class,
     )

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from loadtests.client.sse import SSEEvent
+from sla.files import error_class as ec
+from sla.files.error_class import bound_error
 
 __all__ = ["StreamAccumulator", "StreamResult"]
 
@@ -43,7 +45,6 @@ except ImportError:  # orjson is optional: same results, a little slower
 
 _DONE = "[DONE]"
 _MALFORMED_PREVIEW_CHARS = 80
-_MAX_ERROR_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,26 +64,23 @@ class StreamResult:
     finish_reason: str | None
     done: bool  # "[DONE]" was seen
     error: str | None  # one line
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:_MAX_ERROR_CHARS]
+    error_class: str | None  # sla.files.error_class; None when there is no error
 
 
 def _error_message(error: object) -> str:
     """One line from an OpenAI-style `error` value (an object, or sometimes a bare string)."""
     if not isinstance(error, dict):
-        return _one_line(f"stream error: {error}")
+        return bound_error(f"stream error: {error}")
     message = error.get("message") or "server reported an error"
     details = ", ".join(
         f"{key}={error[key]}" for key in ("type", "code") if error.get(key) is not None
     )
     suffix = f" ({details})" if details else ""
-    return _one_line(f"stream error: {message}{suffix}")
+    return bound_error(f"stream error: {message}{suffix}")
 
 
 def _malformed(data: str) -> str:
-    return "malformed SSE event: " + _one_line(data[:_MALFORMED_PREVIEW_CHARS])
+    return "malformed SSE event: " + bound_error(data[:_MALFORMED_PREVIEW_CHARS])
 
 
 class StreamAccumulator:
@@ -92,6 +90,7 @@ class StreamAccumulator:
         "_chunk_count",
         "_done",
         "_error",
+        "_error_class",
         "_finish_reason",
         "_first_token_at",
         "_gaps_ms",
@@ -112,6 +111,7 @@ class StreamAccumulator:
         self._finish_reason: str | None = None
         self._done = False
         self._error: str | None = None
+        self._error_class: str | None = None
 
     @property
     def stopped(self) -> bool:
@@ -154,7 +154,7 @@ class StreamAccumulator:
                 if self._on_chunk(chunk):
                     tokens += 1
             except (AttributeError, TypeError):  # a field of an unexpected JSON type
-                self._error = _malformed(data)
+                self._fail(ec.MALFORMED_SSE, _malformed(data))
                 break
         if tokens:
             self._on_tokens(tokens, t)
@@ -176,7 +176,7 @@ class StreamAccumulator:
         (an error if [DONE] never came). `stream_ended=False`: the caller gave up (timeout)
         and records its own error; timings gathered so far are kept either way."""
         if stream_ended and not self._done and self._error is None:
-            self._error = "stream ended before [DONE]"
+            self._fail(ec.STREAM_INCOMPLETE, "stream ended before [DONE]")
         from_usage = self._usage_completion is not None
         return StreamResult(
             first_token_at=self._first_token_at,
@@ -194,7 +194,11 @@ class StreamAccumulator:
             finish_reason=self._finish_reason,
             done=self._done,
             error=self._error,
+            error_class=self._error_class,
         )
+
+    def _fail(self, error_class: str, message: str) -> None:
+        self._error, self._error_class = message, error_class
 
     def _on_other(self, data: str, event_type: str | None, payload: Any) -> dict[str, Any] | None:
         """[DONE] with blanks around it, errors, and payloads that are not chunks: sets
@@ -204,13 +208,13 @@ class StreamAccumulator:
             self._done = True
         elif event_type == "error":
             error = payload.get("error", payload) if isinstance(payload, dict) else data
-            self._error = _error_message(error)
+            self._fail(ec.SERVER_ERROR_EVENT, _error_message(error))
         elif not isinstance(payload, dict):
-            self._error = _malformed(data)
+            self._fail(ec.MALFORMED_SSE, _malformed(data))
         elif "error" in payload:
-            self._error = _error_message(payload["error"])
+            self._fail(ec.SERVER_ERROR_EVENT, _error_message(payload["error"]))
         elif payload.get("object") == "error":  # older vLLM: the error object itself
-            self._error = _error_message(payload)
+            self._fail(ec.SERVER_ERROR_EVENT, _error_message(payload))
         else:
             return payload
         return None

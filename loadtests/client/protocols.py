@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from loadtests.workloads.datasets import Prompt
 from sla.errors import SlabenchError
+from sla.files.error_class import MALFORMED_BODY, http_error_class
 
 Reader = Literal["openai_sse", "openai_json", "embeddings", "kserve", "json"]
 
@@ -215,6 +216,11 @@ class Answer:
     input_tokens: int | None = None
     output_tokens: int | None = None
     error: str | None = None
+    error_class: str | None = None  # sla.files.error_class; None when it succeeded
+
+
+def _malformed(error: str) -> Answer:
+    return Answer(error=error, error_class=MALFORMED_BODY)
 
 
 def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
@@ -224,20 +230,25 @@ def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
     except ValueError:
         doc = None
         if 200 <= status < 300 and reader != "json":
-            return Answer(error=f"malformed JSON body: {body[:80]!r}")
+            return _malformed(f"malformed JSON body: {body[:80]!r}")
     if not 200 <= status < 300:
-        return Answer(error=f"HTTP {status}: {_error_text(doc, body)}")
+        return Answer(
+            error=f"HTTP {status}: {_error_text(doc, body)}", error_class=http_error_class(status)
+        )
     if not isinstance(doc, dict):
-        return Answer() if reader == "json" else Answer(error="response is not a JSON object")
+        return Answer() if reader == "json" else _malformed("response is not a JSON object")
     raw_usage = doc.get("usage")
     usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     prompt_tokens = _int(usage.get("prompt_tokens"))
     if reader in ("openai_json", "openai_sse"):
         return Answer(prompt_tokens, _int(usage.get("completion_tokens")))
     if reader == "embeddings":
-        return Answer(prompt_tokens, None, None if doc.get("data") else "no embeddings in answer")
-    if reader == "kserve":
-        return Answer(error=None if doc.get("outputs") else "no outputs in answer")
+        if not doc.get("data"):
+            error = "no embeddings in answer"
+            return Answer(prompt_tokens, error=error, error_class=MALFORMED_BODY)
+        return Answer(prompt_tokens)
+    if reader == "kserve" and not doc.get("outputs"):
+        return _malformed("no outputs in answer")
     return Answer()
 
 

@@ -18,6 +18,7 @@ import gevent.ssl
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
+from loadtests.client.failures import ConnectTimeout, MalformedResponse
 from loadtests.client.tls import Tls
 from sla.errors import SlabenchError
 
@@ -82,6 +83,7 @@ class Transport:
             network_timeout=network_timeout_s,
             **tls_client_options(tls or Tls()),
         )
+        _name_connect_timeouts(self._client, connect_timeout_s)
 
     def send(self, method: str, path: str, body: bytes | None) -> HTTPSocketPoolResponse:
         return self._client.request(
@@ -96,6 +98,22 @@ class Transport:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _name_connect_timeouts(client: HTTPClient, timeout_s: float) -> None:
+    """Make a connect (TLS handshake included) that times out raise ``ConnectTimeout``: the
+    pool's socket timeout is the same exception for a connect and for a silent answer, and
+    only the first says that the target cannot be reached."""
+    pool = client._connection_pool
+    connect = pool._connect_socket
+
+    def connect_or_say_so(sock: Any, address: Any) -> Any:
+        try:
+            return connect(sock, address)
+        except TimeoutError as exc:
+            raise ConnectTimeout(timeout_s) from exc
+
+    pool._connect_socket = connect_or_say_so  # type: ignore[method-assign]
 
 
 def read_some(response: HTTPSocketPoolResponse) -> bytes:
@@ -119,7 +137,7 @@ def read_some(response: HTTPSocketPoolResponse) -> bytes:
             # It raises at EOF inside a chunked or sized body (reported just below) and on
             # bytes that are not HTTP; as OSErrors, the caller keeps the timings so far.
             if data:
-                raise ConnectionError(f"malformed HTTP response: {exc}") from exc
+                raise MalformedResponse(str(exc)) from exc
         if not data and not response.message_complete:
             raise ConnectionResetError("connection closed before the body was complete")
     out = bytes(buffer)

@@ -13,7 +13,8 @@
 Each objective of the spec becomes its own test (``test_chat_meets_its_sla[p99 ttft_ms]``);
 a failing one reads ``[p99 ttft_ms] 812.4 ms > 450 ms (n=3120, 95% CI 790–840)`` with no
 traceback. INCONCLUSIVE fails too unless ``--sla-allow-inconclusive``; an incomplete run
-(``Run.incomplete``) fails every objective, whatever that option says. A bad spec is a usage
+(``Run.incomplete``) or a disturbed load generator (``Run.disturbed``) fails every objective,
+whatever that option says. A bad spec is a usage
 error. ``sla_metric_change`` does the same against ``--sla-baseline RUN_DIR``.
 
 Locust runs as a subprocess (``sla_locust``): gevent never touches the pytest process. This
@@ -134,9 +135,11 @@ class SlaObjective:
         suffix = " [load generator saturated: figures not trustworthy]" if verdict.saturated else ""
         if verdict.incomplete:
             suffix += f" [incomplete run, never a PASS: {'; '.join(verdict.incomplete)}]"
+        if verdict.disturbed:
+            suffix += f" [load generator disturbed, never a PASS: {'; '.join(verdict.disturbed)}]"
         if result.status is Status.FAIL:
             pytest.fail(result.message + suffix, pytrace=False)
-        if verdict.incomplete:  # lost data: not excused by --sla-allow-inconclusive
+        if verdict.incomplete or verdict.disturbed:  # not excused by --sla-allow-inconclusive
             pytest.fail(f"INCONCLUSIVE {result.message}{suffix}", pytrace=False)
         if result.status is Status.INCONCLUSIVE:
             if self.allow_inconclusive:

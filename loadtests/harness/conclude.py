@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.harness.state import RunState
-from loadtests.harness.terminal import format_summary
+from loadtests.harness.terminal import format_summary, generator_warnings
 from reports import RunSummary, summarize_run, write_report
 from sla.errors import EXIT_USAGE, SlabenchError
 from sla.files.run import load_run
@@ -69,13 +69,8 @@ def _write_html(reading: Reading, verdict: Verdict | None, summary: RunSummary |
 
 
 def _warn(meta: dict[str, Any], state: RunState) -> None:
-    if meta.get("generator", {}).get("saturated"):
-        print(
-            "slabench: WARNING: the load generator was saturated (CPU >= 90% of a core for "
-            "much of the run); its latencies are not trustworthy. Use --processes or less "
-            "load.",
-            flush=True,
-        )
+    for warning in generator_warnings(meta.get("generator")):
+        print(f"slabench: WARNING: {warning}", flush=True)
     if state.embedded is not None and not state.embedded.alive():
         print(
             "slabench: WARNING: the bundled reference server exited during the run:\n"

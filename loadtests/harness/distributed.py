@@ -8,6 +8,7 @@ closes the run, waits until every worker that took part has said ``done``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from operator import attrgetter
 from typing import Any
 
 import gevent
+from locust import argument_parser
 
 from sla.files.run import REQUEST_COLUMNS, RequestRecord
 
@@ -30,6 +32,16 @@ _row = attrgetter(*REQUEST_COLUMNS)
 def as_row(rec: RequestRecord) -> tuple[Any, ...]:
     row: tuple[Any, ...] = _row(rec)
     return row
+
+
+def cache_locust_defaults() -> None:
+    """On a worker: compute Locust's default options once. Its worker rebuilds and parses
+    its whole argument parser once per option of every spawn message from the master
+    (``WorkerRunner.handle_message``, locust 2.47), which held the event loop ~0.15 s of
+    CPU per message, and up to a second on a busy machine: every request in flight then
+    was stamped late by as much (``--max-loop-lag``). The defaults never change in a run."""
+    if not hasattr(argument_parser.default_args_dict, "cache_info"):  # not cached yet
+        argument_parser.default_args_dict = functools.cache(argument_parser.default_args_dict)
 
 
 class WorkerShipper:

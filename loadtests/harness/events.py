@@ -34,6 +34,7 @@ from loadtests.capacity.search import CapacitySearch
 from loadtests.children import tie_forks
 from loadtests.client.clock import now
 from loadtests.harness.conclude import conclude
+from loadtests.harness.failing_target import EXIT_TARGET_DOWN
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
@@ -43,6 +44,7 @@ from loadtests.harness.stopping import (
     quitting_first,
     wait_closed,
 )
+from loadtests.harness.terminal import written_counts
 from loadtests.harness.workers import (
     collect_from_workers,
     hand_over,
@@ -288,8 +290,13 @@ def _close(environment: Environment, state: RunState, session: RunSession) -> No
         # Not judged: what was written is readable (load_run), but it is not the run.
         state.exit_code = session.failure.exit_code
         print(error_line(session.failure), file=sys.stderr, flush=True)
+        print(written_counts(session.path), flush=True)
         return
     conclude(session.path, meta, state)
+    if session.target_down is not None:
+        # Summarised and judged (never a PASS: incomplete), but the exit code says why.
+        state.exit_code = EXIT_TARGET_DOWN
+        print(error_line(SlabenchError(session.target_down)), file=sys.stderr, flush=True)
 
 
 @events.quitting.add_listener

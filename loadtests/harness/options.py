@@ -15,6 +15,8 @@ from typing import Any, Literal
 from loadtests.capacity.options import add_search_options
 from loadtests.client.tls import Tls
 from loadtests.errors import LoadSpecError
+from loadtests.harness.failing_target import FailingTargetOptions, add_failing_target_options
+from loadtests.recording.disturbance import DEFAULT_MAX_LOOP_LAG_MS
 from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
 from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
 
@@ -167,6 +169,7 @@ def add_options(parser: Any) -> None:
         default=300.0,
         help="seconds for a whole request before it is a timeout error",
     )
+    add_failing_target_options(opt)
     opt(
         "--shape",
         "SHAPE",
@@ -183,6 +186,14 @@ def add_options(parser: Any) -> None:
     )
     opt("--scrape-url", "SCRAPE_URL", default="", help="metrics URL (default: <host>/metrics)")
     opt(
+        "--flush-interval",
+        "FLUSH_INTERVAL",
+        type=float,
+        default=5.0,
+        help="seconds between complete parts of the recorded requests on disk: what a load "
+        "generator killed hard (SIGKILL, power loss) can lose at most",
+    )
+    opt(
         "--server-args",
         "SERVER_ARGS",
         default="",
@@ -194,6 +205,14 @@ def add_options(parser: Any) -> None:
         action="store_true",
         default=False,
         help="let the first requests pay for TCP connect",
+    )
+    opt(
+        "--max-loop-lag",
+        "MAX_LOOP_LAG",
+        type=float,
+        default=DEFAULT_MAX_LOOP_LAG_MS,
+        help="ms the load generator's event loop may run late: a process whose loop was "
+        "later than this for over 1%% of the measured window is disturbed (never a PASS)",
     )
     opt("--kserve-input", "KSERVE_INPUT", default="INPUT0", help="KServe V2 input tensor name")
     opt("--kserve-shape", "KSERVE_SHAPE", default="1,256", help="KServe V2 input shape")
@@ -267,16 +286,19 @@ class LoadOptions:
     shape: StagedShape | None
     scrape_interval_s: float
     scrape_url: str
+    flush_interval_s: float
     server_args: str
     sla_path: str
     sla_allow_inconclusive: bool
     write_report: bool
     connection_warmup: bool
+    max_loop_lag_ms: float
     kserve_input: str
     kserve_shape: str
     payload: str
     path: str
     method: str
+    failing: FailingTargetOptions
 
     @property
     def open_loop(self) -> bool:
@@ -309,16 +331,19 @@ class LoadOptions:
             shape=shape,
             scrape_interval_s=max(0.0, ns.scrape_interval),
             scrape_url=ns.scrape_url,
+            flush_interval_s=ns.flush_interval,
             server_args=ns.server_args,
             sla_path=ns.sla,
             sla_allow_inconclusive=ns.sla_allow_inconclusive,
             write_report=not ns.no_report,
             connection_warmup=not ns.no_connection_warmup,
+            max_loop_lag_ms=ns.max_loop_lag,
             kserve_input=ns.kserve_input,
             kserve_shape=ns.kserve_shape,
             payload=ns.payload,
             path=ns.path,
             method=ns.method,
+            failing=FailingTargetOptions.from_namespace(ns),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -341,6 +366,7 @@ class LoadOptions:
             "stream": self.stream,
             "idle_timeout_s": self.idle_timeout_s,
             "request_timeout_s": self.request_timeout_s,
+            **self.failing.describe(),
         }
 
 
@@ -369,14 +395,17 @@ def _tls(insecure: bool, ca_bundle: str) -> Tls:
 
 
 def _check_limits(ns: Any) -> None:
-    """Timeouts, --max-inflight and --chars-per-token in their ranges."""
+    """Timeouts, --flush-interval, --max-inflight and --chars-per-token in their ranges."""
     for flag, value in (
         ("--idle-timeout", ns.idle_timeout),
         ("--request-timeout", ns.request_timeout),
+        ("--flush-interval", ns.flush_interval),
     ):
         if not value > 0:
             raise LoadSpecError(f"{flag} {value} must be > 0 seconds")
     if ns.max_inflight < 1:
         raise LoadSpecError(f"--max-inflight {ns.max_inflight} must be at least 1")
+    if not (math.isfinite(ns.max_loop_lag) and ns.max_loop_lag > 0):
+        raise LoadSpecError(f"--max-loop-lag {ns.max_loop_lag} must be > 0 milliseconds")
     if ns.chars_per_token < 0:
         raise LoadSpecError(f"--chars-per-token {ns.chars_per_token} must be >= 0")

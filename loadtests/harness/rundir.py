@@ -20,8 +20,10 @@ import gevent
 
 from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
+from loadtests.harness.failing_target import TARGET_DOWN_STATUS, DownWatch
 from loadtests.harness.options import LoadOptions
-from loadtests.recording.monitors import CpuMonitor, MetricsScraper
+from loadtests.recording.disturbance import merge_loop_lag, merge_machine_cpu
+from loadtests.recording.monitors import GeneratorMonitor, MetricsScraper
 from loadtests.recording.recorder import (
     RecordingError,
     RequestRecorder,
@@ -30,7 +32,6 @@ from loadtests.recording.recorder import (
 )
 from sla.errors import SlabenchError
 from sla.files.run import RequestRecord, strip_credentials
-from sla.files.server_metrics import SERVER_METRICS_FILE
 
 log = logging.getLogger("slabench")
 
@@ -122,13 +123,24 @@ class RunSession:
         self.path = fresh_dir(Path(run_dir)) if run_dir else default_run_dir(scenario)
         self.recorder = RequestRecorder(self.path)
         self.failure: RecordingError | None = None
-        self.on_failure: Callable[[], None] | None = None  # called once, in a greenlet
-        self.cpu = CpuMonitor()
-        self.cpu.start()
+        # Ends the run early (a failed write, a target down); called once, in a greenlet.
+        self.on_failure: Callable[[], None] | None = None
+        self.down = DownWatch()
+        self.target_down: str | None = None  # why the run stopped early: the target was down
+        self._watch: gevent.Greenlet[Any, None] | None = None
+        if options.failing.abort_when_down_s > 0:
+            self._watch = gevent.spawn(self._watch_down, options.failing.abort_when_down_s)
+        self.refused = 0  # requests that ended after a failed write: counted, not recorded
+        self.monitor = GeneratorMonitor()
+        self.monitor.start()
+        # A part of the requests every --flush-interval: a hard kill loses no more than that.
+        self._flusher = gevent.spawn(self._flush_every, options.flush_interval_s)
         self.scraper: MetricsScraper | None = None
         if options.scrape_interval_s > 0:
             url = options.scrape_url or metrics_url(target_url)
-            self.scraper = MetricsScraper(url, options.scrape_interval_s, tls=options.tls)
+            self.scraper = MetricsScraper(
+                url, options.scrape_interval_s, self.path, tls=options.tls
+            )
             self.scraper.start()
         self.meta = start_run_json(
             self.path,
@@ -146,18 +158,40 @@ class RunSession:
         )
 
     def add(self, rec: RequestRecord) -> None:
-        if self.failure is None:
+        self.down.observe(rec)
+        if self.failure is not None:
+            self.refused += 1
+            return
+        try:
+            self.recorder.add(rec)
+        except RecordingError as exc:
+            self._failed(exc)
+
+    def add_rows(self, rows: list[Any]) -> None:
+        self.down.observe_rows(rows)
+        if self.failure is not None:
+            self.refused += len(rows)
+            return
+        try:
+            self.recorder.add_rows(rows)
+        except RecordingError as exc:
+            self._failed(exc)
+
+    def _flush_every(self, interval_s: float) -> None:
+        while self.failure is None:
+            gevent.sleep(interval_s)
             try:
-                self.recorder.add(rec)
+                self.recorder.flush()
             except RecordingError as exc:
                 self._failed(exc)
 
-    def add_rows(self, rows: list[Any]) -> None:
-        if self.failure is None:
-            try:
-                self.recorder.add_rows(rows)
-            except RecordingError as exc:
-                self._failed(exc)
+    def _watch_down(self, abort_s: float) -> None:
+        """--abort-when-down: end the run once the target has been down for ``abort_s``."""
+        while self.down.down_for(now()) < abort_s:
+            gevent.sleep(min(0.25, abort_s / 4))
+        self.target_down = self.down.message(abort_s, str(self.path))
+        if self.on_failure is not None:
+            gevent.spawn(self.on_failure)  # it closes this session, which kills this greenlet
 
     def _failed(self, exc: RecordingError, *, stop: bool = True) -> None:
         """A write failed: the run cannot be recorded, so it ends (``on_failure``; the
@@ -174,39 +208,62 @@ class RunSession:
         generator: dict[str, Any],
         extra: dict[str, Any],
     ) -> dict[str, Any]:
-        """``generator`` holds the CPU summaries of the processes that sent requests."""
-        master_cpu = self.cpu.stop()
-        scrape = self.scraper.stop(self.path / SERVER_METRICS_FILE) if self.scraper else None
-        count = self._close_recorder()
+        """``generator`` holds what the processes that sent requests measured of themselves
+        (CPU, loop lag, the machine's CPU); run.json adds the run's flags from them.
+        ``status`` is replaced by ``write_failed`` after a failed write, and by
+        ``target_down`` when --abort-when-down ended the run."""
+        if self._watch is not None:
+            self._watch.kill(block=True)
+            self._watch = None
+        # The loop lag of the measured window: the warm-up and the stop's own work (users
+        # killed, files closed) are not what the requests measured were timed through.
+        measured = self.monitor.stop(
+            self.options.max_loop_lag_ms, since=self.meta["measured_from"], until=ended_at
+        )
+        self._flusher.kill(block=True)
+        count = self._close_recorder()  # first: the requests matter more than the samples
+        scrape = self.scraper.stop() if self.scraper else None
         if "local" in generator:  # one process both sent the requests and ran this monitor
-            senders = [{**generator["local"], "cpu": master_cpu}]
+            senders = [{**generator["local"], **measured}]
         else:
             senders = list(generator.get("workers", []))
         saturated = any(p.get("cpu", {}).get("saturated") for p in senders)
+        loop_lag = merge_loop_lag([p.get("loop_lag") or {} for p in senders])
         self.meta = finish_run_json(
             self.path,
             {
-                "status": status if self.failure is None else "write_failed",
+                "status": self._status(status),
                 "ended_at": ended_at,
                 "requests": count,
+                "requests_not_written": count - self.recorder.written,
                 "generator": {
                     "processes": senders,
-                    "master_cpu": None if "local" in generator else master_cpu,
+                    "master_cpu": None if "local" in generator else measured["cpu"],
                     "saturated": saturated,
+                    "loop_lag": loop_lag,
+                    "machine_cpu": merge_machine_cpu([p.get("machine_cpu") or {} for p in senders]),
+                    "disturbed": bool(loop_lag and loop_lag["disturbed"]),
                     **{k: v for k, v in generator.items() if k not in ("local", "workers")},
                 },
                 "server_metrics": scrape,
+                **({"target_down": self.target_down} if self.target_down else {}),
                 **extra,
             },
         )
         return self.meta
 
+    def _status(self, status: str) -> str:
+        if self.failure is not None:
+            return "write_failed"
+        return TARGET_DOWN_STATUS if self.target_down is not None else status
+
     def _close_recorder(self) -> int:
-        """The count of requests recorded; after a failed write, those the parts hold are
-        what remains (the buffered rest could not be written)."""
+        """The count of requests that ended during the run. After a failed write it includes
+        those that could not be written: the buffered rows, and the requests that ended
+        after the failure (``refused``); the complete parts hold ``recorder.written``."""
         if self.failure is None:
             try:
                 return self.recorder.close()
             except RecordingError as exc:
                 self._failed(exc, stop=False)
-        return self.recorder.count
+        return self.recorder.count + self.refused

@@ -25,17 +25,20 @@ from locust.runners import WorkerRunner
 
 from loadtests.bundled_server import ServerProcess
 from loadtests.capacity.options import bundled_by_search
+from loadtests.client.backoff import ClosedLoopBackoff
 from loadtests.client.clock import now
-from loadtests.client.measure import CANCELLED, Timeouts, execute, tls_rejection
+from loadtests.client.failures import tls_rejection
+from loadtests.client.measure import CANCELLED, Backoff, Timeouts, execute
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.transport import Target, Transport
 from loadtests.harness.credentials import ApiKey
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
 from loadtests.harness.options import LoadOptions
-from loadtests.recording.monitors import CpuMonitor
+from loadtests.recording.monitors import GeneratorMonitor
 from loadtests.workloads.arrivals import for_worker, send_offsets
 from loadtests.workloads.datasets import Dataset, Prompt
 from sla.errors import SlabenchError
+from sla.files import error_class as ec
 from sla.files.run import RequestRecord
 from sla.spec import Spec
 
@@ -101,7 +104,7 @@ class RunState:
         self._discovered_model: str | None = None
         self._seq = itertools.count()
         self._shipper: WorkerShipper | None = None
-        self._cpu: CpuMonitor | None = None
+        self._monitor: GeneratorMonitor | None = None
         self._dispatcher: gevent.Greenlet[Any, None] | None = None
         self._pool: Pool | None = None
         self._transport: Transport | None = None
@@ -220,8 +223,14 @@ class RunState:
         return self.builder_for(cls).build(self.next_prompt())
 
     def send(
-        self, transport: Transport, req: PreparedRequest, scheduled_at: float = math.nan
+        self,
+        transport: Transport,
+        req: PreparedRequest,
+        scheduled_at: float = math.nan,
+        backoff: Backoff | None = None,
     ) -> RequestRecord:
+        """Send ``req`` and record it; with ``backoff`` (a closed-loop user), the record's
+        ``backoff_ms`` is how long the caller must wait before its next request."""
         return execute(
             transport,
             req,
@@ -230,7 +239,12 @@ class RunState:
             timeouts=self.timeouts,
             on_record=self.record,
             scheduled_at=scheduled_at,
+            backoff=backoff,
         )
+
+    def new_backoff(self) -> ClosedLoopBackoff:
+        """The waits of one closed-loop user (``--retry-after-max``, ``--backoff-max``)."""
+        return ClosedLoopBackoff(self.options.failing.backoff)
 
     def record(self, rec: RequestRecord) -> None:
         if rec.error and self.api_key.key:
@@ -249,7 +263,9 @@ class RunState:
             name=rec.endpoint,
             response_time=(rec.done_at - start) * 1000.0,
             response_length=0,
-            exception=RuntimeError(rec.error) if rec.error else None,
+            # By class, not by text: texts that embed numbers would give Locust's failure
+            # table (and its stats messages) one entry per request. The rows keep the text.
+            exception=RuntimeError(rec.error_class or rec.error) if rec.error else None,
             context={},
             response=None,
         )
@@ -271,8 +287,8 @@ class RunState:
         self.tests += 1
         self.dropped = 0
         self._shipper = WorkerShipper(runner.send_message)
-        self._cpu = CpuMonitor()
-        self._cpu.start()
+        self._monitor = GeneratorMonitor()
+        self._monitor.start()
         if self.options.open_loop:
             self._start_dispatcher()
 
@@ -289,8 +305,15 @@ class RunState:
         self._finishing = True
         try:
             self.stop_dispatcher()
-            cpu = self._cpu.stop() if self._cpu else {}
-            self._shipper.close({"worker": self.label, "dropped": self.dropped, "cpu": cpu})
+            measured: dict[str, Any] = {}
+            if self._monitor is not None:
+                measured = self._monitor.stop(
+                    self.options.max_loop_lag_ms,
+                    since=self.plan.t0 + self.options.warmup_s,
+                    until=self.stopping_at,
+                )
+                self._monitor = None
+            self._shipper.close({"worker": self.label, "dropped": self.dropped, **measured})
             self._shipper = None
         finally:
             self._finishing = False
@@ -345,6 +368,7 @@ class RunState:
                         None,
                         0,
                         (),
+                        ec.DROPPED,
                     )
                 )
                 continue

@@ -1,12 +1,19 @@
 """The end-of-run terminal summary: the same exact numbers as the HTML report's tables
-(``reports.summarize_run``), as a few lines of text."""
+(``reports.summarize_run``), as a few lines of text; and the warnings about the load
+generator's own timings (saturated, disturbed)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
-from reports import RunSummary
+from reports import RunSummary, summarize_run
+from sla.errors import SlabenchError
+from sla.files.run import disturbance_reasons, load_run
 from sla.spec import LATENCY_METRICS
+
+MAX_CLASS_LINES = 8
 
 
 def format_summary(run_dir: str, s: RunSummary) -> str:
@@ -22,12 +29,34 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
     for m in s.metrics:
         if m.metric in LATENCY_METRICS and m.n and not math.isnan(m.p50):
             lines.append(f"  {m.metric:<16}{m.p50:>12.2f}{m.p90:>12.2f}{m.p99:>12.2f}{m.n:>9}")
-    lines += [f"  error x{e.count}: {e.reason}" for e in s.errors[:5]]
+    lines += errors_by_class(s)
+    if s.backoff_requests:
+        lines.append(
+            f"  back-off: closed-loop users backed off {s.backoff_s:.1f} s in all after "
+            f"{s.backoff_requests} requests (Retry-After, or failed connections; the end of "
+            "the test may cut the last waits short): less load than -u users would offer"
+        )
     return "\n".join(lines)
 
 
+def errors_by_class(s: RunSummary) -> list[str]:
+    """One line per error class (``sla.files.error_class``), the most frequent first, with
+    its statuses and its most frequent message."""
+    lines = [
+        f"  error {e.error_class} x{e.count} ({e.statuses_text}), e.g.: {e.example}"
+        for e in s.errors[:MAX_CLASS_LINES]
+    ]
+    rest = s.errors[MAX_CLASS_LINES:]
+    more = sum(e.count for e in rest) + s.other_errors
+    if more:
+        lines.append(f"  error x{more} in other classes")
+    return lines
+
+
 def reconciliation(s: RunSummary) -> str:
-    """One line: every recorded row in exactly one category, and run.json's count beside."""
+    """One line: every recorded row in exactly one category, and run.json's count beside
+    (after a failed write, the requests that ended but could not be written: run.json
+    ``requests`` = the rows + those)."""
     parts = [f"measured {s.measured}", f"warm-up {s.warmup}", f"cancelled {s.cancelled}"]
     parts.append(f"after the end {s.late}")
     if s.unstarted:
@@ -36,8 +65,38 @@ def reconciliation(s: RunSummary) -> str:
     if s.accounted != s.recorded:
         line += f" (= {s.accounted}: DOES NOT ADD UP)"
     if s.run_json_requests is not None:
-        agree = "" if s.run_json_requests == s.recorded else " DISAGREES"
-        line += f"; run.json requests {s.run_json_requests}{agree}"
+        line += f"; run.json requests {s.run_json_requests}"
+        unwritten = s.run_json_not_written or 0
+        written = s.run_json_requests - unwritten
+        if unwritten:
+            line += f" = {written} written + {unwritten} not written (a write failed)"
+        if written != s.recorded:
+            line += " DISAGREES"
     if s.dropped:
         line += f"; {s.dropped} dropped sends are failed rows among these"
     return line
+
+
+def written_counts(run_dir: Path) -> str:
+    """After a failed write: the count line of what ``run_dir`` holds, beside the requests
+    that could not be written; or one line saying why it cannot be read back."""
+    try:
+        return reconciliation(summarize_run(load_run(run_dir)))
+    except (SlabenchError, ValueError) as exc:
+        return f"slabench: cannot read back {run_dir}: {exc}"
+
+
+def generator_warnings(generator: Any) -> list[str]:
+    """What makes the load generator's timings untrustworthy (run.json ``generator``)."""
+    out = []
+    if isinstance(generator, dict) and generator.get("saturated"):
+        out.append(
+            "the load generator was saturated (CPU >= 90% of a core for much of the run); "
+            "its latencies are not trustworthy. Use --processes or less load."
+        )
+    out += [
+        f"the load generator was disturbed: {reason}. Its timestamps were late by as much, "
+        "so its latencies are not trustworthy: re-run on a quieter machine."
+        for reason in disturbance_reasons(generator)
+    ]
+    return out

@@ -1,7 +1,8 @@
 """Locust user classes, one per protocol. Scenarios subclass them and stay declarative.
 
 Closed loop (no ``--arrival-rate``): each user has one request in flight and sends the next
-when the previous is done (plus ``wait_time``). Open loop: users idle, and a dispatcher per
+when the previous is done (plus ``wait_time``, plus the wait a 429/503 or a failed connection
+asks for: ``loadtests.client.backoff``). Open loop: users idle, and a dispatcher per
 process sends on the precomputed schedule (see ``loadtests.harness.state``).
 
 Importing this module registers slabench's Locust listeners (``loadtests.harness.events``),
@@ -18,6 +19,7 @@ import gevent
 from locust import User, constant, task
 from locust.exception import StopUser
 
+from loadtests.client.backoff import ClosedLoopBackoff
 from loadtests.client.protocols import (
     JsonTemplate,
     KServeInfer,
@@ -31,13 +33,8 @@ from loadtests.client.transport import Transport
 from loadtests.harness import events  # noqa: F401  (registers the listeners)
 from loadtests.harness.state import RunState, run_state
 from sla.errors import SlabenchError
-from sla.files.run import CANCELLED_ERROR
 
 log = logging.getLogger("slabench")
-
-
-# A closed-loop user whose request got no HTTP answer waits this long before the next one.
-CONNECTION_BACKOFF_S = 0.1
 
 
 class SlabenchUser(User):
@@ -48,6 +45,7 @@ class SlabenchUser(User):
     warmup_path: ClassVar[str] = "/v1/models"
 
     transport: Transport
+    backoff: ClosedLoopBackoff
 
     @classmethod
     def make_builder(cls, state: RunState) -> RequestBuilder:
@@ -56,6 +54,7 @@ class SlabenchUser(User):
     def on_start(self) -> None:
         state = run_state(self.environment)
         self.transport = state.new_transport(concurrency=1)
+        self.backoff = state.new_backoff()
         if state.options.connection_warmup and not state.options.open_loop:
             # An unreachable target shows up in the first measured request instead.
             with contextlib.suppress(OSError):
@@ -77,10 +76,11 @@ class SlabenchUser(User):
             # line per user, not a traceback for every task run.
             log.error("slabench: %s stops: %s", type(self).__name__, exc)
             raise StopUser() from None
-        rec = state.send(self.transport, req)
-        if rec.status == 0 and rec.error and rec.error != CANCELLED_ERROR:
-            # No answer at all (refused, reset, timed out): do not spin on a dead target.
-            gevent.sleep(CONNECTION_BACKOFF_S)
+        rec = state.send(self.transport, req, backoff=self.backoff)
+        if rec.backoff_ms > 0:
+            # Turned away (429/503, refused...): Retry-After, or a back-off; never a tight
+            # loop against a rate-limited or dead target (loadtests.client.backoff).
+            gevent.sleep(rec.backoff_ms / 1000.0)
 
 
 def _ignore_eos(state: RunState) -> bool:

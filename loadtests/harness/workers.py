@@ -13,7 +13,14 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.harness.distributed import DONE, PLAN, RECORDS, STOP, MasterCollector
+from loadtests.harness.distributed import (
+    DONE,
+    PLAN,
+    RECORDS,
+    STOP,
+    MasterCollector,
+    cache_locust_defaults,
+)
 from loadtests.harness.rundir import RunSession
 from loadtests.harness.state import Plan, RunState, run_state
 from loadtests.harness.stopping import wait_closed
@@ -127,6 +134,7 @@ def listen_to_master(environment: Environment, runner: WorkerRunner) -> None:
 
     runner.register_message(PLAN, on_plan)
     runner.register_message(STOP, on_stop)
+    cache_locust_defaults()
     # Added after the runner's own `quitting` listener, which tells the master that this
     # worker quit; `quitting` runs its listeners in reverse, so this one ships every
     # record first. (Ctrl-C in a terminal reaches the workers as well as the master, and

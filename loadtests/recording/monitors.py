@@ -1,23 +1,25 @@
-"""Background greenlets that watch the run: the load generator's own CPU, and the target's
-Prometheus ``/metrics``."""
+"""Background greenlets that watch the run: the load generator (its own CPU, its loop lag,
+the rest of the machine's CPU) and the target's Prometheus ``/metrics`` (its samples written
+as they come by ``recording.scrapes``)."""
 
 from __future__ import annotations
 
-import json
 import logging
+import math
+from array import array
 from pathlib import Path
 from typing import Any
 
 import gevent
 import psutil
 from geventhttpclient import HTTPClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.client.clock import now
 from loadtests.client.tls import Tls
 from loadtests.client.transport import tls_client_options
+from loadtests.recording.disturbance import LOOP_LAG_INTERVAL_S, MachineCpu, summarize_loop_lag
+from loadtests.recording.scrapes import ScrapeRecorder
 from sla.files.run import strip_credentials
-from sla.files.server_metrics import write_server_metrics
 
 log = logging.getLogger("slabench")
 
@@ -28,28 +30,97 @@ SATURATED_SHARE = 0.25
 
 
 class CpuMonitor:
-    """Samples this process's CPU use once a second (a Locust process uses one core)."""
+    """Samples this process's CPU use once a second (a Locust process uses one core), and
+    what the rest of the machine used meanwhile (``machine``)."""
 
     def __init__(self, interval_s: float = 1.0) -> None:
         self._interval_s = interval_s
         self._samples: list[float] = []
         self._proc = psutil.Process()
+        self.machine = MachineCpu(self._proc)
         self._greenlet: gevent.Greenlet[Any, None] | None = None
 
     def start(self) -> None:
         self._proc.cpu_percent(None)  # the first call only sets the baseline
+        self.machine.start()
         self._greenlet = gevent.spawn(self._loop)
 
     def _loop(self) -> None:
         while True:
             gevent.sleep(self._interval_s)
             self._samples.append(self._proc.cpu_percent(None))
+            self.machine.sample()
 
     def stop(self) -> dict[str, Any]:
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
             self._greenlet = None
         return summarize_cpu(self._samples)
+
+
+class LoopLagMonitor:
+    """Wakes every ``interval_s`` and records when it woke and how much later than asked:
+    how late this process's gevent loop runs its greenlets (``recording.disturbance``)."""
+
+    def __init__(self, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
+        self._interval_s = interval_s
+        self.woke_at = array("d")  # 16 bytes a sample with lags_ms: 2.9 MB an hour
+        self.lags_ms = array("d")
+        self._greenlet: gevent.Greenlet[Any, None] | None = None
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._loop)
+
+    def _loop(self) -> None:
+        loop = gevent.get_hub().loop
+        interval, woke_at, lags = self._interval_s, self.woke_at, self.lags_ms
+        while True:
+            # A timer counts from the loop's cached time, which is as old as the loop's
+            # current pass: refreshed, a late pass cannot shorten the sleep and so hide the
+            # very lag it measures.
+            loop.update_now()
+            due = now() + interval
+            gevent.sleep(interval)
+            woke = now()
+            woke_at.append(woke)
+            lags.append(max(0.0, (woke - due) * 1000.0))
+
+    def stop(
+        self, bound_ms: float, *, since: float | None = None, until: float | None = None
+    ) -> dict[str, Any]:
+        """The summary of the wake-ups between ``since`` and ``until`` (clock seconds):
+        the measured window, without the warm-up and the stop's own work."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+            self._greenlet = None
+        lo = -math.inf if since is None else since
+        hi = math.inf if until is None else until
+        kept = [lag for t, lag in zip(self.woke_at, self.lags_ms, strict=True) if lo <= t <= hi]
+        return summarize_loop_lag(kept, self._interval_s, bound_ms)
+
+
+class GeneratorMonitor:
+    """Everything that says whether a process that sends requests timed them faithfully:
+    its CPU (``cpu``: saturation), its loop lag (``loop_lag``: disturbance) and the rest of
+    the machine's CPU (``machine_cpu``), as run.json records them for each process."""
+
+    def __init__(self) -> None:
+        self.cpu = CpuMonitor()
+        self.loop_lag = LoopLagMonitor()
+
+    def start(self) -> None:
+        self.cpu.start()
+        self.loop_lag.start()
+
+    def stop(
+        self, max_loop_lag_ms: float, *, since: float | None = None, until: float | None = None
+    ) -> dict[str, Any]:
+        """What run.json records of this process; the loop lag over ``since``..``until``."""
+        return {
+            "cpu": self.cpu.stop(),
+            "loop_lag": self.loop_lag.stop(max_loop_lag_ms, since=since, until=until),
+            "machine_cpu": self.cpu.machine.summary(),
+        }
 
 
 def summarize_cpu(samples: list[float]) -> dict[str, Any]:
@@ -72,18 +143,28 @@ def summarize_cpu(samples: list[float]) -> dict[str, Any]:
 
 
 class MetricsScraper:
-    """Scrapes a Prometheus text endpoint every ``interval_s`` into rows
-    ``(scraped_at, name, labels_json, value)``; written as ``server_metrics.parquet``."""
+    """Scrapes a Prometheus text endpoint every ``interval_s`` into ``run_dir`` as it goes
+    (``recording.scrapes.ScrapeRecorder``: parts, then ``server_metrics.parquet``)."""
 
-    def __init__(self, url: str, interval_s: float, *, tls: Tls | None = None) -> None:
+    def __init__(
+        self, url: str, interval_s: float, run_dir: Path, *, tls: Tls | None = None
+    ) -> None:
         self.url = url
         self._tls = tls or Tls()
         self._shown_url = strip_credentials(url)  # for run.json and messages
         self._interval_s = interval_s
-        self._columns: tuple[list[float], list[str], list[str], list[float]] = ([], [], [], [])
-        self.scrapes = 0
-        self.problem: str | None = None
+        self._samples = ScrapeRecorder(run_dir)
+        self._scrape_problem: str | None = None
         self._greenlet: gevent.Greenlet[Any, None] | None = None
+
+    @property
+    def scrapes(self) -> int:
+        return self._samples.scrapes
+
+    @property
+    def problem(self) -> str | None:
+        """Why samples are missing: a write that failed, else the last scrape that did."""
+        return self._samples.problem or self._scrape_problem
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._loop)
@@ -94,8 +175,10 @@ class MetricsScraper:
         )
         try:
             while True:
-                if not self.scrape_once(client) and self.scrapes == 0:
-                    return  # never worked: the target has no usable /metrics
+                if not self.scrape_once(client) and (
+                    self.scrapes == 0 or self._samples.problem is not None
+                ):
+                    return  # no usable /metrics, or nowhere to write the samples
                 gevent.sleep(self._interval_s)
         finally:
             client.close()
@@ -105,30 +188,19 @@ class MetricsScraper:
             response = client.get(_request_uri(self.url))
             body = response.read()
             if response.status_code != 200:
-                self.problem = f"{self._shown_url} answered HTTP {response.status_code}"
+                self._scrape_problem = f"{self._shown_url} answered HTTP {response.status_code}"
                 return False
-            self._add(now(), body.decode("utf-8", errors="replace"))
+            return self._samples.record(now(), body.decode("utf-8", errors="replace"))
         except (OSError, ValueError, gevent.Timeout) as exc:
-            self.problem = f"{self._shown_url}: {type(exc).__name__}: {exc}"
+            self._scrape_problem = f"{self._shown_url}: {type(exc).__name__}: {exc}"
             return False
-        self.scrapes += 1
-        return True
 
-    def _add(self, t: float, text: str) -> None:
-        ts, names, labels, values = self._columns
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                ts.append(t)
-                names.append(sample.name)
-                labels.append(json.dumps(sample.labels, sort_keys=True))
-                values.append(float(sample.value))
-
-    def stop(self, path: Path) -> dict[str, Any]:
+    def stop(self) -> dict[str, Any]:
+        """Stop scraping and close ``server_metrics.parquet``; return run.json's summary."""
         if self._greenlet is not None:
             self._greenlet.kill(block=True)
-        if self.scrapes:
-            write_server_metrics(path, *self._columns)
-        return {"url": self._shown_url, "scrapes": self.scrapes, "problem": self.problem}
+        self._samples.close()
+        return {"url": self._shown_url, **self._samples.summary(), "problem": self.problem}
 
 
 def _request_uri(url: str) -> str:

@@ -1,15 +1,22 @@
 """Bounded-memory, crash-tolerant writer of ``requests.parquet`` and ``run.json``.
 
-Rows are buffered in per-column Python lists; every ``flush_rows`` rows make a part,
+Rows are buffered in per-column Python lists; every ``flush_rows`` rows, and at every
+``flush()`` (which ``loadtests.harness.rundir.RunSession`` calls each ``--flush-interval``),
+make a part,
 ``requests.parts/part-NNNNN.parquet``, a complete parquet file written under a temporary
 name and renamed into place. A process killed hard loses at most the rows of the part not
 yet renamed, and ``sla.files.run.load_run`` still reads the parts. ``close()`` merges the
 parts into ``requests.parquet`` one part at a time, so memory stays bounded by one part
-however many millions of requests a run records.
+however many millions of requests a run records. The parts are written by
+``loadtests.recording.parts.PartsWriter``, which the Prometheus scraper uses too.
 
 The part in progress is written ``batch_rows`` rows at a time (one row group each): each
 write blocks the calling thread for a couple of milliseconds instead of tens of milliseconds
 for a whole part at once, a pause that every stream in flight would see in its timings.
+
+A failed write (disk full, file too large) raises ``RecordingError`` from ``add``,
+``add_rows`` or ``close``, and so does every later write: the rows not written stay counted
+(``count``) and the complete parts readable (``written`` rows).
 
 Thread-safety: ``add``/``add_rows`` take no lock. Call them from gevent greenlets of one OS
 thread only (as Locust does); they never yield to the hub, so a greenlet switch cannot split
@@ -26,18 +33,14 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from sla.errors import SlabenchError
-from sla.files.jsonio import unique_temp, write_json_atomic
+from loadtests.recording import parts
+from loadtests.recording.parts import PartsWriter, RecordingError
+from sla.files.jsonio import write_json_atomic
 from sla.files.run import (
     PARTS_DIR,
     REQUEST_COLUMNS,
@@ -47,23 +50,24 @@ from sla.files.run import (
     SCHEMA_VERSION,
     RequestRecord,
     RunDirError,
-    part_paths,
     strip_credentials,
 )
 
-_N_COLUMNS = len(REQUEST_COLUMNS)
+__all__ = [
+    "RecordingError",
+    "RequestRecorder",
+    "finish_run_json",
+    "merge_parts",
+    "records_to_rows",
+    "start_run_json",
+]
+
 _URL_KEYS = ("target_url", "host")
 _ROW_OF = attrgetter(*REQUEST_COLUMNS)
 # Dictionary-encode only the low-cardinality strings: on unique floats and ids a dictionary is
 # wasted work, and it made each flush use ~4x the memory and ~3x the time.
-_DICTIONARY_COLUMNS = ["worker", "endpoint", "error", "output_tokens_source"]
+_DICTIONARY_COLUMNS = ["worker", "endpoint", "error", "output_tokens_source", "error_class"]
 _BATCH_ROWS = 2_000
-_PART_COMPRESSION = "snappy"  # parts are written on the hot path: the fastest codec
-_FINAL_COMPRESSION = "zstd"  # the merge runs once, at the end: the smaller file
-
-
-class RecordingError(SlabenchError):
-    """A part could not be written (disk full, file too large...): the run must stop."""
 
 
 class RequestRecorder:
@@ -72,38 +76,37 @@ class RequestRecorder:
     def __init__(
         self, run_dir: Path, *, flush_rows: int = 20_000, batch_rows: int = _BATCH_ROWS
     ) -> None:
-        if flush_rows < 1 or batch_rows < 1:
-            raise ValueError(
-                f"flush_rows and batch_rows must be >= 1, got {flush_rows}, {batch_rows}"
-            )
         self._run_dir = Path(run_dir)
-        self._parts_dir = self._run_dir / PARTS_DIR
-        if (self._run_dir / REQUESTS_FILE).exists() or self._parts_dir.exists():
+        parts_dir = self._run_dir / PARTS_DIR
+        if (self._run_dir / REQUESTS_FILE).exists() or parts_dir.exists():
             raise RunDirError(
                 f"{self._run_dir} already holds recorded requests; use a fresh run directory"
             )
-        self._parts_dir.mkdir(parents=True)
-        self._flush_rows = flush_rows
-        self._batch_rows = min(batch_rows, flush_rows)
-        self._columns: list[list[Any]] = [[] for _ in range(_N_COLUMNS)]
-        self._buffered = 0  # rows in the lists
-        self._in_part = 0  # rows written to the part in progress
-        self._part: pq.ParquetWriter | None = None
-        self._part_tmp: Path | None = None  # the part in progress, under a unique name
-        self._flushed = 0  # rows in complete parts
-        self._n_parts = 0
+        self._parts = PartsWriter(
+            parts_dir,
+            REQUESTS_SCHEMA,
+            noun="requests",
+            part_rows=flush_rows,
+            batch_rows=batch_rows,
+            dictionary=_DICTIONARY_COLUMNS,
+        )
+        parts_dir.mkdir(parents=True)  # a run killed before its first part still loads
         self._closed = False
-        self._failed: RecordingError | None = None
 
     @property
     def failed(self) -> RecordingError | None:
         """The write error that stopped the recording, if one did."""
-        return self._failed
+        return self._parts.failed
 
     @property
     def count(self) -> int:
         """Rows recorded so far, written or still buffered."""
-        return self._flushed + self._in_part + self._buffered
+        return self._parts.count
+
+    @property
+    def written(self) -> int:
+        """Rows in complete parts (all of them once closed): what a reader finds on disk."""
+        return self._parts.written
 
     def add(self, rec: RequestRecord) -> None:
         """Buffer one request; writes every ``batch_rows`` rows to the part in progress,
@@ -111,7 +114,7 @@ class RequestRecorder:
         if self._closed:
             raise RuntimeError("RequestRecorder.add() after close()")
         # Unrolled on purpose: this runs once per request on the load generator's hot path.
-        c = self._columns
+        c = self._parts.columns
         c[0].append(rec.request_id)
         c[1].append(rec.worker)
         c[2].append(rec.endpoint)
@@ -126,150 +129,35 @@ class RequestRecorder:
         c[11].append(rec.output_tokens_source)
         c[12].append(rec.chunk_count)
         c[13].append(rec.chunk_gaps_ms)
-        self._buffered += 1
-        if self._buffered >= self._batch_rows:
-            self._write_batch()
+        c[14].append(rec.error_class)
+        c[15].append(rec.backoff_ms)
+        self._parts.added()
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:
         """Buffer rows given as tuples in ``REQUEST_COLUMNS`` order (batches from workers)."""
         if self._closed:
             raise RuntimeError("RequestRecorder.add_rows() after close()")
-        if not rows:
-            return
-        bad = next((row for row in rows if len(row) != _N_COLUMNS), None)
-        if bad is not None:
-            raise ValueError(f"a request row has {len(bad)} values, expected {_N_COLUMNS}")
-        for column, values in zip(self._columns, zip(*rows, strict=True), strict=True):
-            column.extend(values)
-        self._buffered += len(rows)
-        if self._buffered >= self._batch_rows:
-            self._write_batch()
+        self._parts.add_rows(rows)
 
     def flush(self) -> None:
         """Write the buffered rows and finish the part in progress as the next complete part
         file (no-op when nothing is buffered or in progress)."""
-        self._write_batch(finish=True)
-
-    def _write_batch(self, *, finish: bool = False) -> None:
-        """Write the buffered rows to the part in progress (up to ``flush_rows``); finish
-        the part when it is full or ``finish`` is set. A row leaves the buffer only once it
-        is written; a failed write raises ``RecordingError`` (and every later write too)."""
-        if self._failed is not None:
-            raise self._failed
-        try:
-            self._write_buffered(finish)
-        except OSError as exc:  # pyarrow's IO errors are OSErrors too
-            if self._part_tmp is not None:
-                self._part_tmp.unlink(missing_ok=True)  # the part in progress is lost
-            self._failed = RecordingError(
-                f"cannot write the requests to {self._run_dir}: {exc} ({self.count} requests "
-                f"recorded, the {self._flushed} in complete parts kept)"
-            )
-            raise self._failed from exc
-
-    def _write_buffered(self, finish: bool) -> None:
-        while self._buffered:
-            take = min(self._buffered, self._flush_rows - self._in_part)
-            if take == self._buffered:
-                columns = self._columns
-            else:  # add_rows() overfilled this part: the rest goes to the next one
-                columns = [values[:take] for values in self._columns]
-            self._part_writer().write_batch(_batch(columns))
-            if take == self._buffered:
-                self._columns = [[] for _ in range(_N_COLUMNS)]
-            else:
-                self._columns = [values[take:] for values in self._columns]
-            self._buffered -= take
-            self._in_part += take
-            if self._in_part >= self._flush_rows:
-                self._finish_part()
-        if finish and self._part is not None:
-            self._finish_part()
-
-    def _part_path(self) -> Path:
-        return self._parts_dir / f"part-{self._n_parts:05d}.parquet"
-
-    def _part_writer(self) -> pq.ParquetWriter:
-        if self._part is None:
-            self._part_tmp = _temp_path(self._part_path())
-            self._part = pq.ParquetWriter(
-                self._part_tmp,
-                REQUESTS_SCHEMA,
-                use_dictionary=_DICTIONARY_COLUMNS,
-                compression=_PART_COMPRESSION,
-            )
-        return self._part
-
-    def _finish_part(self) -> None:
-        assert self._part is not None
-        self._part.close()
-        self._part = None
-        assert self._part_tmp is not None
-        os.replace(self._part_tmp, self._part_path())  # never seen half-written
-        self._part_tmp = None
-        self._n_parts += 1
-        self._flushed += self._in_part
-        self._in_part = 0
+        self._parts.finish_part()
 
     def close(self) -> int:
         """Flush, merge the parts into ``requests.parquet``, remove the parts; return the count.
 
         Idempotent: a second call returns the same count and writes nothing.
         """
-        if self._closed:
-            return self.count
-        self.flush()
-        try:
-            merge_parts(self._parts_dir, self._run_dir / REQUESTS_FILE)
-        except OSError as exc:
-            self._failed = RecordingError(
-                f"cannot merge the requests of {self._run_dir}: {exc} (its parts are kept)"
-            )
-            raise self._failed from exc
+        count = self._parts.close(self._run_dir / REQUESTS_FILE)
         self._closed = True
-        return self.count
-
-
-def _batch(columns: list[list[Any]]) -> pa.RecordBatch:
-    arrays = [
-        pa.array(values, type=field.type)
-        for values, field in zip(columns, REQUESTS_SCHEMA, strict=True)
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=REQUESTS_SCHEMA)
+        return count
 
 
 def merge_parts(parts_dir: Path, target: Path) -> int:
-    """Stream the parts of ``parts_dir`` into ``target`` one part at a time; return rows.
-
-    ``target`` appears atomically and complete; ``parts_dir`` is removed afterwards. Also
-    usable to finish a run whose recorder was killed before ``close()``.
-    """
-    tmp = _temp_path(target)
-    rows = 0
-    try:
-        with pq.ParquetWriter(
-            tmp, REQUESTS_SCHEMA, use_dictionary=_DICTIONARY_COLUMNS, compression=_FINAL_COMPRESSION
-        ) as writer:
-            for part in part_paths(parts_dir):
-                # One thread, no pre-buffering: decoding in parallel bought no speed here but
-                # kept per-thread allocator caches alive, which raised the peak RSS by ~25 MB.
-                # A part (written in small row groups) becomes one row group of the result.
-                table = pq.ParquetFile(part, pre_buffer=False).read(use_threads=False)
-                writer.write_table(table, row_group_size=max(1, table.num_rows))
-                rows += table.num_rows
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # the parts stay: load_run reads them
-        raise
-    shutil.rmtree(parts_dir)
-    return rows
-
-
-def _temp_path(target: Path) -> Path:
-    """A new, exclusively created temporary file beside ``target`` (see ``unique_temp``)."""
-    fd, tmp = unique_temp(target)
-    os.close(fd)
-    return tmp
+    """Merge the request parts of ``parts_dir`` into ``target`` (``parts.merge_parts``):
+    finishes a run whose recorder was killed before ``close()``."""
+    return parts.merge_parts(parts_dir, target, REQUESTS_SCHEMA, _DICTIONARY_COLUMNS)
 
 
 def start_run_json(run_dir: Path, meta: Mapping[str, Any]) -> dict[str, Any]:

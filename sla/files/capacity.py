@@ -34,6 +34,8 @@ and each step::
               that ended in the measured windows), unsustainable (str | null: why the
               step FAILED although its SLA verdict did not: its backlog kept growing),
     saturation (str | null: why the load generator counts as saturated),
+    disturbed (str, only when the load generator was disturbed, its event loop late: such a
+              step is INCONCLUSIVE at best, never a PASS),
     objectives [{label, op, limit, observed, status, message}]
 
 Every number is finite or null (``write_json_atomic``). In memory the file is a frozen

@@ -127,6 +127,7 @@ class StepMeasurement:
     schedule_lag_ms: Percentiles | None = None  # open loop: how late the sends left
     backlog: Backlog | None = None  # open loop only
     objectives: tuple[StepObjective, ...] = ()
+    disturbed: str | None = None  # why the load generator was disturbed (never a PASS)
 
     @property
     def measured(self) -> bool:
@@ -208,6 +209,8 @@ class StepResult(StepMeasurement):
         if self.measured:
             out.update(self.numbers_dict())
         out.update(unsustainable=self.unsustainable, saturation=self.saturation, wall_s=self.wall_s)
+        if self.disturbed is not None:  # only then: older files read back byte for byte
+            out["disturbed"] = self.disturbed
         if self.offered_rps is not None:
             out.update(offered_rps=self.offered_rps, arrival_rps=self.arrival_rps)
         return out
@@ -225,6 +228,7 @@ class StepResult(StepMeasurement):
             saturated=f.flag("saturated"),
             unsustainable=f.opt_text("unsustainable"),
             saturation=f.opt_text("saturation"),
+            disturbed=f.opt_text("disturbed"),
             wall_s=f.opt_number("wall_s"),
             offered_rps=f.opt_number("offered_rps"),
             arrival_rps=f.opt_number("arrival_rps"),

@@ -6,6 +6,7 @@ A run directory holds::
     requests.parquet         one row per request (``REQUESTS_SCHEMA``)
     requests.parts/          part-NNNNN.parquet, present only while recording or after a hard kill
     server_metrics.parquet   optional Prometheus samples scraped from the target
+    server_metrics.parts/    its parts, likewise (see ``sla.files.server_metrics``)
 
 Timestamps are float64 seconds since the Unix epoch and are never rounded: every metric is
 derived from them (see ``sla.metrics``), so a report can be rebuilt from the files alone.
@@ -23,11 +24,14 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sla.errors import SlabenchError
+from sla.files.error_class import fill_error_classes
 from sla.files.jsonio import check_schema_version, read_json_object
-from sla.files.server_metrics import SERVER_METRICS_FILE, read_server_metrics
+from sla.files.parts import part_paths
+from sla.files.server_metrics import read_server_metrics
 
 SCHEMA_VERSION = 1
 
@@ -55,10 +59,15 @@ REQUESTS_SCHEMA = pa.schema(
         pa.field("output_tokens_source", pa.string()),  # "usage" | "chunks" | null
         pa.field("chunk_count", pa.int32()),
         pa.field("chunk_gaps_ms", pa.list_(pa.float64())),
+        pa.field("error_class", pa.string()),  # null when OK; see sla.files.error_class
+        pa.field("backoff_ms", pa.float64()),  # closed-loop wait after this request; 0 if none
     ],
     metadata={"slabench.schema_version": str(SCHEMA_VERSION)},
 )
 REQUEST_COLUMNS: tuple[str, ...] = tuple(REQUESTS_SCHEMA.names)
+# Columns added after schema 1 was first written: a file without them is read with the error
+# class derived from status and error, and backoff_ms null (unknown).
+ADDED_COLUMNS = ("error_class", "backoff_ms")
 _NULLABLE_INT_COLUMNS = ("input_tokens", "output_tokens")
 
 
@@ -84,6 +93,8 @@ class RequestRecord:
     output_tokens_source: str | None
     chunk_count: int
     chunk_gaps_ms: Sequence[float]
+    error_class: str | None = None  # one of sla.files.error_class.ERROR_CLASSES; None if OK
+    backoff_ms: float = 0.0  # how long the closed-loop user waited after this request
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -102,6 +113,16 @@ class Run:
         asked of it, so the run's timings are not trustworthy."""
         generator = self.meta.get("generator")
         return bool(isinstance(generator, dict) and generator.get("saturated"))
+
+    @property
+    def disturbed(self) -> tuple[str, ...]:
+        """Why the load generator was disturbed (empty when it was not): the one test of
+        disturbance. A process whose event loop ran later than ``--max-loop-lag`` for too
+        much of the measured window (run.json ``generator.processes[].loop_lag.disturbed``)
+        stamped its requests late by as much, so the run's timings are not trustworthy.
+        Such a run is never a PASS. Runs recorded before the loop lag was measured have no
+        such field and are not disturbed."""
+        return disturbance_reasons(self.meta.get("generator"))
 
     @property
     def incomplete(self) -> tuple[str, ...]:
@@ -125,6 +146,51 @@ class Run:
         return tuple(reasons)
 
 
+def disturbance_reasons(generator: object) -> tuple[str, ...]:
+    """Why the load generator was disturbed (run.json ``generator``): one reason per process
+    whose ``loop_lag`` says ``disturbed``, with its figures; empty when none was (and for
+    runs recorded before the loop lag was measured)."""
+    if not isinstance(generator, dict):
+        return ()
+    processes = generator.get("processes")
+    reasons = [
+        _disturbed_process(p)
+        for p in (processes if isinstance(processes, list) else [])
+        if isinstance(p, dict)
+        and isinstance(p.get("loop_lag"), dict)
+        and p["loop_lag"].get("disturbed")
+    ]
+    if not reasons and generator.get("disturbed"):
+        reasons.append("run.json generator.disturbed is set")
+    return tuple(reasons)
+
+
+def _disturbed_process(process: dict[str, Any]) -> str:
+    lag = process["loop_lag"]
+    worker = process.get("worker")
+    name = "the load generator" if worker in (None, "local") else str(worker)
+    text = (
+        f"{name}'s event loop ran more than {_ms(lag.get('bound_ms'))} (--max-loop-lag) late "
+        f"for {_percent(lag.get('late_share'))} of the measured time (lag p99 "
+        f"{_ms(lag.get('p99_ms'))}, max {_ms(lag.get('max_ms'))})"
+    )
+    machine = process.get("machine_cpu")
+    if isinstance(machine, dict) and isinstance(machine.get("others_mean_percent"), int | float):
+        text += (
+            f"; other processes used {machine['others_mean_percent']:.0f}% of the machine's "
+            f"{machine.get('cores', '?')} cores"
+        )
+    return text
+
+
+def _ms(value: object) -> str:
+    return f"{value:.0f} ms" if isinstance(value, int | float) else "? ms"
+
+
+def _percent(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "?%"
+
+
 def load_run(run_dir: str | os.PathLike[str]) -> Run:
     """Read a run directory; raise ``RunDirError`` when it is missing, corrupt or too new."""
     path = Path(run_dir)
@@ -132,7 +198,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         raise RunDirError(f"run directory {path} does not exist; pass the directory of a run")
     meta = _read_meta(path)
     table, from_parts = _read_requests(path)
-    server_metrics = read_server_metrics(path / SERVER_METRICS_FILE, RunDirError)
+    server_metrics = read_server_metrics(path, RunDirError)
     return Run(path, meta, requests_frame(table), server_metrics, from_parts)
 
 
@@ -154,12 +220,6 @@ def requests_frame(table: pa.Table) -> pd.DataFrame:
 def empty_requests_table() -> pa.Table:
     """A requests table with the schema and no rows."""
     return REQUESTS_SCHEMA.empty_table()
-
-
-def part_paths(parts_dir: Path) -> list[Path]:
-    """The complete part files of ``parts_dir`` in write order (tmp files are ignored)."""
-    parts = [p for p in parts_dir.glob("part-*.parquet") if p.stem[5:].isdigit()]
-    return sorted(parts, key=lambda p: int(p.stem[5:]))
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -194,10 +254,13 @@ def _read_parquet(file: Path) -> pa.Table:
 
 
 def _conform(table: pa.Table, file: Path) -> pa.Table:
-    """Cast to ``REQUESTS_SCHEMA`` (extra columns are kept), or say which column is wrong."""
-    missing = [n for n in REQUEST_COLUMNS if n not in table.column_names]
+    """Cast to ``REQUESTS_SCHEMA`` (extra columns are kept), or say which column is wrong.
+    The ``ADDED_COLUMNS`` of a file written before them are filled in; so is the class of a
+    failed row that has none."""
+    missing = [n for n in REQUEST_COLUMNS if n not in table.column_names and n not in ADDED_COLUMNS]
     if missing:
         raise RunDirError(f"{file} lacks the columns {missing}; it was not written by slabench")
+    table = _with_added_columns(table)
     for field in REQUESTS_SCHEMA:
         index = table.column_names.index(field.name)
         column = table.column(index)
@@ -210,6 +273,37 @@ def _conform(table: pa.Table, file: Path) -> pa.Table:
                 ) from exc
             table = table.set_column(index, field.name, column)
     return table
+
+
+def _with_added_columns(table: pa.Table) -> pa.Table:
+    """``table`` in ``REQUEST_COLUMNS`` order (extra columns after), ``error_class`` complete
+    and ``backoff_ms`` present (null when the file has none: unknown)."""
+    if "error_class" not in table.column_names:
+        classes = fill_error_classes(table.select(["status", "error"]).to_pandas())
+        table = table.append_column(
+            REQUESTS_SCHEMA.field("error_class"), pa.array(classes, pa.string())
+        )
+    else:
+        table = _fill_missing_classes(table)
+    if "backoff_ms" not in table.column_names:
+        table = table.append_column(
+            REQUESTS_SCHEMA.field("backoff_ms"), pa.nulls(table.num_rows, pa.float64())
+        )
+    extra = [name for name in table.column_names if name not in REQUEST_COLUMNS]
+    return table.select([*REQUEST_COLUMNS, *extra])
+
+
+def _fill_missing_classes(table: pa.Table) -> pa.Table:
+    """The class of every failed row that has none, derived from its status and error."""
+    status, error_class = table.column("status"), table.column("error_class")
+    answered_ok = pc.and_(pc.greater_equal(status, 200), pc.less(status, 300))
+    failed = pc.or_(pc.is_valid(table.column("error")), pc.invert(answered_ok))
+    if not pc.any(pc.and_(failed, pc.is_null(error_class))).as_py():
+        return table  # the usual case: the writer classed every failure
+    frame = table.select(["status", "error", "error_class"]).to_pandas()
+    classes = pa.array(fill_error_classes(frame), pa.string())
+    index = table.column_names.index("error_class")
+    return table.set_column(index, REQUESTS_SCHEMA.field("error_class"), classes)
 
 
 _SECRET_PARAM = re.compile(r"key|token|password|passwd|secret|signature|auth", re.IGNORECASE)

@@ -1,28 +1,33 @@
 """``server_metrics.parquet``: Prometheus samples scraped from the target during a run.
 
 One row per sample: ``scraped_at`` (epoch s), ``name``, ``labels`` (a JSON object, keys
-sorted) and ``value``. Written by the load generator's scraper at the end of a run
-(``write_server_metrics``), read with the run (``read_server_metrics``); the file is
-absent when the target had no usable ``/metrics``.
+sorted) and ``value``. The load generator's scraper writes the samples as it goes to
+``server_metrics.parts/part-NNNNN.parquet`` (see ``sla.files.parts``) and merges them into
+``server_metrics.parquet`` when the run closes. ``read_server_metrics`` reads the file, or
+the parts of a run killed before it closed; there is neither when the target had no usable
+``/metrics`` (or scraping was off). Runs of earlier releases wrote the file alone, in the
+same format.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sla.files.parts import part_paths
+
 __all__ = [
     "SERVER_METRICS_FILE",
+    "SERVER_METRICS_PARTS_DIR",
     "SERVER_METRICS_SCHEMA",
     "read_server_metrics",
-    "write_server_metrics",
 ]
 
 SERVER_METRICS_FILE = "server_metrics.parquet"
+SERVER_METRICS_PARTS_DIR = "server_metrics.parts"
 SERVER_METRICS_SCHEMA = pa.schema(
     [
         ("scraped_at", pa.float64()),
@@ -33,24 +38,21 @@ SERVER_METRICS_SCHEMA = pa.schema(
 )
 
 
-def write_server_metrics(
-    path: Path,
-    scraped_at: Sequence[float],
-    names: Sequence[str],
-    labels: Sequence[str],
-    values: Sequence[float],
-) -> None:
-    """Write the scraped samples, one column per argument, to ``path``."""
-    columns = [list(scraped_at), list(names), list(labels), list(values)]
-    pq.write_table(pa.table(columns, schema=SERVER_METRICS_SCHEMA), path)
-
-
-def read_server_metrics(path: Path, error: type[Exception]) -> pd.DataFrame | None:
-    """The samples in ``path`` as a frame, None when the file is absent; ``error`` (one
-    line) when it is not readable parquet."""
-    if not path.exists():
+def read_server_metrics(run_dir: Path, error: type[Exception]) -> pd.DataFrame | None:
+    """The samples of the run in ``run_dir`` as a frame: ``server_metrics.parquet``, else
+    its complete parts (a run killed before it closed), else None. ``error`` (one line) when
+    a file is not readable parquet."""
+    file = run_dir / SERVER_METRICS_FILE
+    if file.exists():
+        return _read(file, error).to_pandas()
+    parts = part_paths(run_dir / SERVER_METRICS_PARTS_DIR)
+    if not parts:
         return None
+    return pa.concat_tables([_read(p, error) for p in parts]).to_pandas()
+
+
+def _read(path: Path, error: type[Exception]) -> pa.Table:
     try:
-        return pq.read_table(path).to_pandas()
+        return pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise error(f"{path} is not a readable parquet file ({exc})") from exc

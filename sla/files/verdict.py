@@ -3,9 +3,12 @@
 ``write_verdict`` writes a ``sla.verdict.Verdict`` (every field, plus ``schema_version``
 and the ``exit_code`` it leads to); ``load_verdict`` reads it back into the same frozen
 ``Verdict``, so that a report renders the judgement that was made at the end of the run,
-not a new one. ``incomplete`` (why the run lacks data) is a list of strings, absent in
-files written before it existed, which read back as a complete run. Non-finite floats are
-written as null and come back NaN. A malformed file raises ``RunDirError`` (one line).
+not a new one. ``incomplete`` (why the run lacks data) and ``disturbed`` (why the load
+generator was disturbed) are lists of strings, absent in files written before they existed,
+which read back as a complete, undisturbed run. ``errors_by_class`` is an object, error
+class -> count of the judged failures, the most frequent first (absent in older files:
+empty). Non-finite floats are written as null and come back NaN. A malformed file raises
+``RunDirError`` (one line).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ _HINT = "re-judge with --sla SPEC"
 def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
     """What ``verdict.json`` holds."""
     data = asdict(verdict)
+    data["errors_by_class"] = dict(verdict.errors_by_class)
     data["schema_version"] = VERDICT_SCHEMA_VERSION
     data["exit_code"] = exit_code(verdict)
     return data
@@ -99,6 +103,10 @@ def _verdict(data: Mapping[str, Any]) -> Verdict:
         ),
         objectives=tuple(_objective(item) for item in data["objectives"]),
         incomplete=tuple(str(reason) for reason in data.get("incomplete") or ()),
+        errors_by_class=tuple(
+            (str(name), int(n)) for name, n in dict(data.get("errors_by_class") or {}).items()
+        ),
+        disturbed=tuple(str(reason) for reason in data.get("disturbed") or ()),
     )
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 
 from loadtests.workloads.shapes import parse_shape
+from sla.files.error_class import fill_error_classes
 from sla.files.run import CANCELLED_ERROR, REQUESTS_SCHEMA, Run, requests_frame
 
 T0 = 1_764_400_000.0
@@ -65,7 +66,11 @@ def synthetic_run(
         "output_tokens_source": pa.array(np.full(n, "usage")),
         "chunk_count": np.full(n, gaps_per_request + 1, dtype=np.int32),
         "chunk_gaps_ms": pa.ListArray.from_arrays(pa.array(offsets), pa.array(gaps)),
+        "error_class": pa.array([None] * n, type=pa.string()),
+        "backoff_ms": np.zeros(n),
     }
+    classes = fill_error_classes(pd.DataFrame({"status": status, "error": error}))
+    columns["error_class"] = pa.array(classes, type=pa.string())
     table = pa.table(columns, schema=REQUESTS_SCHEMA)
     profile = as_written(load_profile or {"mode": "open" if open_loop else "closed", "users": 8})
     meta = {

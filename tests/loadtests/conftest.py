@@ -35,6 +35,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sla.files.run import CANCELLED_ERROR
+from tests.conftest import SUITE_ENV
 from tests.server_process import SMALL_MODELS, wait_until
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtests" / "scenarios"
@@ -144,9 +145,11 @@ def child_sigint(ignored: bool) -> Iterator[None]:
 
 
 def clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    """The test's environment without options a developer's shell may have set."""
+    """The test's environment without options a developer's shell may have set, with the
+    suite's own (``tests.conftest.SUITE_ENV``) and then the test's ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLABENCH_", "LOCUST_"))}
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(SUITE_ENV)
     env.update(extra or {})
     return env
 

@@ -72,3 +72,39 @@ def test_a_lost_worker_is_not_waited_for_and_a_silent_one_until_the_timeout() ->
     assert lost_s < 5.0  # not the 20 s timeout: Locust already lost that worker
     assert silent_s >= 0.5  # a worker still heard from is waited for, up to the timeout
     assert "did not hand over its records" in done.stderr
+
+
+DEFAULTS_SCRIPT = textwrap.dedent(
+    """
+    import time
+    from locust import argument_parser
+    from loadtests.harness.distributed import cache_locust_defaults
+
+    def cpu_of_ten_calls():
+        t0 = time.process_time()
+        for _ in range(10):
+            got = argument_parser.default_args_dict()
+        return time.process_time() - t0, got
+
+    uncached, before = cpu_of_ten_calls()
+    cache_locust_defaults()
+    cache_locust_defaults()  # twice: still one cache
+    argument_parser.default_args_dict()  # computed once, here
+    cached, after = cpu_of_ten_calls()
+    assert after == before and argument_parser.default_args_dict() is after
+    print(uncached, cached)
+    """
+)
+
+
+def test_a_worker_computes_locusts_default_options_once() -> None:
+    """A Locust worker looks its default options up once per option of every spawn message,
+    and each lookup rebuilt and parsed the whole argument parser: the loop was held ~0.15 s
+    a message (a disturbed run, see --max-loop-lag). Cached, the lookups cost nothing."""
+    done = subprocess.run(
+        [sys.executable, "-c", DEFAULTS_SCRIPT], cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    uncached_s, cached_s = map(float, done.stdout.split())
+    assert uncached_s > 0.005 and cached_s < uncached_s / 20, (uncached_s, cached_s)

@@ -70,6 +70,14 @@ def test_two_processes_record_every_request_the_server_saw(
     assert shipped == per_worker.to_dict()
     assert all(p["cpu"]["samples"] >= 1 for p in generator["processes"])
     assert generator["master_cpu"]["samples"] >= 1
+    # Each worker measured its own loop over the window; the master merged them.
+    lags = [p["loop_lag"] for p in generator["processes"]]
+    assert all(lag["samples"] >= 50 and lag["bound_ms"] > 0 for lag in lags), lags
+    merged = generator["loop_lag"]
+    assert merged["processes"] == 2 and merged["samples"] == sum(lag["samples"] for lag in lags)
+    assert merged["max_ms"] == max(lag["max_ms"] for lag in lags)
+    assert generator["disturbed"] is any(lag["disturbed"] for lag in lags)
+    assert all(p["machine_cpu"]["cores"] >= 1 for p in generator["processes"])
     done = df[df["error"] != CANCELLED_ERROR]
     assert done["error"].isna().all(), done["error"].value_counts()
     assert (done["output_tokens"] == 8).all()
@@ -164,7 +172,7 @@ def test_a_worker_killed_mid_run_makes_the_run_incomplete_never_a_pass(
     server = start_server()
     locust = start_locust(
         "chat",
-        *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "10s"),
+        *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "6s"),
         *("--sla", str(REPO / "sla/examples/smoke.yaml"), "--sla-allow-inconclusive"),
         *SMALL_LOAD,
     )

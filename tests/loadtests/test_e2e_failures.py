@@ -71,7 +71,10 @@ def test_unreachable_target_records_every_request_as_a_connection_error(
     refused = df[~cut_off]
     assert len(refused) >= 2
     assert (refused["error"] == "connection refused: is the target up?").all()
-    assert f"error x{len(refused)}: connection refused: is the target up?" in result.output
+    assert (refused["error_class"] == "refused").all()
+    assert (refused["backoff_ms"] > 0).all()  # no user spins on a dead target
+    line = f"error refused x{len(refused)} (no response), e.g.: connection refused: is the"
+    assert line in result.output
     assert run.meta["server_metrics"]["scrapes"] == 0
     assert "Connection refused" in run.meta["server_metrics"]["problem"]
     assert "Traceback" not in result.output
@@ -121,6 +124,7 @@ def test_bad_dataset_file_fails_before_any_load(
         ("chat", ("--max-inflight", "0"), "--max-inflight"),
         ("chat", ("--input-len", "fixed:-3"), "fixed:-3"),
         ("chat", ("--request-timeout", "0"), "--request-timeout"),
+        ("chat", ("--max-loop-lag", "0"), "--max-loop-lag"),
         ("chat", ("--shape", "steps:users=1,step=1s", "--arrival-rate", "5"), "--shape"),
         ("kserve", ("--model", "slabench-mlp", "--kserve-shape", "0,16"), "--kserve-shape"),
         ("http_json", ("--payload", "missing.json"), "missing.json"),
@@ -192,4 +196,5 @@ def test_target_dying_mid_run_is_recorded_with_reasons(
     refused = failed[failed["error"].str.startswith("connection refused")]
     assert refused["sent_at"].min() > ok["sent_at"].min()
     assert (refused["status"] == 0).all()
-    assert "error x" in result.output and "connection refused" in result.output
+    assert (refused["error_class"] == "refused").all()
+    assert "error refused x" in result.output and "connection refused" in result.output

@@ -90,7 +90,10 @@ def test_open_loop_records_lag_and_dropped_sends(
     # Every slot of the schedule is accounted for, sent or dropped.
     slots = np.sort(df["scheduled_at"].to_numpy())
     np.testing.assert_allclose(np.diff(slots), 1.0 / 40, atol=1e-6)
-    assert f"error x{len(dropped)}: {DROPPED_PREFIX}" in result.output
+    assert (dropped["error_class"] == "dropped").all()
+    assert f"error dropped x{len(dropped)} (no response), e.g.: {DROPPED_PREFIX}" in result.output
+    # Open loop keeps its schedule whatever the answers: no arrival waits for a back-off.
+    assert (df["backoff_ms"] == 0).all()
 
 
 @pytest.mark.parametrize("rate_rps", [10.0, 50.0])

@@ -73,6 +73,7 @@ def test_typical_chat_stream() -> None:
         finish_reason="stop",
         done=True,
         error=None,
+        error_class=None,
     )
 
 

@@ -54,6 +54,20 @@ def test_a_disagreeing_run_json_is_flagged(tmp_path: Path) -> None:
     assert "run.json requests 5 DISAGREES" in reconciliation(summarize_run(run))
 
 
+def test_requests_that_could_not_be_written_are_counted_beside_the_rows(tmp_path: Path) -> None:
+    """After a failed write run.json counts every request that ended, the file only those
+    written: the line adds them up instead of flagging a disagreement."""
+    meta = {"requests": 11, "requests_not_written": 9, "status": "write_failed"}
+    reqs = [Req(at_s=1.0, latency_s=0.1), Req(at_s=2.0, latency_s=0.1)]
+    s = summarize_run(load_run(write_run(tmp_path / "run", reqs, meta=meta)))
+    assert reconciliation(s).endswith(
+        "; run.json requests 11 = 2 written + 9 not written (a write failed)"
+    )
+    meta["requests_not_written"] = 8
+    s = summarize_run(load_run(write_run(tmp_path / "other", reqs, meta=meta)))
+    assert reconciliation(s).endswith("= 3 written + 8 not written (a write failed) DISAGREES")
+
+
 @pytest.mark.e2e
 def test_the_counts_agree_on_a_real_run(
     run_locust: RunLocust, start_server: Callable[..., ServerProcess]

@@ -85,7 +85,7 @@ def test_add_rows_matches_add(tmp_path: Path) -> None:
 
 def test_add_rows_rejects_short_rows(tmp_path: Path) -> None:
     recorder = RequestRecorder(tmp_path)
-    with pytest.raises(ValueError, match="expected 14"):
+    with pytest.raises(ValueError, match="expected 16"):
         recorder.add_rows([("r0", "w0")])
     assert recorder.count == 0
 

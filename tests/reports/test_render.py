@@ -111,7 +111,7 @@ def test_failures_are_listed_with_their_messages(tmp_path: Path) -> None:
     text = render_report(run, verdict, panels=PANELS)
     assert html.escape(verdict.objectives[0].message) in text
     assert '<tr class="FAIL">' in text
-    assert '<td>HTTP 500</td><td class="num">500</td><td class="num">3</td>' in text
+    assert '<td>http_5xx</td><td>HTTP 500</td><td>HTTP 500</td><td class="num">3</td>' in text
 
 
 def test_saturation_and_recovery_from_parts_are_warned_about(tmp_path: Path) -> None:

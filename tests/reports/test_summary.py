@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reports.ci import markdown_summary
 from reports.summary import summarize_run
 from sla.files.run import CANCELLED_ERROR, load_run
 from tests.reports import Req, record, steady, write_run
@@ -48,7 +49,7 @@ def test_counts_rates_and_errors_follow_the_measured_window(tmp_path: Path) -> N
         *steady(8, duration_s=8.0),
         Req(at_s=2.0, latency_s=0.1, status=500, error="HTTP 500: boom"),
         Req(at_s=3.0, latency_s=0.1, status=500, error="HTTP 500: boom"),
-        Req(at_s=4.0, latency_s=0.1, status=0, error="timeout"),
+        Req(at_s=4.0, latency_s=0.1, status=0, error="timeout: no data for 30s"),
         Req(at_s=5.0, latency_s=0.1, status=503, error=None),
         Req(at_s=9.5, latency_s=0.5, status=0, error=CANCELLED_ERROR),
     ]
@@ -61,11 +62,12 @@ def test_counts_rates_and_errors_follow_the_measured_window(tmp_path: Path) -> N
     assert s.requests_per_s == pytest.approx(0.8)
     assert s.output_tokens_per_s == pytest.approx(8.0)
     assert s.errors_per_s == pytest.approx(0.4)
-    assert [(e.reason, e.status, e.count) for e in s.errors] == [
-        ("HTTP 500: boom", 500, 2),
-        ("HTTP 503 (no error text)", 503, 1),
-        ("timeout", 0, 1),
+    # By class: a 503 without text joins the 500s; each class keeps its commonest message.
+    assert [(e.error_class, e.count, e.statuses, e.example) for e in s.errors] == [
+        ("http_5xx", 3, (500, 503), "HTTP 500: boom"),
+        ("idle_timeout", 1, (0,), "timeout: no data for 30s"),
     ]
+    assert s.errors[0].statuses_text == "HTTP 500, HTTP 503"
     assert sum(e.count for e in s.errors) + s.other_errors == s.failed
 
 
@@ -113,3 +115,31 @@ def test_rates_count_the_requests_that_ended_in_the_window(tmp_path: Path) -> No
     assert s.requests_per_s == pytest.approx(1.0)  # ended in it: 10, two from the warm-up
     assert s.output_tokens_per_s == pytest.approx(4.0)
     assert s.errors_per_s == 0.0
+
+
+def test_one_cause_with_many_texts_is_one_class_in_the_summary_and_the_markdown(
+    tmp_path: Path,
+) -> None:
+    # A rate limiter whose text embeds a wait, and a stream whose bad event is quoted whole:
+    # 39 + 22 distinct texts, two causes.
+    reqs = [
+        *[
+            Req(at_s=i * 0.1, latency_s=0.01, error=f'malformed SSE event: {{"n": {i}}}')
+            for i in range(39)
+        ],
+        *[
+            Req(at_s=i * 0.1, latency_s=0.01, status=429, error=f"HTTP 429: wait 0.{i:02d}s")
+            for i in range(22)
+        ],
+        *steady(5),
+    ]
+    run = load_run(write_run(tmp_path / "run", reqs))
+    s = summarize_run(run)
+    assert [(e.error_class, e.count, e.statuses) for e in s.errors] == [
+        ("malformed_sse", 39, (200,)),
+        ("http_429", 22, (429,)),
+    ]
+    assert s.errors[1].example == "HTTP 429: wait 0.00s"  # ties: the first text in order
+    markdown = markdown_summary(run, None, s)
+    assert "| `malformed_sse` | 39 | HTTP 200 |" in markdown
+    assert "| `http_429` | 22 | HTTP 429 |" in markdown

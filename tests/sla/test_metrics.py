@@ -35,6 +35,8 @@ def _row(**changes: Any) -> dict[str, Any]:
         "output_tokens_source": "usage",
         "chunk_count": 5,
         "chunk_gaps_ms": [100.0, 100.0, 100.0, 100.0],
+        "error_class": None,  # derived from status and error when read
+        "backoff_ms": 0.0,
     }
     row.update(changes)
     return row
