@@ -1,5 +1,6 @@
 """The README and docs/ pages: every relative link lands on a file (and heading) that exists,
-and no example carries a path of the machine it was written on."""
+every test the reliability page names exists, and no example carries a path of the machine
+it was written on."""
 
 from __future__ import annotations
 
@@ -70,3 +71,37 @@ def test_the_checker_catches_a_broken_link(tmp_path: Path) -> None:
     assert links == ["there.md#a-heading", "missing.md", "there.md#nope"]
     assert _anchors(tmp_path / "there.md") == {"a-heading"}
     assert _slug("Set-up: two commands") == "set-up-two-commands"
+
+
+TEST_ID = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
+
+
+def _missing_tests(page: Path) -> list[str]:
+    """The ``tests/....py::test_name`` references of ``page`` naming no test function."""
+    missing = []
+    for path, name in TEST_ID.findall(page.read_text(encoding="utf-8")):
+        source = ROOT / path
+        defined = source.exists() and re.search(
+            rf"^def {name}\(", source.read_text(encoding="utf-8"), flags=re.M
+        )
+        if not defined:
+            missing.append(f"{path}::{name}")
+    return missing
+
+
+def test_the_reliability_page_names_only_tests_that_exist() -> None:
+    page = ROOT / "docs" / "reliability.md"
+    text = page.read_text(encoding="utf-8")
+    assert len(TEST_ID.findall(text)) >= 30
+    assert "PENDING" not in text
+    assert not _missing_tests(page)
+
+
+def test_the_test_name_checker_catches_a_renamed_test(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "`tests/test_docs.py::test_the_readme_stays_a_front_door` "
+        "`tests/test_docs.py::test_gone` `tests/nowhere.py::test_x`\n",
+        encoding="utf-8",
+    )
+    assert _missing_tests(page) == ["tests/test_docs.py::test_gone", "tests/nowhere.py::test_x"]
