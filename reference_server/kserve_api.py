@@ -160,7 +160,7 @@ def _input_tensor(header: dict[str, Any], binary: bytes, features: int) -> np.nd
     if spec.get("name") != INPUT_NAME:
         raise BadRequest(f"unexpected input {spec.get('name')!r}; this model takes {INPUT_NAME!r}")
     datatype = spec.get("datatype")
-    if datatype not in _DTYPES:
+    if not isinstance(datatype, str) or datatype not in _DTYPES:
         raise BadRequest(f"input {INPUT_NAME} datatype {datatype!r} is not supported; use FP32")
     shape = spec.get("shape")
     if (
@@ -175,6 +175,8 @@ def _input_tensor(header: dict[str, Any], binary: bytes, features: int) -> np.nd
     params = spec.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise BadRequest(f"input {INPUT_NAME} binary_data_size must be an integer byte count")
         if size != count * 4 or len(binary) < size:
             raise BadRequest(
                 f"binary input holds {len(binary)} bytes; shape {shape} FP32 needs {count * 4}"

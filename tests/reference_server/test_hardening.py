@@ -1,0 +1,93 @@
+"""Hostile input probed as an attacker would: each case once reached a 500 (issue 12).
+
+One admin-enabled server with small models serves the whole module; each test sends raw
+HTTP with ``http.client`` so that bodies and headers go out exactly as written.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from reference_server.faults import parse_latency
+from tests.reference_server.helpers import Answer, samples, send
+from tests.server_process import SMALL_MODELS, ServerProcess
+
+FEATURES = 16  # --mlp-in-features in SMALL_MODELS
+INFER, ADMIN = "/v2/models/slabench-mlp/infer", "/admin/faults"
+HEADER_LENGTH = "Inference-Header-Content-Length"
+MAX_LATENCY_MS = 3_600_000  # faults.MAX_LATENCY_MS, an hour
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    with ServerProcess(args=[*SMALL_MODELS, "--enable-admin", "--drain-timeout", "1"]) as s:
+        yield s
+
+
+def post(server: ServerProcess, path: str, body: bytes, **headers: str) -> Answer:
+    return send(server.url, "POST", path, body, headers)
+
+
+def five_hundreds(server: ServerProcess) -> float:
+    text = send(server.url, "GET", "/metrics").body.decode()
+    return sum(
+        s.value
+        for s in samples(text, "slabench_requests_total")
+        if s.labels["status"].startswith("5")
+    )
+
+
+def tensor(**changes: Any) -> bytes:
+    spec = {"name": "INPUT0", "datatype": "FP32", "shape": [1, FEATURES], **changes}
+    return json.dumps({"inputs": [spec]}).encode()
+
+
+def test_kserve_datatype_that_is_a_list_is_a_400(server: ServerProcess) -> None:
+    answer = post(server, INFER, tensor(datatype=[], data=[0.5] * FEATURES))
+    assert answer.status == 400, answer.body
+    assert "datatype" in json.loads(answer.body)["error"]
+
+
+def test_kserve_binary_data_size_as_a_float_is_a_400(server: ServerProcess) -> None:
+    size = FEATURES * 4
+    head = tensor(parameters={"binary_data_size": float(size)})
+    answer = post(server, INFER, head + b"\0" * size, **{HEADER_LENGTH: str(len(head))})
+    assert answer.status == 400, answer.body
+    assert "binary_data_size" in json.loads(answer.body)["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"seed": Infinity}', b'{"error_rate": NaN}', b"[" * 100_000 + b"]" * 100_000],
+    ids=["seed-infinity", "error-rate-nan", "100k-nested-brackets"],
+)
+def test_admin_body_that_json_cannot_hold_is_a_400(server: ServerProcess, body: bytes) -> None:
+    answer = post(server, ADMIN, body)
+    assert answer.status == 400, answer.body
+    assert send(server.url, "GET", ADMIN).status == 200
+
+
+def test_admin_refuses_a_latency_that_would_overflow(server: ServerProcess) -> None:
+    answer = post(server, ADMIN, b'{"latency": "lognormal:1,1000"}')
+    assert answer.status == 400, answer.body
+    assert "SIGMA" in json.loads(answer.body)["error"]["message"]
+
+
+def test_none_of_the_probes_was_a_500(server: ServerProcess) -> None:
+    for body in (tensor(datatype=[]), b'{"seed": Infinity}', b"[" * 100_000):
+        post(server, INFER if b"inputs" in body else ADMIN, body)
+    assert five_hundreds(server) == 0
+
+
+def test_latency_samples_stay_finite_and_bounded() -> None:
+    rng = random.Random(0)
+    for spec in ("lognormal:1,10", f"lognormal:{MAX_LATENCY_MS:g},10", "exp:3600000"):
+        sample = parse_latency(spec)
+        assert all(0 <= sample(rng) <= MAX_LATENCY_MS / 1000 for _ in range(20_000)), spec
+    with pytest.raises(ValueError, match="SIGMA"):
+        parse_latency("lognormal:1,1000")
