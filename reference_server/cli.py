@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
+import os
 
 from reference_server import faults as fault_rules
 from reference_server.config import (
@@ -95,6 +97,12 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
         "--enable-admin",
         action="store_true",
         help="serve /admin/faults to change fault injection at run time",
+    )
+    s.add_argument(
+        "--admin-token",
+        default=os.environ.get("SLABENCH_ADMIN_TOKEN") or None,
+        help="token /admin/* requires (Authorization: Bearer TOKEN); required when --host is "
+        "not a loopback address; default: $SLABENCH_ADMIN_TOKEN",
     )
 
 
@@ -259,8 +267,23 @@ def _fault_config(a: argparse.Namespace) -> FaultConfig:
     return faults
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def config_from_args(a: argparse.Namespace) -> ServerConfig:
     faults = _fault_config(a)
+    if a.enable_admin and not a.admin_token and not is_loopback(a.host):
+        raise ConfigError(
+            f"--enable-admin on --host {a.host} (not loopback) lets anyone on the network change "
+            "the faults; give --admin-token TOKEN (or SLABENCH_ADMIN_TOKEN)"
+        )
     if a.lm_dim % a.lm_heads:
         raise ConfigError(f"--lm-dim {a.lm_dim} must be divisible by --lm-heads {a.lm_heads}")
     if a.embed_dim % _EMB.heads:
@@ -294,6 +317,7 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
         ),
         faults=faults,
         enable_admin=a.enable_admin,
+        admin_token=a.admin_token,
         drain_timeout_s=a.drain_timeout,
         max_body_bytes=a.max_body_bytes,
     )

@@ -109,5 +109,6 @@ class ServerConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     enable_admin: bool = False
+    admin_token: str | None = None  # required by /admin/* when set (Authorization: Bearer)
     drain_timeout_s: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024

@@ -87,6 +87,8 @@ def from_mapping(base: FaultConfig, changes: dict[str, Any]) -> FaultConfig:
                 raise ValueError("seed must be an integer")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key} must be a number")
+        elif not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number")
         clean[key] = value
     return validate(dataclasses.replace(base, **clean))
 

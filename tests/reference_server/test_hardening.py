@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from reference_server.cli import ConfigError, config_from_args, parser
 from reference_server.faults import parse_latency
 from tests.reference_server.helpers import Answer, samples, send
 from tests.server_process import SMALL_MODELS, ServerProcess
@@ -91,3 +92,54 @@ def test_latency_samples_stay_finite_and_bounded() -> None:
         assert all(0 <= sample(rng) <= MAX_LATENCY_MS / 1000 for _ in range(20_000)), spec
     with pytest.raises(ValueError, match="SIGMA"):
         parse_latency("lognormal:1,1000")
+
+
+# --- the admin endpoint trusts no web page ---------------------------------------------------
+
+EVIL = "http://evil.example"
+
+
+def error_rate(server: ServerProcess) -> float:
+    rate: float = json.loads(send(server.url, "GET", ADMIN).body)["error_rate"]
+    return rate
+
+
+def test_admin_refuses_a_cross_origin_text_plain_post(server: ServerProcess) -> None:
+    # What any web page can send without a CORS preflight.
+    answer = post(
+        server, ADMIN, b'{"error_rate": 1}', Origin=EVIL, **{"Content-Type": "text/plain"}
+    )
+    assert answer.status == 403, answer.body
+    answer = post(server, ADMIN, b'{"error_rate": 1}', **{"Content-Type": "text/plain"})
+    assert answer.status == 415, answer.body
+    assert error_rate(server) == 0.0
+
+
+def test_admin_refuses_a_dns_rebound_host(server: ServerProcess) -> None:
+    # A rebinding page reaches 127.0.0.1 but its requests carry its own host name.
+    port = server.url.rsplit(":", 1)[1]
+    answer = post(server, ADMIN, b'{"error_rate": 1}', Host=f"evil.example:{port}")
+    assert answer.status == 403, answer.body
+    assert send(server.url, "GET", ADMIN, headers={"Host": "evil.example"}).status == 403
+    assert post(server, ADMIN, b"{}", Host=f"localhost:{port}").status == 200
+    assert error_rate(server) == 0.0
+
+
+def test_admin_token_is_required_when_set() -> None:
+    token = "s3cret-token"
+    with ServerProcess(args=[*SMALL_MODELS, "--enable-admin", "--admin-token", token]) as s:
+        assert send(s.url, "GET", ADMIN).status == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert post(s, ADMIN, b'{"error_rate": 1}', **wrong).status == 401
+        right = {"Authorization": f"Bearer {token}"}
+        answer = post(s, ADMIN, b'{"error_rate": 1}', **right)
+        assert answer.status == 200, answer.body
+        assert json.loads(send(s.url, "GET", ADMIN, headers=right).body)["error_rate"] == 1
+
+
+def test_admin_off_loopback_needs_a_token() -> None:
+    args = parser().parse_args(["--enable-admin", "--host", "0.0.0.0"])
+    with pytest.raises(ConfigError, match="--admin-token"):
+        config_from_args(args)
+    for ok in (["--host", "0.0.0.0", "--admin-token", "t"], ["--host", "::1"], []):
+        config_from_args(parser().parse_args(["--enable-admin", *ok]))
