@@ -182,8 +182,13 @@ def _input_tensor(header: dict[str, Any], binary: bytes, features: int) -> np.nd
                 f"binary input holds {len(binary)} bytes; shape {shape} FP32 needs {count * 4}"
             )
         return np.frombuffer(binary[:size], dtype="<f4").reshape(shape).copy()
+    raw = spec.get("data")
+    # Sized before any array is built: a flat list of N*F numbers or N rows.
+    if not isinstance(raw, list) or len(raw) not in (count, shape[0]):
+        got = len(raw) if isinstance(raw, list) else "no list of"
+        raise BadRequest(f"input {INPUT_NAME} has {got} values; shape {shape} needs {count}")
     try:
-        data = np.asarray(spec.get("data"), dtype=np.float32)
+        data = np.asarray(raw, dtype=np.float32)
     except (TypeError, ValueError):
         raise BadRequest(f"input {INPUT_NAME} data must be numbers") from None
     if data.size != count:

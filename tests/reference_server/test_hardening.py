@@ -143,3 +143,57 @@ def test_admin_off_loopback_needs_a_token() -> None:
         config_from_args(args)
     for ok in (["--host", "0.0.0.0", "--admin-token", "t"], ["--host", "::1"], []):
         config_from_args(parser().parse_args(["--enable-admin", *ok]))
+
+
+# --- bounded work per request ------------------------------------------------------------------
+
+COMPLETIONS, CHAT, EMBEDDINGS = "/v1/completions", "/v1/chat/completions", "/v1/embeddings"
+
+
+def openai_error(answer: Answer) -> dict[str, Any]:
+    error: dict[str, Any] = json.loads(answer.body)["error"]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("stop", "says"),
+    [(["a"] * 5, "at most 4"), (["a"] * 200_000, "at most 4"), (["x" * 257], "256 characters")],
+    ids=["five-stops", "200k-stops", "stop-too-long"],
+)
+def test_stop_list_is_bounded_like_openai(
+    server: ServerProcess, stop: list[str], says: str
+) -> None:
+    body = {"prompt": "hi", "max_tokens": 4, "stop": stop}
+    answer = post(server, COMPLETIONS, json.dumps(body).encode())
+    assert answer.status == 400, answer.body[:300]
+    assert openai_error(answer)["param"] == "stop" and says in openai_error(answer)["message"]
+    ok = {"prompt": "hi", "max_tokens": 4, "stop": ["a", "b", "c", "x" * 256]}
+    assert post(server, COMPLETIONS, json.dumps(ok).encode()).status == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "param", "body"),
+    [
+        (COMPLETIONS, "prompt", {"prompt": ["hi"] * 100_000, "max_tokens": 1}),
+        (EMBEDDINGS, "input", {"input": ["hi"] * 100_000}),
+        (CHAT, "messages", {"messages": [{"role": "user", "content": ""}] * 100_000}),
+    ],
+    ids=["100k-prompts", "100k-embedding-inputs", "100k-chat-messages"],
+)
+def test_counts_are_checked_before_encoding(
+    server: ServerProcess, path: str, param: str, body: dict[str, Any]
+) -> None:
+    answer = post(server, path, json.dumps(body).encode())
+    assert answer.status == 400, answer.body[:300]
+    error = openai_error(answer)
+    assert error["param"] == param and "100000" in error["message"], error
+
+
+def test_a_single_token_id_prompt_longer_than_the_queue_is_one_prompt(
+    server: ServerProcess,
+) -> None:
+    ids = [104] * 300  # one prompt of 300 byte tokens, more than --max-waiting's 256
+    answer = post(server, COMPLETIONS, json.dumps({"prompt": ids, "max_tokens": 1}).encode())
+    assert answer.status == 200, answer.body[:300]
+    answer = post(server, EMBEDDINGS, json.dumps({"input": ids}).encode())
+    assert answer.status == 200, answer.body[:300]
