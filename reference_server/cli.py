@@ -39,6 +39,16 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
+    return value
+
+
 def _finite_non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -92,6 +102,31 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
         type=_positive_int,
         default=4 * 1024 * 1024,
         help="larger request bodies get 413",
+    )
+    s.add_argument(
+        "--body-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a request body may take to arrive (408 after); the request is admitted "
+        "only once its body is read",
+    )
+    s.add_argument(
+        "--max-body-reads",
+        type=_positive_int,
+        default=64,
+        help="request bodies received at once; more get 503 with Retry-After",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=1024,
+        help="open connections; more get 503 and are closed",
+    )
+    s.add_argument(
+        "--keepalive-timeout",
+        type=_positive_float,
+        default=15.0,
+        help="seconds an idle keep-alive connection stays open",
     )
     s.add_argument(
         "--enable-admin",
@@ -320,4 +355,8 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
         admin_token=a.admin_token,
         drain_timeout_s=a.drain_timeout,
         max_body_bytes=a.max_body_bytes,
+        body_timeout_s=a.body_timeout,
+        max_body_reads=a.max_body_reads,
+        max_connections=a.max_connections,
+        keepalive_timeout_s=a.keepalive_timeout,
     )

@@ -6,6 +6,7 @@ HTTP responses.
     ├── Unauthorized           401: the admin token is missing or wrong
     ├── Forbidden              403: a request from somewhere it may not come from
     ├── NotFound               404: unknown model or route
+    ├── BodyTimeout            408: the request body did not arrive in time (slow client)
     ├── UnsupportedMediaType   415: a body that is not declared as JSON
     ├── Overloaded             429: a bounded queue is full (sent with Retry-After)
     ├── Unavailable            503: not ready yet, or shutting down
@@ -44,6 +45,12 @@ class Forbidden(ApiError):
     status = 403
     reason = "forbidden"
     error_type = "permission_error"
+
+
+class BodyTimeout(ApiError):
+    status = 408
+    reason = "body_timeout"
+    error_type = "timeout"
 
 
 class UnsupportedMediaType(ApiError):

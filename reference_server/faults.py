@@ -83,8 +83,10 @@ def from_mapping(base: FaultConfig, changes: dict[str, Any]) -> FaultConfig:
             if value is not None and not isinstance(value, str):
                 raise ValueError("latency must be a string such as 'fixed:50' or null")
         elif key == "seed":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError("seed must be an integer")
+            whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            if isinstance(value, bool) or not whole:  # 3.0 is fine; Infinity and 3.5 are not
+                raise ValueError("seed must be a whole number")
+            value = int(value)
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key} must be a number")
         elif not math.isfinite(value):
