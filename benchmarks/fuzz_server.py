@@ -1,7 +1,7 @@
 """Thousands of generated hostile requests against one reference server (a script, not a test).
 
-The cases are those of ``tests/reference_server/test_fuzz.py`` (``tests/reference_server/
-fuzz.py``: malformed, cut-short, deeply nested, oversized and odd bodies and headers, to
+The cases are those of ``tests/reference_server/test_fuzz.py`` (``benchmarks/fuzz_requests.py``:
+malformed, cut-short, deeply nested, oversized and odd bodies and headers, to
 every route, admin included), many more of them, sent one after another:
 
     .venv/bin/python -m benchmarks.fuzz_server [--cases 5000] [--seed 0]
@@ -21,12 +21,11 @@ import time
 from collections import Counter
 
 from hypothesis import HealthCheck, given, seed, settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks._harness import print_header
-from loadtests.bundled_server import ServerProcess, ServerStartError
-from tests.reference_server.fuzz import SERVER_ARGS, Request, requests, send_case
-from tests.reference_server.helpers import metric, samples, send
-from tests.server_process import SMALL_MODELS
+from benchmarks.fuzz_requests import SERVER_ARGS, Request, requests, send, send_case
+from loadtests.bundled_server import SMALL_MODELS, ServerProcess, ServerStartError
 
 
 def fuzz(url: str, cases: int, rng_seed: int) -> tuple[Counter[int], list[str]]:
@@ -55,10 +54,11 @@ def fuzz(url: str, cases: int, rng_seed: int) -> tuple[Counter[int], list[str]]:
 
 def metrics_add_up(url: str) -> tuple[bool, str]:
     text = send(url, "GET", "/metrics").body.decode()
-    counted = list(samples(text, "slabench_requests_total"))
+    found = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    counted = [s for s in found if s.name == "slabench_requests_total"]
     five = sum(s.value for s in counted if s.labels["status"].startswith("5"))
-    inflight = metric(text, "slabench_inflight_requests")
-    timed = sum(s.value for s in samples(text, "slabench_request_latency_seconds_count"))
+    inflight = sum(s.value for s in found if s.name == "slabench_inflight_requests")
+    timed = sum(s.value for s in found if s.name == "slabench_request_latency_seconds_count")
     total = sum(s.value for s in counted)
     ok = five == 0 and inflight == 0 and timed == total
     return ok, f"5xx counted {five:g}, in flight {inflight:g}, counted {total:g}, timed {timed:g}"

@@ -90,7 +90,7 @@ def from_mapping(base: FaultConfig, changes: dict[str, Any]) -> FaultConfig:
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key} must be a number")
         elif not math.isfinite(value):
-            raise ValueError(f"{key} must be a finite number")
+            raise ValueError(f"{key} must be a finite number >= 0")
         clean[key] = value
     return validate(dataclasses.replace(base, **clean))
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.reference_server.fuzz import SERVER_ARGS, Request, requests, send_case
+from benchmarks.fuzz_requests import SERVER_ARGS, Request, requests, send_case
 from tests.reference_server.helpers import metric, samples, send
 from tests.server_process import SMALL_MODELS, ServerProcess
 

@@ -1,6 +1,7 @@
 """Generated malformed, oversized and odd requests for every route of the reference server.
 
-Used by ``test_fuzz.py`` (a few hundred cases) and ``benchmarks/fuzz_server.py`` (thousands).
+Used by ``tests/reference_server/test_fuzz.py`` (a few hundred cases) and
+``benchmarks/fuzz_server.py`` (thousands).
 A case is one raw HTTP request; the only property checked is the server's: no 5xx, an
 answer in time, and alive afterwards. Admin calls carry the server's token and reset the
 faults after a change that was accepted, so that a fuzzed fault never reaches the next case.
@@ -8,13 +9,13 @@ faults after a change that was accepted, so that a fuzzed fault never reaches th
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
-
-from tests.reference_server.helpers import Answer, send
 
 ADMIN_TOKEN = "fuzz-token"
 MAX_BODY_BYTES = 65536
@@ -153,6 +154,33 @@ def requests(draw: st.DrawFn) -> Request:
         if "infer" in path and "Inference-Header-Content-Length" in headers:
             body += draw(st.binary(max_size=128))
     return Request(method, path, headers, body)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+
+def send(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """One raw HTTP request over its own connection, the body exactly as given."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    try:
+        conn.request(
+            method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})}
+        )
+        resp = conn.getresponse()
+        return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
 
 
 def send_case(url: str, request: Request) -> Answer:
