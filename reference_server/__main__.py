@@ -19,6 +19,7 @@ from aiohttp import web
 
 from reference_server.app import create_app, drain
 from reference_server.cli import ConfigError, config_from_args, parser
+from reference_server.connections import LimitedTCPSite
 from reference_server.runtime import DeviceError
 from reference_server.state import SCHEDULERS
 
@@ -42,10 +43,16 @@ async def serve(args: argparse.Namespace) -> int:
     # handler_cancellation: a client that goes away cancels its handler, which frees the
     # request's decode slot instead of generating tokens nobody will read.
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=2.0, handler_cancellation=True
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=2.0,
+        handler_cancellation=True,
+        keepalive_timeout=config.keepalive_timeout_s,  # aiohttp's default is about an hour
+        lingering_time=2.0,  # reading the unread rest of a refused body (aiohttp: 10 s)
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
+    site = LimitedTCPSite(runner, config.host, config.port, config.max_connections)
     try:
         await site.start()
     except OSError as exc:

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from reference_server import admin, kserve_api, openai_api
 from reference_server.batcher import DynamicBatcher
 from reference_server.config import ServerConfig
+from reference_server.connections import BodyReader
 from reference_server.errors import ShuttingDown
 from reference_server.faults import FaultInjector
 from reference_server.generation import GenerationEngine
@@ -20,6 +21,7 @@ from reference_server.middleware import admission_middleware, error_middleware
 from reference_server.models import CausalLM, Encoder, KVCache, MLPClassifier
 from reference_server.runtime import classify_batch, embed_batch, resolve_device
 from reference_server.state import (
+    BODIES,
     CONFIG,
     FAULTS,
     LIFECYCLE,
@@ -42,6 +44,7 @@ def create_app(
     app[FAULTS] = FaultInjector(config.faults)
     app[LIFECYCLE] = Lifecycle()
     app[LIFECYCLE].idle.set()
+    app[BODIES] = BodyReader(config.max_body_reads, config.body_timeout_s)
     app.cleanup_ctx.append(_schedulers)
     openai_api.add_routes(app)
     kserve_api.add_routes(app)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
+import os
 
 from reference_server import faults as fault_rules
 from reference_server.config import (
@@ -34,6 +36,16 @@ def _non_negative(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
     return value
 
 
@@ -92,9 +104,40 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
         help="larger request bodies get 413",
     )
     s.add_argument(
+        "--body-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds a request body may take to arrive (408 after); the request is admitted "
+        "only once its body is read",
+    )
+    s.add_argument(
+        "--max-body-reads",
+        type=_positive_int,
+        default=64,
+        help="request bodies received at once; more get 503 with Retry-After",
+    )
+    s.add_argument(
+        "--max-connections",
+        type=_positive_int,
+        default=1024,
+        help="open connections; more get 503 and are closed",
+    )
+    s.add_argument(
+        "--keepalive-timeout",
+        type=_positive_float,
+        default=15.0,
+        help="seconds an idle keep-alive connection stays open",
+    )
+    s.add_argument(
         "--enable-admin",
         action="store_true",
         help="serve /admin/faults to change fault injection at run time",
+    )
+    s.add_argument(
+        "--admin-token",
+        default=os.environ.get("SLABENCH_ADMIN_TOKEN") or None,
+        help="token /admin/* requires (Authorization: Bearer TOKEN); required when --host is "
+        "not a loopback address; default: $SLABENCH_ADMIN_TOKEN",
     )
 
 
@@ -259,8 +302,23 @@ def _fault_config(a: argparse.Namespace) -> FaultConfig:
     return faults
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def config_from_args(a: argparse.Namespace) -> ServerConfig:
     faults = _fault_config(a)
+    if a.enable_admin and not a.admin_token and not is_loopback(a.host):
+        raise ConfigError(
+            f"--enable-admin on --host {a.host} (not loopback) lets anyone on the network change "
+            "the faults; give --admin-token TOKEN (or SLABENCH_ADMIN_TOKEN)"
+        )
     if a.lm_dim % a.lm_heads:
         raise ConfigError(f"--lm-dim {a.lm_dim} must be divisible by --lm-heads {a.lm_heads}")
     if a.embed_dim % _EMB.heads:
@@ -294,6 +352,11 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
         ),
         faults=faults,
         enable_admin=a.enable_admin,
+        admin_token=a.admin_token,
         drain_timeout_s=a.drain_timeout,
         max_body_bytes=a.max_body_bytes,
+        body_timeout_s=a.body_timeout,
+        max_body_reads=a.max_body_reads,
+        max_connections=a.max_connections,
+        keepalive_timeout_s=a.keepalive_timeout,
     )

@@ -109,5 +109,10 @@ class ServerConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
     enable_admin: bool = False
+    admin_token: str | None = None  # required by /admin/* when set (Authorization: Bearer)
     drain_timeout_s: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024
+    body_timeout_s: float = 10.0  # a request body must arrive within this (408)
+    max_body_reads: int = 64  # request bodies received at once; more get 503
+    max_connections: int = 1024  # open connections; more get 503 and are closed
+    keepalive_timeout_s: float = 15.0  # idle keep-alive connections are closed after this

@@ -3,7 +3,11 @@ HTTP responses.
 
     ApiError                   a request the server refuses (carries HTTP status and reason)
     ├── BadRequest             400: malformed JSON, wrong types, limits exceeded
+    ├── Unauthorized           401: the admin token is missing or wrong
+    ├── Forbidden              403: a request from somewhere it may not come from
     ├── NotFound               404: unknown model or route
+    ├── BodyTimeout            408: the request body did not arrive in time (slow client)
+    ├── UnsupportedMediaType   415: a body that is not declared as JSON
     ├── Overloaded             429: a bounded queue is full (sent with Retry-After)
     ├── Unavailable            503: not ready yet, or shutting down
     ├── InjectedFault          500: fault injection asked for an error
@@ -27,6 +31,30 @@ class ApiError(Exception):
 
 class BadRequest(ApiError):
     status = 400
+    reason = "bad_request"
+    error_type = "invalid_request_error"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    reason = "unauthorized"
+    error_type = "authentication_error"
+
+
+class Forbidden(ApiError):
+    status = 403
+    reason = "forbidden"
+    error_type = "permission_error"
+
+
+class BodyTimeout(ApiError):
+    status = 408
+    reason = "body_timeout"
+    error_type = "timeout"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
     reason = "bad_request"
     error_type = "invalid_request_error"
 

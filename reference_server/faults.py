@@ -20,6 +20,8 @@ from reference_server.config import FaultConfig
 from reference_server.errors import Overloaded
 
 LATENCY_FORMS = "fixed:MS, uniform:LO,HI, normal:MEAN,STD, lognormal:MEDIAN,SIGMA or exp:MEAN"
+MAX_LATENCY_MS = 3_600_000.0  # an hour: any longer is a typo, and sleeps must stay finite
+MAX_LOGNORMAL_SIGMA = 10.0  # exp(sigma * z) overflows a float for large sigma
 
 
 def parse_latency(spec: str) -> Callable[[random.Random], float]:
@@ -30,9 +32,15 @@ def parse_latency(spec: str) -> Callable[[random.Random], float]:
     except ValueError:
         raise ValueError(f"latency {spec!r}: numbers expected; use {LATENCY_FORMS}") from None
     arity = {"fixed": 1, "uniform": 2, "normal": 2, "lognormal": 2, "exp": 1}
-    if arity.get(kind) != len(values) or any(not math.isfinite(v) or v < 0 for v in values):
-        raise ValueError(f"latency {spec!r} is not valid; use {LATENCY_FORMS} (finite ms, >= 0)")
+    if arity.get(kind) != len(values) or any(
+        not math.isfinite(v) or not 0 <= v <= MAX_LATENCY_MS for v in values
+    ):
+        raise ValueError(
+            f"latency {spec!r} is not valid; use {LATENCY_FORMS} (ms from 0 to {MAX_LATENCY_MS:g})"
+        )
     a, b = [*values, 0.0][:2]
+    if kind == "lognormal" and b > MAX_LOGNORMAL_SIGMA:
+        raise ValueError(f"latency {spec!r}: SIGMA must be at most {MAX_LOGNORMAL_SIGMA:g}")
     samplers: dict[str, Callable[[random.Random], float]] = {
         "fixed": lambda r: a,
         "uniform": lambda r: r.uniform(a, b),
@@ -41,7 +49,7 @@ def parse_latency(spec: str) -> Callable[[random.Random], float]:
         "exp": lambda r: r.expovariate(1.0 / a) if a > 0 else 0.0,
     }
     pick = samplers[kind]
-    return lambda r: pick(r) / 1000.0
+    return lambda r: min(pick(r), MAX_LATENCY_MS) / 1000.0
 
 
 def validate(config: FaultConfig) -> FaultConfig:
@@ -74,9 +82,16 @@ def from_mapping(base: FaultConfig, changes: dict[str, Any]) -> FaultConfig:
         if key == "latency":
             if value is not None and not isinstance(value, str):
                 raise ValueError("latency must be a string such as 'fixed:50' or null")
+        elif key == "seed":
+            whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            if isinstance(value, bool) or not whole:  # 3.0 is fine; Infinity and 3.5 are not
+                raise ValueError("seed must be a whole number")
+            value = int(value)
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key} must be a number")
-        clean[key] = int(value) if key == "seed" else value
+        elif not math.isfinite(value):
+            raise ValueError(f"{key} must be a finite number >= 0")
+        clean[key] = value
     return validate(dataclasses.replace(base, **clean))
 
 

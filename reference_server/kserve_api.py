@@ -124,6 +124,8 @@ async def infer(request: web.Request) -> web.Response:
     header, binary = _split_body(request, await request.read())
     features = request.app[CONFIG].classifier.in_features
     tensor = _input_tensor(header, binary, features)
+    # The parsed JSON numbers take ~8x the body's bytes; only the float32 tensor is kept.
+    del header["inputs"], binary
     batcher = request.app[SCHEDULERS].classifier
     timeout = request.app[CONFIG].batching.request_timeout_s
     try:
@@ -160,7 +162,7 @@ def _input_tensor(header: dict[str, Any], binary: bytes, features: int) -> np.nd
     if spec.get("name") != INPUT_NAME:
         raise BadRequest(f"unexpected input {spec.get('name')!r}; this model takes {INPUT_NAME!r}")
     datatype = spec.get("datatype")
-    if datatype not in _DTYPES:
+    if not isinstance(datatype, str) or datatype not in _DTYPES:
         raise BadRequest(f"input {INPUT_NAME} datatype {datatype!r} is not supported; use FP32")
     shape = spec.get("shape")
     if (
@@ -175,13 +177,20 @@ def _input_tensor(header: dict[str, Any], binary: bytes, features: int) -> np.nd
     params = spec.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise BadRequest(f"input {INPUT_NAME} binary_data_size must be an integer byte count")
         if size != count * 4 or len(binary) < size:
             raise BadRequest(
                 f"binary input holds {len(binary)} bytes; shape {shape} FP32 needs {count * 4}"
             )
         return np.frombuffer(binary[:size], dtype="<f4").reshape(shape).copy()
+    raw = spec.get("data")
+    # Sized before any array is built: a flat list of N*F numbers or N rows.
+    if not isinstance(raw, list) or len(raw) not in (count, shape[0]):
+        got = len(raw) if isinstance(raw, list) else "no list of"
+        raise BadRequest(f"input {INPUT_NAME} has {got} values; shape {shape} needs {count}")
     try:
-        data = np.asarray(spec.get("data"), dtype=np.float32)
+        data = np.asarray(raw, dtype=np.float32)
     except (TypeError, ValueError):
         raise BadRequest(f"input {INPUT_NAME} data must be numbers") from None
     if data.size != count:

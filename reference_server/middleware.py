@@ -1,6 +1,6 @@
 """The two middlewares: errors become protocol-shaped JSON (and metrics), and admission
-control (draining, slow start, injected faults, simulated capacity) guards the inference
-endpoints."""
+control (a body read whole first, then draining, slow start, injected faults, simulated
+capacity) guards the inference endpoints."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from reference_server.errors import ApiError, InjectedFault, ShuttingDown, Unavailable
-from reference_server.state import CONFIG, FAULTS, LIFECYCLE, METRICS
+from reference_server.state import BODIES, CONFIG, FAULTS, LIFECYCLE, METRICS
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("reference_server")
@@ -60,9 +60,12 @@ def error_response(
     headers = {"Content-Type": "application/json"}
     if status in (429, 503):
         headers["Retry-After"] = "1"
-    return web.Response(
+    response = web.Response(
         status=status, body=error_body(request, status, message, exc), headers=headers
     )
+    if status == 408:  # the rest of the body may never come: do not linger reading it
+        response.force_close()
+    return response
 
 
 @web.middleware
@@ -105,7 +108,11 @@ def _count(request: web.Request, endpoint: str, status: str, reason: str, starte
 
 @web.middleware
 async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if endpoint_of(request) not in INFERENCE_ENDPOINTS:
+    endpoint = endpoint_of(request)
+    if request.body_exists and endpoint != "unmatched":
+        # Read whole before admission: a slow sender holds no slot and delays no drain.
+        await request.app[BODIES].read(request)
+    if endpoint not in INFERENCE_ENDPOINTS:
         return await handler(request)
     lifecycle, faults = request.app[LIFECYCLE], request.app[FAULTS]
     if lifecycle.draining:

@@ -59,12 +59,17 @@ async def get_model(request: web.Request) -> web.Response:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
-    return await _generate(request, body, (chat_prompt_ids(body),), chat=True)
+    prompt = chat_prompt_ids(body, max_model_len=request.app[CONFIG].lm.max_model_len)
+    return await _generate(request, body, (prompt,), chat=True)
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
-    return await _generate(request, body, completion_prompt_ids(body), chat=False)
+    config = request.app[CONFIG]
+    prompts = completion_prompt_ids(
+        body, max_prompts=config.batching.max_waiting, max_model_len=config.lm.max_model_len
+    )
+    return await _generate(request, body, prompts, chat=False)
 
 
 async def _generate(
@@ -81,12 +86,6 @@ async def _generate(
     )
     if params.stream and len(prompts) > 1:
         raise BadRequest("streaming takes one prompt per request", param="prompt")
-    if len(prompts) > config.batching.max_waiting:
-        raise BadRequest(
-            f"{len(prompts)} prompts in one request; this server queues at most "
-            f"{config.batching.max_waiting}",
-            param="prompt",
-        )
     engine = request.app[SCHEDULERS].generation
     seqs = [_sequence(p, params) for p in prompts]
     try:

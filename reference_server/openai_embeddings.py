@@ -50,7 +50,15 @@ def _embedding_request(
 ) -> tuple[str, list[list[int]], str]:
     """The model, the tokenized inputs and the encoding format of an embeddings request."""
     model = check_model(body, config.embedder.name)
-    inputs = _embedding_inputs(body.get("input"), config.embedder.max_input_len)
+    raw: Any = body.get("input")
+    count = len(raw) if isinstance(raw, list) and raw and isinstance(raw[0], str | list) else 1
+    if count > config.batching.max_queue_size:  # before encoding
+        raise BadRequest(
+            f"{count} inputs in one request; this server queues at most "
+            f"{config.batching.max_queue_size}",
+            param="input",
+        )
+    inputs = _embedding_inputs(raw, config.embedder.max_input_len)
     fmt = body.get("encoding_format") or "float"
     if fmt not in ("float", "base64"):
         raise BadRequest("'encoding_format' must be 'float' or 'base64'", param="encoding_format")
@@ -58,12 +66,6 @@ def _embedding_request(
     if dims is not None and dims != config.embedder.dim:
         raise BadRequest(
             f"'dimensions' must be {config.embedder.dim} for {model}", param="dimensions"
-        )
-    if len(inputs) > config.batching.max_queue_size:
-        raise BadRequest(
-            f"{len(inputs)} inputs in one request; this server queues at most "
-            f"{config.batching.max_queue_size}",
-            param="input",
         )
     return model, inputs, fmt
 
@@ -75,6 +77,13 @@ def _encode_vector(vector: np.ndarray, fmt: str) -> list[float] | str:
 
 
 def _embedding_inputs(value: Any, max_len: int) -> list[list[int]]:
+    texts = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    chars = max((len(t) for t in texts if isinstance(t, str)), default=0)
+    if chars >= max_len:  # at least one token per character: no need to encode to know
+        raise BadRequest(
+            f"an input is over {chars} tokens; the embedding model takes at most {max_len}",
+            param="input",
+        )
     if isinstance(value, str):
         items: list[list[int]] = [tokenizer.encode(value)]
     elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):

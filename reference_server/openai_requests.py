@@ -101,31 +101,61 @@ def _content(value: Any, where: str) -> str:
     raise BadRequest(f"{where}.content must be a string or a list of text parts", param=where)
 
 
-def chat_prompt_ids(body: dict[str, Any]) -> list[int]:
+def _too_long(chars: int, max_model_len: int, param: str) -> BadRequest:
+    # A byte tokenizer gives at least one token per character: no need to encode to know.
+    return BadRequest(
+        f"prompt is over {chars} tokens; this model's context is {max_model_len} tokens",
+        param=param,
+    )
+
+
+def chat_prompt_ids(body: dict[str, Any], *, max_model_len: int) -> list[int]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty list", param="messages")
-    turns = []
+    if len(messages) >= max_model_len:  # every turn costs at least one token
+        raise _too_long(len(messages), max_model_len, "messages")
+    turns, chars = [], 0
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
             raise BadRequest(f"{where} must be an object with a string 'role'", param=where)
-        turns.append((m["role"], _content(m.get("content", ""), where)))
+        turn = (m["role"], _content(m.get("content", ""), where))
+        chars += len(turn[0]) + len(turn[1])
+        if chars >= max_model_len:
+            raise _too_long(chars, max_model_len, "messages")
+        turns.append(turn)
     return tokenizer.encode(tokenizer.chat_prompt(turns))
 
 
-def completion_prompt_ids(body: dict[str, Any]) -> tuple[list[int], ...]:
+def completion_prompt_ids(
+    body: dict[str, Any], *, max_prompts: int, max_model_len: int
+) -> tuple[list[int], ...]:
+    """The prompts' token ids; counts and lengths are checked before anything is encoded."""
     prompt = body.get("prompt")
     if isinstance(prompt, str):
-        return (tokenizer.encode(prompt),)
+        prompt = [prompt]
+    elif isinstance(prompt, list) and len(prompt) > max_prompts and _is_many(prompt):
+        raise BadRequest(
+            f"{len(prompt)} prompts in one request; this server queues at most {max_prompts}",
+            param="prompt",
+        )
     if isinstance(prompt, list) and prompt:
         if all(isinstance(p, str) for p in prompt):
+            longest = max(len(p) for p in prompt)
+            if longest >= max_model_len:
+                raise _too_long(longest, max_model_len, "prompt")
             return tuple(tokenizer.encode(p) for p in prompt)
         if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
             return (_checked_ids(prompt),)
         if all(isinstance(p, list) for p in prompt):
             return tuple(_checked_ids(p) for p in prompt)
     raise BadRequest("'prompt' must be a string, a list of strings, or token ids", param="prompt")
+
+
+def _is_many(items: list[Any]) -> bool:
+    """Whether a list is several inputs (strings, token lists) rather than one list of ids."""
+    return bool(items) and isinstance(items[0], str | list)
 
 
 def _checked_ids(ids: list[Any]) -> list[int]:
@@ -136,14 +166,27 @@ def _checked_ids(ids: list[Any]) -> list[int]:
     return [tokenizer.BOS, *ids]
 
 
+MAX_STOP_SEQUENCES = 4  # as OpenAI: "up to 4 sequences"
+MAX_STOP_CHARS = 256  # each; the matcher's work per token grows with it
+
+
 def _stop(body: dict[str, Any]) -> tuple[str, ...]:
     stop = body.get("stop")
     if stop is None:
         return ()
     if isinstance(stop, str):
         stop = [stop]
+    if isinstance(stop, list) and len(stop) > MAX_STOP_SEQUENCES:
+        raise BadRequest(
+            f"'stop' holds {len(stop)} sequences; at most {MAX_STOP_SEQUENCES} are allowed",
+            param="stop",
+        )
     if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
         raise BadRequest("'stop' must be a string or a list of non-empty strings", param="stop")
+    if max(len(s) for s in stop) > MAX_STOP_CHARS if stop else False:
+        raise BadRequest(
+            f"each 'stop' sequence must be at most {MAX_STOP_CHARS} characters", param="stop"
+        )
     return tuple(stop)
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from reference_server.batcher import DynamicBatcher
 from reference_server.config import ServerConfig
+from reference_server.connections import BodyReader
 from reference_server.faults import FaultInjector
 from reference_server.generation import GenerationEngine
 from reference_server.metrics import ServerMetrics
@@ -47,3 +48,4 @@ METRICS = web.AppKey("metrics", ServerMetrics)
 FAULTS = web.AppKey("faults", FaultInjector)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 SCHEDULERS = web.AppKey("schedulers", Schedulers)
+BODIES = web.AppKey("bodies", BodyReader)

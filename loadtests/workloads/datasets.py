@@ -294,6 +294,10 @@ def _jsonl_drafts(fh: BinaryIO, name: str) -> Iterator[_Draft]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{where}: not valid JSON ({exc.msg}); {_JSONL_HINT}") from None
+        except RecursionError:
+            raise DatasetError(
+                f"{where}: JSON nested too deeply for a prompt; {_JSONL_HINT}"
+            ) from None
         yield _jsonl_draft(obj, where)
 
 

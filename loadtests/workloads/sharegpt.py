@@ -160,6 +160,8 @@ class _JsonArrayReader:
                 if self._more():  # the item may just be cut by the chunk boundary
                     continue
                 raise self._error(entry, f"not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise self._error(entry, "JSON nested too deeply for a conversation") from None
             # A bare number at the buffer's end may continue in the next chunk.
             if end == len(self._buf) and isinstance(obj, (int, float)) and self._more():
                 continue

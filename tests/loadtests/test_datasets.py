@@ -437,3 +437,14 @@ def test_errors_are_slabench_and_value_errors() -> None:
         parse_length_dist("bad")
     with pytest.raises(ValueError):
         parse_length_dist("bad")
+
+
+def test_jsonl_nested_too_deeply_is_a_one_line_error(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path, '{"prompt": "a"}', "[" * 100_000 + "]" * 100_000)
+    assert f"dataset {path} line 2: JSON nested too deeply" in _error(path)
+
+
+def test_sharegpt_nested_too_deeply_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" + "[" * 100_000 + "]" * 100_000 + "]", encoding="utf-8")
+    assert "JSON nested too deeply" in _error(path)

@@ -190,7 +190,9 @@ def test_admin_endpoint_rejects_bad_changes(start_server: StartServer) -> None:
     async def not_json() -> int:
         async with (
             aiohttp.ClientSession(timeout=TIMEOUT) as session,
-            session.post(admin, data=b"{oops") as resp,
+            session.post(
+                admin, data=b"{oops", headers={"Content-Type": "application/json"}
+            ) as resp,
         ):
             return resp.status
 
