@@ -21,7 +21,13 @@ import pytest
 
 from sla.files.capacity import load_capacity
 from sla.files.run import load_run
-from tests.loadtests.capacity_support import KSERVE, QUICK_STEPS, STATUSES, write_spec
+from tests.loadtests.capacity_support import (
+    KSERVE,
+    QUICK_STEPS,
+    STATUSES,
+    TOLERANT_STEPS,
+    write_spec,
+)
 from tests.loadtests.conftest import RunLocust, clean_env
 from tests.server_process import ServerProcess
 
@@ -31,7 +37,6 @@ REPO = Path(__file__).resolve().parents[2]
 StartServer = Callable[..., ServerProcess]
 
 
-@pytest.mark.alone  # its numbers need the CPU on time
 def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
     run_locust: RunLocust, start_server: StartServer, tmp_path: Path
 ) -> None:
@@ -49,7 +54,9 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
         "kserve",
         *("--host", server.url, *KSERVE, "--arrival", "constant", "--sla", str(spec)),
         *("--capacity-search", "--search-start", "20", "--search-precision", "5%"),
-        *(*QUICK_STEPS, "--cost-per-hour", "3.6", "--run-dir", str(sweep)),
+        # Tolerant of a busy machine's late sends (another test may run beside this one):
+        # the answer is within 10%, wherever a few milliseconds of jitter put the edge.
+        *(*TOLERANT_STEPS, "--cost-per-hour", "3.6", "--run-dir", str(sweep)),
         timeout_s=240,
     )
     assert result.code == 0, result.output[-3000:]
