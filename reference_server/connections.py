@@ -32,7 +32,12 @@ class BodyReader:
         return self._active
 
     async def read(self, request: web.Request) -> bytes:
-        """The whole body (aiohttp keeps it, so handlers' ``request.read()`` returns it)."""
+        """The whole body (aiohttp keeps it, so handlers' ``request.read()`` returns it).
+        A body that has already arrived whole (the common case: a small JSON body in the
+        packets of its headers) is taken at once and takes no slot; only bodies still on
+        their way count towards the limit."""
+        if request.content.is_eof():
+            return await request.read()
         if self._active >= self._limit:
             raise Unavailable(
                 f"{self._limit} request bodies are being received already; retry later"
