@@ -44,7 +44,9 @@ def create_app(
     app[FAULTS] = FaultInjector(config.faults)
     app[LIFECYCLE] = Lifecycle()
     app[LIFECYCLE].idle.set()
-    app[BODIES] = BodyReader(config.max_body_reads, config.body_timeout_s)
+    app[BODIES] = BodyReader(
+        config.max_body_reads, config.body_timeout_s, memory_limit=config.max_body_memory
+    )
     app.cleanup_ctx.append(_schedulers)
     openai_api.add_routes(app)
     kserve_api.add_routes(app)

@@ -117,6 +117,13 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
         help="request bodies received at once; more get 503 with Retry-After",
     )
     s.add_argument(
+        "--max-body-memory",
+        type=_positive_int,
+        default=256 * 1024 * 1024,
+        help="bytes of request bodies held at once by requests not yet answered (queued or "
+        "running); one more gets 503 with Retry-After",
+    )
+    s.add_argument(
         "--max-connections",
         type=_positive_int,
         default=1024,
@@ -357,6 +364,7 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
         max_body_bytes=a.max_body_bytes,
         body_timeout_s=a.body_timeout,
         max_body_reads=a.max_body_reads,
+        max_body_memory=a.max_body_memory,
         max_connections=a.max_connections,
         keepalive_timeout_s=a.keepalive_timeout,
     )

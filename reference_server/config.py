@@ -114,5 +114,8 @@ class ServerConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     body_timeout_s: float = 10.0  # a request body must arrive within this (408)
     max_body_reads: int = 64  # request bodies received at once; more get 503
+    # bytes of request bodies held at once by requests read and not yet answered (queued,
+    # batched, running); one more gets 503
+    max_body_memory: int = 256 * 1024 * 1024
     max_connections: int = 1024  # open connections; more get 503 and are closed
     keepalive_timeout_s: float = 15.0  # idle keep-alive connections are closed after this

@@ -2,9 +2,11 @@
 
 ``BodyReader`` reads a request body before the request is admitted (so a client that
 trickles its body holds no capacity slot, no in-flight count and no drain), within a
-deadline (408), and with at most ``limit`` bodies being received at once (503 beyond: a
-crowd of slow senders cannot make the server buffer without bound). ``LimitedTCPSite``
-refuses connections past ``max_connections`` with a 503 and closes them.
+deadline (408), with at most ``limit`` bodies being received at once (503 beyond: a
+crowd of slow senders cannot make the server buffer without bound), and with at most
+``memory_limit`` bytes of bodies held by requests read and not yet answered (503 beyond:
+queued requests cannot pile up bodies without bound either; ``hold`` ... ``release``).
+``LimitedTCPSite`` refuses connections past ``max_connections`` with a 503 and closes them.
 """
 
 from __future__ import annotations
@@ -24,8 +26,29 @@ _BUSY = (
 
 
 class BodyReader:
-    def __init__(self, limit: int, timeout_s: float) -> None:
+    def __init__(self, limit: int, timeout_s: float, *, memory_limit: int) -> None:
         self._limit, self._timeout_s, self._active = limit, timeout_s, 0
+        self._memory_limit, self._held = memory_limit, 0
+
+    @property
+    def held(self) -> int:
+        """Bytes of bodies held by requests read and not yet answered."""
+        return self._held
+
+    async def hold(self, request: web.Request) -> int:
+        """Read the body (``read``) and count it as held until ``release(n)``, n the count
+        returned; 503 when that would pass ``memory_limit``."""
+        size = len(await self.read(request))
+        if size and self._held + size > self._memory_limit:
+            raise Unavailable(
+                f"request bodies of {self._held} bytes are held already (limit "
+                f"{self._memory_limit}); retry later"
+            )
+        self._held += size
+        return size
+
+    def release(self, size: int) -> None:
+        self._held -= size
 
     @property
     def active(self) -> int:

@@ -109,9 +109,18 @@ def _count(request: web.Request, endpoint: str, status: str, reason: str, starte
 @web.middleware
 async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     endpoint = endpoint_of(request)
+    held, bodies = 0, request.app[BODIES]
     if request.body_exists and endpoint != "unmatched":
-        # Read whole before admission: a slow sender holds no slot and delays no drain.
-        await request.app[BODIES].read(request)
+        # Read whole before admission: a slow sender holds no slot and delays no drain; and
+        # the bytes held by requests not yet answered stay within --max-body-memory.
+        held = await bodies.hold(request)
+    try:
+        return await _admitted(request, handler, endpoint)
+    finally:
+        bodies.release(held)
+
+
+async def _admitted(request: web.Request, handler: Handler, endpoint: str) -> web.StreamResponse:
     if endpoint not in INFERENCE_ENDPOINTS:
         return await handler(request)
     lifecycle, faults = request.app[LIFECYCLE], request.app[FAULTS]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import http.client
 import json
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +13,10 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+# A raw HTTP answer read whole, and ``send``: the body exactly as given over plain
+# ``http.client``, as JSON unless told otherwise (the fuzz benchmark sends the same way).
+from benchmarks.fuzz_requests import Answer as Answer
+from benchmarks.fuzz_requests import send as send
 from tests.server_process import ServerProcess
 
 StartServer = Callable[..., ServerProcess]
@@ -55,34 +57,6 @@ async def call(
     async with session.request(method, url, json=body) as resp:
         data = await resp.json(content_type=None)
         return resp.status, dict(resp.headers), data, time.monotonic() - started
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A raw HTTP answer, read whole."""
-
-    status: int
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-
-
-def send(
-    url: str,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> Answer:
-    """Send ``body`` exactly as given over plain ``http.client``, as JSON unless told otherwise."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
-    try:
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        conn.request(method, path, body=body, headers=sent)
-        resp = conn.getresponse()
-        return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-    finally:
-        conn.close()
 
 
 # --- streams --------------------------------------------------------------------------------

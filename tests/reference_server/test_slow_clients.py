@@ -10,6 +10,7 @@ import socket
 import time
 import urllib.parse
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 
 from tests.reference_server.helpers import metric, send
@@ -129,3 +130,23 @@ def test_drain_does_not_wait_for_slow_senders() -> None:
             assert server.wait(60) == 0
             took_s = time.monotonic() - started
         assert took_s < 15, f"drain waited {took_s:.1f}s on clients that never sent a body"
+
+
+def test_bodies_held_by_waiting_requests_stay_within_max_body_memory() -> None:
+    """Requests read and not yet answered (here: each waits 2 s of injected latency) hold
+    their bodies; one more that would pass --max-body-memory gets 503 + Retry-After, and is
+    served once the bytes are released."""
+    padded = b'{"input": "hi"' + b" " * 60_000 + b"}"  # valid JSON, ~60 KB
+    args = [*SMALL_MODELS, "--max-body-memory", "100000", "--fault-latency", "fixed:2000"]
+    with ServerProcess(args=args) as server, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(send, server.url, "POST", EMBEDDINGS, padded)
+        deadline = time.monotonic() + 10
+        while inflight(server.url) < 1:  # the first holds its 60 KB, waiting its 2 s
+            assert time.monotonic() < deadline, "the first request was never admitted"
+            time.sleep(0.05)
+        second = send(server.url, "POST", EMBEDDINGS, padded)
+        assert second.status == 503, second.body
+        assert second.headers.get("retry-after") == "1"
+        assert b"held already" in second.body
+        assert first.result(timeout=30).status == 200
+        assert send(server.url, "POST", EMBEDDINGS, padded).status == 200
