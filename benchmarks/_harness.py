@@ -346,6 +346,16 @@ def ratio_line(name: str, ratios: Sequence[float], target: float, quiet: Sequenc
     return ok
 
 
+def start_server(args: Sequence[str], startup_timeout_s: float = 180.0) -> ServerProcess | None:
+    """The reference server started with ``args``; None, after one line on stderr, when it
+    did not start (the caller exits 2: there is nothing to measure)."""
+    try:
+        return ServerProcess(args=list(args), startup_timeout_s=startup_timeout_s).start()
+    except ServerStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def run(main: Callable[[], Coroutine[object, object, int]]) -> int:
     """Entry point of a benchmark script: its exit code, or 2 with one line on stderr when
     a server did not start or requests failed (the figures would mean nothing)."""

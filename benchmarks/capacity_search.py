@@ -34,8 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._harness import TINY_EMBED, TINY_LM
-from loadtests.bundled_server import ServerProcess, ServerStartError
+from benchmarks._harness import TINY_EMBED, TINY_LM, start_server
 from sla.files.capacity import load_capacity
 
 SCENARIO = Path(__file__).resolve().parents[1] / "loadtests" / "scenarios" / "kserve.py"
@@ -56,10 +55,8 @@ def main() -> int:
     print(f"== capacity search vs linear sweep  ({time.strftime('%Y-%m-%d %H:%M')})")
     print(f"command: .venv/bin/python -m benchmarks.capacity_search {shlex.join(sys.argv[1:])}")
     print(f"server: python -m reference_server {shlex.join(server_args)}")
-    try:
-        server = ServerProcess(args=server_args).start()
-    except ServerStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    server = start_server(server_args)
+    if server is None:
         return 2
     try:
         return _compare(args, server.url)

@@ -22,8 +22,7 @@ import sys
 import time
 import urllib.parse
 
-from benchmarks._harness import TINY_EMBED, TINY_LM, print_header
-from loadtests.bundled_server import ServerProcess, ServerStartError
+from benchmarks._harness import TINY_EMBED, TINY_LM, print_header, start_server
 
 COUNTS = (10_000, 100_000, 400_000)
 
@@ -70,10 +69,8 @@ def main() -> int:
         {"server": args},
         ["time to the 400 of a request over a count limit vs the same bytes made invalid JSON"],
     )
-    try:
-        server = ServerProcess(args=args, startup_timeout_s=180.0).start()
-    except ServerStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    server = start_server(args)
+    if server is None:
         return 2
     try:
         print(f"{'request':<34}{'body':>10}{'count 400 ms':>14}{'parse floor ms':>16}{'ratio':>8}")

@@ -23,9 +23,9 @@ from collections import Counter
 from hypothesis import HealthCheck, given, seed, settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks._harness import print_header
+from benchmarks._harness import print_header, start_server
 from benchmarks.fuzz_requests import SERVER_ARGS, Request, requests, send, send_case
-from loadtests.bundled_server import SMALL_MODELS, ServerProcess, ServerStartError
+from loadtests.bundled_server import SMALL_MODELS
 
 
 def fuzz(url: str, cases: int, rng_seed: int) -> tuple[Counter[int], list[str]]:
@@ -71,10 +71,8 @@ def main() -> int:
     a = p.parse_args()
     args = [*SMALL_MODELS, *SERVER_ARGS]
     print_header("fuzz the reference server", "benchmarks.fuzz_server", {"fuzzed": args}, [])
-    try:
-        server = ServerProcess(args=args, startup_timeout_s=180.0).start()
-    except ServerStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    server = start_server(args)
+    if server is None:
         return 2
     try:
         started = time.monotonic()

@@ -33,8 +33,7 @@ import aiohttp
 import numpy as np
 import psutil
 
-from benchmarks._harness import TINY_EMBED, TINY_LM, print_header
-from loadtests.bundled_server import ServerProcess, ServerStartError
+from benchmarks._harness import TINY_EMBED, TINY_LM, print_header, start_server
 
 FEATURES = 16
 TINY_MLP = ("--mlp-hidden", "64", "--mlp-layers", "2", "--mlp-in-features", str(FEATURES))
@@ -139,10 +138,8 @@ def main() -> int:
         [f"offered {rate:g} requests/s = {a.load:g} x {a.capacity_rps:g} "
          f"for {a.duration:g} s, open loop"],
     )  # fmt: skip
-    try:
-        server = ServerProcess(args=args, startup_timeout_s=180.0).start()
-    except ServerStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    server = start_server(args)
+    if server is None:
         return 2
     try:
         r = asyncio.run(run(server.url, server.pid, rate, a.duration, a.recovered_ms / 1000))
