@@ -62,11 +62,14 @@ def execute(
     on_record: Callable[[RequestRecord], None],
     scheduled_at: float = NAN,
     backoff: Backoff | None = None,
+    on_reply: Callable[[str], None] | None = None,
 ) -> RequestRecord:
     """Send ``req`` and hand its record to ``on_record`` (also when the greenlet is killed).
     With ``backoff`` (a closed-loop user), the record's ``backoff_ms`` is the wait it asks
-    for after this request; the caller waits."""
-    ids = _Ids(req, request_id, worker, scheduled_at, now())
+    for after this request; the caller waits. With ``on_reply`` (a conversation, which
+    appends the reply to its history), a successful OpenAI answer's text is handed to it
+    before the record is."""
+    ids = _Ids(req, request_id, worker, scheduled_at, now(), on_reply)
     try:
         rec, retry_after_s = _attempt(transport, ids, timeouts)
     except gevent.GreenletExit:
@@ -90,6 +93,7 @@ class _Ids:
     worker: str
     scheduled_at: float
     sent_at: float
+    on_reply: Callable[[str], None] | None = None
 
 
 def _attempt(
@@ -142,6 +146,8 @@ def _retry_after(response: HTTPSocketPoolResponse) -> float | None:
 def _answered(ids: _Ids, status: int, body: bytes, done_at: float) -> RequestRecord:
     """The record of a request answered in one body (not streamed)."""
     answer = read_answer(ids.req.reader, status, body)
+    if ids.on_reply is not None and answer.error is None and answer.text is not None:
+        ids.on_reply(answer.text)
     return RequestRecord(
         ids.request_id,
         ids.worker,
@@ -158,6 +164,8 @@ def _answered(ids: _Ids, status: int, body: bytes, done_at: float) -> RequestRec
         0,
         (),
         answer.error_class,
+        session_id=ids.req.session_id,
+        turn=ids.req.turn,
     )
 
 
@@ -213,6 +221,8 @@ def _streamed(
     """The record of a streamed request; ``error`` (a transport failure: class, message)
     wins over the stream's own."""
     error_class, message = error if error is not None else (result.error_class, result.error)
+    if ids.on_reply is not None and message is None:
+        ids.on_reply(result.text)
     return RequestRecord(
         ids.request_id,
         ids.worker,
@@ -229,6 +239,8 @@ def _streamed(
         result.chunk_count,
         tuple(result.chunk_gaps_ms),  # a tuple of floats: untracked by the GC once stored
         error_class,
+        session_id=ids.req.session_id,
+        turn=ids.req.turn,
     )
 
 
@@ -261,4 +273,6 @@ def _failed(ids: _Ids, error_class: str, error: str) -> RequestRecord:
         0,
         (),
         error_class,
+        session_id=ids.req.session_id,
+        turn=ids.req.turn,
     )

@@ -32,6 +32,8 @@ class PreparedRequest:
     body: bytes | None
     reader: Reader
     input_tokens_hint: int | None = None
+    session_id: str | None = None  # a multi-turn conversation's turn: which conversation
+    turn: int | None = None  # and which turn of it (from 1)
 
 
 class RequestBuilder(Protocol):
@@ -217,6 +219,7 @@ class Answer:
     output_tokens: int | None = None
     error: str | None = None
     error_class: str | None = None  # sla.files.error_class; None when it succeeded
+    text: str | None = None  # the generated text of an OpenAI answer (first choice)
 
 
 def _malformed(error: str) -> Answer:
@@ -241,7 +244,7 @@ def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
     usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     prompt_tokens = _int(usage.get("prompt_tokens"))
     if reader in ("openai_json", "openai_sse"):
-        return Answer(prompt_tokens, _int(usage.get("completion_tokens")))
+        return Answer(prompt_tokens, _int(usage.get("completion_tokens")), text=_answer_text(doc))
     if reader == "embeddings":
         if not doc.get("data"):
             error = "no embeddings in answer"
@@ -250,6 +253,17 @@ def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
     if reader == "kserve" and not doc.get("outputs"):
         return _malformed("no outputs in answer")
     return Answer()
+
+
+def _answer_text(doc: dict[str, Any]) -> str | None:
+    """The first choice's text: ``message.content`` (chat) or ``text`` (completions)."""
+    choices = doc.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    if not isinstance(first, dict):
+        return None
+    message = first.get("message")
+    text = message.get("content") if isinstance(message, dict) else first.get("text")
+    return text if isinstance(text, str) else None
 
 
 def _int(value: Any) -> int | None:

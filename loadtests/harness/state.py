@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -228,9 +228,11 @@ class RunState:
         req: PreparedRequest,
         scheduled_at: float = math.nan,
         backoff: Backoff | None = None,
+        on_reply: Callable[[str], None] | None = None,
     ) -> RequestRecord:
         """Send ``req`` and record it; with ``backoff`` (a closed-loop user), the record's
-        ``backoff_ms`` is how long the caller must wait before its next request."""
+        ``backoff_ms`` is how long the caller must wait before its next request; with
+        ``on_reply``, a successful answer's text is handed to it (a conversation's history)."""
         return execute(
             transport,
             req,
@@ -240,6 +242,7 @@ class RunState:
             on_record=self.record,
             scheduled_at=scheduled_at,
             backoff=backoff,
+            on_reply=on_reply,
         )
 
     def new_backoff(self) -> ClosedLoopBackoff:
@@ -369,6 +372,8 @@ class RunState:
                         0,
                         (),
                         ec.DROPPED,
+                        session_id=req.session_id,
+                        turn=req.turn,
                     )
                 )
                 continue

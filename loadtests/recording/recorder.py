@@ -66,7 +66,14 @@ _URL_KEYS = ("target_url", "host")
 _ROW_OF = attrgetter(*REQUEST_COLUMNS)
 # Dictionary-encode only the low-cardinality strings: on unique floats and ids a dictionary is
 # wasted work, and it made each flush use ~4x the memory and ~3x the time.
-_DICTIONARY_COLUMNS = ["worker", "endpoint", "error", "output_tokens_source", "error_class"]
+_DICTIONARY_COLUMNS = [
+    "worker",
+    "endpoint",
+    "error",
+    "output_tokens_source",
+    "error_class",
+    "session_id",
+]
 _BATCH_ROWS = 2_000
 
 
@@ -131,6 +138,11 @@ class RequestRecorder:
         c[13].append(rec.chunk_gaps_ms)
         c[14].append(rec.error_class)
         c[15].append(rec.backoff_ms)
+        c[16].append(rec.session_id)
+        c[17].append(rec.turn)
+        c[18].append(rec.cached_tokens)
+        c[19].append(rec.reasoning_tokens)
+        c[20].append(rec.first_output_at)
         self._parts.added()
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:

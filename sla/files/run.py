@@ -14,6 +14,7 @@ derived from them (see ``sla.metrics``), so a report can be rebuilt from the fil
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,14 +63,33 @@ REQUESTS_SCHEMA = pa.schema(
         pa.field("chunk_gaps_ms", pa.list_(pa.float64())),
         pa.field("error_class", pa.string()),  # null when OK; see sla.files.error_class
         pa.field("backoff_ms", pa.float64()),  # closed-loop wait after this request; 0 if none
+        pa.field("session_id", pa.string()),  # the conversation a turn belongs to; null if none
+        pa.field("turn", pa.int32()),  # 1 for a conversation's first request; null if none
+        pa.field("cached_tokens", pa.int32()),  # usage.prompt_tokens_details; null: not said
+        pa.field("reasoning_tokens", pa.int32()),  # usage.completion_tokens_details; null: not said
+        pa.field("first_output_at", pa.float64()),  # first non-empty visible text; NaN: none
     ],
     metadata={"slabench.schema_version": str(SCHEMA_VERSION)},
 )
 REQUEST_COLUMNS: tuple[str, ...] = tuple(REQUESTS_SCHEMA.names)
 # Columns added after schema 1 was first written: a file without them is read with the error
-# class derived from status and error, and backoff_ms null (unknown).
-ADDED_COLUMNS = ("error_class", "backoff_ms")
-_NULLABLE_INT_COLUMNS = ("input_tokens", "output_tokens")
+# class derived from status and error, and the others null (unknown; NaN for first_output_at).
+ADDED_COLUMNS = (
+    "error_class",
+    "backoff_ms",
+    "session_id",
+    "turn",
+    "cached_tokens",
+    "reasoning_tokens",
+    "first_output_at",
+)
+_NULLABLE_INT_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "turn",
+    "cached_tokens",
+    "reasoning_tokens",
+)
 
 
 class RunDirError(SlabenchError):
@@ -95,6 +116,11 @@ class RequestRecord:
     chunk_gaps_ms: Sequence[float]
     error_class: str | None = None  # one of sla.files.error_class.ERROR_CLASSES; None if OK
     backoff_ms: float = 0.0  # how long the closed-loop user waited after this request
+    session_id: str | None = None  # the conversation (multi-turn session) it belongs to
+    turn: int | None = None  # its turn in that conversation, from 1
+    cached_tokens: int | None = None  # prompt tokens the server reused (its usage says)
+    reasoning_tokens: int | None = None  # completion tokens that were reasoning (usage)
+    first_output_at: float = math.nan  # first non-empty visible (non-reasoning) text
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -277,7 +303,7 @@ def _conform(table: pa.Table, file: Path) -> pa.Table:
 
 def _with_added_columns(table: pa.Table) -> pa.Table:
     """``table`` in ``REQUEST_COLUMNS`` order (extra columns after), ``error_class`` complete
-    and ``backoff_ms`` present (null when the file has none: unknown)."""
+    and the other ``ADDED_COLUMNS`` present (null when the file has none: unknown)."""
     if "error_class" not in table.column_names:
         classes = fill_error_classes(table.select(["status", "error"]).to_pandas())
         table = table.append_column(
@@ -285,10 +311,14 @@ def _with_added_columns(table: pa.Table) -> pa.Table:
         )
     else:
         table = _fill_missing_classes(table)
-    if "backoff_ms" not in table.column_names:
-        table = table.append_column(
-            REQUESTS_SCHEMA.field("backoff_ms"), pa.nulls(table.num_rows, pa.float64())
-        )
+    for name in ADDED_COLUMNS[1:]:
+        if name not in table.column_names:
+            field = REQUESTS_SCHEMA.field(name)
+            if name == "first_output_at":  # a time not taken is NaN, as first_token_at's
+                column = pa.array(np.full(table.num_rows, np.nan), pa.float64())
+            else:
+                column = pa.nulls(table.num_rows, field.type)
+            table = table.append_column(field, column)
     extra = [name for name in table.column_names if name not in REQUEST_COLUMNS]
     return table.select([*REQUEST_COLUMNS, *extra])
 

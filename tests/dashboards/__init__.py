@@ -68,6 +68,11 @@ def synthetic_run(
         "chunk_gaps_ms": pa.ListArray.from_arrays(pa.array(offsets), pa.array(gaps)),
         "error_class": pa.array([None] * n, type=pa.string()),
         "backoff_ms": np.zeros(n),
+        "session_id": pa.nulls(n, pa.string()),
+        "turn": pa.nulls(n, pa.int32()),
+        "cached_tokens": pa.nulls(n, pa.int32()),
+        "reasoning_tokens": pa.nulls(n, pa.int32()),
+        "first_output_at": start + ttft_s,
     }
     classes = fill_error_classes(pd.DataFrame({"status": status, "error": error}))
     columns["error_class"] = pa.array(classes, type=pa.string())

@@ -17,7 +17,14 @@ from loadtests.recording.recorder import (
     records_to_rows,
     start_run_json,
 )
-from sla.files.run import REQUESTS_SCHEMA, SCHEMA_VERSION, RequestRecord, RunDirError, load_run
+from sla.files.run import (
+    REQUEST_COLUMNS,
+    REQUESTS_SCHEMA,
+    SCHEMA_VERSION,
+    RequestRecord,
+    RunDirError,
+    load_run,
+)
 
 T0 = 1764400000.123456789
 
@@ -85,7 +92,7 @@ def test_add_rows_matches_add(tmp_path: Path) -> None:
 
 def test_add_rows_rejects_short_rows(tmp_path: Path) -> None:
     recorder = RequestRecorder(tmp_path)
-    with pytest.raises(ValueError, match="expected 16"):
+    with pytest.raises(ValueError, match=f"expected {len(REQUEST_COLUMNS)}"):
         recorder.add_rows([("r0", "w0")])
     assert recorder.count == 0
 

@@ -123,7 +123,9 @@ def test_a_run_without_the_new_columns_is_read_with_derived_classes(tmp_path: Pa
 
 def test_the_schema1_fixture_still_loads_with_classes() -> None:
     requests = load_run(FIXTURES / "chat-run").requests
-    assert list(requests.columns[-2:]) == ["error_class", "backoff_ms"]
+    assert tuple(requests.columns[-len(ADDED_COLUMNS) :]) == ADDED_COLUMNS
+    assert requests["session_id"].isna().all() and requests["turn"].isna().all()
+    assert requests["first_output_at"].isna().all()  # not taken then: NaN, as no TTFT is
     failed = requests["error"].notna()
     assert requests.loc[failed, "error_class"].notna().all()
     assert requests.loc[~failed, "error_class"].isna().all()

@@ -37,6 +37,11 @@ def _row(**changes: Any) -> dict[str, Any]:
         "chunk_gaps_ms": [100.0, 100.0, 100.0, 100.0],
         "error_class": None,  # derived from status and error when read
         "backoff_ms": 0.0,
+        "session_id": None,
+        "turn": None,
+        "cached_tokens": None,
+        "reasoning_tokens": None,
+        "first_output_at": T0 + 0.1,
     }
     row.update(changes)
     return row
