@@ -5,6 +5,8 @@ invisible in greedy outputs."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -12,7 +14,10 @@ import torch
 from aiohttp.test_utils import TestClient
 
 from reference_server import tokenizer
-from reference_server.config import LMConfig, PrefixCacheConfig
+from reference_server.config import BatchingConfig, FaultConfig, LMConfig, PrefixCacheConfig
+from reference_server.faults import FaultInjector
+from reference_server.generation import Finish, GenerationEngine, Sequence
+from reference_server.metrics import create_metrics
 from reference_server.models import CausalLM, KVCache
 from reference_server.prefix_cache import Lookup, PrefixCache, block_keys, copy_in, copy_out
 from tests.reference_server.in_process import SMALL, config, metrics, post, run, stream
@@ -185,3 +190,44 @@ def test_greedy_outputs_are_the_same_with_and_without_the_cache() -> None:
     # 44 blocks = the 700 shared characters + BOS + " Q: " (705 tokens), then all but one
     assert [c for _, c in with_cache] == [0, 704, 704, 591]
     assert [t for t, _ in with_cache] == [t for t, _ in without]
+
+
+def test_the_prefill_budget_counts_only_the_tokens_computed() -> None:
+    """Two 820-token prompts behind a cached 800-token prefix fit one step's budget of 100
+    prompt tokens; without the cache the second waits for the next step."""
+    lm = LMConfig(layers=1, dim=32, heads=2, max_model_len=1024)
+    prompts = [tokenizer.encode(SYSTEM + tail * 20) for tail in "ab"]
+
+    def admitted_together(enabled: bool) -> int:
+        limits = BatchingConfig(max_num_seqs=4, max_prefill_tokens=100)
+        engine = GenerationEngine(
+            CausalLM(lm).eval(),
+            KVCache(lm, limits.max_num_seqs, CPU, torch.float32),
+            limits,
+            create_metrics(),
+            FaultInjector(FaultConfig()),
+            PrefixCacheConfig(enabled=enabled),
+        )
+
+        async def main() -> int:
+            task = asyncio.create_task(engine.run())
+            try:
+                first = Sequence(prompt_ids=tokenizer.encode(SYSTEM), max_tokens=1)
+                engine.submit(first)
+                while not isinstance(await asyncio.wait_for(first.out.get(), 30.0), Finish):
+                    pass
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for ids in prompts:
+                engine.submit(Sequence(prompt_ids=ids, max_tokens=1))
+            return len(engine._admit())
+
+        try:
+            return asyncio.run(main())
+        finally:
+            engine.close()
+
+    assert admitted_together(enabled=True) == 2
+    assert admitted_together(enabled=False) == 1
