@@ -44,15 +44,20 @@ def _hostname(value: str) -> str | None:
         return None
 
 
-def _guard(request: web.Request) -> None:
-    config = request.app[CONFIG]
-    bound = config.host.strip("[]").lower()
+def check_same_site(request: web.Request, what: str = "admin") -> None:
+    """The Host and Origin checks: no DNS-rebinding page, no cross-origin call."""
+    bound = request.app[CONFIG].host.strip("[]").lower()
     host = _hostname(request.headers.get("Host", ""))
     if bound not in _WILDCARDS and host not in _LOOPBACK_NAMES | {bound}:
-        raise Forbidden(f"admin: Host {request.headers.get('Host')!r} is not this server")
+        raise Forbidden(f"{what}: Host {request.headers.get('Host')!r} is not this server")
     origin = request.headers.get("Origin")
     if origin is not None and _hostname(origin) != host:
-        raise Forbidden(f"admin: cross-origin calls are refused (Origin {origin!r})")
+        raise Forbidden(f"{what}: cross-origin calls are refused (Origin {origin!r})")
+
+
+def _guard(request: web.Request) -> None:
+    config = request.app[CONFIG]
+    check_same_site(request)
     if config.admin_token is not None:
         given = request.headers.get("Authorization", "")
         expected = "Bearer " + config.admin_token

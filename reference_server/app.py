@@ -51,6 +51,7 @@ def create_app(
     openai_api.add_routes(app)
     kserve_api.add_routes(app)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_post("/reset_prefix_cache", _reset_prefix_cache)
     if config.enable_admin:
         admin.add_routes(app)
     return app
@@ -59,6 +60,13 @@ def create_app(
 async def _metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _reset_prefix_cache(request: web.Request) -> web.Response:
+    """Empty the prefix cache (as vLLM's dev-mode endpoint): 200, no body."""
+    admin.check_same_site(request, "reset_prefix_cache")
+    request.app[SCHEDULERS].generation.reset_prefix_cache()
+    return web.Response(status=200)
 
 
 def _build_schedulers(
@@ -72,7 +80,7 @@ def _build_schedulers(
     limits = config.batching
     cache = KVCache(config.lm, limits.max_num_seqs, device, dtype)
     return Schedulers(
-        generation=GenerationEngine(lm, cache, limits, metrics, faults),
+        generation=GenerationEngine(lm, cache, limits, metrics, faults, config.prefix_cache),
         embeddings=DynamicBatcher(
             "embeddings", lambda items: embed_batch(encoder, items, device), limits, metrics, faults
         ),

@@ -4,59 +4,35 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import math
 import os
 
 from reference_server import faults as fault_rules
+from reference_server.cli_types import (
+    byte_size,
+    finite_non_negative,
+    non_negative,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from reference_server.config import (
     BatchingConfig,
     ClassifierConfig,
     EmbedderConfig,
     FaultConfig,
     LMConfig,
+    PrefixCacheConfig,
+    ReasoningConfig,
     ServerConfig,
 )
 
 # slots dataclasses keep no class-level defaults, so read them from default instances.
 _LM, _EMB, _MLP, _BATCH = LMConfig(), EmbedderConfig(), ClassifierConfig(), BatchingConfig()
+_PREFIX = PrefixCacheConfig()
 
 
 class ConfigError(ValueError):
     """An option value the server cannot run with; str() is one line."""
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number > 0")
-    return value
-
-
-def _finite_non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     _serving_options(p)
     _model_options(p)
     _scheduling_options(p)
+    _generation_options(p)
     _fault_options(p)
     return p
 
@@ -93,45 +70,45 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
     )
     s.add_argument(
         "--drain-timeout",
-        type=_non_negative,
+        type=non_negative,
         default=30.0,
         help="seconds in-flight requests get to finish on SIGTERM",
     )
     s.add_argument(
         "--max-body-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=4 * 1024 * 1024,
         help="larger request bodies get 413",
     )
     s.add_argument(
         "--body-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         help="seconds a request body may take to arrive (408 after); the request is admitted "
         "only once its body is read",
     )
     s.add_argument(
         "--max-body-reads",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         help="request bodies received at once; more get 503 with Retry-After",
     )
     s.add_argument(
         "--max-body-memory",
-        type=_positive_int,
+        type=positive_int,
         default=256 * 1024 * 1024,
         help="bytes of request bodies held at once by requests not yet answered (queued or "
         "running); one more gets 503 with Retry-After",
     )
     s.add_argument(
         "--max-connections",
-        type=_positive_int,
+        type=positive_int,
         default=1024,
         help="open connections; more get 503 and are closed",
     )
     s.add_argument(
         "--keepalive-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=15.0,
         help="seconds an idle keep-alive connection stays open",
     )
@@ -151,40 +128,40 @@ def _serving_options(p: argparse.ArgumentParser) -> None:
 def _model_options(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("models (seeded weights, sized here)")
     m.add_argument(
-        "--lm-layers", type=_positive_int, default=_LM.layers, help="transformer blocks of the LM"
+        "--lm-layers", type=positive_int, default=_LM.layers, help="transformer blocks of the LM"
     )
-    m.add_argument("--lm-dim", type=_positive_int, default=_LM.dim, help="hidden size of the LM")
+    m.add_argument("--lm-dim", type=positive_int, default=_LM.dim, help="hidden size of the LM")
     m.add_argument(
-        "--lm-heads", type=_positive_int, default=_LM.heads, help="attention heads of the LM"
+        "--lm-heads", type=positive_int, default=_LM.heads, help="attention heads of the LM"
     )
     m.add_argument(
         "--max-model-len",
-        type=_positive_int,
+        type=positive_int,
         default=_LM.max_model_len,
         help="context length of the LM (prompt + output tokens)",
     )
     m.add_argument(
         "--embed-layers",
-        type=_positive_int,
+        type=positive_int,
         default=_EMB.layers,
         help="encoder blocks of the embedder",
     )
-    m.add_argument("--embed-dim", type=_positive_int, default=_EMB.dim, help="embedding size")
+    m.add_argument("--embed-dim", type=positive_int, default=_EMB.dim, help="embedding size")
     m.add_argument(
         "--mlp-hidden",
-        type=_positive_int,
+        type=positive_int,
         default=_MLP.hidden,
         help="hidden width of the KServe MLP",
     )
     m.add_argument(
         "--mlp-layers",
-        type=_positive_int,
+        type=positive_int,
         default=_MLP.layers,
         help="linear layers of the KServe MLP",
     )
     m.add_argument(
         "--mlp-in-features",
-        type=_positive_int,
+        type=positive_int,
         default=_MLP.in_features,
         help="input features (INPUT0 is [N, this])",
     )
@@ -195,51 +172,90 @@ def _scheduling_options(p: argparse.ArgumentParser) -> None:
     b = p.add_argument_group("scheduling")
     b.add_argument(
         "--max-batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=_BATCH.max_batch_size,
         help="rows per dynamic batch (embeddings, KServe)",
     )
     b.add_argument(
         "--max-queue-delay-ms",
-        type=_non_negative,
+        type=non_negative,
         default=_BATCH.max_queue_delay_ms,
         help="how long a dynamic batch waits to fill up",
     )
     b.add_argument(
         "--max-queue-size",
-        type=_positive_int,
+        type=positive_int,
         default=_BATCH.max_queue_size,
         help="queued requests per dynamic batcher before 429",
     )
     b.add_argument(
         "--max-num-seqs",
-        type=_positive_int,
+        type=positive_int,
         default=_BATCH.max_num_seqs,
         help="sequences in the continuous decode batch",
     )
     b.add_argument(
         "--max-waiting",
-        type=_positive_int,
+        type=positive_int,
         default=_BATCH.max_waiting,
         help="generation requests queued for a slot before 429",
     )
     b.add_argument(
         "--max-prefill-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=_BATCH.max_prefill_tokens,
         help="prompt tokens admitted per scheduler step",
     )
     b.add_argument(
         "--max-tokens-limit",
-        type=_positive_int,
+        type=positive_int,
         default=_BATCH.max_tokens_limit,
         help="largest max_tokens allowed",
     )
     b.add_argument(
         "--request-timeout",
-        type=_non_negative,
+        type=non_negative,
         default=_BATCH.request_timeout_s,
         help="per-request timeout, seconds",
+    )
+
+
+def _generation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("prefix caching and reasoning")
+    g.add_argument(
+        "--no-prefix-caching",
+        dest="prefix_caching",
+        action="store_false",
+        help="keep no prompt KV between requests (prompt_tokens_details.cached_tokens is 0)",
+    )
+    g.add_argument(
+        "--prefix-block-size",
+        type=positive_int,
+        default=_PREFIX.block_size,
+        help="tokens per prefix-cache block; only full blocks are kept and matched",
+    )
+    g.add_argument(
+        "--prefix-cache-memory",
+        type=byte_size,
+        default=_PREFIX.memory_bytes,
+        metavar="SIZE",
+        help="bytes of KV the prefix cache keeps, least recently used evicted first: "
+        "bytes or a size such as 512MiB, 2GiB",
+    )
+    g.add_argument(
+        "--reasoning-tokens",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="reasoning tokens generated before each chat answer unless the request's "
+        "reasoning_tokens says otherwise",
+    )
+    g.add_argument(
+        "--reasoning-field",
+        choices=["reasoning", "reasoning_content"],
+        default="reasoning",
+        help="the delta/message field reasoning text goes in: reasoning (current vLLM) or "
+        "reasoning_content (DeepSeek, SGLang, older vLLM)",
     )
 
 
@@ -252,37 +268,37 @@ def _fault_options(p: argparse.ArgumentParser) -> None:
     )
     f.add_argument(
         "--fault-error-rate",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         help="fraction of inference requests answered 500",
     )
     f.add_argument(
         "--fault-stall-every",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         help="seconds between scheduler stalls",
     )
     f.add_argument(
         "--fault-stall-duration",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         help="length of each stall, seconds",
     )
     f.add_argument(
         "--fault-slow-start",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         help="seconds of not-ready (503) after start-up",
     )
     f.add_argument(
         "--fault-token-delay-ms",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         help="pause after every decode step (slower inter-token latency)",
     )
     f.add_argument(
         "--fault-capacity-rps",
-        type=_finite_non_negative,
+        type=finite_non_negative,
         default=0.0,
         metavar="R",
         help="simulate a fixed capacity of R requests/s: inference requests pass a FIFO "
@@ -328,6 +344,11 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
         )
     if a.lm_dim % a.lm_heads:
         raise ConfigError(f"--lm-dim {a.lm_dim} must be divisible by --lm-heads {a.lm_heads}")
+    if a.reasoning_tokens > a.max_tokens_limit:
+        raise ConfigError(
+            f"--reasoning-tokens {a.reasoning_tokens} is over --max-tokens-limit "
+            f"{a.max_tokens_limit}"
+        )
     if a.embed_dim % _EMB.heads:
         raise ConfigError(f"--embed-dim must be divisible by {_EMB.heads}")
     return ServerConfig(
@@ -358,6 +379,12 @@ def config_from_args(a: argparse.Namespace) -> ServerConfig:
             request_timeout_s=a.request_timeout,
         ),
         faults=faults,
+        prefix_cache=PrefixCacheConfig(
+            enabled=a.prefix_caching,
+            block_size=a.prefix_block_size,
+            memory_bytes=a.prefix_cache_memory,
+        ),
+        reasoning=ReasoningConfig(tokens=a.reasoning_tokens, field=a.reasoning_field),
         enable_admin=a.enable_admin,
         admin_token=a.admin_token,
         drain_timeout_s=a.drain_timeout,

@@ -69,6 +69,32 @@ class BatchingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PrefixCacheConfig:
+    """Automatic prefix caching: KV of full prompt blocks kept for later requests.
+
+    ``block_size`` tokens per block (vLLM's default on GPUs: small enough that prompts
+    sharing a prefix share most of it, large enough that hashing and copying stay cheap);
+    at most ``memory_bytes`` of keys and values kept, least recently used evicted first.
+    """
+
+    enabled: bool = True
+    block_size: int = 16
+    memory_bytes: int = 256 * 1024 * 1024
+
+
+ReasoningField = Literal["reasoning", "reasoning_content"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningConfig:
+    """Reasoning tokens of chat answers: ``tokens`` by default (a request's
+    ``reasoning_tokens`` overrides it), streamed in the delta field ``field``."""
+
+    tokens: int = 0
+    field: ReasoningField = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
 class FaultConfig:
     """Faults injected into inference endpoints, for testing SLA gates.
 
@@ -108,6 +134,8 @@ class ServerConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    prefix_cache: PrefixCacheConfig = field(default_factory=PrefixCacheConfig)
+    reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
     enable_admin: bool = False
     admin_token: str | None = None  # required by /admin/* when set (Authorization: Bearer)
     drain_timeout_s: float = 30.0

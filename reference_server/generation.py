@@ -2,7 +2,8 @@
 
 One scheduler task owns the decode batch. At every step boundary it drops finished,
 cancelled and timed-out sequences, admits waiting requests into free KV-cache slots
-(prefill, whose cost grows with prompt length, bounded by a token budget per step), then
+(prefill, whose cost grows with the prompt tokens not found in the prefix cache, bounded by a
+token budget per step), then
 runs one decode step for every running sequence in a single batched forward. New requests
 therefore join a running batch mid-generation instead of waiting for it to drain.
 
@@ -20,12 +21,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from reference_server import tokenizer
-from reference_server.config import BatchingConfig
+from reference_server import prefix_cache, tokenizer
+from reference_server.config import BatchingConfig, PrefixCacheConfig
 from reference_server.errors import ApiError, Overloaded, RequestTimeout
 from reference_server.faults import FaultInjector
 from reference_server.metrics import ServerMetrics
 from reference_server.models import CausalLM, KVCache
+from reference_server.prefix_cache import Block, Lookup, PrefixCache
 from reference_server.runtime import use_process_threads
 from reference_server.sampling import sample_tokens
 
@@ -49,6 +51,7 @@ class Sequence:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    reasoning_tokens: int = 0  # the first this many generated tokens are reasoning
     arrived_at: float = field(default_factory=time.monotonic)
     out: asyncio.Queue[int | Finish] = field(default_factory=asyncio.Queue)
     slot: int = -1
@@ -59,6 +62,8 @@ class Sequence:
     cancelled: bool = False
     finished: bool = False
     generator: torch.Generator | None = None
+    lookup: Lookup | None = None  # what the prefix cache held of the prompt at admission
+    cached_tokens: int = 0  # prompt tokens taken from the prefix cache, not computed
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -77,12 +82,14 @@ class GenerationEngine:
         limits: BatchingConfig,
         metrics: ServerMetrics,
         faults: FaultInjector,
+        prefix: PrefixCacheConfig | None = None,
     ) -> None:
         self._model = model
         self._cache = cache
         self._limits = limits
         self._metrics = metrics
         self._faults = faults
+        self.prefix_cache = PrefixCache(prefix or PrefixCacheConfig())
         self._device = cache.k.device
         self._free_slots = list(range(limits.max_num_seqs))
         self._waiting: collections.deque[Sequence] = collections.deque()
@@ -113,6 +120,10 @@ class GenerationEngine:
         self._waiting.clear()
         self._sync_gauges()
 
+    def reset_prefix_cache(self) -> None:
+        self.prefix_cache.reset()
+        self._sync_cache_gauges()
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
@@ -131,11 +142,14 @@ class GenerationEngine:
             if not prefills and not decodes:
                 continue
             try:
-                tokens = await loop.run_in_executor(self._executor, self._step, prefills, decodes)
+                tokens, computed = await loop.run_in_executor(
+                    self._executor, self._step, prefills, decodes
+                )
             except Exception:
                 # One failed step (say, CUDA out of memory) fails its sequences, not the engine.
                 self._fail_step(prefills + decodes)
                 continue
+            self._keep_blocks(prefills, computed)
             now = time.monotonic()
             for seq, token in zip(prefills + decodes, tokens, strict=True):
                 self._emit(seq, token, now)
@@ -162,27 +176,43 @@ class GenerationEngine:
     def _admit(self) -> list[Sequence]:
         admitted: list[Sequence] = []
         budget = self._limits.max_prefill_tokens
+        cache = self.prefix_cache
         while self._waiting and self._free_slots:
-            cost = len(self._waiting[0].prompt_ids)
+            head = self._waiting[0]
+            lookup = cache.lookup(head.prompt_ids)
+            cached = lookup.cached_tokens(len(head.prompt_ids), cache.block_size)
+            cost = len(head.prompt_ids) - cached  # only what prefill computes
             if admitted and cost > budget:
                 break  # the first admission always goes through, so long prompts cannot starve
             seq = self._waiting.popleft()
+            seq.lookup, seq.cached_tokens = lookup, cached
             budget -= cost
+            if cache.enabled:
+                self._metrics.prefix_cache_queries.inc(len(seq.prompt_ids))
+                self._metrics.prefix_cache_hits.inc(cached)
             seq.slot = self._free_slots.pop(0)
             self._running.append(seq)
             admitted.append(seq)
-            self._metrics.prompt_tokens.inc(cost)
+            self._metrics.prompt_tokens.inc(len(seq.prompt_ids))
             self._metrics.queue_time.labels("generation").observe(time.monotonic() - seq.arrived_at)
         return admitted
 
-    def _step(self, prefills: list[Sequence], decodes: list[Sequence]) -> list[int]:
-        """Runs on the model thread: prefill new sequences, decode the running ones."""
-        rows = [
-            self._model.prefill(
-                torch.tensor(s.prompt_ids, device=self._device), s.slot, self._cache
+    def _step(
+        self, prefills: list[Sequence], decodes: list[Sequence]
+    ) -> tuple[list[int], list[list[Block]]]:
+        """Runs on the model thread: prefill new sequences (after their cached prefix),
+        decode the running ones. Returns the tokens, and each prefill's newly computed full
+        blocks for the prefix cache."""
+        rows, computed = [], []
+        block_size = self.prefix_cache.block_size
+        for s in prefills:
+            lookup = s.lookup or Lookup((), (), -1)
+            prefix_cache.copy_in(lookup.hits, s.slot, self._cache, block_size)
+            ids = torch.tensor(s.prompt_ids, device=self._device)
+            rows.append(self._model.prefill(ids, s.slot, self._cache, start=s.cached_tokens))
+            computed.append(
+                prefix_cache.copy_out(lookup, s.prompt_ids, s.slot, self._cache, block_size)
             )
-            for s in prefills
-        ]
         if decodes:
             as_tensor = lambda values: torch.tensor(values, device=self._device)  # noqa: E731
             rows.append(
@@ -195,13 +225,25 @@ class GenerationEngine:
             )
         logits = torch.cat([r.reshape(-1, r.shape[-1]) for r in rows]).float().cpu()
         seqs = prefills + decodes
-        return sample_tokens(
+        tokens = sample_tokens(
             logits,
             temperatures=[s.temperature for s in seqs],
             top_ps=[s.top_p for s in seqs],
-            allow_eos=[not s.ignore_eos and s.generated >= s.min_tokens for s in seqs],
+            # no EOS before min_tokens, nor before the reasoning asked for is complete
+            allow_eos=[
+                not s.ignore_eos and s.generated >= max(s.min_tokens, s.reasoning_tokens)
+                for s in seqs
+            ],
             generators=[s.generator for s in seqs],
         )
+        return tokens, computed
+
+    def _keep_blocks(self, prefills: list[Sequence], computed: list[list[Block]]) -> None:
+        for seq, blocks in zip(prefills, computed, strict=True):
+            if seq.lookup is not None:
+                self.prefix_cache.insert(seq.lookup, blocks)
+                seq.lookup = None  # its blocks may be evicted now; do not hold them
+        self._sync_cache_gauges()
 
     def _emit(self, seq: Sequence, token: int, now: float) -> None:
         seq.position = len(seq.prompt_ids) + seq.generated
@@ -234,6 +276,10 @@ class GenerationEngine:
             self._free_slots.sort()  # lowest slots first keeps the active set compact
             seq.slot = -1
         seq.out.put_nowait(finish)
+
+    def _sync_cache_gauges(self) -> None:
+        self._metrics.prefix_cache_blocks.set(len(self.prefix_cache))
+        self._metrics.prefix_cache_bytes.set(self.prefix_cache.nbytes)
 
     def _sync_gauges(self) -> None:
         self._metrics.running.set(len(self._running))

@@ -32,6 +32,10 @@ class ServerMetrics:
     waiting: Gauge
     generated_tokens: Counter
     prompt_tokens: Counter
+    prefix_cache_queries: Counter
+    prefix_cache_hits: Counter
+    prefix_cache_blocks: Gauge
+    prefix_cache_bytes: Gauge
     inflight: Gauge
 
 
@@ -113,7 +117,32 @@ def create_metrics(registry: CollectorRegistry | None = None) -> ServerMetrics:
         ),
         prompt_tokens=Counter(
             "prompt_tokens",
-            "Prompt tokens prefilled",
+            "Prompt tokens of admitted generation requests (those found in the prefix cache "
+            "included)",
+            namespace=ns,
+            registry=r,
+        ),
+        prefix_cache_queries=Counter(
+            "prefix_cache_query_tokens",
+            "Prompt tokens looked up in the prefix cache (as vllm:prefix_cache_queries)",
+            namespace=ns,
+            registry=r,
+        ),
+        prefix_cache_hits=Counter(
+            "prefix_cache_hit_tokens",
+            "Prompt tokens found in the prefix cache and not computed (as vllm:prefix_cache_hits)",
+            namespace=ns,
+            registry=r,
+        ),
+        prefix_cache_blocks=Gauge(
+            "prefix_cache_blocks",
+            "Blocks held by the prefix cache",
+            namespace=ns,
+            registry=r,
+        ),
+        prefix_cache_bytes=Gauge(
+            "prefix_cache_bytes",
+            "Bytes of keys and values held by the prefix cache",
             namespace=ns,
             registry=r,
         ),

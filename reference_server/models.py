@@ -85,15 +85,30 @@ class CausalLM(nn.Module):
         return self.norm(x) @ self.embed.weight.T  # tied output embedding
 
     @torch.inference_mode()
-    def prefill(self, ids: torch.Tensor, slot: int, cache: KVCache) -> torch.Tensor:
-        """Run a whole prompt (1-D ids), fill ``slot`` of the cache, return last logits."""
+    def prefill(self, ids: torch.Tensor, slot: int, cache: KVCache, start: int = 0) -> torch.Tensor:
+        """Run a prompt (1-D ids), fill ``slot`` of the cache, return the last logits.
+
+        With ``start`` > 0 the slot already holds the keys and values of ``ids[:start]``
+        (copied from the prefix cache): only ``ids[start:]`` is computed, at positions
+        ``start...``, attending over the whole prefix.
+        """
         t = ids.shape[0]
-        x = self.embed(ids)[None] + self.pos.weight[:t][None]
+        x = self.embed(ids[start:])[None] + self.pos.weight[start:t][None]
+        # Query i (position start + i) sees keys 0..start + i: causal, shifted by start.
+        mask = None
+        if start:
+            keys_at = torch.arange(t, device=ids.device)
+            mask = keys_at[None] <= keys_at[start:, None]
         for i, block in enumerate(_blocks(self.blocks)):
             q, k, v = block.split_qkv(x)
-            cache.k[i, slot, :, :t] = k[0]
-            cache.v[i, slot, :, :t] = v[0]
-            x = block.finish(x, F.scaled_dot_product_attention(q, k, v, is_causal=True))
+            cache.k[i, slot, :, start:t] = k[0]
+            cache.v[i, slot, :, start:t] = v[0]
+            if mask is None:
+                attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                keys, values = cache.k[i, slot, :, :t][None], cache.v[i, slot, :, :t][None]
+                attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+            x = block.finish(x, attn)
         return self._logits(x[0, -1])
 
     @torch.inference_mode()

@@ -23,7 +23,7 @@ from reference_server.openai_requests import (
     generation_params,
     read_json,
 )
-from reference_server.openai_responses import ChunkHead, usage
+from reference_server.openai_responses import Answer, ChunkHead, usage
 from reference_server.state import CONFIG, SCHEDULERS
 from reference_server.streaming import StopMatcher, sse_event
 
@@ -83,6 +83,7 @@ async def _generate(
         default_max_tokens=None if chat else 16,  # OpenAI's default for legacy completions
         max_tokens_limit=config.batching.max_tokens_limit,
         max_model_len=config.lm.max_model_len,
+        default_reasoning_tokens=config.reasoning.tokens if chat else None,
     )
     if params.stream and len(prompts) > 1:
         raise BadRequest("streaming takes one prompt per request", param="prompt")
@@ -91,7 +92,7 @@ async def _generate(
     try:
         for seq in seqs:
             engine.submit(seq)
-        head = ChunkHead(chat=chat, model=model)
+        head = ChunkHead(chat=chat, model=model, reasoning_field=config.reasoning.field)
         if params.stream:
             return await _stream(request, seqs[0], params, head)
         results = [await _collect(seq, params) for seq in seqs]
@@ -110,22 +111,27 @@ def _sequence(prompt: list[int], params: GenerationParams) -> Sequence:
         temperature=params.temperature,
         top_p=params.top_p,
         seed=params.seed,
+        reasoning_tokens=params.reasoning_tokens,
     )
 
 
-async def _collect(seq: Sequence, params: GenerationParams) -> tuple[str, str]:
+async def _collect(seq: Sequence, params: GenerationParams) -> Answer:
     matcher = StopMatcher(params.stop)
+    reasoning: list[str] = []
     parts: list[str] = []
     while True:
         item = await seq.out.get()
         if isinstance(item, Finish):
             _raise_for(item)
-            return "".join(parts) + matcher.flush(), item.reason
+            return Answer("".join(reasoning), "".join(parts) + matcher.flush(), item.reason)
+        if len(reasoning) < seq.reasoning_tokens:  # stop strings apply to the answer only
+            reasoning.append(tokenizer.decode_token(item))
+            continue
         text, stopped = matcher.push(tokenizer.decode_token(item))
         parts.append(text)
         if stopped:
             seq.cancelled = True  # usage counts the tokens up to the stop string, no more
-            return "".join(parts), "stop"
+            return Answer("".join(reasoning), "".join(parts), "stop")
 
 
 def _raise_for(finish: Finish) -> None:
@@ -160,10 +166,16 @@ async def _write_stream(
         await response.write(head.role_chunk())
     matcher = StopMatcher(params.stop)
     item: int | Finish = first
+    reasoning = 0  # reasoning tokens sent so far
     while True:
         if isinstance(item, Finish):
             await _write_finish(request, response, head, matcher, item)
             break
+        if reasoning < seq.reasoning_tokens:  # stop strings apply to the answer only
+            reasoning += 1
+            await response.write(head.reasoning_chunk(tokenizer.decode_token(item)))
+            item = await seq.out.get()
+            continue
         text, stopped = matcher.push(tokenizer.decode_token(item))
         if text:
             await response.write(head.text_chunk(text))

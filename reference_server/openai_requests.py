@@ -54,6 +54,7 @@ class GenerationParams:
     stream: bool
     include_usage: bool
     stop: tuple[str, ...]
+    reasoning_tokens: int  # the first this many generated tokens are reasoning (chat only)
 
 
 def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
@@ -223,6 +224,22 @@ def _max_tokens(
     return max_tokens
 
 
+def _reasoning_tokens(body: dict[str, Any], default: int | None, max_tokens_limit: int) -> int:
+    """A reference-server extension: ``reasoning_tokens`` generated before the answer.
+
+    ``default`` is None where reasoning is not served (/v1/completions has no separate
+    field for it), and there a request asking for some is refused."""
+    asked = _integer(body, "reasoning_tokens", None, 0, max_tokens_limit)
+    if default is None:
+        if asked:
+            raise BadRequest(
+                "'reasoning_tokens' is served by /v1/chat/completions only",
+                param="reasoning_tokens",
+            )
+        return 0
+    return default if asked is None else asked
+
+
 def generation_params(
     body: dict[str, Any],
     prompts: tuple[list[int], ...],
@@ -230,6 +247,7 @@ def generation_params(
     default_max_tokens: int | None,
     max_tokens_limit: int,
     max_model_len: int,
+    default_reasoning_tokens: int | None = None,
 ) -> GenerationParams:
     max_tokens = _max_tokens(
         body,
@@ -257,4 +275,5 @@ def generation_params(
         stream=_flag(body, "stream"),
         include_usage=bool(options and _flag(options, "include_usage")),
         stop=_stop(body),
+        reasoning_tokens=_reasoning_tokens(body, default_reasoning_tokens, max_tokens_limit),
     )

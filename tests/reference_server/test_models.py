@@ -206,7 +206,7 @@ class EosLovingModel:
     def _row(self) -> torch.Tensor:
         return peaked(t257=100.0, t99=1.0)
 
-    def prefill(self, ids: torch.Tensor, slot: int, cache: KVCache) -> torch.Tensor:
+    def prefill(self, ids: torch.Tensor, slot: int, cache: KVCache, start: int = 0) -> torch.Tensor:
         return self._row()
 
     def decode(
@@ -221,7 +221,7 @@ class FailsOnceModel(EosLovingModel):
     def __init__(self) -> None:
         self.failed = False
 
-    def prefill(self, ids: torch.Tensor, slot: int, cache: KVCache) -> torch.Tensor:
+    def prefill(self, ids: torch.Tensor, slot: int, cache: KVCache, start: int = 0) -> torch.Tensor:
         if not self.failed:
             self.failed = True
             raise RuntimeError("device out of memory")
