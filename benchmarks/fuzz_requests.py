@@ -34,9 +34,9 @@ ADMIN_DEFAULTS = {
 ROUTES: dict[str, tuple[str, ...]] = {
     "/v1/chat/completions": ("messages", "model", "max_tokens", "max_completion_tokens",
                              "stop", "stream", "stream_options", "temperature", "top_p",
-                             "seed", "n", "min_tokens", "ignore_eos"),
+                             "seed", "n", "min_tokens", "ignore_eos", "reasoning_tokens"),
     "/v1/completions": ("prompt", "model", "max_tokens", "stop", "stream", "temperature",
-                        "seed", "n", "ignore_eos", "min_tokens"),
+                        "seed", "n", "ignore_eos", "min_tokens", "reasoning_tokens"),
     "/v1/embeddings": ("input", "model", "encoding_format", "dimensions"),
     "/v1/models": (),
     "/v1/models/slabench-lm": (),
@@ -49,6 +49,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/v2": (),
     "/metrics": (),
     "/admin/faults": (*tuple(ADMIN_DEFAULTS), "seed"),
+    "/reset_prefix_cache": (),
 }  # fmt: skip
 INFERENCE = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
 
