@@ -1,18 +1,24 @@
 """``build_panels``: every figure of one run, in the order a report shows them.
 
 The order answers "did we meet the SLA, and if not, where and when did it go wrong?": the
-verdict first, then latency, load and the server over time, the errors, the distributions,
-and latency against what drives it. A panel whose data the run lacks is left out (no TTFT
-in a non-streamed run, no server metrics, no errors, a single load level, no verdict).
+verdict first, then latency, load (offered against achieved in open loop) and the server
+over time (its prefix cache too), the errors, the distributions, latency by turn and
+reasoning time, and latency against what drives it. A panel whose data the run lacks is
+left out (no TTFT in a non-streamed run, no server metrics, no errors, a single load level,
+no verdict, no schedule, no cached_tokens, no turns, no reasoning).
 """
 
 from __future__ import annotations
 
+from dashboards.arrivals import arrivals_panel
+from dashboards.cache import cache_panel
 from dashboards.distributions import distribution_panels
 from dashboards.failures import errors_panel
 from dashboards.load import latency_vs_throughput, ttft_vs_input
 from dashboards.panel import Panel
+from dashboards.reasoning import reasoning_panel
 from dashboards.server import server_panel
+from dashboards.sessions import turns_panel
 from dashboards.sla_panel import sla_panel
 from dashboards.timeseries import inflight_over_time, percentile_bands, throughput_over_time
 from dashboards.view import RunView
@@ -39,9 +45,13 @@ def build_panels(
         percentile_bands(stats, timeline, prefix="ttft", key="ttft_over_time", what="TTFT"),
         throughput_over_time(stats, view),
         inflight_over_time(stats, view),
+        arrivals_panel(view),
         server_panel(view.reading.run.server_metrics, stats, timeline),
+        cache_panel(view),
         errors_panel(view, stats),
         *distribution_panels(view, verdict),
+        turns_panel(view),
+        reasoning_panel(view),
         ttft_vs_input(view),
         latency_vs_throughput(view),
     ]

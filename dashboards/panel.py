@@ -97,9 +97,10 @@ def mark_timeline(
         )
 
 
-def timeline_note(timeline: Timeline) -> str:
-    """The note of a time-axis panel: what is shaded and what the dashed lines are."""
-    window = f"{fmt_seconds(timeline.window_s)} windows by request start"
+def timeline_note(timeline: Timeline, *, by: str = "request start") -> str:
+    """The note of a time-axis panel: what is shaded and what the dashed lines are; ``by``
+    says which time places a request in its window."""
+    window = f"{fmt_seconds(timeline.window_s)} windows by {by}"
     if timeline.warmup_end_s is not None and timeline.warmup_end_s > 0:
         return (
             f"Shaded: warm-up (0–{fmt_seconds(timeline.warmup_end_s)}, not judged); dashed: "

@@ -10,7 +10,10 @@ all models):
 - counters as a rate: the increase between consecutive scrapes over their interval, per
   label set (a drop is a counter reset: the new value is the increase), then summed;
 - histograms as the mean observation between scrapes: increase of ``_sum`` over increase of
-  ``_count`` (the batch size of the batches run in that interval).
+  ``_count`` (the batch size of the batches run in that interval);
+- a pair of counters ``{base}_hits`` and ``{base}_queries`` (with or without ``_total``) as
+  the ratio of their increases between scrapes, in % (a prefix cache's hit rate;
+  ``dashboards.cache`` draws it).
 
 The top row repeats the client's E2E latency per window, and every row shares its x axis
 (seconds since the run start), so a queue building up sits above the latency it causes.
@@ -31,7 +34,7 @@ from dashboards.timeseries import midpoints_s
 from dashboards.view import Timeline
 from sla.metrics import FloatArray
 
-Kind = Literal["gauge", "fraction", "rate", "histogram_mean"]
+Kind = Literal["gauge", "fraction", "rate", "histogram_mean", "hit_ratio"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,7 @@ _HOW: dict[str, str] = {
     "fraction": "as scraped, in %",
     "rate": "rate between scrapes",
     "histogram_mean": "mean between scrapes",
+    "hit_ratio": "hits / queries between scrapes, in %",
 }
 
 SERVER_SERIES = (
@@ -116,7 +120,13 @@ def series_values(
     """``(metric name used, time in epoch s, value)``; ``("", [], [])`` when absent."""
     present = set(samples["name"].unique())
     for name in series.names:
-        if series.kind == "histogram_mean":
+        if series.kind == "hit_ratio":
+            for suffix in ("_total", ""):
+                hits, queries = f"{name}_hits{suffix}", f"{name}_queries{suffix}"
+                if {hits, queries} <= present:
+                    t, ratio = _ratio_between_scrapes(samples, hits, queries)
+                    return hits, t, ratio * 100.0
+        elif series.kind == "histogram_mean":
             if {f"{name}_sum", f"{name}_count"} <= present:
                 t, _, total = counter_increase(samples, f"{name}_sum")
                 _, _, count = counter_increase(samples, f"{name}_count")
@@ -131,15 +141,28 @@ def series_values(
     return "", np.zeros(0), np.zeros(0)
 
 
-def _found_series(
-    samples: pd.DataFrame | None,
+def _ratio_between_scrapes(
+    samples: pd.DataFrame, numerator: str, denominator: str
+) -> tuple[FloatArray, FloatArray]:
+    """``(interval midpoints, increase of numerator / increase of denominator)`` over the
+    intervals both counters were scraped in; NaN where the denominator did not grow."""
+    t_num, _, num = counter_increase(samples, numerator)
+    t_den, _, den = counter_increase(samples, denominator)
+    t, at_num, at_den = np.intersect1d(t_num, t_den, return_indices=True)
+    num, den = num[at_num], den[at_den]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return t, np.where(den > 0, num / den, np.nan)
+
+
+def found_series(
+    samples: pd.DataFrame | None, candidates: tuple[ServerSeries, ...] = SERVER_SERIES
 ) -> list[tuple[ServerSeries, str, FloatArray, FloatArray]]:
-    """The ``SERVER_SERIES`` present in the scraped samples: (series, metric, t, value)."""
+    """The ``candidates`` present in the scraped samples: (series, metric, t, value)."""
     if samples is None or samples.empty or not {"scraped_at", "name", "value"} <= set(samples):
         return []
     if "labels" not in samples.columns:
         samples = samples.assign(labels="{}")
-    found = [(s, *series_values(samples, s)) for s in SERVER_SERIES]
+    found = [(s, *series_values(samples, s)) for s in candidates]
     return [f for f in found if len(f[2])]
 
 
@@ -147,7 +170,7 @@ def server_panel(
     samples: pd.DataFrame | None, stats: pd.DataFrame, timeline: Timeline
 ) -> Panel | None:
     """Client E2E latency (top row) over the server series found; None without any."""
-    found = _found_series(samples)
+    found = found_series(samples)
     if not found:
         return None
     title = "Server metrics against client latency"

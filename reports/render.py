@@ -27,6 +27,7 @@ from reports.sections import (
     warnings,
 )
 from reports.summary import RunSummary, summarize_run
+from reports.turns import turns_section
 from sla.compare import Change, Comparison
 from sla.files.jsonio import unique_temp
 from sla.files.run import Run, load_run
@@ -70,6 +71,7 @@ def render_report(
         + warnings(run)
         + sla_section(verdict)
         + summary_section(summary)
+        + turns_section(reading)
         + Markup(f'<section id="figures"><h2>Figures</h2><div class="grid">{slots}</div></section>')
         + errors_section(summary)
         + endpoints_section(summary)

@@ -96,6 +96,25 @@ def with_columns(run: Run, **columns: Any) -> Run:
     return Run(run.path, run.meta, run.requests.assign(**columns), run.server_metrics)
 
 
+def with_traffic(run: Run, *, reasoning_s: float = 0.05) -> Run:
+    """The same run as production-shaped traffic: conversations of 12 turns (row i is turn
+    ``1 + i % 12``), every even row reporting half its input tokens cached, and every third
+    row reasoning for ``reasoning_s`` before its first visible output."""
+    rows = run.requests
+    index = np.arange(len(rows))
+    prompt = rows["input_tokens"].to_numpy(dtype=np.int64)
+    cached = pd.array(np.where(index % 2 == 0, prompt // 2, 0), dtype="Int32")
+    cached[index % 2 == 1] = pd.NA
+    first = rows["first_token_at"].to_numpy(dtype=np.float64)
+    return with_columns(
+        run,
+        session_id=pd.array([f"s{i // 12}" for i in index], dtype="string"),
+        turn=pd.array(1 + index % 12, dtype="Int32"),
+        cached_tokens=cached,
+        first_output_at=np.where(index % 3 == 0, first + reasoning_s, first),
+    )
+
+
 def as_written(profile: Mapping[str, Any]) -> dict[str, Any]:
     """A load profile as the load generator writes it: a shape comes with its stages."""
     out = dict(profile)

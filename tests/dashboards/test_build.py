@@ -12,7 +12,7 @@ from dashboards.view import default_window_s
 from sla.files.run import Run
 from sla.spec import parse_spec
 from sla.verdict import evaluate
-from tests.dashboards import T0, shown_axes, synthetic_run, with_columns
+from tests.dashboards import T0, shown_axes, synthetic_run, with_columns, with_traffic
 
 SPEC = parse_spec(
     {
@@ -30,16 +30,29 @@ def _everything_run(n: int) -> Run:
     scrapes = np.arange(0.0, 100.0, 1.0)
     server = pd.DataFrame(
         {
-            "scraped_at": T0 + scrapes,
-            "name": "slabench_queue_depth",
+            "scraped_at": np.tile(T0 + scrapes, 3),
+            "name": np.repeat(
+                [
+                    "slabench_queue_depth",
+                    "slabench_prefix_cache_hits_total",
+                    "slabench_prefix_cache_queries_total",
+                ],
+                len(scrapes),
+            ),
             "labels": '{"queue": "lm"}',
-            "value": scrapes % 7,
+            "value": np.concatenate((scrapes % 7, scrapes * 30.0, scrapes * 100.0)),
         }
     )
     profile = {"mode": "closed", "shape": "steps:users=2,4,8,step=34s"}
-    return synthetic_run(
-        n, error_share=0.03, cancelled=2, load_profile=profile, server_metrics=server
+    run = synthetic_run(
+        n,
+        error_share=0.03,
+        cancelled=2,
+        load_profile=profile,
+        server_metrics=server,
+        open_loop=True,  # a schedule: the offered against achieved arrivals
     )
+    return with_traffic(run)
 
 
 def test_every_figure_has_a_title_and_axis_titles_with_units() -> None:
@@ -52,12 +65,16 @@ def test_every_figure_has_a_title_and_axis_titles_with_units() -> None:
         "ttft_over_time",
         "throughput_over_time",
         "inflight_over_time",
+        "arrivals",
         "server_metrics",
+        "prefix_cache",
         "errors",
         "distribution_ttft_ms",
         "distribution_itl_ms",
         "distribution_tpot_ms",
         "distribution_latency_ms",
+        "turns",
+        "reasoning",
         "ttft_vs_input_tokens",
         "latency_vs_throughput",
     ]
