@@ -28,6 +28,9 @@ class Req:
     endpoint: str = "chat"
     output_tokens: int | None = 4
     scheduled: bool = False
+    turn: int | None = None  # its turn in a conversation
+    cached_tokens: int | None = None
+    reasoning_s: float = 0.0  # from the first token to the first visible output
 
 
 def record(index: int, req: Req) -> RequestRecord:
@@ -48,6 +51,10 @@ def record(index: int, req: Req) -> RequestRecord:
         output_tokens_source="usage",
         chunk_count=len(req.gaps_ms) + 1,
         chunk_gaps_ms=list(req.gaps_ms),
+        session_id=None if req.turn is None else "conversation",
+        turn=req.turn,
+        cached_tokens=req.cached_tokens,
+        first_output_at=first + req.reasoning_s,
     )
 
 
@@ -93,3 +100,21 @@ def write_run(
 def steady(n: int, *, duration_s: float = 10.0, latency_s: float = 0.1) -> list[Req]:
     """``n`` successful requests spread evenly, latencies rising from ``latency_s``."""
     return [Req(at_s=duration_s * i / n, latency_s=latency_s + 0.001 * (i % 50)) for i in range(n)]
+
+
+def production_shaped(n: int) -> list[Req]:
+    """Production-shaped traffic: conversations of three turns, open loop; turn t's TTFT is
+    t * 10 ms, its latency t * 100 ms; even rows report half of their 16 input tokens
+    cached; a third of the rows reason for 5 ms."""
+    return [
+        Req(
+            at_s=10.0 * i / n,
+            latency_s=0.1 * (1 + i % 3),
+            ttft_s=0.01 * (1 + i % 3),
+            scheduled=True,
+            turn=1 + i % 3,
+            cached_tokens=8 if i % 2 == 0 else None,
+            reasoning_s=0.005 if i % 3 == 0 else 0.0,
+        )
+        for i in range(n)
+    ]

@@ -32,7 +32,7 @@ from sla.files.run import load_run
 from sla.files.verdict import write_verdict
 from sla.spec import parse_spec
 from sla.verdict import evaluate
-from tests.reports import Req, steady, write_run
+from tests.reports import Req, production_shaped, write_run
 from tests.server_process import SMALL_MODELS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -311,7 +311,7 @@ HOSTILE = (
 
 def test_hostile_strings_from_a_run_show_as_text_and_run_nothing(tmp_path: Path) -> None:
     reqs = [
-        *steady(40),
+        *production_shaped(40),  # so the figures of turns, cache, reasoning, schedule draw too
         *[
             Req(at_s=0.1 * i, latency_s=0.2, endpoint=HOSTILE, status=500, error=HOSTILE)
             for i in range(10)
@@ -331,6 +331,8 @@ def test_hostile_strings_from_a_run_show_as_text_and_run_nothing(tmp_path: Path)
     report = write_report(run_dir, None)
     state, events = open_report(report, tmp_path)
     assert state["drawn"] == state["figures"] > 0, state
+    for key in ("arrivals", "prefix-cache", "turns", "reasoning"):
+        assert f'-{key}"></div>' in report.read_text(encoding="utf-8"), key
     assert not state["pwned"] and state["foreign"] == 0 and state["scripts"] == 3
     assert "pwned" not in state["title"].replace(HOSTILE, "")  # the title shows the text
     assert state["title"].startswith("slabench: <script>document.title='pwned'</script>")

@@ -56,6 +56,11 @@ def test_it_renders_a_report(tmp_path: Path) -> None:
     html = path.read_text(encoding="utf-8")
     assert path == run_dir / "report.html"
     assert "slabench: chat (PASS)" in html and "smoke" in html
+    # Written before turns, cached_tokens, reasoning and its server's prefix-cache counters
+    # (and closed loop): none of the figures drawn from them, no turn table.
+    for key in ("arrivals", "prefix-cache", "turns", "reasoning"):
+        assert f'-{key}"></div>' not in html
+    assert '-latency-over-time"></div>' in html and 'id="turns"' not in html
 
 
 def test_an_old_sweep_loads_judges_and_renders(tmp_path: Path) -> None:
