@@ -9,8 +9,9 @@ ratio over the measured window's successful requests (``Reading.measured_ok``).
 Server side, when its ``/metrics`` were scraped: the increase of its prefix-cache hit
 counter over the increase of its query counter between scrapes (both in tokens), from the
 first family found of ``PREFIX_CACHE_SERIES``: the reference server's
-``slabench_prefix_cache_{hits,queries}_total``, vLLM's ``vllm:prefix_cache_{hits,queries}_total``
-(either without ``_total``), or vLLM v0's ``vllm:gpu_prefix_cache_hit_rate`` gauge.
+``slabench_prefix_cache_{hit,query}_tokens_total`` (or ``slabench_prefix_cache_{hits,queries}``),
+vLLM's ``vllm:prefix_cache_{hits,queries}_total`` (any of them without ``_total``), or
+vLLM v0's ``vllm:gpu_prefix_cache_hit_rate`` gauge (a fraction).
 """
 
 from __future__ import annotations
@@ -33,12 +34,24 @@ from dashboards.server import ServerSeries, found_series
 from dashboards.view import RunView
 from sla.metrics import FloatArray, floats
 
+# Counters of prompt tokens: hits (found in the cache) and queries (looked up), with and
+# without the ``_total`` a client library appends to a counter's samples.
+_COUNTER_PAIRS = tuple(
+    (f"{hits}{suffix}", f"{queries}{suffix}")
+    for hits, queries in (
+        ("slabench_prefix_cache_hit_tokens", "slabench_prefix_cache_query_tokens"),
+        ("slabench_prefix_cache_hits", "slabench_prefix_cache_queries"),
+        ("vllm:prefix_cache_hits", "vllm:prefix_cache_queries"),
+    )
+    for suffix in ("_total", "")
+)
 PREFIX_CACHE_SERIES = (
     ServerSeries(
         "prefix_cache_hit_rate",
         "prefix-cache hit rate (%)",
         "hit_ratio",
-        ("slabench_prefix_cache", "vllm:prefix_cache"),
+        tuple(hits for hits, _ in _COUNTER_PAIRS),
+        tuple(queries for _, queries in _COUNTER_PAIRS),
     ),
     ServerSeries(
         "prefix_cache_hit_rate",

@@ -11,9 +11,8 @@ all models):
   label set (a drop is a counter reset: the new value is the increase), then summed;
 - histograms as the mean observation between scrapes: increase of ``_sum`` over increase of
   ``_count`` (the batch size of the batches run in that interval);
-- a pair of counters ``{base}_hits`` and ``{base}_queries`` (with or without ``_total``) as
-  the ratio of their increases between scrapes, in % (a prefix cache's hit rate;
-  ``dashboards.cache`` draws it).
+- a pair of counters (hits and queries) as the ratio of their increases between scrapes,
+  in % (a prefix cache's hit rate; ``dashboards.cache`` draws it).
 
 The top row repeats the client's E2E latency per window, and every row shares its x axis
 (seconds since the run start), so a queue building up sits above the latency it causes.
@@ -43,6 +42,7 @@ class ServerSeries:
     y_title: str  # with its unit
     kind: Kind
     names: tuple[str, ...]  # candidates, first found wins; a histogram's base name
+    per: tuple[str, ...] = ()  # hit_ratio: the denominator counter of each of ``names``
 
 
 _HOW: dict[str, str] = {
@@ -119,13 +119,11 @@ def series_values(
 ) -> tuple[str, FloatArray, FloatArray]:
     """``(metric name used, time in epoch s, value)``; ``("", [], [])`` when absent."""
     present = set(samples["name"].unique())
-    for name in series.names:
+    for index, name in enumerate(series.names):
         if series.kind == "hit_ratio":
-            for suffix in ("_total", ""):
-                hits, queries = f"{name}_hits{suffix}", f"{name}_queries{suffix}"
-                if {hits, queries} <= present:
-                    t, ratio = _ratio_between_scrapes(samples, hits, queries)
-                    return hits, t, ratio * 100.0
+            if {name, series.per[index]} <= present:
+                t, ratio = _ratio_between_scrapes(samples, name, series.per[index])
+                return name, t, ratio * 100.0
         elif series.kind == "histogram_mean":
             if {f"{name}_sum", f"{name}_count"} <= present:
                 t, _, total = counter_increase(samples, f"{name}_sum")

@@ -34,8 +34,8 @@ def _everything_run(n: int) -> Run:
             "name": np.repeat(
                 [
                     "slabench_queue_depth",
-                    "slabench_prefix_cache_hits_total",
-                    "slabench_prefix_cache_queries_total",
+                    "slabench_prefix_cache_hit_tokens_total",
+                    "slabench_prefix_cache_query_tokens_total",
                 ],
                 len(scrapes),
             ),

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from dashboards.cache import cache_panel, client_hit_rate, measured_hit_rate, server_hit_rate
 from dashboards.view import RunView
+from loadtests.recording.scrapes import ScrapeRecorder
+from reference_server.metrics import create_metrics
 from sla.files.run import Run
+from sla.files.server_metrics import read_server_metrics
 from tests.dashboards import T0, synthetic_run, trace, with_columns
 
 
@@ -58,6 +63,7 @@ def _counters(hits: str, queries: str, values: list[tuple[float, float, float]])
 @pytest.mark.parametrize(
     ("hits", "queries"),
     [
+        ("slabench_prefix_cache_hit_tokens_total", "slabench_prefix_cache_query_tokens_total"),
         ("slabench_prefix_cache_hits_total", "slabench_prefix_cache_queries_total"),
         ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"),
         ("vllm:prefix_cache_hits", "vllm:prefix_cache_queries"),
@@ -95,8 +101,8 @@ def test_vllm_v0s_hit_rate_gauge_is_read_as_a_fraction() -> None:
 
 def test_the_panel_draws_client_and_server_and_is_absent_without_either() -> None:
     samples = _counters(
-        "slabench_prefix_cache_hits_total",
-        "slabench_prefix_cache_queries_total",
+        "slabench_prefix_cache_hit_tokens_total",
+        "slabench_prefix_cache_query_tokens_total",
         [(0.0, 0.0, 0.0), (10.0, 50.0, 100.0)],
     )
     view = RunView.of(_cache_run(samples), window_s=10.0)
@@ -105,7 +111,7 @@ def test_the_panel_draws_client_and_server_and_is_absent_without_either() -> Non
     client = trace(panel.figure, "cached / input tokens (client)")
     assert list(client.x) == [5.0, 15.0, 25.0]
     assert list(client.y) == pytest.approx([5.0, 75.0, 100.0 * 50 / 300])
-    server = trace(panel.figure, "slabench_prefix_cache_hits_total (server)")
+    server = trace(panel.figure, "slabench_prefix_cache_hit_tokens_total (server)")
     assert list(server.x) == [5.0] and list(server.y) == [50.0]
     assert "23.5% over the measured window (n=3)" in panel.note
     # Neither cached_tokens nor prefix-cache counters (an older run, another server).
@@ -119,3 +125,21 @@ def test_the_panel_draws_client_and_server_and_is_absent_without_either() -> Non
     )
     panel = cache_panel(RunView.of(only_server))
     assert panel is not None and panel.figure.data[0].name.endswith("(server)")
+
+
+def test_the_reference_servers_own_counters_as_recorded_give_its_hit_rate(
+    tmp_path: Path,
+) -> None:
+    """The reference server's metric families, exposed as /metrics exposes them and recorded
+    as the scraper records them, are found by name (they must not drift apart)."""
+    registry = CollectorRegistry()
+    metrics = create_metrics(registry)
+    recorder = ScrapeRecorder(tmp_path)
+    for t, hits, queries in ((0.0, 0, 0), (1.0, 30, 100), (2.0, 100, 100)):
+        metrics.prefix_cache_hits.inc(hits)
+        metrics.prefix_cache_queries.inc(queries)
+        recorder.record(T0 + t, generate_latest(registry).decode())
+    recorder.close()
+    found = server_hit_rate(read_server_metrics(tmp_path, ValueError))
+    assert found is not None and found.metric == "slabench_prefix_cache_hit_tokens_total"
+    assert found.percent.tolist() == [30.0, 100.0]
