@@ -16,7 +16,9 @@ option that cannot be used) is a ``sla.errors.SlabenchError``.
 Modules: ``view`` (a run's reading and time axis), ``windows`` (per-window points, requests
 in flight), ``timeseries``, ``distributions``, ``load`` (TTFT against input length, latency
 against throughput), ``levels`` (load levels of a shaped run), ``sla_panel``, ``failures``
-(failed requests), ``server`` (scraped server metrics), ``compare`` and ``build``;
+(failed requests), ``server`` (scraped server metrics), ``arrivals`` (offered against
+achieved, open loop), ``cache`` (prefix-cache hit rate), ``sessions`` (latency by turn),
+``reasoning`` (reasoning against output time), ``compare`` and ``build``;
 ``capacity`` draws the result of a capacity search (``capacity.json``, a ``CapacityResult``)
 rather than a run; ``capacity_points`` says which steps make a curve and how they are marked:
 
