@@ -70,8 +70,11 @@ def arrival_curves(view: RunView) -> ArrivalCurves | None:
     done = done[np.isfinite(done) & ~view.reading.cancelled]
     timeline = view.timeline
     times = np.concatenate((scheduled, sent, done)) - timeline.origin
-    first = min(0, math.floor(times.min() / timeline.window_s))
-    last = max(timeline.n_windows, math.floor(times.max() / timeline.window_s) + 1)
+    # Beyond the run's own windows by at most as many again: a stray timestamp (a clock
+    # step on a worker) must not make millions of empty windows; what lies further is not drawn.
+    n = timeline.n_windows
+    first = max(min(0, math.floor(times.min() / timeline.window_s)), -n)
+    last = min(max(n, math.floor(times.max() / timeline.window_s) + 1), 2 * n)
     edges_s = np.arange(first, last + 1, dtype=np.float64) * timeline.window_s
     edges = edges_s + timeline.origin
 

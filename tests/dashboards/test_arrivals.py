@@ -60,3 +60,12 @@ def test_the_panel_draws_the_curves_and_is_absent_in_closed_loop() -> None:
     assert list(trace(panel.figure, "completed (cumulative)").y)[-1] == 56
     assert "60 scheduled, 57 sent, 56 completed" in panel.note
     assert arrivals_panel(RunView.of(synthetic_run(100))) is None
+
+
+def test_a_stray_timestamp_does_not_stretch_the_axis_without_bound() -> None:
+    run = _behind_run()
+    done = run.requests["done_at"].to_numpy(dtype=float).copy()
+    done[0] = T0 + 1e9  # a worker's clock stepped
+    curves = arrival_curves(RunView.of(with_columns(run, done_at=done), window_s=5.0))
+    assert curves is not None and curves.edges_s[-1] == 60.0  # twice the run's 6 windows
+    assert curves.completed.sum() == 55
