@@ -220,6 +220,8 @@ class Answer:
     error: str | None = None
     error_class: str | None = None  # sla.files.error_class; None when it succeeded
     text: str | None = None  # the generated text of an OpenAI answer (first choice)
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
 
 
 def _malformed(error: str) -> Answer:
@@ -244,7 +246,13 @@ def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
     usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     prompt_tokens = _int(usage.get("prompt_tokens"))
     if reader in ("openai_json", "openai_sse"):
-        return Answer(prompt_tokens, _int(usage.get("completion_tokens")), text=_answer_text(doc))
+        return Answer(
+            prompt_tokens,
+            _int(usage.get("completion_tokens")),
+            text=_answer_text(doc),
+            cached_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
+            reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
+        )
     if reader == "embeddings":
         if not doc.get("data"):
             error = "no embeddings in answer"
@@ -264,6 +272,12 @@ def _answer_text(doc: dict[str, Any]) -> str | None:
     message = first.get("message")
     text = message.get("content") if isinstance(message, dict) else first.get("text")
     return text if isinstance(text, str) else None
+
+
+def _detail(usage: dict[str, Any], details: str, key: str) -> int | None:
+    """``usage[details][key]`` when it is an integer, else None."""
+    found = usage.get(details)
+    return _int(found.get(key)) if isinstance(found, dict) else None
 
 
 def _int(value: Any) -> int | None:
