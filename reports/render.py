@@ -67,7 +67,7 @@ def render_report(
     slots, figures_json = figure_slots(panels)
     body = Markup(
         header(run, verdict, summary)
-        + warnings(run)
+        + warnings(run, summary)
         + sla_section(verdict)
         + summary_section(summary)
         + Markup(f'<section id="figures"><h2>Figures</h2><div class="grid">{slots}</div></section>')
