@@ -68,7 +68,7 @@ def render_report(
     slots, figures_json = figure_slots(panels)
     body = Markup(
         header(run, verdict, summary)
-        + warnings(run)
+        + warnings(run, summary)
         + sla_section(verdict)
         + summary_section(summary)
         + turns_section(reading)

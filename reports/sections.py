@@ -71,8 +71,10 @@ def header(run: Run, verdict: Verdict | None, summary: RunSummary) -> Markup:
     return Markup("".join(lines))
 
 
-def warnings(run: Run) -> Markup:
-    meta, out = run.meta, []
+def warnings(run: Run, summary: RunSummary | None = None) -> Markup:
+    meta, out = run.meta, list[str]()
+    if summary is not None:
+        out.extend(w[0].upper() + w[1:] + "." for w in summary.size_warnings)
     if run.saturated:
         out.append(
             "The load generator was saturated (run.json generator.saturated): it delivered "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from reports.sizes import size_mismatches
 from sla.files.error_class import CLIENT_ERROR
 from sla.files.run import Run
 from sla.metrics import FloatArray, floats, throughput
@@ -117,6 +118,8 @@ class RunSummary:
     run_json_not_written: int | None = None
     backoff_s: float = 0.0
     backoff_requests: int = 0
+    # Sizes the server did not get as asked, one line each with the fix (reports.sizes).
+    size_warnings: tuple[str, ...] = ()
 
     @property
     def accounted(self) -> int:
@@ -161,6 +164,7 @@ def summarize_run(run: Run | Reading) -> RunSummary:
         run_json_not_written=_count(reading.meta.get("requests_not_written")),
         backoff_s=float(np.nansum(backoff_ms)) / 1000.0,
         backoff_requests=int((backoff_ms > 0).sum()),
+        size_warnings=size_mismatches(reading.meta, ok_rows),
     )
 
 

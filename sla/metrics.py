@@ -5,7 +5,11 @@ Definitions (the same text as ARCHITECTURE.md, "Metric definitions"):
 - ``latency_ms`` (E2E) = ``done_at - start``, where start = ``scheduled_at`` in open-loop mode
   (free of coordinated omission) and ``sent_at`` otherwise;
   ``schedule_lag_ms`` = ``sent_at - scheduled_at``.
-- ``ttft_ms`` = ``first_token_at - start``.
+- ``ttft_ms`` = ``first_token_at - start``: the first token of any kind (reasoning, a tool
+  call, text, even a token whose text is empty).
+- ``ttfot_ms`` (time to first output token) = ``first_output_at - start``: the first visible
+  output (text or a tool call, not reasoning); equal to ``ttft_ms`` for a model that does
+  not reason, later by the thinking time for one that does.
 - ``itl_ms`` = each gap between consecutive token-bearing chunks (one value per gap, pooled).
 - ``tpot_ms`` = ``(done_at - first_token_at) / (output_tokens - 1)``, output tokens from the
   server's ``usage`` when it reports them, else counted from chunks.
@@ -59,6 +63,8 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
     - ``start`` = ``scheduled_at`` when it is not NaN (open loop), else ``sent_at``.
     - ``latency_ms`` = ``(done_at - start) * 1000``.
     - ``ttft_ms`` = ``(first_token_at - start) * 1000``; NaN when no token arrived.
+    - ``ttfot_ms`` = ``(first_output_at - start) * 1000``; NaN when no visible output
+      arrived (and for runs recorded before the column existed).
     - ``schedule_lag_ms`` = ``(sent_at - scheduled_at) * 1000``; NaN in closed loop and for
       dropped open-loop sends.
     - ``tpot_ms`` = ``(done_at - first_token_at) * 1000 / (output_tokens - 1)``; NaN unless
@@ -70,6 +76,7 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
     start = start_s(df)
     sent = floats(df, "sent_at")
     first = floats(df, "first_token_at")
+    output = floats(df, "first_output_at") if "first_output_at" in df else np.full(len(df), np.nan)
     done = floats(df, "done_at")
     tokens = floats(df, "output_tokens")
     has_tpot = (tokens >= 2) & ~np.isnan(first)
@@ -79,6 +86,7 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
         start=start,
         latency_ms=(done - start) * 1000.0,
         ttft_ms=(first - start) * 1000.0,
+        ttfot_ms=(output - start) * 1000.0,
         schedule_lag_ms=(sent - floats(df, "scheduled_at")) * 1000.0,
         tpot_ms=tpot,
         ok=ok_mask(df),

@@ -65,10 +65,12 @@ class ObjectiveResult:
     ci_high: float | None
     status: Status
     message: str
+    where: str = ""  # the objective's own filter (``Filters.text``); "" judges every request
 
     @property
     def label(self) -> str:
-        return f"{self.stat} {self.metric}" if self.stat else self.metric
+        base = f"{self.stat} {self.metric}" if self.stat else self.metric
+        return f"{base} [{self.where}]" if self.where else base
 
     @property
     def direct(self) -> bool:
@@ -78,6 +80,10 @@ class ObjectiveResult:
 
 def judge_objective(obj: Objective, samples: Samples, confidence: float) -> ObjectiveResult:
     """``obj`` judged on ``samples`` at ``confidence`` (see the module)."""
+    if obj.where is not None and not len(samples.rows) and not len(samples.rate_rows):
+        # Its filter kept nothing (e.g. turn > 1 on single-turn traffic): never a PASS,
+        # whatever a rate of nothing would say.
+        return _result(obj, stats.Interval(math.nan, None, None), 0, confidence)
     if obj.metric in LATENCY_METRICS:
         values = _latency_values(samples, obj.metric)
         n, interval = len(values), _latency_interval(obj, values, confidence)
@@ -158,13 +164,18 @@ def _result(obj: Objective, interval: stats.Interval, n: int, confidence: float)
         ci_high=None if extreme else interval.high,
         status=status,
         message=_message(obj, interval, n, confidence, status, why),
+        where=obj.where.text if obj.where is not None else "",
     )
 
 
 def _decide(obj: Objective, iv: stats.Interval, n: int, confidence: float) -> tuple[Status, str]:
     """The status, and for INCONCLUSIVE the reason (a clause for the message)."""
     if math.isnan(iv.estimate):
-        if obj.metric in LATENCY_METRICS:
+        if obj.where is not None and n == 0:
+            why = f"no samples: no request in the judged window matches {obj.where.text}"
+            if obj.where.turns:
+                why += " (requests of single-turn traffic have no turn)"
+        elif obj.metric in LATENCY_METRICS:
             why = f"no samples: no successful request in the judged window has {obj.metric}"
         elif obj.metric in PROPORTION_METRICS:
             why = "no samples: no request in the judged window"

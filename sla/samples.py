@@ -3,7 +3,9 @@
 The rows judged are those of the measured window of the run's reading (``sla.reading``: the
 run's warm-up and requests cancelled by the end of the test are excluded), minus a further
 ``warmup`` from the spec (counted from the run's ``measured_from``, else ``started_at``),
-then the spec's ``filters`` (endpoint label; the run.json ``scenario``). Latency metrics use
+then the spec's ``filters`` (endpoint label; the run.json ``scenario``; the ``turn``) and, for
+an objective with a ``where``, that filter too (``judged_samples(..., where=...)``: the
+same samples, narrowed; the rate window stays the run's). Latency metrics use
 the successful requests with a value for that metric (``ttft_ms`` exists only for streamed
 responses, ``tpot_ms`` only with >= 2 output tokens); ``itl_ms`` pools every chunk gap of
 those requests. ``error_rate`` and ``goodput_ratio`` count every row (an error is never
@@ -29,7 +31,7 @@ import pyarrow.compute as pc
 from sla.files.run import Run
 from sla.metrics import FloatArray, floats
 from sla.reading import BoolArray, Reading, read_run
-from sla.spec import Spec
+from sla.spec import Filters, Spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +61,11 @@ def reading_for(spec: Spec, run: RunLike) -> Reading:
     return read_run(run, spec.warmup_s)
 
 
-def judged_samples(spec: Spec, *runs: RunLike) -> Samples:
+def judged_samples(spec: Spec, *runs: RunLike, where: Filters | None = None) -> Samples:
     """Everything ``evaluate`` judges ``run`` on (see ``Samples``); for several runs
-    (segments), their samples pooled and the sum of their windows."""
-    parts = [_select(spec, reading_for(spec, run)) for run in runs]
+    (segments), their samples pooled and the sum of their windows. ``where``: an
+    objective's own filter, on top of the spec's."""
+    parts = [_select(spec, reading_for(spec, run), where) for run in runs]
     if len(parts) == 1:
         return parts[0]
     windows = [p.window_s for p in parts]
@@ -81,8 +84,10 @@ def _pooled(masks: Sequence[BoolArray | None]) -> BoolArray | None:
     return np.concatenate(present) if len(present) == len(masks) else None
 
 
-def _select(spec: Spec, reading: Reading) -> Samples:
+def _select(spec: Spec, reading: Reading, where: Filters | None) -> Samples:
     kept = filter_mask(spec, reading)
+    if where is not None:
+        kept &= rows_kept(where, reading)
     measured = reading.measured_mask & kept
     rows = reading.rows[measured]
     rate_rows = reading.rows[reading.completed_mask & kept]
@@ -96,13 +101,34 @@ def _select(spec: Spec, reading: Reading) -> Samples:
 
 
 def filter_mask(spec: Spec, reading: Reading) -> BoolArray:
-    """The rows the spec's ``filters`` keep (endpoint label; the run.json scenario)."""
+    """The rows the spec's ``filters`` keep (endpoint label; the run.json scenario; turn)."""
+    return rows_kept(spec.filters, reading)
+
+
+_COMPARE = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+}
+
+
+def rows_kept(filters: Filters, reading: Reading) -> BoolArray:
+    """The rows ``filters`` keep; a row without a turn meets no turn condition."""
     rows = reading.rows
-    if spec.filters.scenarios and reading.meta.get("scenario") not in spec.filters.scenarios:
+    if filters.scenarios and reading.meta.get("scenario") not in filters.scenarios:
         return np.zeros(len(rows), dtype=bool)
-    if spec.filters.endpoints:
-        return rows["endpoint"].isin(spec.filters.endpoints).to_numpy(dtype=bool)
-    return np.ones(len(rows), dtype=bool)
+    keep = np.ones(len(rows), dtype=bool)
+    if filters.endpoints:
+        keep &= rows["endpoint"].isin(filters.endpoints).to_numpy(dtype=bool)
+    if filters.turns:
+        turn = floats(rows, "turn") if "turn" in rows else np.full(len(rows), np.nan)
+        for op, number in filters.turns:
+            with np.errstate(invalid="ignore"):
+                keep &= _COMPARE[op](turn, float(number)) & ~np.isnan(turn)
+    return keep
 
 
 def _good(rows: pd.DataFrame, limits: tuple[tuple[str, float], ...]) -> BoolArray:

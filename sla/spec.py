@@ -9,10 +9,11 @@ A spec file::
     name: chat-interactive
     confidence: 0.95            # optional, default 0.95
     warmup: 10s                 # optional: excluded in addition to the run's own warm-up
-    filters: {endpoint: chat}   # optional: endpoint and/or scenario (a name or a list)
+    filters: {endpoint: chat}   # optional: endpoint, scenario (a name or a list), turn
     per_request: {ttft_ms: 450, tpot_ms: 40}   # optional: what makes one request "good"
     objectives:
       - {metric: ttft_ms, stat: p99, max: 450}
+      - {metric: ttft_ms, stat: p99, max: 200, where: {turn: ">1"}}   # later turns only
       - {metric: error_rate, max: 1%}
       - {metric: throughput_rps, min: 20}
 
@@ -20,6 +21,13 @@ Limits are in the metric's unit: ms for latencies (``"2s"``/``"450ms"`` strings 
 requests or tokens per second for rates, a fraction for ``error_rate``/``goodput_ratio``
 (``"1%"`` also works). Every mistake raises ``SpecError`` whose str() is one line naming the
 file, the objective and the fix.
+
+``filters`` (the whole spec) and an objective's ``where`` (that objective only, on top of
+``filters``) take the same keys: ``endpoint`` and ``scenario`` (a name or a list of names)
+and ``turn`` (a multi-turn conversation's turn, from 1: a number, a comparison such as
+``">1"``, ``">=2"``, ``"<=3"``, ``"!=1"``, or a list of them, all of which must hold). A row
+without a turn (single-turn traffic) matches no ``turn`` condition, so an objective whose
+filter keeps no row is INCONCLUSIVE ("no samples"), never a PASS.
 """
 
 from __future__ import annotations
@@ -38,24 +46,29 @@ import yaml
 from sla.errors import SlabenchError
 
 # The one list of metric names. Latencies of a response in the order a request lives them
-# (first token, between tokens, per token, end to end), then how late an open-loop send left.
+# (first token, between tokens, per token, end to end; the ones the figures draw), the first
+# visible output (after any reasoning), then how late an open-loop send left.
 RESPONSE_LATENCY_METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "latency_ms")
-LATENCY_METRICS = (*RESPONSE_LATENCY_METRICS, "schedule_lag_ms")
+LATENCY_METRICS = (*RESPONSE_LATENCY_METRICS, "ttfot_ms", "schedule_lag_ms")
 RATE_METRICS = ("throughput_rps", "output_tokens_per_s", "goodput_rps")
 PROPORTION_METRICS = ("error_rate", "goodput_ratio")
 # E2E latency first: the metric a spec is most often written against.
 METRICS = ("latency_ms", *(m for m in LATENCY_METRICS if m != "latency_ms"))
 METRICS += RATE_METRICS + PROPORTION_METRICS
 # schedule_lag_ms is NaN in closed loop, which would make every request "not good".
-PER_REQUEST_METRICS = ("latency_ms", "ttft_ms", "tpot_ms", "itl_ms")
+PER_REQUEST_METRICS = ("latency_ms", "ttft_ms", "ttfot_ms", "tpot_ms", "itl_ms")
 GOODPUT_METRICS = ("goodput_rps", "goodput_ratio")
 STATS_HINT = "p50, p90, p99, p99.9 (any pNN[.N]), mean, max or min"
 
 _TOP_KEYS = ("name", "description", "confidence", "warmup", "filters", "per_request", "objectives")
-_OBJECTIVE_KEYS = ("metric", "stat", "max", "min")
-_FILTER_KEYS = ("endpoint", "scenario")
+_OBJECTIVE_KEYS = ("metric", "stat", "max", "min", "where")
+_FILTER_KEYS = ("endpoint", "scenario", "turn")
+_TURN = re.compile(r"(==|!=|>=|<=|>|<|=)?\s*(\d+)")
+_TURN_HINT = "a turn number or a comparison like '>1', '>=2', '<=3' or '!=1'"
 _ALIASES = {
     "ttft": "ttft_ms",
+    "ttfot": "ttfot_ms",
+    "ttfo_ms": "ttfot_ms",
     "itl": "itl_ms",
     "tpot": "tpot_ms",
     "latency": "latency_ms",
@@ -77,6 +90,31 @@ class SpecError(SlabenchError):
     """An SLA spec that cannot be used; str() is one line: the file, the place, the fix."""
 
 
+TurnCondition = tuple[str, int]  # (operator, turn): (">", 1) keeps turns after the first
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Requests kept: endpoint label in ``endpoints``, run.json scenario in ``scenarios``
+    (an empty tuple keeps everything) and a turn for which every condition of ``turns``
+    holds (a row without a turn holds none)."""
+
+    endpoints: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ()
+    turns: tuple[TurnCondition, ...] = ()
+
+    @property
+    def text(self) -> str:
+        """``"endpoint chat, turn>1"``: how labels name the filter."""
+        parts = []
+        if self.endpoints:
+            parts.append("endpoint " + "|".join(self.endpoints))
+        if self.scenarios:
+            parts.append("scenario " + "|".join(self.scenarios))
+        parts += ["turn" + ("=" if op == "==" else op) + str(n) for op, n in self.turns]
+        return ", ".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Objective:
     """One objective: ``stat(metric) <= limit`` (op "max") or ``>= limit`` (op "min")."""
@@ -86,6 +124,7 @@ class Objective:
     stat: str | None  # "p99", "p99.9", "mean", "max", "min"; None for rates and proportions
     op: Literal["max", "min"]
     limit: float
+    where: Filters | None = None  # the requests this objective judges, within the spec's
 
     @property
     def percentile(self) -> float | None:
@@ -94,17 +133,10 @@ class Objective:
 
     @property
     def label(self) -> str:
-        """``"p99 ttft_ms"``, ``"error_rate"``: how messages and tables name the objective."""
-        return f"{self.stat} {self.metric}" if self.stat else self.metric
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Requests kept: endpoint label in ``endpoints`` and run.json scenario in ``scenarios``
-    (an empty tuple keeps everything)."""
-
-    endpoints: tuple[str, ...] = ()
-    scenarios: tuple[str, ...] = ()
+        """``"p99 ttft_ms"``, ``"error_rate"``, ``"p99 ttft_ms [turn>1]"``: how messages and
+        tables name the objective."""
+        base = f"{self.stat} {self.metric}" if self.stat else self.metric
+        return f"{base} [{self.where.text}]" if self.where is not None else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +184,7 @@ def parse_spec(data: Mapping[str, Any], source: str = "<spec>", default_name: st
         description=_string(data.get("description", ""), source, "description"),
         confidence=_confidence(data.get("confidence", 0.95), source),
         warmup_s=_warmup(data.get("warmup", 0), source),
-        filters=_filters(data.get("filters"), source),
+        filters=_filters(data.get("filters"), f"{source}: filters"),
         per_request=per_request,
     )
 
@@ -195,7 +227,8 @@ def _objective(item: object, index: int, source: str, has_per_request: bool) -> 
         raise SpecError(f"{where}: has {found}; give exactly one of 'max: N' or 'min: N'")
     op: Literal["max", "min"] = "max" if "max" in item else "min"
     limit = _limit(item[op], metric, f"{where}: {op}")
-    return Objective(index=index, metric=metric, stat=stat, op=op, limit=limit)
+    subset = _filters(item.get("where"), f"{where}: where")
+    return Objective(index, metric, stat, op, limit, None if subset == Filters() else subset)
 
 
 def _stat(stat: object, metric: str, where: str) -> str | None:
@@ -280,17 +313,38 @@ def _per_request(raw: object, source: str) -> tuple[tuple[str, float], ...]:
     return tuple(limits)
 
 
-def _filters(raw: object, source: str) -> Filters:
+def _filters(raw: object, where: str) -> Filters:
+    """``filters`` (``where`` names it: "file: filters") or an objective's ``where``."""
     if raw is None:
         return Filters()
-    where = f"{source}: filters"
     if not isinstance(raw, Mapping):
-        raise SpecError(f"{where} must be a mapping like {{endpoint: chat}}")
+        raise SpecError(f"{where} must be a mapping like {{endpoint: chat}} or {{turn: '>1'}}")
     _check_keys(raw, _FILTER_KEYS, where)
     return Filters(
         endpoints=_names(raw.get("endpoint"), f"{where}.endpoint"),
         scenarios=_names(raw.get("scenario"), f"{where}.scenario"),
+        turns=_turns(raw.get("turn"), f"{where}.turn"),
     )
+
+
+def _turns(raw: object, where: str) -> tuple[TurnCondition, ...]:
+    if raw is None:
+        return ()
+    values = raw if isinstance(raw, list) and raw else [raw]
+    return tuple(_turn(value, where) for value in values)
+
+
+def _turn(value: object, where: str) -> TurnCondition:
+    if isinstance(value, int) and not isinstance(value, bool):
+        op, number = "==", value
+    elif isinstance(value, str) and (match := _TURN.fullmatch(value.strip())):
+        op, number = match.group(1) or "==", int(match.group(2))
+        op = "==" if op == "=" else op
+    else:
+        raise SpecError(f"{where}: bad condition {value!r}; write {_TURN_HINT}")
+    if number < 1:
+        raise SpecError(f"{where}: turns count from 1, not {number}; write {_TURN_HINT}")
+    return op, number
 
 
 def _names(raw: object, where: str) -> tuple[str, ...]:

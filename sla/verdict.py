@@ -1,8 +1,10 @@
 """Judge a run against an SLA spec: ``evaluate(spec, run) -> Verdict`` (pure).
 
 What is judged is ``sla.samples`` (the measured window, the spec's warm-up and filters, good
-requests, the window rates divide by); how each objective is decided at the spec's
-``confidence`` (bounds, PASS/FAIL/INCONCLUSIVE, the message) is ``sla.objectives``.
+requests, the window rates divide by; an objective with a ``where`` judges those samples
+narrowed by it, and its counts are in its own ``n``, not in ``Verdict.counts``); how each
+objective is decided at the spec's ``confidence`` (bounds, PASS/FAIL/INCONCLUSIVE, the
+message) is ``sla.objectives``.
 
 Overall: FAIL if any objective fails, else INCONCLUSIVE if any is, else PASS.
 
@@ -41,7 +43,7 @@ from sla.files.error_class import CLIENT_ERROR
 from sla.objectives import ObjectiveResult, Status, judge_objective
 from sla.reading import Reading
 from sla.samples import RunLike, Samples, judged_samples, reading_for
-from sla.spec import Spec
+from sla.spec import Filters, Spec
 
 __all__ = [
     "EXIT_FAIL",
@@ -123,7 +125,14 @@ def evaluate_segments(spec: Spec, runs: Sequence[RunLike]) -> Verdict:
 
 def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
     """The verdict on ``samples``, the ``judged_samples`` of ``readings``."""
-    results = tuple(judge_objective(obj, samples, spec.confidence) for obj in spec.objectives)
+    narrowed: dict[Filters, Samples] = {}
+    for obj in spec.objectives:
+        if obj.where is not None and obj.where not in narrowed:
+            narrowed[obj.where] = judged_samples(spec, *readings, where=obj.where)
+    results = tuple(
+        judge_objective(obj, samples if obj.where is None else narrowed[obj.where], spec.confidence)
+        for obj in spec.objectives
+    )
     incomplete = tuple(reason for reading in readings for reason in reading.incomplete)
     disturbed = tuple(reason for reading in readings for reason in reading.disturbed)
     status = _overall({r.status for r in results})

@@ -2,9 +2,12 @@
 
 Timestamps come from ``loadtests.client.clock.now`` at the moments that define the metrics:
 ``sent_at`` just before the request leaves, ``first_token_at`` at the read that completed
-the first token-bearing SSE event (not at the response headers), ``done_at`` when the body
-is complete. Errors of every kind become a record with a one-line reason, never an
-exception: the caller always gets a ``RequestRecord``.
+the first token-bearing SSE event (not at the response headers), ``first_output_at`` at the
+read that completed the first visible output (``loadtests.client.openai_stream`` says which
+chunks are which), ``done_at`` when the body is complete. ``cached_tokens`` and
+``reasoning_tokens`` come from the server's usage (streamed or not), None when it has none.
+Errors of every kind become a record with a one-line reason, never an exception: the
+caller always gets a ``RequestRecord``.
 """
 
 from __future__ import annotations
@@ -166,6 +169,8 @@ def _answered(ids: _Ids, status: int, body: bytes, done_at: float) -> RequestRec
         answer.error_class,
         session_id=ids.req.session_id,
         turn=ids.req.turn,
+        cached_tokens=answer.cached_tokens,
+        reasoning_tokens=answer.reasoning_tokens,
     )
 
 
@@ -241,6 +246,9 @@ def _streamed(
         error_class,
         session_id=ids.req.session_id,
         turn=ids.req.turn,
+        cached_tokens=result.usage_cached_tokens,
+        reasoning_tokens=result.usage_reasoning_tokens,
+        first_output_at=result.first_output_at if result.first_output_at is not None else NAN,
     )
 
 

@@ -9,10 +9,26 @@ with that read's arrival time, then calls `finish` once.
     result = acc.finish(t_end, stream_ended=True)
 
 Decisions that shape the numbers:
-- Only token-bearing chunks are timed: a choice with non-empty `delta.content`, `text`,
-  `delta.reasoning_content` (or vLLM's newer `delta.reasoning`) or `delta.tool_calls`.
-  Role-only, empty-content and usage-only chunks are not tokens, so TTFT is never timed
-  at them.
+- Only token-bearing chunks are timed (TTFT, ITL gaps, `chunk_count`). A choice bears a
+  token when one of its token fields is present and not null, *even when its text is
+  empty*: `delta.content`, `delta.reasoning` (current vLLM), `delta.reasoning_content`
+  (DeepSeek, SGLang, older vLLM), `delta.tool_calls`, or completions' `text`. vLLM streams
+  a token whose text is empty (partial UTF-8, special tokens) as `"content": ""`, often as
+  the very first token; skipping it would take TTFT late or not at all. Not tokens:
+  - the role-only preamble (a delta with `role` whose `content` is "" or absent and
+    that has no other token field): vLLM's first chat chunk,
+    `{"role": "assistant", "content": ""}`, sent before anything is generated;
+  - usage-only chunks (`"choices": []`) and chunks without choices;
+  - the end marker: a choice with a `finish_reason` and no token field (`"delta": {}`,
+    as OpenAI and the reference server end a chat stream), or only empty ones
+    (`"text": ""`, as they end a completions stream) unless no token came before it
+    (then the answer's one token had empty text, e.g. `max_tokens: 1`). vLLM's chunk of
+    an end-of-sequence token has empty text and a finish reason too: it is taken as the
+    end, which only leaves out the last gap (its usage still counts the token).
+- `first_output_at`: the read that completed the first chunk with *visible output*: a
+  non-empty `delta.content` or `text`, or a `delta.tool_calls` with at least one call (a
+  tool call is the answer of that request, not its thinking). Reasoning is never output:
+  TTFT minus this is how long the model thought before answering.
 - Events completed by one read share its timestamp; the 0.0 ms gaps between them are kept
   because that is what the client saw.
 - `text` concatenates `delta.content` / `text` of every choice in arrival order (reasoning
@@ -44,6 +60,8 @@ except ImportError:  # orjson is optional: same results, a little slower
     _loads = json.loads
 
 _DONE = "[DONE]"
+# What a chunk bears (StreamAccumulator._on_chunk); 0 is nothing.
+_TOKEN, _OUTPUT, _END = 1, 2, 3
 _MALFORMED_PREVIEW_CHARS = 80
 
 
@@ -52,6 +70,7 @@ class StreamResult:
     """What one streamed response amounted to. Times are the caller's clock, in seconds."""
 
     first_token_at: float | None
+    first_output_at: float | None  # the first visible output (see the module docstring)
     last_token_at: float | None
     done_at: float  # the `t` given to finish()
     chunk_gaps_ms: list[float]  # one per pair of consecutive token-bearing chunks
@@ -59,6 +78,8 @@ class StreamResult:
     text: str
     usage_prompt_tokens: int | None
     usage_completion_tokens: int | None
+    usage_cached_tokens: int | None  # usage.prompt_tokens_details.cached_tokens
+    usage_reasoning_tokens: int | None  # usage.completion_tokens_details.reasoning_tokens
     output_tokens: int
     output_tokens_source: Literal["usage", "chunks"]
     finish_reason: str | None
@@ -92,22 +113,28 @@ class StreamAccumulator:
         "_error",
         "_error_class",
         "_finish_reason",
+        "_first_output_at",
         "_first_token_at",
         "_gaps_ms",
         "_last_token_at",
         "_parts",
+        "_usage_cached",
         "_usage_completion",
         "_usage_prompt",
+        "_usage_reasoning",
     )
 
     def __init__(self) -> None:
         self._first_token_at: float | None = None
+        self._first_output_at: float | None = None
         self._last_token_at: float | None = None
         self._gaps_ms: list[float] = []
         self._chunk_count = 0
         self._parts: list[str] = []
         self._usage_prompt: int | None = None
         self._usage_completion: int | None = None
+        self._usage_cached: int | None = None
+        self._usage_reasoning: int | None = None
         self._finish_reason: str | None = None
         self._done = False
         self._error: str | None = None
@@ -129,6 +156,7 @@ class StreamAccumulator:
         if self._done or self._error is not None:
             return
         tokens = 0
+        output = False
         for event in events:
             if isinstance(event, str):
                 data, event_type = event, None
@@ -151,13 +179,20 @@ class StreamAccumulator:
                 if chunk is None:  # it stopped the stream
                     break
             try:
-                if self._on_chunk(chunk):
-                    tokens += 1
+                kind = self._on_chunk(chunk)
             except (AttributeError, TypeError):  # a field of an unexpected JSON type
                 self._fail(ec.MALFORMED_SSE, _malformed(data))
                 break
+            if kind:
+                if kind == _OUTPUT:
+                    output = True
+                elif kind == _END and (tokens or self._last_token_at is not None):
+                    continue  # the end marker after the tokens (see the module docstring)
+                tokens += 1
         if tokens:
             self._on_tokens(tokens, t)
+            if output and self._first_output_at is None:
+                self._first_output_at = t
 
     def _on_tokens(self, count: int, t: float) -> None:
         """`count` token-bearing chunks arrived at `t`: 0.0 ms gaps between them."""
@@ -180,6 +215,7 @@ class StreamAccumulator:
         from_usage = self._usage_completion is not None
         return StreamResult(
             first_token_at=self._first_token_at,
+            first_output_at=self._first_output_at,
             last_token_at=self._last_token_at,
             done_at=t,
             chunk_gaps_ms=list(self._gaps_ms),
@@ -187,6 +223,8 @@ class StreamAccumulator:
             text="".join(self._parts),
             usage_prompt_tokens=self._usage_prompt,
             usage_completion_tokens=self._usage_completion,
+            usage_cached_tokens=self._usage_cached,
+            usage_reasoning_tokens=self._usage_reasoning,
             output_tokens=(
                 self._usage_completion if self._usage_completion is not None else self._chunk_count
             ),
@@ -219,33 +257,57 @@ class StreamAccumulator:
             return payload
         return None
 
-    def _on_chunk(self, chunk: dict[str, Any]) -> bool:
-        """Takes one chunk's usage, text and finish reason; True if it bears a token."""
+    def _on_chunk(self, chunk: dict[str, Any]) -> int:
+        """Takes one chunk's usage, text and finish reason; says what it bears: 0 nothing,
+        `_TOKEN`, `_OUTPUT` (a token with visible output) or `_END` (only empty token
+        fields and a finish reason: a token only when none came before)."""
         usage = chunk.get("usage")
         if usage:
-            self._usage_prompt = usage.get("prompt_tokens")
-            self._usage_completion = usage.get("completion_tokens")
-        bearing = False
+            self._on_usage(usage)
+        kind = 0
         for choice in chunk.get("choices") or ():
+            empty = False
             delta = choice.get("delta")
             if delta:
                 content = delta.get("content")
                 if content:
-                    bearing = True
+                    kind = _OUTPUT
                     if isinstance(content, str):
                         self._parts.append(content)
                 elif (
-                    delta.get("reasoning_content")
-                    or delta.get("reasoning")
-                    or delta.get("tool_calls")
+                    delta.get("reasoning") is not None or delta.get("reasoning_content") is not None
                 ):
-                    bearing = True
+                    kind = kind or _TOKEN
+                elif (calls := delta.get("tool_calls")) is not None:
+                    kind = _OUTPUT if calls else kind or _TOKEN
+                elif content is not None and "role" not in delta:
+                    empty = True  # a token whose text is empty (not the role preamble)
             text = choice.get("text")
             if text:
-                bearing = True
+                kind = _OUTPUT
                 if isinstance(text, str):
                     self._parts.append(text)
+            elif text is not None:
+                empty = True
             finish_reason = choice.get("finish_reason")
             if finish_reason is not None:
                 self._finish_reason = finish_reason
-        return bearing
+                if empty and not kind:
+                    kind = _END
+            elif empty:
+                kind = kind or _TOKEN
+        return kind
+
+    def _on_usage(self, usage: dict[str, Any]) -> None:
+        self._usage_prompt = usage.get("prompt_tokens")
+        self._usage_completion = usage.get("completion_tokens")
+        prompt_details = usage.get("prompt_tokens_details")
+        if isinstance(prompt_details, dict):
+            self._usage_cached = _count(prompt_details.get("cached_tokens"))
+        completion_details = usage.get("completion_tokens_details")
+        if isinstance(completion_details, dict):
+            self._usage_reasoning = _count(completion_details.get("reasoning_tokens"))
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

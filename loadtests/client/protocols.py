@@ -2,7 +2,10 @@
 
 A ``RequestBuilder`` turns a dataset ``Prompt`` into a ``PreparedRequest`` (bytes ready to
 send). Bodies are built before the send time so that JSON encoding never lands inside the
-measured latency.
+measured latency. Every prompt source passes through a builder once, so this is where the
+run's prompt nonce (``loadtests.client.nonce``) goes: the builders of text take it as
+``nonce`` and start the prompt (completions, embeddings, ``{{prompt}}``) or the first
+message of a conversation (chat: the shared system prompt when there is one) with it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from loadtests.client.nonce import prefixed
 from loadtests.workloads.datasets import Prompt
 from sla.errors import SlabenchError
 from sla.files.error_class import MALFORMED_BODY, http_error_class
@@ -76,6 +80,7 @@ class OpenAIGeneration:
     chat: bool
     stream: bool
     ignore_eos: bool
+    nonce: str = ""
     _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     def build(self, prompt: Prompt) -> PreparedRequest:
@@ -85,9 +90,12 @@ class OpenAIGeneration:
         body: dict[str, Any] = {"model": self.model, "max_tokens": prompt.max_tokens}
         if self.chat:
             turns = prompt.messages or (("user", prompt.text),)
-            body["messages"] = [{"role": r, "content": c} for r, c in turns]
+            body["messages"] = [
+                {"role": r, "content": prefixed(self.nonce, c) if i == 0 else c}
+                for i, (r, c) in enumerate(turns)
+            ]
         else:
-            body["prompt"] = prompt.text
+            body["prompt"] = prefixed(self.nonce, prompt.text)
         if self.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -106,13 +114,15 @@ class OpenAIGeneration:
 @dataclass(frozen=True, slots=True)
 class OpenAIEmbeddings:
     model: str
+    nonce: str = ""
     _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     def build(self, prompt: Prompt) -> PreparedRequest:
         return self._memo.get(prompt) or self._memo.put(prompt, self._build(prompt))
 
     def _build(self, prompt: Prompt) -> PreparedRequest:
-        body = {"model": self.model, "input": prompt.text, "encoding_format": "float"}
+        text = prefixed(self.nonce, prompt.text)
+        body = {"model": self.model, "input": text, "encoding_format": "float"}
         return PreparedRequest(
             "embeddings",
             "POST",
@@ -173,10 +183,11 @@ class JsonTemplate:
     method: str
     path: str
     name: str
+    nonce: str = ""
     _memo: _Memo = field(default_factory=_Memo, init=False, repr=False, compare=False)
 
     @classmethod
-    def load(cls, file: str, *, method: str, path: str) -> JsonTemplate:
+    def load(cls, file: str, *, method: str, path: str, nonce: str = "") -> JsonTemplate:
         try:
             template = json.loads(Path(file).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -185,29 +196,28 @@ class JsonTemplate:
             raise PayloadError(f"--payload {file}: not a JSON file ({exc})") from None
         if not path.startswith("/"):
             raise PayloadError(f"--path {path!r} must start with '/'")
-        return cls(template, method.upper(), path, name=path)
+        return cls(template, method.upper(), path, name=path, nonce=nonce)
 
     def build(self, prompt: Prompt) -> PreparedRequest:
         return self._memo.get(prompt) or self._memo.put(prompt, self._build(prompt))
 
     def _build(self, prompt: Prompt) -> PreparedRequest:
-        body = _dumps(_fill(self.template, prompt))
+        text = prefixed(self.nonce, prompt.text)
+        body = _dumps(_fill(self.template, prompt, text))
         return PreparedRequest(
             self.name, self.method, self.path, body, "json", prompt.input_tokens_hint
         )
 
 
-def _fill(node: Any, prompt: Prompt) -> Any:
+def _fill(node: Any, prompt: Prompt, text: str) -> Any:
     if isinstance(node, str):
         if node == "{{max_tokens}}":
             return prompt.max_tokens
-        return node.replace("{{prompt}}", prompt.text).replace(
-            "{{max_tokens}}", str(prompt.max_tokens)
-        )
+        return node.replace("{{prompt}}", text).replace("{{max_tokens}}", str(prompt.max_tokens))
     if isinstance(node, list):
-        return [_fill(v, prompt) for v in node]
+        return [_fill(v, prompt, text) for v in node]
     if isinstance(node, dict):
-        return {k: _fill(v, prompt) for k, v in node.items()}
+        return {k: _fill(v, prompt, text) for k, v in node.items()}
     return node
 
 
@@ -220,6 +230,8 @@ class Answer:
     error: str | None = None
     error_class: str | None = None  # sla.files.error_class; None when it succeeded
     text: str | None = None  # the generated text of an OpenAI answer (first choice)
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
 
 
 def _malformed(error: str) -> Answer:
@@ -244,7 +256,13 @@ def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
     usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     prompt_tokens = _int(usage.get("prompt_tokens"))
     if reader in ("openai_json", "openai_sse"):
-        return Answer(prompt_tokens, _int(usage.get("completion_tokens")), text=_answer_text(doc))
+        return Answer(
+            prompt_tokens,
+            _int(usage.get("completion_tokens")),
+            text=_answer_text(doc),
+            cached_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
+            reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
+        )
     if reader == "embeddings":
         if not doc.get("data"):
             error = "no embeddings in answer"
@@ -264,6 +282,12 @@ def _answer_text(doc: dict[str, Any]) -> str | None:
     message = first.get("message")
     text = message.get("content") if isinstance(message, dict) else first.get("text")
     return text if isinstance(text, str) else None
+
+
+def _detail(usage: dict[str, Any], details: str, key: str) -> int | None:
+    """``usage[details][key]`` when it is an integer, else None."""
+    found = usage.get(details)
+    return _int(found.get(key)) if isinstance(found, dict) else None
 
 
 def _int(value: Any) -> int | None:

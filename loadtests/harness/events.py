@@ -37,6 +37,7 @@ from loadtests.harness.conclude import conclude
 from loadtests.harness.failing_target import EXIT_TARGET_DOWN
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
+from loadtests.harness.run_start import run_start_meta
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
 from loadtests.harness.stopping import (
@@ -228,22 +229,24 @@ def _test_start(environment: Environment, **_: Any) -> None:
         return
     state.closed.clear()
     state.tests += 1
+    nonce = state.options.cache.run_nonce()
+    bundled = state.embedded is not None or bundled_by_search()
     state.session = RunSession(
         options=state.options,
         scenario=_scenario_name(environment),
         target_url=environment.host or "",
         embedded=state.embedded is not None,
         users=_users_profile(environment),
+        extra_meta=run_start_meta(state, nonce, bundled=bundled),
     )
     if runner is not None:  # a failed write ends the run (see _test_stop)
         state.session.on_failure = runner.quit
     print(f"slabench: recording to {state.session.path}", flush=True)
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
-    bundled = state.embedded is not None or bundled_by_search()
     if isinstance(runner, MasterRunner):
-        plan_workers(runner, state, state.session, Plan(0, 1, t0, bundled))
+        plan_workers(runner, state, state.session, Plan(0, 1, t0, bundled, nonce))
     else:
-        state.set_plan(Plan(index=0, count=1, t0=t0, bundled=bundled))
+        state.set_plan(Plan(index=0, count=1, t0=t0, bundled=bundled, nonce=nonce))
         state.start_local()
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from loadtests.capacity.options import add_search_options
 from loadtests.client.tls import Tls
 from loadtests.errors import LoadSpecError
 from loadtests.harness.failing_target import FailingTargetOptions, add_failing_target_options
+from loadtests.harness.prompt_cache import PromptCacheOptions, add_prompt_cache_options
 from loadtests.recording.disturbance import DEFAULT_MAX_LOOP_LAG_MS
 from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
 from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
@@ -170,6 +171,7 @@ def add_options(parser: Any) -> None:
         help="seconds for a whole request before it is a timeout error",
     )
     add_failing_target_options(opt)
+    add_prompt_cache_options(opt)
     opt(
         "--shape",
         "SHAPE",
@@ -299,6 +301,7 @@ class LoadOptions:
     path: str
     method: str
     failing: FailingTargetOptions
+    cache: PromptCacheOptions = field(default_factory=PromptCacheOptions)
 
     @property
     def open_loop(self) -> bool:
@@ -344,6 +347,7 @@ class LoadOptions:
             path=ns.path,
             method=ns.method,
             failing=FailingTargetOptions.from_namespace(ns),
+            cache=PromptCacheOptions.from_namespace(ns),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -367,6 +371,7 @@ class LoadOptions:
             "idle_timeout_s": self.idle_timeout_s,
             "request_timeout_s": self.request_timeout_s,
             **self.failing.describe(),
+            "reset_prefix_cache": self.cache.reset_prefix_cache,
         }
 
 

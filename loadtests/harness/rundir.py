@@ -116,6 +116,7 @@ class RunSession:
         target_url: str,
         embedded: bool,
         users: dict[str, Any],
+        extra_meta: dict[str, Any] | None = None,
     ) -> None:
         self.options = options
         self.started_at = now()
@@ -154,6 +155,7 @@ class RunSession:
                 "measured_from": self.started_at + options.warmup_s,
                 "command": redacted_command(sys.argv, options.api_key),
                 "versions": versions(),
+                **(extra_meta or {}),
             },
         )
 

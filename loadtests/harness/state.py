@@ -62,12 +62,15 @@ class UserClass(Protocol):
 @dataclass(frozen=True, slots=True)
 class Plan:
     """This process's share of the load: worker ``index`` of ``count``, schedule origin t0;
-    ``bundled``: the target is the reference server the master started (its model names)."""
+    ``bundled``: the target is the reference server the master started (its model names);
+    ``nonce``: the run's prompt nonce (``loadtests.client.nonce``; "" for none), the same
+    in every process of the run."""
 
     index: int
     count: int
     t0: float
     bundled: bool = False
+    nonce: str = ""
 
 
 class RunState:
@@ -145,6 +148,8 @@ class RunState:
         ]
 
     def set_plan(self, plan: Plan) -> None:
+        if plan.nonce != self.plan.nonce:
+            self._builders.clear()  # their bodies (memos) hold the last run's nonce
         self.plan = plan
         self._prompts = None
 

@@ -36,6 +36,7 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
             f"{s.backoff_requests} requests (Retry-After, or failed connections; the end of "
             "the test may cut the last waits short): less load than -u users would offer"
         )
+    lines += [f"  WARNING: {w}" for w in s.size_warnings]
     return "\n".join(lines)
 
 

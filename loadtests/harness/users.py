@@ -96,7 +96,8 @@ class _GenerationUser(SlabenchUser):
     @classmethod
     def make_builder(cls, state: RunState) -> RequestBuilder:
         stream, ignore_eos = state.options.stream, _ignore_eos(state)
-        return OpenAIGeneration(state.model_for(cls), cls.chat, stream, ignore_eos)
+        model, nonce = state.model_for(cls), state.plan.nonce
+        return OpenAIGeneration(model, cls.chat, stream, ignore_eos, nonce=nonce)
 
 
 class OpenAIChatUser(_GenerationUser):
@@ -121,7 +122,7 @@ class EmbeddingsUser(SlabenchUser):
 
     @classmethod
     def make_builder(cls, state: RunState) -> RequestBuilder:
-        return OpenAIEmbeddings(state.model_for(cls))
+        return OpenAIEmbeddings(state.model_for(cls), nonce=state.plan.nonce)
 
 
 class KServeUser(SlabenchUser):
@@ -155,6 +156,7 @@ class HttpJsonUser(SlabenchUser):
     def make_builder(cls, state: RunState) -> RequestBuilder:
         if not state.options.payload:
             raise PayloadError("the http_json scenario needs --payload FILE (a JSON template)")
+        options = state.options
         return JsonTemplate.load(
-            state.options.payload, method=state.options.method, path=state.options.path
+            options.payload, method=options.method, path=options.path, nonce=state.plan.nonce
         )

@@ -125,6 +125,7 @@ def _objective(item: Mapping[str, Any]) -> ObjectiveResult:
         ci_high=_optional_float(item.get("ci_high")),
         status=Status(item["status"]),
         message=str(item["message"]),
+        where=str(item.get("where") or ""),
     )
 
 

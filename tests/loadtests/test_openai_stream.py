@@ -61,6 +61,7 @@ def test_typical_chat_stream() -> None:
     )
     assert result == StreamResult(
         first_token_at=1.5,
+        first_output_at=1.5,
         last_token_at=1.75,
         done_at=2.5,
         chunk_gaps_ms=[250.0],
@@ -68,6 +69,8 @@ def test_typical_chat_stream() -> None:
         text="Hello",
         usage_prompt_tokens=7,
         usage_completion_tokens=2,
+        usage_cached_tokens=None,
+        usage_reasoning_tokens=None,
         output_tokens=2,
         output_tokens_source="usage",
         finish_reason="stop",
@@ -84,12 +87,15 @@ def test_role_only_first_chunk_is_not_the_first_token() -> None:
     assert result.chunk_gaps_ms == []
 
 
-def test_empty_content_and_usage_only_chunks_are_not_tokens() -> None:
+def test_empty_content_is_a_token_and_usage_only_chunks_are_not() -> None:
+    # vLLM streams a token whose text is empty (partial UTF-8, a special token) as "".
     result = run(
         [(1.0, [chat("")]), (2.0, [usage_only(3, 0)]), (4.0, [chat("x")]), (9.0, [chat("")])],
         end=9.0,
     )
-    assert (result.first_token_at, result.last_token_at, result.chunk_count) == (4.0, 4.0, 1)
+    assert (result.first_token_at, result.last_token_at, result.chunk_count) == (1.0, 9.0, 3)
+    assert result.chunk_gaps_ms == [3000.0, 5000.0]
+    assert result.first_output_at == 4.0
 
 
 def test_gaps_are_exact_and_reads_sharing_a_timestamp_give_zero_gaps() -> None:
@@ -135,8 +141,17 @@ def test_completions_text_stream() -> None:
         choice = {"index": 0, "text": value, "finish_reason": finish_reason}
         return ev({"object": "text_completion", "choices": [choice]})
 
-    result = run([(1.0, [text("")]), (2.0, [text("ab")]), (2.5, [text("c", "length"), DONE])], 3)
-    assert (result.first_token_at, result.chunk_count, result.text) == (2.0, 2, "abc")
+    result = run(
+        [
+            (1.0, [text("")]),
+            (2.0, [text("ab")]),
+            (2.5, [text("c")]),
+            (2.75, [text("", "length"), DONE]),  # the end marker, after the tokens
+        ],
+        3,
+    )
+    assert (result.first_token_at, result.chunk_count, result.text) == (1.0, 3, "abc")
+    assert (result.first_output_at, result.last_token_at) == (2.0, 2.5)
     assert result.finish_reason == "length"
 
 
@@ -151,8 +166,9 @@ def test_reasoning_and_tool_call_deltas_are_tokens_but_not_text() -> None:
         ],
         end=2.5,
     )
-    assert (result.first_token_at, result.last_token_at, result.chunk_count) == (1.0, 2.0, 3)
-    assert result.text == ""
+    # Present and not null is a token, empty or not; a tool call is output, reasoning is not.
+    assert (result.first_token_at, result.last_token_at, result.chunk_count) == (1.0, 2.5, 5)
+    assert (result.first_output_at, result.text) == (2.0, "")
 
 
 def test_error_event_mid_stream_stops_counting() -> None:
@@ -265,3 +281,55 @@ def test_plain_string_events_give_the_same_result_as_event_objects() -> None:
     for t, batch in as_strings:
         acc.on_events(batch, t)
     assert acc.finish(11.0, stream_ended=True) == run(timed, 11.0)
+
+
+def test_vllm_chat_stream_whose_first_token_has_empty_text() -> None:
+    # vLLM: the role preamble, then a first token with empty text (partial UTF-8), then
+    # text, then its end-of-sequence chunk (empty text with a finish reason), then usage.
+    details = {"prompt_tokens_details": {"cached_tokens": 96}}
+    usage = {"prompt_tokens": 128, "completion_tokens": 3, **details}
+    result = run(
+        [
+            (1.0, [chat("", role="assistant")]),
+            (1.25, [chat("")]),
+            (1.5, [chat("é")]),
+            (1.75, [chat("", finish_reason="stop")]),
+            (1.75, [ev({"choices": [], "usage": usage}), DONE]),
+        ],
+        end=1.75,
+    )
+    assert (result.first_token_at, result.first_output_at) == (1.25, 1.5)
+    assert (result.chunk_count, result.chunk_gaps_ms) == (2, [250.0])
+    assert (result.usage_cached_tokens, result.usage_reasoning_tokens) == (96, None)
+
+
+def test_reasoning_then_answer_and_reasoning_tokens_from_usage() -> None:
+    usage = {
+        "prompt_tokens": 5,
+        "completion_tokens": 4,
+        "completion_tokens_details": {"reasoning_tokens": 2},
+        "prompt_tokens_details": None,
+    }
+    result = run(
+        [
+            (1.0, [chat("", role="assistant")]),
+            (2.0, [chat(reasoning="hm")]),
+            (2.5, [chat(reasoning_content="")]),
+            (3.0, [chat("Yes", reasoning=None)]),
+            (3.5, [ev({"choices": [], "usage": usage}), DONE]),
+        ],
+        end=3.5,
+    )
+    assert (result.first_token_at, result.first_output_at, result.chunk_count) == (2.0, 3.0, 3)
+    assert (result.usage_reasoning_tokens, result.usage_cached_tokens) == (2, None)
+    assert result.text == "Yes"
+
+
+def test_a_lone_empty_token_with_its_finish_reason_is_the_first_token() -> None:
+    # max_tokens: 1 and the one token has empty text: the end marker is the token.
+    last = chat("", finish_reason="length")
+    result = run([(1.0, [chat("", role="assistant")]), (2.0, [last])], 2)
+    assert (result.first_token_at, result.chunk_count, result.first_output_at) == (2.0, 1, None)
+    # An empty delta with a finish reason is never a token.
+    result = run([(1.0, [chat(role="assistant")]), (2.0, [chat(finish_reason="stop"), DONE])], 2)
+    assert (result.first_token_at, result.chunk_count) == (None, 0)
