@@ -9,7 +9,12 @@ import socket
 import pandas as pd
 import pytest
 
-from loadtests.client.nonce import MAX_NONCE_CHARS, draw_nonce, parse_prompt_nonce
+from loadtests.client.nonce import (
+    MAX_NONCE_CHARS,
+    draw_nonce,
+    parse_prompt_nonce,
+    prompt_word,
+)
 from loadtests.client.prefix_cache import reset_prefix_cache
 from loadtests.client.protocols import JsonTemplate, OpenAIEmbeddings, OpenAIGeneration
 from loadtests.client.tls import Tls
@@ -32,18 +37,25 @@ def _messages(builder: OpenAIGeneration, prompt: Prompt) -> list[dict[str, str]]
 def test_runs_differ_a_given_nonce_reproduces_and_a_run_keeps_its_shared_prefix() -> None:
     one, two = draw_nonce(), draw_nonce()
     assert one != two and len(one) == MAX_NONCE_CHARS
+    word = prompt_word(one, SYSTEM)
+    # With the reference server's <|user|> tag (8 tokens) in front, under one 16-token block.
+    assert len("<|user|>") + len(word) + 1 < 16
+    # Prompts that differ early get different words; those that start alike keep sharing.
+    assert prompt_word(one, "17: the river") != prompt_word(one, "18: the river")
+    assert prompt_word(one, "x" * 32 + "a") == prompt_word(one, "x" * 32 + "b")
+    assert prompt_word(two, SYSTEM) != word
     run1 = OpenAIGeneration("m", chat=True, stream=True, ignore_eos=False, nonce=one)
     run2 = OpenAIGeneration("m", chat=True, stream=True, ignore_eos=False, nonce=two)
     again = OpenAIGeneration("m", chat=True, stream=True, ignore_eos=False, nonce=one)
     # Two runs' prompts differ from their first character on.
     assert run1.build(CHATS[0]).body != run2.build(CHATS[0]).body
-    assert _messages(run1, CHATS[0])[0]["content"] == f"{one} {SYSTEM}"
+    assert _messages(run1, CHATS[0])[0]["content"] == f"{word} {SYSTEM}"
     # The same nonce sends the same bytes; the memo keeps one body per prompt.
     assert again.build(CHATS[1]).body == run1.build(CHATS[1]).body
     assert run1.build(CHATS[1]) is run1.build(CHATS[1])
     # Within a run the system prompt stays one shared prefix; later messages are untouched.
     firsts = {_messages(run1, p)[0]["content"] for p in CHATS}
-    assert firsts == {f"{one} {SYSTEM}"}
+    assert firsts == {f"{word} {SYSTEM}"}
     assert _messages(run1, CHATS[2])[1]["content"] == "question 2"
     # "none": prompts as they are.
     bare = OpenAIGeneration("m", chat=False, stream=False, ignore_eos=False, nonce="")
@@ -51,12 +63,12 @@ def test_runs_differ_a_given_nonce_reproduces_and_a_run_keeps_its_shared_prefix(
     assert body is not None and json.loads(body)["prompt"] == "hello"
     completions = OpenAIGeneration("m", chat=False, stream=False, ignore_eos=False, nonce=one)
     body = completions.build(Prompt("hello", None, 1, 4)).body
-    assert body is not None and json.loads(body)["prompt"] == f"{one} hello"
+    assert body is not None and json.loads(body)["prompt"] == f"{prompt_word(one, 'hello')} hello"
     body = OpenAIEmbeddings("e", nonce=one).build(Prompt("hi", None, 1, 1)).body
-    assert body is not None and json.loads(body)["input"] == f"{one} hi"
+    assert body is not None and json.loads(body)["input"] == f"{prompt_word(one, 'hi')} hi"
     template = JsonTemplate({"text": "{{prompt}}!"}, "POST", "/x", "x", nonce=one)
     body = template.build(Prompt("hi", None, 1, 1)).body
-    assert body is not None and json.loads(body)["text"] == f"{one} hi!"
+    assert body is not None and json.loads(body)["text"] == f"{prompt_word(one, 'hi')} hi!"
 
 
 def test_prompt_nonce_option_values() -> None:
