@@ -64,6 +64,7 @@ class Sequence:
     last_token: int = 0
     last_token_at: float = 0.0
     cancelled: bool = False
+    stopped: bool = False  # a stop string ended the answer: finish it as "stop" (cached)
     finished: bool = False
     generator: torch.Generator | None = None
     lookup: Lookup | None = None  # what the prefix cache held of the prompt at admission
@@ -154,6 +155,8 @@ class GenerationEngine:
                 await self._wake.wait()
             await self._faults.wait_if_stalled()
             self._expire(time.monotonic())
+            if self._retiring:
+                await self._keep_finished_blocks(loop)
             # Slot order: a full (or compactly filled) batch is then one ascending run of
             # slots, which CausalLM.decode attends to in place instead of gathering.
             decodes = sorted(self._running, key=_slot)
@@ -188,7 +191,10 @@ class GenerationEngine:
     def _expire(self, now: float) -> None:
         timeout = self._limits.request_timeout_s
         for seq in [*self._waiting, *self._running]:
-            if seq.cancelled:
+            if seq.stopped:
+                self._retire(seq)
+                self._finish(seq, Finish("stop"))
+            elif seq.cancelled:
                 self._finish(seq, Finish("error"))
             elif now - seq.arrived_at > timeout:
                 self._finish(seq, Finish("error", RequestTimeout(f"no answer in {timeout:g}s")))
@@ -270,6 +276,10 @@ class GenerationEngine:
         seq.position = len(seq.prompt_ids) + seq.generated
         if seq.finished:
             return
+        if seq.stopped:  # a complete answer, even if its client has gone since
+            self._retire(seq)
+            self._finish(seq, Finish("stop"))
+            return
         if seq.cancelled:
             self._finish(seq, Finish("error"))
             return
@@ -291,13 +301,14 @@ class GenerationEngine:
             self._finish(seq, Finish("length"))
 
     def _retire(self, seq: Sequence) -> None:
-        """A sequence finishing normally: queue the copy of its full blocks not yet cached.
+        """A sequence finishing normally (EOS, max_tokens, a stop string): queue the copy of
+        its full blocks not yet cached.
 
         Its slot holds the keys and values of ``seq.position`` tokens: the prompt and every
         generated token fed back so far (never the last one sampled, unless that was EOS,
         which is not a token of the answer)."""
         cache = self.prefix_cache
-        if not cache.enabled or seq.epoch != cache.epoch:
+        if not cache.enabled or seq.epoch != cache.epoch or seq.slot < 0:
             return
         ids = seq.prompt_ids + seq.output_ids[: seq.position - len(seq.prompt_ids)]
         # The cached part of a chain is a run from its head (its tail is evicted first), so

@@ -111,6 +111,16 @@ def test_the_next_turn_of_a_chat_reuses_the_previous_prompt_and_reply() -> None:
         # never fed back): 340 + 39 = 379 tokens, 23 full blocks.
         assert cached(second) == (prompt_1 + 40 - 1) // BLOCK * BLOCK == 368
         assert second["usage"]["prompt_tokens"] > 368
+        # A stop string ends an answer normally: its reply is kept too.
+        turn_1[1] = {"role": "user", "content": "And a stop string?"}  # 352 prompt tokens
+        first = await post(client, "/v1/chat/completions", {**chat(turn_1, 40), "stop": ["^"]})
+        assert first["choices"][0]["finish_reason"] == "stop"
+        reply = first["choices"][0]["message"]["content"]  # greedy: 28 "r" before the "^"
+        assert len(reply) >= BLOCK, reply
+        turn_2 = [*turn_1, {"role": "assistant", "content": reply}]
+        turn_2.append({"role": "user", "content": "And then?"})
+        second = await post(client, "/v1/chat/completions", chat(turn_2, 2))
+        assert cached(second) == (352 + len(reply)) // BLOCK * BLOCK
 
     run(SMALL, body)
 
