@@ -7,6 +7,10 @@ token budget per step), then
 runs one decode step for every running sequence in a single batched forward. New requests
 therefore join a running batch mid-generation instead of waiting for it to drain.
 
+The prefix cache keeps the full blocks of each prompt after its prefill and, when a sequence
+finishes (stop or length), those of its prompt + generated tokens, copied out of its slot
+before the slot can be reused: a multi-turn chat's next prompt then reuses the reply too.
+
 Model calls run on a dedicated thread so the event loop keeps streaming tokens meanwhile.
 """
 
@@ -60,14 +64,27 @@ class Sequence:
     last_token: int = 0
     last_token_at: float = 0.0
     cancelled: bool = False
+    stopped: bool = False  # a stop string ended the answer: finish it as "stop" (cached)
     finished: bool = False
     generator: torch.Generator | None = None
     lookup: Lookup | None = None  # what the prefix cache held of the prompt at admission
     cached_tokens: int = 0  # prompt tokens taken from the prefix cache, not computed
+    epoch: int = -1  # the prefix cache's epoch at admission: a reset since drops its blocks
+    output_ids: list[int] = field(default_factory=list)  # the generated tokens, in order
 
     def __post_init__(self) -> None:
         if self.seed is not None:
             self.generator = torch.Generator().manual_seed(self.seed)
+
+
+@dataclass(frozen=True, slots=True)
+class _Retired:
+    """A finished sequence's tokens whose keys and values are in ``slot``, and what the
+    prefix cache held of them when it finished."""
+
+    lookup: Lookup
+    ids: list[int]
+    slot: int
 
 
 def _slot(seq: Sequence) -> int:
@@ -94,6 +111,9 @@ class GenerationEngine:
         self._free_slots = list(range(limits.max_num_seqs))
         self._waiting: collections.deque[Sequence] = collections.deque()
         self._running: list[Sequence] = []
+        # Finished sequences whose new full blocks are to be copied out of their (freed) slot
+        # before the next admission can look them up or reuse the slot.
+        self._retiring: list[_Retired] = []
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="generation", initializer=use_process_threads
@@ -135,6 +155,8 @@ class GenerationEngine:
                 await self._wake.wait()
             await self._faults.wait_if_stalled()
             self._expire(time.monotonic())
+            if self._retiring:
+                await self._keep_finished_blocks(loop)
             # Slot order: a full (or compactly filled) batch is then one ascending run of
             # slots, which CausalLM.decode attends to in place instead of gathering.
             decodes = sorted(self._running, key=_slot)
@@ -153,6 +175,8 @@ class GenerationEngine:
             now = time.monotonic()
             for seq, token in zip(prefills + decodes, tokens, strict=True):
                 self._emit(seq, token, now)
+            if self._retiring:
+                await self._keep_finished_blocks(loop)
             self._metrics.batch_size.labels("generation").observe(len(tokens))
             self._sync_gauges()
             await self._faults.token_delay()
@@ -167,7 +191,10 @@ class GenerationEngine:
     def _expire(self, now: float) -> None:
         timeout = self._limits.request_timeout_s
         for seq in [*self._waiting, *self._running]:
-            if seq.cancelled:
+            if seq.stopped:
+                self._retire(seq)
+                self._finish(seq, Finish("stop"))
+            elif seq.cancelled:
                 self._finish(seq, Finish("error"))
             elif now - seq.arrived_at > timeout:
                 self._finish(seq, Finish("error", RequestTimeout(f"no answer in {timeout:g}s")))
@@ -185,7 +212,7 @@ class GenerationEngine:
             if admitted and cost > budget:
                 break  # the first admission always goes through, so long prompts cannot starve
             seq = self._waiting.popleft()
-            seq.lookup, seq.cached_tokens = lookup, cached
+            seq.lookup, seq.cached_tokens, seq.epoch = lookup, cached, lookup.epoch
             budget -= cost
             if cache.enabled:
                 self._metrics.prefix_cache_queries.inc(len(seq.prompt_ids))
@@ -249,10 +276,15 @@ class GenerationEngine:
         seq.position = len(seq.prompt_ids) + seq.generated
         if seq.finished:
             return
+        if seq.stopped:  # a complete answer, even if its client has gone since
+            self._retire(seq)
+            self._finish(seq, Finish("stop"))
+            return
         if seq.cancelled:
             self._finish(seq, Finish("error"))
             return
         if token == tokenizer.EOS:
+            self._retire(seq)
             self._finish(seq, Finish("stop"))
             return
         if seq.generated == 0:
@@ -261,10 +293,45 @@ class GenerationEngine:
             self._metrics.itl.observe(now - seq.last_token_at)
         seq.generated += 1
         seq.last_token, seq.last_token_at = token, now
+        seq.output_ids.append(token)
         self._metrics.generated_tokens.inc()
         seq.out.put_nowait(token)
         if seq.generated >= seq.max_tokens:
+            self._retire(seq)
             self._finish(seq, Finish("length"))
+
+    def _retire(self, seq: Sequence) -> None:
+        """A sequence finishing normally (EOS, max_tokens, a stop string): queue the copy of
+        its full blocks not yet cached.
+
+        Its slot holds the keys and values of ``seq.position`` tokens: the prompt and every
+        generated token fed back so far (never the last one sampled, unless that was EOS,
+        which is not a token of the answer)."""
+        cache = self.prefix_cache
+        if not cache.enabled or seq.epoch != cache.epoch or seq.slot < 0:
+            return
+        ids = seq.prompt_ids + seq.output_ids[: seq.position - len(seq.prompt_ids)]
+        # The cached part of a chain is a run from its head (its tail is evicted first), so
+        # the blocks after the lookup's hits are the ones to copy.
+        lookup = cache.lookup(ids)
+        if len(lookup.hits) < len(lookup.keys):
+            self._retiring.append(_Retired(lookup, ids, seq.slot))
+
+    async def _keep_finished_blocks(self, loop: asyncio.AbstractEventLoop) -> None:
+        retired, self._retiring = self._retiring, []
+        try:
+            computed = await loop.run_in_executor(self._executor, self._copy_out, retired)
+        except Exception:  # the answers are complete: only the caching of them is lost
+            log.exception("copying %d finished sequences' blocks failed", len(retired))
+            return
+        for r, blocks in zip(retired, computed, strict=True):
+            self.prefix_cache.insert(r.lookup, blocks)  # dropped if reset meanwhile
+        self._sync_cache_gauges()
+
+    def _copy_out(self, retired: list[_Retired]) -> list[list[Block]]:
+        """Runs on the model thread, before any later prefill can write to these slots."""
+        size = self.prefix_cache.block_size
+        return [prefix_cache.copy_out(r.lookup, r.ids, r.slot, self._cache, size) for r in retired]
 
     def _finish(self, seq: Sequence, finish: Finish) -> None:
         if seq.finished:

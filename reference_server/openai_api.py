@@ -130,7 +130,7 @@ async def _collect(seq: Sequence, params: GenerationParams) -> Answer:
         text, stopped = matcher.push(tokenizer.decode_token(item))
         parts.append(text)
         if stopped:
-            seq.cancelled = True  # usage counts the tokens up to the stop string, no more
+            seq.stopped = True  # usage counts the tokens up to the stop string, no more
             return Answer("".join(reasoning), "".join(parts), "stop")
 
 
@@ -180,7 +180,7 @@ async def _write_stream(
         if text:
             await response.write(head.text_chunk(text))
         if stopped:
-            seq.cancelled = True  # usage counts the tokens up to the stop string, no more
+            seq.stopped = True  # usage counts the tokens up to the stop string, no more
             await response.write(head.final_chunk("stop"))
             break
         item = await seq.out.get()

@@ -1,17 +1,20 @@
-"""Automatic prefix caching (as vLLM's APC): the keys and values of full prompt blocks,
-kept after prefill and copied into the slot of a later request whose prompt starts the same.
+"""Automatic prefix caching (as vLLM's APC): the keys and values of full blocks of tokens,
+kept after a prompt's prefill and after a sequence finishes (its prompt and generated tokens,
+so that a multi-turn chat's next turn reuses the reply too), and copied into the slot of a
+later request whose prompt starts the same.
 
-A block is ``block_size`` consecutive prompt tokens starting at a multiple of
-``block_size``. Its key chains the key of the block before it with its own token ids
-(blake2b), so a block matches only when the whole prefix before it matches too; each entry
-also keeps its parent key and token ids and a lookup compares them, so even a hash
-collision cannot hand a request another prompt's keys and values.
+A block is ``block_size`` consecutive tokens starting at a multiple of ``block_size``. Its
+key chains the key of the block before it with its own token ids (blake2b), so a block
+matches only when the whole prefix before it matches too; each entry also keeps its parent
+key and token ids and a lookup compares them, so even a hash collision cannot hand a request
+another prompt's keys and values.
 
 The cache is a bounded LRU over bytes of KV. Entries are only read and changed on the event
-loop's thread (lookups at admission, inserts after the model step that computed them); the
-model thread only copies tensors in and out. A request's blocks are touched last-block
-first, so that its first block is the most recently used: the tail of a prefix is evicted
-before its head, as in vLLM (a head evicted first would leave its tail unreachable).
+loop's thread (lookups at admission and at a finish, inserts after the model thread copied
+the blocks out); the model thread only copies tensors in and out. A request's blocks are
+touched last-block first, so that its first block is the most recently used: the tail of a
+prefix is evicted before its head, as in vLLM (a head evicted first would leave its tail
+unreachable).
 """
 
 from __future__ import annotations
@@ -107,7 +110,8 @@ class PrefixCache:
         return Lookup(keys, tuple(hits), self.epoch)
 
     def insert(self, lookup: Lookup, new: Sequence[Block]) -> None:
-        """Add the blocks computed for a prompt (those its lookup missed)."""
+        """Add the blocks computed for a prompt, or for a finished sequence's prompt and
+        output (those its lookup missed); dropped if the cache was reset since the lookup."""
         if not self.enabled or lookup.epoch != self.epoch:
             return
         for block in new:
@@ -146,7 +150,8 @@ def copy_in(hits: Sequence[Block], slot: int, cache: KVCache, block_size: int) -
 def copy_out(
     lookup: Lookup, ids: Sequence[int], slot: int, cache: KVCache, block_size: int
 ) -> list[Block]:
-    """The full blocks of ``slot`` that the lookup missed, copied out after prefill."""
+    """The full blocks of ``slot`` that the lookup of ``ids`` missed: copied out after a
+    prefill, or when a sequence finishes (``ids`` its prompt and the tokens fed back)."""
     blocks: list[Block] = []
     for i in range(len(lookup.hits), len(lookup.keys)):
         start, end = i * block_size, (i + 1) * block_size

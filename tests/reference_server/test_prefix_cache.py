@@ -1,7 +1,8 @@
 """Automatic prefix caching: full blocks of a shared prefix are reused from the second request
 on, reported in ``usage.prompt_tokens_details.cached_tokens`` and in ``/metrics``, emptied by
 ``POST /reset_prefix_cache``, off with ``--no-prefix-caching``, bounded by its memory, and
-invisible in greedy outputs."""
+invisible in greedy outputs. A finished sequence's generated tokens are kept too, so the next
+turn of a chat reuses the reply."""
 
 from __future__ import annotations
 
@@ -82,6 +83,44 @@ def test_chat_reports_the_full_blocks_of_its_shared_system_prompt() -> None:
         again = await post(client, "/v1/chat/completions", chat("Why?"))
         assert cached(again) == shared // BLOCK * BLOCK
         assert again["usage"]["completion_tokens_details"] == {"reasoning_tokens": 0}
+
+    run(SMALL, body)
+
+
+def test_the_next_turn_of_a_chat_reuses_the_previous_prompt_and_reply() -> None:
+    """The chat template puts a history's assistant content right after the generation
+    prompt the previous turn ended with, so turn 2's prompt starts with turn 1's prompt and
+    reply token for token."""
+    turn_1 = [
+        {"role": "system", "content": SYSTEM[:300]},
+        {"role": "user", "content": "Hello?"},
+    ]
+
+    def chat(messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+        return {"messages": messages, "max_tokens": max_tokens, "temperature": 0}
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        first = await post(client, "/v1/chat/completions", {**chat(turn_1, 40), "ignore_eos": True})
+        assert first["choices"][0]["finish_reason"] == "length"
+        reply = first["choices"][0]["message"]["content"]
+        prompt_1 = first["usage"]["prompt_tokens"]  # 340: 21 full blocks (336 tokens)
+        turn_2 = [*turn_1, {"role": "assistant", "content": reply}]
+        turn_2.append({"role": "user", "content": "And then?"})
+        second = await post(client, "/v1/chat/completions", chat(turn_2, 2))
+        # Keys and values of the prompt and of every reply token but the last (sampled,
+        # never fed back): 340 + 39 = 379 tokens, 23 full blocks.
+        assert cached(second) == (prompt_1 + 40 - 1) // BLOCK * BLOCK == 368
+        assert second["usage"]["prompt_tokens"] > 368
+        # A stop string ends an answer normally: its reply is kept too.
+        turn_1[1] = {"role": "user", "content": "And a stop string?"}  # 352 prompt tokens
+        first = await post(client, "/v1/chat/completions", {**chat(turn_1, 40), "stop": ["^"]})
+        assert first["choices"][0]["finish_reason"] == "stop"
+        reply = first["choices"][0]["message"]["content"]  # greedy: 28 "r" before the "^"
+        assert len(reply) >= BLOCK, reply
+        turn_2 = [*turn_1, {"role": "assistant", "content": reply}]
+        turn_2.append({"role": "user", "content": "And then?"})
+        second = await post(client, "/v1/chat/completions", chat(turn_2, 2))
+        assert cached(second) == (352 + len(reply)) // BLOCK * BLOCK
 
     run(SMALL, body)
 
@@ -185,10 +224,18 @@ def test_greedy_outputs_are_the_same_with_and_without_the_cache() -> None:
             out.append((answer["choices"][0]["text"], cached(answer)))
         return out
 
-    with_cache = run(default_lm, answers)
-    without = run(config(default_lm, enabled=False), answers)
-    # 44 blocks = the 700 shared characters + BOS + " Q: " (705 tokens), then all but one
-    assert [c for _, c in with_cache] == [0, 704, 704, 591]
+    async def answers_then_next_turn(client: TestClient[Any, Any]) -> list[tuple[str, int]]:
+        out = await answers(client)
+        # The first answer fed back: its keys and values computed by decode steps, not prefill.
+        follow_up = prompts[0] + out[0][0] + " Q: third?"
+        answer = await post(client, "/v1/completions", completion(follow_up, max_tokens=24))
+        return [*out, (answer["choices"][0]["text"], cached(answer))]
+
+    with_cache = run(default_lm, answers_then_next_turn)
+    without = run(config(default_lm, enabled=False), answers_then_next_turn)
+    # 44 blocks = the 700 shared characters + BOS + " Q: " (705 tokens), then all but one;
+    # the follow-up: 45 blocks of the first prompt (711 tokens) and 23 answer tokens.
+    assert [c for _, c in with_cache] == [0, 704, 704, 591, 720]
     assert [t for t, _ in with_cache] == [t for t, _ in without]
 
 
@@ -231,3 +278,93 @@ def test_the_prefill_budget_counts_only_the_tokens_computed() -> None:
 
     assert admitted_together(enabled=True) == 2
     assert admitted_together(enabled=False) == 1
+
+
+def _eos_after_min_tokens(lm: LMConfig) -> CausalLM:
+    """A real model whose every next-token distribution peaks at EOS (the final norm emits
+    EOS's tied embedding): greedy answers stop as soon as ``min_tokens`` allows."""
+    model = CausalLM(lm).eval()
+    with torch.no_grad():
+        model.norm.weight.zero_()
+        model.norm.bias.copy_(model.embed.weight[tokenizer.EOS] * 1000)
+    return model
+
+
+async def _answer(seq: Sequence, tokens: list[int]) -> Finish:
+    """Wait (30 s at most per token) for ``seq``'s tokens, adding them to ``tokens``, and
+    return how it finished."""
+    while not isinstance(item := await asyncio.wait_for(seq.out.get(), 30.0), Finish):
+        tokens.append(item)
+    return item
+
+
+async def _first(seq: Sequence, n: int, tokens: list[int]) -> None:
+    """Wait (30 s at most each) for ``seq``'s first ``n`` tokens, adding them to ``tokens``."""
+    for _ in range(n):
+        item = await asyncio.wait_for(seq.out.get(), 30.0)
+        assert isinstance(item, int), item
+        tokens.append(item)
+
+
+def test_a_finished_sequence_keeps_the_blocks_of_its_prompt_and_output() -> None:
+    """Prompts of 41 tokens (2 full blocks), 23 generated, then a prompt that continues
+    them: after a stop (EOS) the keys and values of all 64 tokens were kept (4 blocks), after
+    max_tokens those of 63 (3 blocks); a cancelled sequence kept only its prompt's blocks,
+    one running across a reset nothing."""
+    limits = BatchingConfig(max_num_seqs=2)
+    engine = GenerationEngine(
+        _eos_after_min_tokens(LM),
+        KVCache(LM, limits.max_num_seqs, CPU, torch.float32),
+        limits,
+        create_metrics(),
+        FaultInjector(FaultConfig()),
+        PrefixCacheConfig(block_size=BLOCK),
+    )
+
+    answers: dict[str, list[int]] = {}  # the tokens each answered, by prompt letter
+
+    def greedy(letter: str, **params: Any) -> Sequence:
+        seq = Sequence(prompt_ids=tokenizer.encode(letter * 40), temperature=0, **params)
+        engine.submit(seq)
+        answers[letter] = []
+        return seq
+
+    async def cached_of_next_turn(letter: str) -> int:
+        """Cached tokens of a prompt made of a sequence's prompt and answer, then one more."""
+        ids = [*tokenizer.encode(letter * 40), *answers[letter], ord("?")]
+        follow_up = Sequence(prompt_ids=ids, max_tokens=1)
+        engine.submit(follow_up)
+        await _answer(follow_up, [])
+        return follow_up.cached_tokens
+
+    async def main() -> list[int]:
+        task = asyncio.create_task(engine.run())
+        cached = []
+        try:
+            stopped = greedy("a", max_tokens=80, min_tokens=23)
+            assert await _answer(stopped, answers["a"]) == Finish("stop")
+            assert len(answers["a"]) == 23
+            cached.append(await cached_of_next_turn("a"))
+            length = greedy("b", max_tokens=23, ignore_eos=True)
+            assert await _answer(length, answers["b"]) == Finish("length")
+            cached.append(await cached_of_next_turn("b"))
+            cancelled = greedy("c", max_tokens=60, ignore_eos=True)
+            await _first(cancelled, 20, answers["c"])  # their keys and values fill block 3
+            engine.cancel(cancelled)
+            assert (await _answer(cancelled, answers["c"])).reason == "error"
+            cached.append(await cached_of_next_turn("c"))
+            across_reset = greedy("d", max_tokens=23, ignore_eos=True)
+            await _first(across_reset, 1, answers["d"])
+            engine.reset_prefix_cache()  # after the prefill that kept its prompt's blocks
+            assert await _answer(across_reset, answers["d"]) == Finish("length")
+            cached.append(await cached_of_next_turn("d"))
+            return cached
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    try:
+        assert asyncio.run(main()) == [64, 48, 32, 0]
+    finally:
+        engine.close()
