@@ -17,6 +17,7 @@ from loadtests.client.tls import Tls
 from loadtests.errors import LoadSpecError
 from loadtests.harness.failing_target import FailingTargetOptions, add_failing_target_options
 from loadtests.harness.prompt_cache import PromptCacheOptions, add_prompt_cache_options
+from loadtests.harness.session_options import SessionOptions, add_session_options
 from loadtests.recording.disturbance import DEFAULT_MAX_LOOP_LAG_MS
 from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
 from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
@@ -172,6 +173,7 @@ def add_options(parser: Any) -> None:
     )
     add_failing_target_options(opt)
     add_prompt_cache_options(opt)
+    add_session_options(opt)
     opt(
         "--shape",
         "SHAPE",
@@ -301,6 +303,7 @@ class LoadOptions:
     path: str
     method: str
     failing: FailingTargetOptions
+    sessions: SessionOptions
     cache: PromptCacheOptions = field(default_factory=PromptCacheOptions)
 
     @property
@@ -348,6 +351,7 @@ class LoadOptions:
             method=ns.method,
             failing=FailingTargetOptions.from_namespace(ns),
             cache=PromptCacheOptions.from_namespace(ns),
+            sessions=SessionOptions.from_namespace(ns),
         )
 
     def describe(self) -> dict[str, Any]:

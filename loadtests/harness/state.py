@@ -341,6 +341,13 @@ class RunState:
         self._pool = Pool(bound)
         transport = self._transport = self.new_transport(concurrency=bound)
         classes = self.user_classes()
+        own = getattr(classes[0], "dispatch_open_loop", None) if len(classes) == 1 else None
+        if own is not None:  # a user class that schedules its own sends (sessions)
+            self._pool = Pool()  # its greenlets; it bounds the requests in flight itself
+            self._dispatcher = gevent.spawn(
+                own, self, send_offsets(share), transport, self._pool, bound
+            )
+            return
         self._dispatcher = gevent.spawn(
             self._dispatch, send_offsets(share), transport, classes, self.plan.t0
         )
@@ -359,30 +366,34 @@ class RunState:
             if delay > 0:
                 gevent.sleep(delay)
             if pool.full():
-                self.dropped += 1
-                self.record(
-                    RequestRecord(
-                        f"{self.label}-{next(self._seq)}",
-                        self.label,
-                        req.endpoint,
-                        scheduled_at,
-                        math.nan,
-                        math.nan,
-                        now(),
-                        0,
-                        DROPPED,
-                        req.input_tokens_hint,
-                        None,
-                        None,
-                        0,
-                        (),
-                        ec.DROPPED,
-                        session_id=req.session_id,
-                        turn=req.turn,
-                    )
-                )
+                self.record_dropped(req, scheduled_at)
                 continue
             pool.spawn(self.send, transport, req, scheduled_at)
+
+    def record_dropped(self, req: PreparedRequest, scheduled_at: float) -> None:
+        """An open-loop send that found ``--max-inflight`` requests in flight: not sent."""
+        self.dropped += 1
+        self.record(
+            RequestRecord(
+                f"{self.label}-{next(self._seq)}",
+                self.label,
+                req.endpoint,
+                scheduled_at,
+                math.nan,
+                math.nan,
+                now(),
+                0,
+                DROPPED,
+                req.input_tokens_hint,
+                None,
+                None,
+                0,
+                (),
+                ec.DROPPED,
+                session_id=req.session_id,
+                turn=req.turn,
+            )
+        )
 
     def stop_dispatcher(self) -> None:
         if self._dispatcher is not None:

@@ -31,6 +31,7 @@ from loadtests.client.protocols import (
 )
 from loadtests.client.transport import Transport
 from loadtests.harness import events  # noqa: F401  (registers the listeners)
+from loadtests.harness.sessions import ClosedLoopTalker, SessionBuilder, dispatch_sessions
 from loadtests.harness.state import RunState, run_state
 from sla.errors import SlabenchError
 
@@ -69,6 +70,10 @@ class SlabenchUser(User):
         if state.options.open_loop:
             gevent.sleep(1.0)  # the open-loop dispatcher drives the load
             return
+        self.closed_loop_request(state)
+
+    def closed_loop_request(self, state: RunState) -> None:
+        """One closed-loop request (a subclass may send something else: a session's turn)."""
         try:
             req = state.prepare(type(self))
         except SlabenchError as exc:
@@ -112,6 +117,36 @@ class OpenAICompletionsUser(_GenerationUser):
 
     abstract = True
     chat = False
+
+
+class OpenAISessionUser(SlabenchUser):
+    """Multi-turn chat: each user is a conversation whose turns resend the whole history
+    (``loadtests.harness.sessions``); open loop starts sessions at --arrival-rate."""
+
+    abstract = True
+    embedded_model = "slabench-lm"
+    dispatch_open_loop = staticmethod(dispatch_sessions)
+    talker: ClosedLoopTalker | None = None
+
+    @classmethod
+    def make_builder(cls, state: RunState) -> RequestBuilder:
+        stream, ignore_eos = state.options.stream, _ignore_eos(state)
+        return SessionBuilder(state, state.model_for(cls), stream=stream, ignore_eos=ignore_eos)
+
+    def closed_loop_request(self, state: RunState) -> None:
+        if self.talker is None:
+            try:
+                builder = state.builder_for(type(self))
+            except SlabenchError as exc:
+                log.error("slabench: %s stops: %s", type(self).__name__, exc)
+                raise StopUser() from None
+            assert isinstance(builder, SessionBuilder)
+            self.talker = ClosedLoopTalker(builder)
+        try:
+            self.talker.turn(state, self.transport, self.backoff)
+        except SlabenchError as exc:
+            log.error("slabench: %s stops: %s", type(self).__name__, exc)
+            raise StopUser() from None
 
 
 class EmbeddingsUser(SlabenchUser):

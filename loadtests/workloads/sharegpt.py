@@ -15,7 +15,15 @@ from typing import Any, BinaryIO, NamedTuple, TextIO
 
 from loadtests.errors import DatasetError
 
-__all__ = ["SHAREGPT_MIN_TOKENS", "Messages", "SharegptPair", "json_kind", "read_sharegpt"]
+__all__ = [
+    "SHAREGPT_MIN_TOKENS",
+    "Messages",
+    "SharegptDialogue",
+    "SharegptPair",
+    "json_kind",
+    "read_sharegpt",
+    "read_sharegpt_dialogues",
+]
 
 Messages = tuple[tuple[str, str], ...]
 
@@ -37,6 +45,11 @@ _SHAREGPT_ROLES = {
 class SharegptPair(NamedTuple):
     messages: Messages  # the turns up to and including the first human one
     reply_chars: int  # the length of the gpt reply that follows it
+
+
+class SharegptDialogue(NamedTuple):
+    system: str | None  # a system turn before the first human one
+    pairs: tuple[tuple[str, int], ...]  # every human turn and the length of the reply to it
 
 
 def json_kind(value: Any) -> str:
@@ -77,6 +90,52 @@ def read_sharegpt(
             f" gpt reply, {short} under {SHAREGPT_MIN_TOKENS} tokens); {_SHAREGPT_HINT}"
         )
     return pairs, unpaired + short
+
+
+def read_sharegpt_dialogues(
+    raw: BinaryIO, name: str, limit: int | None
+) -> tuple[list[SharegptDialogue], int]:
+    """Every entry's human turns in order, each with its gpt reply's length in characters,
+    up to the first human turn no gpt reply follows (at most `limit` entries), and how many
+    entries were skipped (not one such pair). Raises `DatasetError` as `read_sharegpt`."""
+    dialogues: list[SharegptDialogue] = []
+    skipped = entry = 0
+    with io.TextIOWrapper(raw, encoding="utf-8-sig") as fh:
+        try:
+            for entry, obj in enumerate(_JsonArrayReader(fh, name).items(), 1):
+                dialogue = _dialogue(obj, f"dataset {name} entry {entry}")
+                if not dialogue.pairs:
+                    skipped += 1
+                    continue
+                dialogues.append(dialogue)
+                if len(dialogues) == limit:
+                    break
+        except UnicodeDecodeError:
+            where = f"dataset {name} near entry {entry + 1}"
+            raise DatasetError(f"{where}: not UTF-8 text; save the file as UTF-8") from None
+    if not dialogues:
+        raise DatasetError(
+            f"dataset {name}: no usable entries ({skipped} without a human turn followed by a"
+            f" gpt reply); {_SHAREGPT_HINT}"
+        )
+    return dialogues, skipped
+
+
+def _dialogue(obj: Any, where: str) -> SharegptDialogue:
+    turns = obj.get("conversations") if isinstance(obj, dict) else None
+    if not isinstance(turns, list):
+        raise DatasetError(
+            f"{where}: expected an object with a conversations list; {_SHAREGPT_HINT}"
+        )
+    roles = [_sharegpt_turn(turn, where, i) for i, turn in enumerate(turns)]
+    system = roles[0][1] if roles and roles[0][0] == "system" else None
+    pairs: list[tuple[str, int]] = []
+    i = 1 if system is not None else 0
+    while i + 1 < len(roles) and roles[i][0] == "user" and roles[i + 1][0] == "assistant":
+        if roles[i][1]:
+            pairs.append((roles[i][1], len(roles[i + 1][1])))
+        i += 2
+    return SharegptDialogue(system, tuple(pairs))
 
 
 def _sharegpt_pair(obj: Any, where: str) -> SharegptPair | None:
