@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import random
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +37,13 @@ from loadtests.client.protocols import OpenAIGeneration, PayloadError, PreparedR
 from loadtests.client.transport import Transport
 from loadtests.harness.session_options import bundled_context
 from loadtests.workloads.conversation_files import ConversationSource, load_conversations
-from loadtests.workloads.conversations import ChatBody, Conversation, Session, TurnRequest
+from loadtests.workloads.conversations import (
+    ChatBody,
+    Conversation,
+    Session,
+    TurnRequest,
+    think_rng,
+)
 from loadtests.workloads.datasets import Prompt
 
 if TYPE_CHECKING:
@@ -98,7 +103,7 @@ class SessionBuilder:
             chars_per_token=self.chars_per_token,
             max_history_tokens=self.settings.max_history_tokens,
             think=self.think,
-            rng=random.Random(f"{self.seed}:{conv.index}"),
+            rng=think_rng(self.seed, conv.index),
         )
 
     def first_turn(self, state: RunState) -> tuple[Session, PreparedRequest]:

@@ -36,8 +36,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, NoReturn, cast
 
-import numpy as np
-
 from loadtests.errors import DatasetError
 from loadtests.workloads.datasets import LengthDist
 
@@ -53,6 +51,7 @@ __all__ = [
     "Turn",
     "TurnRequest",
     "parse_think_time",
+    "think_rng",
 ]
 
 MESSAGE_TOKENS = 16  # chat-template tokens per message, an upper bound (the bundled: <= 14)
@@ -145,34 +144,44 @@ class ConversationList:
             yield from mine
 
 
-@dataclass(frozen=True, slots=True)
 class SyntheticConversations:
-    """Endless distinct conversations; see the module docstring."""
+    """Endless distinct conversations; see the module docstring. Drawn with Python's
+    ``random`` (a generator per conversation costs a few microseconds; numpy's, 20+)."""
 
-    seed: int
-    input_len: LengthDist
-    output_len: LengthDist
-    turns: LengthDist
-    system_tokens: int
-    doc_len: LengthDist | None
-    chars_per_token: float
+    __slots__ = ("chars_per_token", "doc_len", "input_len", "output_len", "seed", "system",
+                 "turns")  # fmt: skip
 
-    def system_prompt(self) -> str | None:
-        if self.system_tokens <= 0:
-            return None
-        rng = np.random.default_rng([self.seed, 0])
-        return _text("system:", self._chars(self.system_tokens), rng)
+    def __init__(
+        self,
+        seed: int,
+        input_len: LengthDist,
+        output_len: LengthDist,
+        turns: LengthDist,
+        system_tokens: int,
+        doc_len: LengthDist | None,
+        chars_per_token: float,
+    ) -> None:
+        self.seed = seed
+        self.input_len, self.output_len, self.turns = input_len, output_len, turns
+        self.doc_len = doc_len
+        self.chars_per_token = chars_per_token
+        self.system: str | None = None
+        if system_tokens > 0:  # one text for the whole run
+            rng = random.Random(f"{seed}:system")
+            self.system = _text("system:", self._chars(system_tokens), rng)
 
     def conversation(self, k: int) -> Conversation:
-        rng = np.random.default_rng([self.seed, 1, k])
-        count = int(self.turns.sample(rng, 1)[0])
-        ins, outs = self.input_len.sample(rng, count), self.output_len.sample(rng, count)
-        texts = [_text(f"{k}.{t + 1}:", self._chars(int(ins[t])), rng) for t in range(count)]
+        rng = random.Random(self.seed << 41 | k)
+        count = _draw(self.turns, rng)
+        texts = [
+            _text(f"{k}.{t + 1}:", self._chars(_draw(self.input_len, rng)), rng)
+            for t in range(count)
+        ]
         if self.doc_len is not None:
-            doc_chars = self._chars(int(self.doc_len.sample(rng, 1)[0]))
-            texts[0] = _text(f"document {k}:", doc_chars, rng) + "\n\n" + texts[0]
-        turns = tuple(Turn(text, int(n)) for text, n in zip(texts, outs.tolist(), strict=True))
-        return Conversation(k, self.system_prompt(), turns)
+            doc = _text(f"document {k}:", self._chars(_draw(self.doc_len, rng)), rng)
+            texts[0] = doc + "\n\n" + texts[0]
+        turns = tuple(Turn(text, _draw(self.output_len, rng)) for text in texts)
+        return Conversation(k, self.system, turns)
 
     def cycle(self, start: int, step: int) -> Iterator[Conversation]:
         k = start
@@ -184,10 +193,28 @@ class SyntheticConversations:
         return max(1, round(tokens * self.chars_per_token))
 
 
-def _text(head: str, n_chars: int, rng: np.random.Generator) -> str:
+def think_rng(seed: int, index: int) -> random.Random:
+    """The think times of conversation `index` (reproducible, apart from its text's draws)."""
+    return random.Random(seed << 41 | 1 << 40 | index)
+
+
+def _draw(dist: LengthDist, rng: random.Random) -> int:
+    """One length from `dist` (the forms of ``LengthDist``), rounded and clipped to >= 1."""
+    if dist.kind == "fixed":
+        return int(dist.a)
+    if dist.kind == "uniform":
+        return rng.randint(int(dist.a), int(dist.b))
+    if dist.kind == "normal":
+        raw = rng.gauss(dist.a, dist.b)
+    else:
+        raw = rng.lognormvariate(math.log(dist.a), dist.b)
+    return max(1, round(raw))
+
+
+def _text(head: str, n_chars: int, rng: random.Random) -> str:
     """`n_chars` characters of words after `head` (longer if the head is)."""
-    picks = rng.integers(0, len(_WORDS), size=n_chars // 3 + 1).tolist()
-    text = " ".join([head, *(_WORDS[i] for i in picks)])[: max(n_chars, len(head))]
+    words = rng.choices(_WORDS, k=n_chars // 3 + 1)
+    text = " ".join([head, *words])[: max(n_chars, len(head))]
     return text[:-1] + "." if text.endswith(" ") else text
 
 
