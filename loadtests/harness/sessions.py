@@ -45,6 +45,7 @@ from loadtests.workloads.conversations import (
     think_rng,
 )
 from loadtests.workloads.datasets import Prompt
+from sla.errors import SlabenchError
 
 if TYPE_CHECKING:
     from loadtests.harness.state import RunState
@@ -162,13 +163,21 @@ def dispatch_sessions(
 ) -> None:
     """Open loop: start a session at each arrival; ``pool`` holds their greenlets (killed at
     the end of the test); at most ``bound`` of their requests are in flight at once."""
-    builder = state.builder_for(state.user_classes()[0])
+    try:
+        builder = state.builder_for(state.user_classes()[0])
+    except SlabenchError as exc:  # a worker that cannot ask the target for its model
+        log.error("slabench: no sessions are started: %s", exc)
+        return
     assert isinstance(builder, SessionBuilder)
     inflight = [0]
     t0 = state.plan.t0
     for offset in offsets:
         scheduled_at = t0 + offset
-        session, req = builder.first_turn(state)  # built before the send time
+        try:
+            session, req = builder.first_turn(state)  # built before the send time
+        except SlabenchError as exc:
+            log.error("slabench: no more sessions are started: %s", exc)
+            return
         delay = scheduled_at - now()
         if delay > 0:
             gevent.sleep(delay)
