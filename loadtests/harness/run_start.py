@@ -7,7 +7,8 @@ it asks for (``requested``), against which the end of the run checks the server'
 length the workload asked for, in the sizing's tokens) plus the nonce's share
 (its characters / ``chars_per_token``); ``output_tokens`` the median ``max_tokens``;
 ``exact_output`` whether the server was asked to produce exactly that many
-(``ignore_eos``); ``chars_per_token`` the sizing used.
+(``ignore_eos``); ``chars_per_token`` the sizing used. A sessions run (multi-turn) asks for
+no one input size (null), nor an output size when its conversations come from a file.
 """
 
 from __future__ import annotations
@@ -47,9 +48,19 @@ def requested_sizes(state: RunState, nonce: str, *, bundled: bool) -> dict[str, 
     nonce_tokens = len(prefixed(nonce, "")) / cpt
     prompts = list(state.dataset)
     ignore_eos = options.ignore_eos == "on" or (options.ignore_eos == "auto" and bundled)
+    input_tokens: float | None = (
+        statistics.median(p.input_tokens_hint for p in prompts) + nonce_tokens
+    )
+    output_tokens: float | None = statistics.median(p.max_tokens for p in prompts)
+    if any(getattr(c, "multi_turn", False) for c in state.user_classes()):
+        # Sessions (harness.sessions): a turn's prompt is its whole history, no one size;
+        # a conversation file sets its own max_tokens (synthetic ones follow --output-len).
+        input_tokens = None
+        if options.sessions.conversations != "synthetic":
+            output_tokens = None
     return {
-        "input_tokens": statistics.median(p.input_tokens_hint for p in prompts) + nonce_tokens,
-        "output_tokens": statistics.median(p.max_tokens for p in prompts),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
         "exact_output": ignore_eos,
         "chars_per_token": cpt,
     }

@@ -17,6 +17,8 @@ over by ``RunState.send(..., on_reply=...)``) joins the history before the next 
   do); a failed reply is never appended. In closed loop the user first waits the back-off
   the failure asks for (``Retry-After``, refused connections).
 
+Every conversation's first message starts with the run's prompt word (``--prompt-nonce``):
+no two runs share a prefix, the conversations of one run share their system prompt.
 Every body is built before its send time (for open loop, before ``scheduled_at``).
 Distributed mode: each worker runs its own sessions, from its own slice of the source.
 """
@@ -27,12 +29,14 @@ import itertools
 import logging
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.pool import Pool
 
 from loadtests.client.clock import now
+from loadtests.client.nonce import prefixed
 from loadtests.client.protocols import OpenAIGeneration, PayloadError, PreparedRequest
 from loadtests.client.transport import Transport
 from loadtests.harness.session_options import bundled_context
@@ -80,9 +84,10 @@ class SessionBuilder:
         self.source: ConversationSource = load_conversations(sessions.conversations, self.settings)
         self.think = sessions.think
         self.seed = options.seed
+        self.nonce = state.plan.nonce
         self.body = ChatBody(model, stream, ignore_eos)
         self.stream = stream
-        self._single = OpenAIGeneration(model, True, stream, ignore_eos)
+        self._single = OpenAIGeneration(model, True, stream, ignore_eos, nonce=self.nonce)
         self._plan: tuple[int, int] | None = None
         self._conversations: Iterator[Conversation] = iter(())
         self._count = itertools.count()
@@ -96,7 +101,7 @@ class SessionBuilder:
         if plan != self._plan:
             self._plan = plan
             self._conversations = self.source.cycle(*plan)
-        conv = next(self._conversations)
+        conv = with_nonce(next(self._conversations), self.nonce)
         return Session(
             conv,
             f"{state.label}-c{next(self._count)}",
@@ -135,6 +140,18 @@ class SessionBuilder:
             session_id=session.session_id,
             turn=turn.turn,
         )
+
+
+def with_nonce(conv: Conversation, nonce: str) -> Conversation:
+    """The conversation as this run sends it: its first message (the system prompt, else the
+    first user message) starts with the run's prompt word (``loadtests.client.nonce``), so
+    that runs share no prefix while the conversations of one run still share theirs."""
+    if not nonce:
+        return conv
+    if conv.system is not None:
+        return replace(conv, system=prefixed(nonce, conv.system))
+    first = replace(conv.turns[0], user=prefixed(nonce, conv.turns[0].user))
+    return replace(conv, turns=(first, *conv.turns[1:]))
 
 
 class ClosedLoopTalker:

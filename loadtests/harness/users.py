@@ -126,6 +126,7 @@ class OpenAISessionUser(SlabenchUser):
     abstract = True
     embedded_model = "slabench-lm"
     dispatch_open_loop = staticmethod(dispatch_sessions)
+    multi_turn = True  # prompts are histories: run.json requests no one input size
     talker: ClosedLoopTalker | None = None
 
     @classmethod

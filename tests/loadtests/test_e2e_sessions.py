@@ -42,7 +42,9 @@ def test_sessions_grow_their_history_turn_by_turn(
         *(OPEN_LOOP if loop == "open" else ()),
     )
     assert result.code == 0, result.output
-    rows = load_run(result.run_dir).requests
+    run = load_run(result.run_dir)
+    rows = run.requests
+    assert run.meta["requested"]["input_tokens"] is None
     assert_server_saw_the_rows(reference_server.url, "/v1/chat/completions", rows, before)
     done = rows[rows["error"].isna()].sort_values(["session_id", "turn"])
     assert rows["session_id"].notna().all() and rows["turn"].notna().all()
@@ -65,5 +67,9 @@ def test_sessions_grow_their_history_turn_by_turn(
             gap = g["sent_at"].to_numpy()[1:] - g["done_at"].to_numpy()[:-1]
             assert (gap >= THINK_S - 1e-3).all()
     assert len(steps) == 1
+    # A later turn resends its history byte for byte: the server's prefix cache serves it.
+    assert (whole.loc[whole["turn"] > 1, "cached_tokens"] > 0).all()
+    # A turn's prompt is its history: no one requested input size, so no size warning.
+    assert "not the size asked for" not in result.output
     first = whole[whole["turn"] == 1]["input_tokens"]
     assert first.nunique() == 1  # the same shared system prompt and document sizes
