@@ -1,7 +1,7 @@
 """What a run adds to run.json as it starts (``harness.events._test_start``): its prompt
-nonce, the outcome of ``--reset-prefix-cache`` (``harness.prompt_cache``), and the sizes
-it asks for (``requested``), against which the end of the run checks the server's usage
-(``reports.sizes``).
+nonce, a sessions run's settings (``sessions``), the outcome of ``--reset-prefix-cache``
+(``harness.prompt_cache``), and the sizes it asks for (``requested``), against which the
+end of the run checks the server's usage (``reports.sizes``).
 
 ``requested``: ``input_tokens`` is the median of the prompts' ``input_tokens_hint`` (the
 length the workload asked for, in the sizing's tokens) plus the nonce's share
@@ -30,6 +30,8 @@ def run_start_meta(state: RunState, nonce: str, *, bundled: bool) -> dict[str, A
         "prompt_nonce": nonce or None,
         "requested": requested_sizes(state, nonce, bundled=bundled),
     }
+    if any(getattr(c, "multi_turn", False) for c in state.user_classes()):
+        meta["sessions"] = state.options.sessions.describe()  # harness.sessions' workload
     if state.options.cache.reset_prefix_cache:
         transport = state.new_transport(concurrency=1)
         try:

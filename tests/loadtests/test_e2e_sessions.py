@@ -45,6 +45,7 @@ def test_sessions_grow_their_history_turn_by_turn(
     run = load_run(result.run_dir)
     rows = run.requests
     assert run.meta["requested"]["input_tokens"] is None
+    assert run.meta["sessions"]["turns"] == "fixed:3"
     assert_server_saw_the_rows(reference_server.url, "/v1/chat/completions", rows, before)
     done = rows[rows["error"].isna()].sort_values(["session_id", "turn"])
     assert rows["session_id"].notna().all() and rows["turn"].notna().all()
