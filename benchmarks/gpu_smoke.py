@@ -11,6 +11,12 @@ streamed generation (continuous batching, ``ignore_eos``, every stream must hold
 must finish without errors and, with more than one client, run batches larger than one.
 Exits 0 when every check passed, 1 otherwise, 2 when the device is not there.
 
+On every device it then prints the server's own per-request timings (``Server-Timing``
+header of ``--concurrency`` concurrent chat requests: p50 of queue, prefill, decode, total),
+and its energy figures from ``/metrics``: the source (``nvml`` on CUDA, ``none`` on the CPU),
+power after the generation burst, and the GPU energy over that burst divided by the tokens
+generated meanwhile (J/token; warm-up included, as both deltas cover the same span).
+
 Model sizes default per device: on CUDA large enough to give the GPU real work (LM 12 x
 1024, encoder 4 x 768, MLP 1024 -> 8192 x2), on the CPU small enough for a quick run.
 ``--torch-threads`` applies to the CPU only (1 by default: the load generator shares the
@@ -20,10 +26,15 @@ machine); CUDA kernels do not use intra-op CPU threads.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import aiohttp
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks._harness import (
     WINDOW_HEADERS,
@@ -92,6 +103,65 @@ def _check_ready_line(server: ServerProcess, device: str, dtype: str) -> list[st
     return ["the ready line does not name the device and dtype"]
 
 
+@dataclass(frozen=True, slots=True)
+class Energy:
+    """The server's energy figures at one scrape (summed over its GPUs)."""
+
+    source: str
+    joules: float
+    watts: float
+    tokens: float  # slabench_generation_tokens_total
+
+
+async def _energy(server: ServerProcess) -> Energy:
+    async with aiohttp.ClientSession(server.url) as session, session.get("/metrics") as resp:
+        text = await resp.text()
+    values = {"joules": 0.0, "watts": 0.0, "tokens": 0.0}
+    source = "absent"  # a server without the slabench_energy_source metric
+    names = {"slabench_gpu_energy_joules_total": "joules", "slabench_gpu_power_watts": "watts",
+             "slabench_generation_tokens_total": "tokens"}  # fmt: skip
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "slabench_energy_source" and sample.value == 1:
+                source = sample.labels["source"]
+            elif sample.name in names:
+                values[names[sample.name]] += sample.value
+    return Energy(source, **values)
+
+
+def _energy_lines(before: Energy, after: Energy) -> list[str]:
+    if after.source != "nvml":
+        return [f"energy: no energy source (slabench_energy_source: {after.source})"]
+    joules, tokens = after.joules - before.joules, after.tokens - before.tokens
+    per_token = f"{joules / tokens:.4g} J/token" if tokens else "no tokens generated"
+    return [f"power: {after.watts:.1f} W after the generation burst",
+            f"energy: {joules:.1f} J over the generation burst, {tokens:.0f} tokens: "
+            f"{per_token}"]  # fmt: skip
+
+
+async def _server_timings(server: ServerProcess, concurrency: int, max_tokens: int) -> str:
+    """p50 of the Server-Timing components over ``concurrency`` concurrent chat requests."""
+    body = {"model": "slabench-lm", "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": max_tokens, "ignore_eos": True}  # fmt: skip
+
+    async def one(session: aiohttp.ClientSession) -> dict[str, float]:
+        async with session.post("/v1/chat/completions", json=body) as resp:
+            await resp.read()
+            header = resp.headers.get("Server-Timing", "")
+        parts = (m.strip().split(";dur=") for m in header.split(",") if ";dur=" in m)
+        return {name: float(ms) for name, ms in parts}
+
+    async with aiohttp.ClientSession(server.url) as session:
+        answers = await asyncio.gather(*(one(session) for _ in range(max(concurrency, 1))))
+    names = ("queue", "prefill", "decode", "total")
+    if not all(set(names) <= set(a) for a in answers):
+        return "server timings: FAILED, an answer without a full Server-Timing header"
+    p50 = {n: statistics.median(a[n] for a in answers) for n in names}
+    return f"server timings p50 over {len(answers)} requests: " + ", ".join(
+        f"{n} {v:.1f} ms" for n, v in p50.items()
+    )
+
+
 def _check_window(w: Window, concurrency: int) -> list[str]:
     problems = []
     if w.errors or not w.requests:
@@ -107,7 +177,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     print_header("GPU smoke run", "benchmarks.gpu_smoke", {a.device: args}, [])
     _versions()
     if a.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda needs a CUDA GPU; use --device cpu to try the script")
+        print("no GPU: --device cuda needs a CUDA GPU; use --device cpu to try the script")
         return 2
     sizes = dict(zip(args[::2], args[1::2], strict=False))
     bursts = {
@@ -117,8 +187,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     }
     with servers(args) as (server,):
         problems = _check_ready_line(server, a.device, a.dtype)
-        rows, windows = [], []
+        rows, windows, energy_lines = [], [], []
         for queue, send in bursts.items():
+            before = await _energy(server)
             w = await closed_loop(
                 server, send, label=queue, concurrency=a.concurrency,
                 warmup_s=a.warmup_s, measure_s=a.measure_s, batch_queue=queue,
@@ -126,8 +197,17 @@ async def main(argv: Sequence[str] | None = None) -> int:
             windows.append(w)
             problems += _check_window(w, a.concurrency)
             rows.append([queue, w.tokens_per_s, *window_cells(w)])
+            if queue == "generation":
+                energy_lines = _energy_lines(before, await _energy(server))
+        timings = await _server_timings(server, a.concurrency, min(a.max_tokens, 32))
     print()
     print_table(["burst", "tokens/s", *WINDOW_HEADERS], rows)
+    for line in [timings, *energy_lines]:
+        print(line)
+    if timings.startswith("server timings: FAILED"):
+        problems.append("server timings missing")
+    if a.device == "cuda" and not energy_lines[0].startswith("power"):
+        problems.append(f"no energy figures on CUDA: {energy_lines[0]}")
     for problem in problems:
         print(f"FAILED: {problem}")
     print("gpu smoke: " + ("FAILED" if problems else "all checks passed"))

@@ -63,6 +63,7 @@ async def serve(args: argparse.Namespace) -> int:
         return 2
     host, port = runner.addresses[0][:2]
     schedulers = app[SCHEDULERS]
+    print(schedulers.telemetry.summary, flush=True)
     print(
         f"slabench reference server ready at http://{host}:{port} "
         f"(device={schedulers.device}, dtype={schedulers.dtype})",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import torch
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -16,6 +17,7 @@ from reference_server.connections import BodyReader
 from reference_server.errors import ShuttingDown
 from reference_server.faults import FaultInjector
 from reference_server.generation import GenerationEngine
+from reference_server.gpu_telemetry import telemetry_for
 from reference_server.metrics import ServerMetrics, create_metrics
 from reference_server.middleware import admission_middleware, error_middleware
 from reference_server.models import CausalLM, Encoder, KVCache, MLPClassifier
@@ -78,6 +80,9 @@ def _build_schedulers(
     encoder = Encoder(config.embedder).to(device=device, dtype=dtype).eval()
     classifier = MLPClassifier(config.classifier).to(device=device, dtype=dtype).eval()
     limits = config.batching
+    gpus = []
+    if device.type == "cuda":
+        gpus = [device.index if device.index is not None else torch.cuda.current_device()]
     cache = KVCache(config.lm, limits.max_num_seqs, device, dtype)
     return Schedulers(
         generation=GenerationEngine(lm, cache, limits, metrics, faults, config.prefix_cache),
@@ -93,6 +98,7 @@ def _build_schedulers(
         ),
         device=str(device),
         dtype=str(dtype).removeprefix("torch."),
+        telemetry=telemetry_for(device.type, gpus),
     )
 
 
@@ -100,6 +106,8 @@ async def _schedulers(app: web.Application) -> AsyncIterator[None]:
     """Build the models, start one scheduler task each, stop them on cleanup."""
     schedulers = _build_schedulers(app[CONFIG], app[METRICS], app[FAULTS])
     app[SCHEDULERS] = schedulers
+    registry = app[METRICS].registry
+    registry.register(schedulers.telemetry)
     tasks = [
         asyncio.create_task(schedulers.generation.run(), name="generation"),
         asyncio.create_task(schedulers.embeddings.run(), name="embeddings"),
@@ -112,7 +120,13 @@ async def _schedulers(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     schedulers.generation.abort_all(ShuttingDown("server stopped"))
-    for closable in (schedulers.generation, schedulers.embeddings, schedulers.classifier):
+    registry.unregister(schedulers.telemetry)
+    for closable in (
+        schedulers.generation,
+        schedulers.embeddings,
+        schedulers.classifier,
+        schedulers.telemetry,
+    ):
         closable.close()
 
 

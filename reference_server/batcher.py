@@ -23,6 +23,7 @@ from reference_server.config import BatchingConfig
 from reference_server.errors import Overloaded, Unavailable
 from reference_server.faults import FaultInjector
 from reference_server.metrics import ServerMetrics
+from reference_server.timings import BatchStamp
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,6 +39,7 @@ class _Pending(Generic[T, R]):
     rows: int
     future: asyncio.Future[R]
     enqueued_at: float
+    stamp: BatchStamp | None
 
 
 class DynamicBatcher(Generic[T, R]):
@@ -61,10 +63,11 @@ class DynamicBatcher(Generic[T, R]):
         self._inflight: list[asyncio.Future[list[R]]] = []  # handed to the model thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
-    async def submit(self, item: T, rows: int = 1) -> R:
+    async def submit(self, item: T, rows: int = 1, stamp: BatchStamp | None = None) -> R:
+        """The item's result; ``stamp``, if given, gets its batch's start, end and size."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait(_Pending(item, rows, future, time.monotonic()))
+            self._queue.put_nowait(_Pending(item, rows, future, time.monotonic(), stamp))
         except asyncio.QueueFull:
             raise Overloaded(f"{self.name} queue is full; retry later") from None
         self._waiting_rows += rows
@@ -115,6 +118,10 @@ class DynamicBatcher(Generic[T, R]):
         results = self._run_batch([p.item for p in batch])
         if len(results) != len(batch):
             raise BatchSizeMismatch(f"{self.name}: {len(results)} results for {len(batch)} items")
+        now = time.monotonic()
+        for p in batch:
+            if p.stamp is not None:
+                p.stamp.finished_at = now
         return results
 
     def _deliver(self, batch: list[_Pending[T, R]], done: asyncio.Future[list[R]]) -> None:
@@ -161,6 +168,9 @@ class DynamicBatcher(Generic[T, R]):
 
     def _observe(self, batch: list[_Pending[T, R]]) -> None:
         now = time.monotonic()
+        rows = sum(p.rows for p in batch)
         for p in batch:
             self._metrics.queue_time.labels(self.name).observe(now - p.enqueued_at)
-        self._metrics.batch_size.labels(self.name).observe(sum(p.rows for p in batch))
+            if p.stamp is not None:
+                p.stamp.started_at, p.stamp.batch_rows = now, rows
+        self._metrics.batch_size.labels(self.name).observe(rows)

@@ -34,6 +34,7 @@ from reference_server.models import CausalLM, KVCache
 from reference_server.prefix_cache import Block, Lookup, PrefixCache
 from reference_server.runtime import use_process_threads
 from reference_server.sampling import sample_tokens
+from reference_server.timings import SequenceStamps
 
 log = logging.getLogger("reference_server")
 
@@ -71,6 +72,7 @@ class Sequence:
     cached_tokens: int = 0  # prompt tokens taken from the prefix cache, not computed
     epoch: int = -1  # the prefix cache's epoch at admission: a reset since drops its blocks
     output_ids: list[int] = field(default_factory=list)  # the generated tokens, in order
+    stamps: SequenceStamps = field(default_factory=SequenceStamps)  # for its server timings
 
     def __post_init__(self) -> None:
         if self.seed is not None:
@@ -172,7 +174,15 @@ class GenerationEngine:
                 self._fail_step(prefills + decodes)
                 continue
             self._keep_blocks(prefills, computed)
-            now = time.monotonic()
+            now, size = time.monotonic(), len(tokens)
+            for seq in prefills:
+                seq.stamps.first_token_at, seq.stamps.prefill_batch = now, len(prefills)
+            for seq in decodes:
+                stamps = seq.stamps
+                stamps.decode_steps += 1
+                stamps.decode_batch_sum += size
+                if size > stamps.decode_batch_max:
+                    stamps.decode_batch_max = size
             for seq, token in zip(prefills + decodes, tokens, strict=True):
                 self._emit(seq, token, now)
             if self._retiring:
@@ -221,7 +231,8 @@ class GenerationEngine:
             self._running.append(seq)
             admitted.append(seq)
             self._metrics.prompt_tokens.inc(len(seq.prompt_ids))
-            self._metrics.queue_time.labels("generation").observe(time.monotonic() - seq.arrived_at)
+            seq.stamps.admitted_at = now = time.monotonic()
+            self._metrics.queue_time.labels("generation").observe(now - seq.arrived_at)
         return admitted
 
     def _step(
@@ -293,6 +304,7 @@ class GenerationEngine:
             self._metrics.itl.observe(now - seq.last_token_at)
         seq.generated += 1
         seq.last_token, seq.last_token_at = token, now
+        seq.stamps.last_token_at = now
         seq.output_ids.append(token)
         self._metrics.generated_tokens.inc()
         seq.out.put_nowait(token)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from reference_server.errors import BadRequest, NotFound, RequestTimeout
 from reference_server.state import CONFIG, FAULTS, LIFECYCLE, SCHEDULERS
+from reference_server.timings import HEADER, BatchStamp, batch_timings, request_clock
 from reference_server.version import __version__
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -128,11 +129,16 @@ async def infer(request: web.Request) -> web.Response:
     del header["inputs"], binary
     batcher = request.app[SCHEDULERS].classifier
     timeout = request.app[CONFIG].batching.request_timeout_s
+    stamp = BatchStamp()
     try:
-        logits = await asyncio.wait_for(batcher.submit(tensor, rows=len(tensor)), timeout)
+        logits = await asyncio.wait_for(
+            batcher.submit(tensor, rows=len(tensor), stamp=stamp), timeout
+        )
     except TimeoutError:
         raise RequestTimeout(f"no answer in {timeout:g}s") from None
-    return _response(name, header, logits)
+    response = _response(name, header, logits)
+    response.headers[HEADER] = batch_timings(request_clock(), [stamp]).header()
+    return response
 
 
 def _split_body(request: web.Request, raw: bytes) -> tuple[dict[str, Any], bytes]:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from reference_server.errors import ApiError, InjectedFault, ShuttingDown, Unavailable
 from reference_server.state import BODIES, CONFIG, FAULTS, LIFECYCLE, METRICS
+from reference_server.timings import start_clock
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = logging.getLogger("reference_server")
@@ -123,6 +124,8 @@ async def admission_middleware(request: web.Request, handler: Handler) -> web.St
 async def _admitted(request: web.Request, handler: Handler, endpoint: str) -> web.StreamResponse:
     if endpoint not in INFERENCE_ENDPOINTS:
         return await handler(request)
+    # Its body is read whole by now: the server's timings start here (reference_server.timings).
+    start_clock()
     lifecycle, faults = request.app[LIFECYCLE], request.app[FAULTS]
     if lifecycle.draining:
         raise ShuttingDown("server is shutting down; send new requests elsewhere")

@@ -6,6 +6,7 @@ responses is ``openai_responses``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from reference_server.openai_requests import (
 from reference_server.openai_responses import Answer, ChunkHead, usage
 from reference_server.state import CONFIG, SCHEDULERS
 from reference_server.streaming import StopMatcher, sse_event
+from reference_server.timings import HEADER, ServerTimings, generation_timings, request_clock
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
@@ -96,10 +98,22 @@ async def _generate(
         if params.stream:
             return await _stream(request, seqs[0], params, head)
         results = [await _collect(seq, params) for seq in seqs]
-        return web.json_response(head.full_response(results, seqs))
+        response = web.json_response(head.full_response(results, seqs))
+        response.headers[HEADER] = _timings(request, seqs).header()
+        return response
     finally:
         for seq in seqs:
             engine.cancel(seq)  # no-op for finished sequences; frees slots of abandoned ones
+
+
+def _timings(request: web.Request, seqs: list[Sequence]) -> ServerTimings:
+    return generation_timings(
+        request_clock(),
+        [s.stamps for s in seqs],
+        prompt_tokens=sum(len(s.prompt_ids) for s in seqs),
+        cached_tokens=sum(s.cached_tokens for s in seqs),
+        generated_tokens=sum(s.generated for s in seqs),
+    )
 
 
 def _sequence(prompt: list[int], params: GenerationParams) -> Sequence:
@@ -167,9 +181,14 @@ async def _write_stream(
     matcher = StopMatcher(params.stop)
     item: int | Finish = first
     reasoning = 0  # reasoning tokens sent so far
+
+    def timings() -> dict[str, Any]:  # built when its chunk is: total runs to that moment
+        return _timings(request, [seq]).as_json()
+
+    final_timings = None if params.include_usage else timings  # else in the usage chunk
     while True:
         if isinstance(item, Finish):
-            await _write_finish(request, response, head, matcher, item)
+            await _write_finish(request, response, head, matcher, item, final_timings)
             break
         if reasoning < seq.reasoning_tokens:  # stop strings apply to the answer only
             reasoning += 1
@@ -181,11 +200,11 @@ async def _write_stream(
             await response.write(head.text_chunk(text))
         if stopped:
             seq.stopped = True  # usage counts the tokens up to the stop string, no more
-            await response.write(head.final_chunk("stop"))
+            await response.write(head.final_chunk("stop", final_timings and final_timings()))
             break
         item = await seq.out.get()
     if params.include_usage:
-        await response.write(head.usage_chunk(usage([seq])))
+        await response.write(head.usage_chunk(usage([seq]), timings()))
     await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
 
@@ -196,13 +215,15 @@ async def _write_finish(
     head: ChunkHead,
     matcher: StopMatcher,
     finish: Finish,
+    timings: Callable[[], dict[str, Any]] | None,
 ) -> None:
-    """The text held back by the stop matcher, then the final chunk or an error event."""
+    """The text held back by the stop matcher, then the final chunk (with the server's
+    ``timings`` when given) or an error event."""
     tail = matcher.flush()
     if tail:
         await response.write(head.text_chunk(tail))
     if finish.reason != "error":
-        await response.write(head.final_chunk(finish.reason))
+        await response.write(head.final_chunk(finish.reason, timings and timings()))
         return
     error = finish.error or Unavailable("generation was aborted")
     request[STREAM_REASON] = error.reason

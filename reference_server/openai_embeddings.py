@@ -16,6 +16,7 @@ from reference_server.config import ServerConfig
 from reference_server.errors import BadRequest, RequestTimeout
 from reference_server.openai_requests import check_model, read_json
 from reference_server.state import CONFIG, SCHEDULERS
+from reference_server.timings import HEADER, BatchStamp, batch_timings, request_clock
 
 
 async def embeddings(request: web.Request) -> web.Response:
@@ -24,9 +25,13 @@ async def embeddings(request: web.Request) -> web.Response:
     model, inputs, fmt = _embedding_request(body, config)
     batcher = request.app[SCHEDULERS].embeddings
     timeout = config.batching.request_timeout_s
+    stamps = [BatchStamp() for _ in inputs]
     try:
         vectors = await asyncio.wait_for(
-            asyncio.gather(*(batcher.submit(ids) for ids in inputs)), timeout
+            asyncio.gather(
+                *(batcher.submit(ids, stamp=s) for ids, s in zip(inputs, stamps, strict=True))
+            ),
+            timeout,
         )
     except TimeoutError:
         raise RequestTimeout(f"no answer in {timeout:g}s") from None
@@ -35,7 +40,7 @@ async def embeddings(request: web.Request) -> web.Response:
         for i, v in enumerate(vectors)
     ]
     tokens = sum(len(ids) for ids in inputs)
-    return web.json_response(
+    response = web.json_response(
         {
             "object": "list",
             "data": data,
@@ -43,6 +48,8 @@ async def embeddings(request: web.Request) -> web.Response:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
     )
+    response.headers[HEADER] = batch_timings(request_clock(), stamps).header()
+    return response
 
 
 def _embedding_request(

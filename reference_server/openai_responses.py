@@ -37,9 +37,9 @@ class ChunkHead:
             f'"model":{json.dumps(model)},"choices":[{{"index":0,'
         )
 
-    def _chunk(self, payload: str, finish_reason: str | None) -> bytes:
+    def _chunk(self, payload: str, finish_reason: str | None, extra: str = "") -> bytes:
         reason = "null" if finish_reason is None else f'"{finish_reason}"'
-        tail = f',"logprobs":null,"finish_reason":{reason}}}]}}\n\n'
+        tail = f',"logprobs":null,"finish_reason":{reason}}}]{extra}}}\n\n'
         return f"data: {self._prefix}{payload}{tail}".encode()
 
     def text_chunk(self, text: str) -> bytes:
@@ -54,10 +54,13 @@ class ChunkHead:
     def role_chunk(self) -> bytes:
         return self._chunk('"delta":{"role":"assistant","content":""}', None)
 
-    def final_chunk(self, reason: str) -> bytes:
-        return self._chunk('"delta":{}' if self.chat else '"text":""', reason)
+    def final_chunk(self, reason: str, timings: dict[str, Any] | None = None) -> bytes:
+        """The chunk with the finish reason; ``timings`` (the server's, when no usage chunk
+        follows) as a top-level field next to ``choices``."""
+        extra = "" if timings is None else ',"timings":' + json.dumps(timings)
+        return self._chunk('"delta":{}' if self.chat else '"text":""', reason, extra)
 
-    def usage_chunk(self, usage: dict[str, Any]) -> bytes:
+    def usage_chunk(self, usage: dict[str, Any], timings: dict[str, Any] | None = None) -> bytes:
         obj = "chat.completion.chunk" if self.chat else "text_completion"
         chunk = {
             "id": self.id,
@@ -67,6 +70,8 @@ class ChunkHead:
             "choices": [],
             "usage": usage,
         }
+        if timings is not None:
+            chunk["timings"] = timings
         return sse_event(chunk)
 
     def full_response(self, results: list[Answer], seqs: list[Sequence]) -> dict[str, Any]:

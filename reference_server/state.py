@@ -13,6 +13,7 @@ from reference_server.config import ServerConfig
 from reference_server.connections import BodyReader
 from reference_server.faults import FaultInjector
 from reference_server.generation import GenerationEngine
+from reference_server.gpu_telemetry import Telemetry
 from reference_server.metrics import ServerMetrics
 
 
@@ -41,6 +42,7 @@ class Schedulers:
     classifier: DynamicBatcher[np.ndarray, np.ndarray]
     device: str
     dtype: str
+    telemetry: Telemetry  # GPU figures and energy on /metrics, or why there are none
 
 
 CONFIG = web.AppKey("config", ServerConfig)
