@@ -163,8 +163,10 @@ def test_a_stall_lands_in_queue_before_admission_and_in_decode_after_it() -> Non
         queued = durations((await timed_post(client, "/v1/chat/completions", GENERATE))[0])
         assert queued["queue"] >= 300 and queued["prefill"] + queued["decode"] < 300, queued
         faults = client.server.app[FAULTS]
-        faults.config = dataclasses.replace(faults.config, token_delay_ms=40.0)
-        slow = {**GENERATE, "max_tokens": 16, "stream": True}
+        # 40 tokens 50 ms apart: the stall must start while the sequence decodes, and a busy
+        # machine may read the first chunk late; 2 s of decoding leave room for that.
+        faults.config = dataclasses.replace(faults.config, token_delay_ms=50.0)
+        slow = {**GENERATE, "max_tokens": 40, "stream": True}
         async with client.post("/v1/chat/completions", json=slow) as resp:
             await resp.content.readline()  # the first chunk: the sequence is decoding now
             stall_now(client, 0.4)
