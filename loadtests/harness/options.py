@@ -188,7 +188,15 @@ def add_options(parser: Any) -> None:
         default=2.0,
         help="seconds between scrapes of the target's Prometheus /metrics (0 = off)",
     )
-    opt("--scrape-url", "SCRAPE_URL", default="", help="metrics URL (default: <host>/metrics)")
+    opt(
+        "--scrape-url",
+        "SCRAPE_URL",
+        action="append",
+        default=[],
+        help="a Prometheus URL to scrape; give it several times for several (e.g. a DCGM "
+        "exporter's :9400/metrics). Default: <host>/metrics, and when that answers 404 the "
+        "host's KServe V2 metrics ports (8002 Triton, 8082 MLServer)",
+    )
     opt(
         "--flush-interval",
         "FLUSH_INTERVAL",
@@ -289,7 +297,7 @@ class LoadOptions:
     request_timeout_s: float
     shape: StagedShape | None
     scrape_interval_s: float
-    scrape_url: str
+    scrape_urls: tuple[str, ...]
     flush_interval_s: float
     server_args: str
     sla_path: str
@@ -336,7 +344,7 @@ class LoadOptions:
             request_timeout_s=ns.request_timeout,
             shape=shape,
             scrape_interval_s=max(0.0, ns.scrape_interval),
-            scrape_url=ns.scrape_url,
+            scrape_urls=_scrape_urls(ns.scrape_url),
             flush_interval_s=ns.flush_interval,
             server_args=ns.server_args,
             sla_path=ns.sla,
@@ -418,3 +426,9 @@ def _check_limits(ns: Any) -> None:
         raise LoadSpecError(f"--max-loop-lag {ns.max_loop_lag} must be > 0 milliseconds")
     if ns.chars_per_token < 0:
         raise LoadSpecError(f"--chars-per-token {ns.chars_per_token} must be >= 0")
+
+
+def _scrape_urls(given: Any) -> tuple[str, ...]:
+    """``--scrape-url`` as given (once, several times, or a plain environment value)."""
+    values = [given] if isinstance(given, str) else list(given or [])
+    return tuple(v for v in (str(v).strip() for v in values) if v)

@@ -23,13 +23,14 @@ from loadtests.client.clock import now
 from loadtests.harness.failing_target import TARGET_DOWN_STATUS, DownWatch
 from loadtests.harness.options import LoadOptions
 from loadtests.recording.disturbance import merge_loop_lag, merge_machine_cpu
-from loadtests.recording.monitors import GeneratorMonitor, MetricsScraper
+from loadtests.recording.monitors import GeneratorMonitor
 from loadtests.recording.recorder import (
     RecordingError,
     RequestRecorder,
     finish_run_json,
     start_run_json,
 )
+from loadtests.recording.scraper import KSERVE_METRICS_PORTS, MetricsScraper
 from sla.errors import SlabenchError
 from sla.files.run import RequestRecord, strip_credentials
 
@@ -138,11 +139,17 @@ class RunSession:
         self._flusher = gevent.spawn(self._flush_every, options.flush_interval_s)
         self.scraper: MetricsScraper | None = None
         if options.scrape_interval_s > 0:
-            url = options.scrape_url or metrics_url(target_url)
+            given = options.scrape_urls
             self.scraper = MetricsScraper(
-                url, options.scrape_interval_s, self.path, tls=options.tls
+                given or (metrics_url(target_url),),
+                options.scrape_interval_s,
+                self.path,
+                tls=options.tls,
+                probe_ports=() if given else KSERVE_METRICS_PORTS,
             )
             self.scraper.start()
+        else:
+            log.warning("no server metrics will be collected: --scrape-interval is 0")
         self.meta = start_run_json(
             self.path,
             {

@@ -1,25 +1,18 @@
 """Background greenlets that watch the run: the load generator (its own CPU, its loop lag,
-the rest of the machine's CPU) and the target's Prometheus ``/metrics`` (its samples written
-as they come by ``recording.scrapes``)."""
+the rest of the machine's CPU). The target's Prometheus scrapes are ``recording.scraper``."""
 
 from __future__ import annotations
 
 import logging
 import math
 from array import array
-from pathlib import Path
 from typing import Any
 
 import gevent
 import psutil
-from geventhttpclient import HTTPClient
 
 from loadtests.client.clock import now
-from loadtests.client.tls import Tls
-from loadtests.client.transport import tls_client_options
 from loadtests.recording.disturbance import LOOP_LAG_INTERVAL_S, MachineCpu, summarize_loop_lag
-from loadtests.recording.scrapes import ScrapeRecorder
-from sla.files.run import strip_credentials
 
 log = logging.getLogger("slabench")
 
@@ -140,70 +133,3 @@ def summarize_cpu(samples: list[float]) -> dict[str, Any]:
         "saturated_share": round(busy, 3),
         "saturated": len(samples) >= 3 and busy >= SATURATED_SHARE,
     }
-
-
-class MetricsScraper:
-    """Scrapes a Prometheus text endpoint every ``interval_s`` into ``run_dir`` as it goes
-    (``recording.scrapes.ScrapeRecorder``: parts, then ``server_metrics.parquet``)."""
-
-    def __init__(
-        self, url: str, interval_s: float, run_dir: Path, *, tls: Tls | None = None
-    ) -> None:
-        self.url = url
-        self._tls = tls or Tls()
-        self._shown_url = strip_credentials(url)  # for run.json and messages
-        self._interval_s = interval_s
-        self._samples = ScrapeRecorder(run_dir)
-        self._scrape_problem: str | None = None
-        self._greenlet: gevent.Greenlet[Any, None] | None = None
-
-    @property
-    def scrapes(self) -> int:
-        return self._samples.scrapes
-
-    @property
-    def problem(self) -> str | None:
-        """Why samples are missing: a write that failed, else the last scrape that did."""
-        return self._samples.problem or self._scrape_problem
-
-    def start(self) -> None:
-        self._greenlet = gevent.spawn(self._loop)
-
-    def _loop(self) -> None:
-        client = HTTPClient.from_url(
-            self.url, connection_timeout=5, network_timeout=5, **tls_client_options(self._tls)
-        )
-        try:
-            while True:
-                if not self.scrape_once(client) and (
-                    self.scrapes == 0 or self._samples.problem is not None
-                ):
-                    return  # no usable /metrics, or nowhere to write the samples
-                gevent.sleep(self._interval_s)
-        finally:
-            client.close()
-
-    def scrape_once(self, client: HTTPClient) -> bool:
-        try:
-            response = client.get(_request_uri(self.url))
-            body = response.read()
-            if response.status_code != 200:
-                self._scrape_problem = f"{self._shown_url} answered HTTP {response.status_code}"
-                return False
-            return self._samples.record(now(), body.decode("utf-8", errors="replace"))
-        except (OSError, ValueError, gevent.Timeout) as exc:
-            self._scrape_problem = f"{self._shown_url}: {type(exc).__name__}: {exc}"
-            return False
-
-    def stop(self) -> dict[str, Any]:
-        """Stop scraping and close ``server_metrics.parquet``; return run.json's summary."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True)
-        self._samples.close()
-        return {"url": self._shown_url, **self._samples.summary(), "problem": self.problem}
-
-
-def _request_uri(url: str) -> str:
-    rest = url.split("://", 1)[-1]
-    slash = rest.find("/")
-    return rest[slash:] if slash >= 0 else "/"

@@ -17,7 +17,7 @@ recorder's next write fails too, and that one stops the run.
 Usage::
 
     samples = ScrapeRecorder(run_dir)
-    samples.record(now(), text)     # one scrape's /metrics body; False once writing failed
+    samples.record(now(), text, url)  # one scrape's body and its URL; False once writing failed
     samples.close()                 # merged (if anything was scraped), parts removed
 """
 
@@ -78,14 +78,14 @@ class ScrapeRecorder:
         """The writer underneath (its ``buffered``, ``written`` and ``count``)."""
         return self._parts
 
-    def record(self, scraped_at: float, text: str) -> bool:
+    def record(self, scraped_at: float, text: str, url: str = "") -> bool:
         """Add the samples of one scrape (Prometheus text format); False when they cannot be
         written (said once, then every later scrape is refused). ``ValueError`` when the
         text is not Prometheus text: then nothing of it is added."""
         if self._parts.failed is not None:
             return False
         rows = [
-            (scraped_at, s.name, json.dumps(s.labels, sort_keys=True), float(s.value))
+            (scraped_at, s.name, json.dumps(s.labels, sort_keys=True), float(s.value), url)
             for family in text_string_to_metric_families(text)
             for s in family.samples
         ]

@@ -1,9 +1,11 @@
 """``server_metrics.parquet``: Prometheus samples scraped from the target during a run.
 
 One row per sample: ``scraped_at`` (epoch s), ``name``, ``labels`` (a JSON object, keys
-sorted) and ``value``. The load generator's scraper writes the samples as it goes to
-``server_metrics.parts/part-NNNNN.parquet`` (see ``sla.files.parts``) and merges them into
-``server_metrics.parquet`` when the run closes. ``read_server_metrics`` reads the file, or
+sorted), ``value`` and ``url`` (the scrape URL it came from, credentials stripped: a run may
+scrape several, e.g. the target's ``/metrics`` and a DCGM exporter's). Files written before
+``url`` existed read with ``url`` empty. The load generator's scraper writes the samples as
+it goes to ``server_metrics.parts/part-NNNNN.parquet`` (see ``sla.files.parts``) and merges
+them into ``server_metrics.parquet`` when the run closes. ``read_server_metrics`` reads the file, or
 the parts of a run killed before it closed; there is neither when the target had no usable
 ``/metrics`` (or scraping was off). Runs of earlier releases wrote the file alone, in the
 same format.
@@ -34,6 +36,7 @@ SERVER_METRICS_SCHEMA = pa.schema(
         ("name", pa.string()),
         ("labels", pa.string()),
         ("value", pa.float64()),
+        ("url", pa.string()),
     ]
 )
 
@@ -53,6 +56,9 @@ def read_server_metrics(run_dir: Path, error: type[Exception]) -> pd.DataFrame |
 
 def _read(path: Path, error: type[Exception]) -> pa.Table:
     try:
-        return pq.read_table(path)
+        table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise error(f"{path} is not a readable parquet file ({exc})") from exc
+    if "url" not in table.column_names:  # written before several scrape URLs
+        table = table.append_column("url", pa.array([""] * table.num_rows, pa.string()))
+    return table.select(SERVER_METRICS_SCHEMA.names).cast(SERVER_METRICS_SCHEMA)

@@ -111,7 +111,8 @@ def test_nothing_scraped_writes_nothing_and_a_bad_page_adds_nothing(tmp_path: Pa
 
 
 def test_a_run_of_an_earlier_release_still_reads(tmp_path: Path) -> None:
-    """The single file an earlier release wrote at the end (default writer options)."""
+    """The single file an earlier release wrote at the end (default writer options), before
+    samples kept their scrape URL: they read with ``url`` empty."""
     frame = pd.DataFrame(
         {
             "scraped_at": [T0, T0 + 2],
@@ -121,10 +122,12 @@ def test_a_run_of_an_earlier_release_still_reads(tmp_path: Path) -> None:
         }
     )
     pq.write_table(
-        pa.Table.from_pandas(frame, schema=SERVER_METRICS_SCHEMA), tmp_path / SERVER_METRICS_FILE
+        pa.Table.from_pandas(frame, schema=pa.schema(list(SERVER_METRICS_SCHEMA)[:4])),
+        tmp_path / SERVER_METRICS_FILE,
     )
     got = read_server_metrics(tmp_path, SlabenchError)
     assert got is not None and got["value"].tolist() == [1.0, 4.0]
+    assert got["url"].tolist() == ["", ""]
 
 
 FILE_TOO_LARGE = """
