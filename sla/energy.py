@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from sla.server_families import stored_name
+
 __all__ = [
     "ENERGY_COUNTERS",
     "GPU_UTILISATION",
@@ -42,7 +44,7 @@ NO_ENERGY = "no energy source: the target exports no energy or power metric"
 ENERGY_COUNTERS = (
     ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 1e-3),
     ("nv_energy_consumption", 1.0),
-    ("slabench_gpu_energy_joules_total", 1.0),
+    ("slabench_gpu_energy_joules", 1.0),
 )
 # (family, factor to watts)
 POWER_GAUGES = (
@@ -134,11 +136,12 @@ def energy_in_window(
         return None
     names = set(samples["name"].unique())
     window_s = end - start
-    for name, to_j in ENERGY_COUNTERS:
-        if name in names:
+    for family, to_j in ENERGY_COUNTERS:
+        name = stored_name(names, family)
+        if name is not None:
             power = _counter_power(_series(samples, name, start, end))
             if power is not None:
-                return Energy("counter", name, power * to_j, window_s, output_tokens, requests)
+                return Energy("counter", family, power * to_j, window_s, output_tokens, requests)
     for name, to_w in POWER_GAUGES:
         if name in names:
             power = _gauge_power(_series(samples, name, start, end))

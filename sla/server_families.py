@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["SERVERS", "Component", "ServerFamilies"]
+__all__ = ["SERVERS", "Component", "ServerFamilies", "stored_name"]
 
 TimingKind = Literal["histogram", "counter_us"]
 
@@ -42,6 +42,13 @@ class ServerFamilies:
     server: str  # as the report names it
     prefix: str  # any family with this prefix means the server is there
     components: tuple[Component, ...]
+
+
+def stored_name(names: set[str], name: str) -> str | None:
+    """The name a counter's samples were stored under: as exposed, or with ``_total`` added
+    (prometheus_client's text parser adds it to a counter exposed without it, as Triton's
+    and DCGM's are); None when neither was scraped."""
+    return next((n for n in (name, f"{name}_total") if n in names), None)
 
 
 def _h(key: str, *names: str) -> Component:

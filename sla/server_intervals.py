@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sla.server_families import SERVERS, Component, ServerFamilies
+from sla.server_families import SERVERS, Component, ServerFamilies, stored_name
 
 __all__ = ["Decomposition", "decompose", "increases", "recognised_server"]
 
@@ -82,10 +82,12 @@ def _component(
                 )
                 return base, (total / count.where(count > 0)) * 1000.0
         return None
-    if not (set(part.names) <= names and part.count in names):
+    stored = [stored_name(names, n) for n in (*part.names, part.count)]
+    if None in stored:
         return None
-    total = sum((increases(samples, n) for n in part.names[1:]), increases(samples, part.names[0]))
-    count = increases(samples, part.count)
+    *durations, requests = [n for n in stored if n is not None]
+    total = sum((increases(samples, n) for n in durations[1:]), increases(samples, durations[0]))
+    count = increases(samples, requests)
     return " + ".join(part.names), (total / count.where(count > 0)) / 1000.0
 
 
