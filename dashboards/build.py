@@ -18,6 +18,7 @@ from dashboards.load import latency_vs_throughput, ttft_vs_input
 from dashboards.panel import Panel
 from dashboards.reasoning import reasoning_panel
 from dashboards.server import server_panel
+from dashboards.server_timing import server_timing_panel
 from dashboards.sessions import turns_panel
 from dashboards.sla_panel import sla_panel
 from dashboards.timeseries import inflight_over_time, percentile_bands, throughput_over_time
@@ -47,6 +48,7 @@ def build_panels(
         inflight_over_time(stats, view),
         arrivals_panel(view),
         server_panel(view.reading.run.server_metrics, stats, timeline),
+        server_timing_panel(view),
         cache_panel(view),
         errors_panel(view, stats),
         *distribution_panels(view, verdict),

@@ -22,6 +22,7 @@ from sla.files.error_class import CLIENT_ERROR
 from sla.files.run import Run
 from sla.metrics import FloatArray, floats, throughput
 from sla.reading import Reading, read_run
+from sla.server_side import ServerSide, server_side
 from sla.spec import LATENCY_METRICS
 
 __all__ = [
@@ -120,6 +121,8 @@ class RunSummary:
     backoff_requests: int = 0
     # Sizes the server did not get as asked, one line each with the fix (reports.sizes).
     size_warnings: tuple[str, ...] = ()
+    # Server timing families, energy per token, burst delivery (sla.server_side).
+    server_side: ServerSide | None = None
 
     @property
     def accounted(self) -> int:
@@ -165,6 +168,7 @@ def summarize_run(run: Run | Reading) -> RunSummary:
         backoff_s=float(np.nansum(backoff_ms)) / 1000.0,
         backoff_requests=int((backoff_ms > 0).sum()),
         size_warnings=size_mismatches(reading.meta, ok_rows),
+        server_side=server_side(reading),
     )
 
 

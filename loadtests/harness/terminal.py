@@ -37,6 +37,8 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
             "the test may cut the last waits short): less load than -u users would offer"
         )
     lines += [f"  WARNING: {w}" for w in s.size_warnings]
+    if s.server_side is not None:
+        lines += [f"  {line}" for line in s.server_side.lines(terminal=True)]
     return "\n".join(lines)
 
 
