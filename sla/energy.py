@@ -56,7 +56,7 @@ POWER_GAUGES = (
 GPU_UTILISATION = (
     ("DCGM_FI_DEV_GPU_UTIL", 1.0),
     ("nv_gpu_utilization", 100.0),
-    ("slabench_gpu_utilization_percent", 1.0),
+    ("slabench_gpu_utilization_ratio", 100.0),
 )
 
 
