@@ -6,6 +6,12 @@ the first token-bearing SSE event (not at the response headers), ``first_output_
 read that completed the first visible output (``loadtests.client.openai_stream`` says which
 chunks are which), ``done_at`` when the body is complete. ``cached_tokens`` and
 ``reasoning_tokens`` come from the server's usage (streamed or not), None when it has none.
+The server's own timings (``server_*_ms``, ``server_timing_source``) come from a stream's
+final ``timings`` object, or from a non-streamed answer's body ``timings`` or its headers
+(``loadtests.client.server_timings``). ``client_processing_ms`` is the load generator's own
+time after the last byte: parsing the last read (a stream: not the wait for the connection's
+end after ``[DONE]``), finishing the result and handing the reply on, up to building the
+record (NaN for a failed request).
 Errors of every kind become a record with a one-line reason, never an exception: the
 caller always gets a ``RequestRecord``.
 """
@@ -25,6 +31,7 @@ from loadtests.client.clock import now
 from loadtests.client.failures import connection_failure
 from loadtests.client.openai_stream import StreamAccumulator, StreamResult
 from loadtests.client.protocols import PreparedRequest, read_answer
+from loadtests.client.server_timings import ServerTimes, from_headers, from_timings
 from loadtests.client.sse import SSEParser
 from loadtests.client.transport import Transport, discard, finish, read_some, set_read_timeout
 from sla.files import error_class as ec
@@ -116,7 +123,7 @@ def _attempt(
         if req.reader == "openai_sse" and status == 200:
             return _stream(response, ids, timeouts), None
         body = _read_body(response, timeouts.idle_s)
-        return _answered(ids, status, body, now()), retry_after_s
+        return _answered(ids, status, body, now(), response.get), retry_after_s
     except gevent.Timeout as exc:
         if exc is not total:
             raise
@@ -146,11 +153,23 @@ def _retry_after(response: HTTPSocketPoolResponse) -> float | None:
     return parse_retry_after(value, now())
 
 
-def _answered(ids: _Ids, status: int, body: bytes, done_at: float) -> RequestRecord:
-    """The record of a request answered in one body (not streamed)."""
+def _answered(
+    ids: _Ids,
+    status: int,
+    body: bytes,
+    done_at: float,
+    header: Callable[[str], object] = lambda name: None,
+) -> RequestRecord:
+    """The record of a request answered in one body (not streamed); ``header`` gives the
+    answer's headers by lower-case name."""
     answer = read_answer(ids.req.reader, status, body)
     if ids.on_reply is not None and answer.error is None and answer.text is not None:
         ids.on_reply(answer.text)
+    times = None
+    if answer.error is None:
+        times = from_timings(answer.timings) if answer.timings is not None else None
+        times = times or from_headers(header)
+    server = times or _NO_TIMES
     return RequestRecord(
         ids.request_id,
         ids.worker,
@@ -171,7 +190,16 @@ def _answered(ids: _Ids, status: int, body: bytes, done_at: float) -> RequestRec
         turn=ids.req.turn,
         cached_tokens=answer.cached_tokens,
         reasoning_tokens=answer.reasoning_tokens,
+        server_queue_ms=server.queue_ms,
+        server_prefill_ms=server.prefill_ms,
+        server_decode_ms=server.decode_ms,
+        server_total_ms=server.total_ms,
+        server_timing_source=server.source or None,
+        client_processing_ms=(now() - done_at) * 1000.0 if answer.error is None else NAN,
     )
+
+
+_NO_TIMES = ServerTimes("")  # the server said nothing: every figure NaN, no source
 
 
 def _first(value: int | None, fallback: int | None) -> int | None:
@@ -193,6 +221,7 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
     error: tuple[str, str] | None = None  # a transport failure: its class and message
     ended = True
     t = ids.sent_at
+    parsed_s = NAN
     # The idle timeout is the socket's own: gevent arms a timer for every blocking read
     # anyway, so a gevent.Timeout per read would only add cost to the hot path.
     restore = set_read_timeout(response, timeouts.idle_s)
@@ -203,8 +232,9 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
             if not data:
                 break
             acc.on_events(parser.feed_compact(data), t)
+        parsed_s = now() - t  # the load generator's own time on the last read
         if acc.stopped and not response.message_complete:
-            _drain(response)
+            _drain(response)  # waits on the network: not the load generator's time
     except TimeoutError:  # the socket's, set just above
         error, ended = (ec.IDLE_TIMEOUT, f"timeout: no data for {timeouts.idle_s:g}s"), False
     except gevent.Timeout:  # the request's total timeout; keep the timings gathered so far
@@ -216,18 +246,26 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
         restore()
     if not response.message_complete:
         discard(response)  # cut off mid-body: never reuse this connection
-    result = acc.finish(t if ended else now(), stream_ended=ended)
-    return _streamed(ids, response.status_code, error, result)
+    resumed_at = now()
+    result = acc.finish(t if ended else resumed_at, stream_ended=ended)
+    return _streamed(ids, response.status_code, error, result, (parsed_s, resumed_at))
 
 
 def _streamed(
-    ids: _Ids, status: int, error: tuple[str, str] | None, result: StreamResult
+    ids: _Ids,
+    status: int,
+    error: tuple[str, str] | None,
+    result: StreamResult,
+    processing: tuple[float, float] = (NAN, NAN),
 ) -> RequestRecord:
     """The record of a streamed request; ``error`` (a transport failure: class, message)
-    wins over the stream's own."""
+    wins over the stream's own. ``processing``: the seconds spent on the last read, and when
+    the load generator resumed its work after draining the connection."""
     error_class, message = error if error is not None else (result.error_class, result.error)
     if ids.on_reply is not None and message is None:
         ids.on_reply(result.text)
+    parsed_s, resumed_at = processing
+    server = (result.server_timings if message is None else None) or _NO_TIMES
     return RequestRecord(
         ids.request_id,
         ids.worker,
@@ -249,6 +287,12 @@ def _streamed(
         cached_tokens=result.usage_cached_tokens,
         reasoning_tokens=result.usage_reasoning_tokens,
         first_output_at=result.first_output_at if result.first_output_at is not None else NAN,
+        server_queue_ms=server.queue_ms,
+        server_prefill_ms=server.prefill_ms,
+        server_decode_ms=server.decode_ms,
+        server_total_ms=server.total_ms,
+        server_timing_source=server.source or None,
+        client_processing_ms=(parsed_s + now() - resumed_at) * 1000.0 if message is None else NAN,
     )
 
 

@@ -33,6 +33,9 @@ Decisions that shape the numbers:
   because that is what the client saw.
 - `text` concatenates `delta.content` / `text` of every choice in arrival order (reasoning
   and tool-call deltas are timed but not included); with n > 1 choices it interleaves.
+- `server_timings`: the `timings` object of the last chunk that has one (the bundled
+  server's and llama.cpp's final chunk), read once at `finish`
+  (`loadtests.client.server_timings`).
 - The first `[DONE]` or error stops counting; later events are ignored. Errors are an
   `event: error` event, a payload with a top-level `error` key, or (older vLLM) a payload
   with `"object": "error"`.
@@ -45,6 +48,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from loadtests.client.server_timings import ServerTimes, from_timings
 from loadtests.client.sse import SSEEvent
 from sla.files import error_class as ec
 from sla.files.error_class import bound_error
@@ -86,6 +90,7 @@ class StreamResult:
     done: bool  # "[DONE]" was seen
     error: str | None  # one line
     error_class: str | None  # sla.files.error_class; None when there is no error
+    server_timings: ServerTimes | None = None  # the last chunk's ``timings`` object, read
 
 
 def _error_message(error: object) -> str:
@@ -118,6 +123,7 @@ class StreamAccumulator:
         "_gaps_ms",
         "_last_token_at",
         "_parts",
+        "_timings",
         "_usage_cached",
         "_usage_completion",
         "_usage_prompt",
@@ -139,6 +145,7 @@ class StreamAccumulator:
         self._done = False
         self._error: str | None = None
         self._error_class: str | None = None
+        self._timings: object = None
 
     @property
     def stopped(self) -> bool:
@@ -233,6 +240,7 @@ class StreamAccumulator:
             done=self._done,
             error=self._error,
             error_class=self._error_class,
+            server_timings=None if self._timings is None else from_timings(self._timings),
         )
 
     def _fail(self, error_class: str, message: str) -> None:
@@ -264,6 +272,9 @@ class StreamAccumulator:
         usage = chunk.get("usage")
         if usage:
             self._on_usage(usage)
+        timings = chunk.get("timings")  # the server's own account (ours, llama.cpp's)
+        if timings is not None:
+            self._timings = timings
         kind = 0
         for choice in chunk.get("choices") or ():
             empty = False

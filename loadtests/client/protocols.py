@@ -232,6 +232,7 @@ class Answer:
     text: str | None = None  # the generated text of an OpenAI answer (first choice)
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
     reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
+    timings: object = None  # the body's ``timings`` object (llama.cpp's), unread
 
 
 def _malformed(error: str) -> Answer:
@@ -262,6 +263,7 @@ def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
             text=_answer_text(doc),
             cached_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
             reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
+            timings=doc.get("timings"),
         )
     if reader == "embeddings":
         if not doc.get("data"):

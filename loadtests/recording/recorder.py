@@ -73,6 +73,7 @@ _DICTIONARY_COLUMNS = [
     "output_tokens_source",
     "error_class",
     "session_id",
+    "server_timing_source",
 ]
 _BATCH_ROWS = 2_000
 
@@ -143,6 +144,12 @@ class RequestRecorder:
         c[18].append(rec.cached_tokens)
         c[19].append(rec.reasoning_tokens)
         c[20].append(rec.first_output_at)
+        c[21].append(rec.server_queue_ms)
+        c[22].append(rec.server_prefill_ms)
+        c[23].append(rec.server_decode_ms)
+        c[24].append(rec.server_total_ms)
+        c[25].append(rec.server_timing_source)
+        c[26].append(rec.client_processing_ms)
         self._parts.added()
 
     def add_rows(self, rows: Sequence[Sequence[Any]]) -> None:

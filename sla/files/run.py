@@ -68,12 +68,22 @@ REQUESTS_SCHEMA = pa.schema(
         pa.field("cached_tokens", pa.int32()),  # usage.prompt_tokens_details; null: not said
         pa.field("reasoning_tokens", pa.int32()),  # usage.completion_tokens_details; null: not said
         pa.field("first_output_at", pa.float64()),  # first non-empty visible text; NaN: none
+        # What the server said of its own time (ms; NaN: not said, never 0), and by which
+        # convention (``SERVER_TIMING_SOURCES``; null: none). See loadtests.client.server_timings.
+        pa.field("server_queue_ms", pa.float64()),
+        pa.field("server_prefill_ms", pa.float64()),
+        pa.field("server_decode_ms", pa.float64()),
+        pa.field("server_total_ms", pa.float64()),
+        pa.field("server_timing_source", pa.string()),
+        # The load generator's own time: the last byte read to the record built (ms; NaN: none)
+        pa.field("client_processing_ms", pa.float64()),
     ],
     metadata={"slabench.schema_version": str(SCHEMA_VERSION)},
 )
 REQUEST_COLUMNS: tuple[str, ...] = tuple(REQUESTS_SCHEMA.names)
 # Columns added after schema 1 was first written: a file without them is read with the error
-# class derived from status and error, and the others null (unknown; NaN for first_output_at).
+# class derived from status and error, and the others null (unknown; NaN for the float
+# times in ``_NAN_COLUMNS``).
 ADDED_COLUMNS = (
     "error_class",
     "backoff_ms",
@@ -82,7 +92,24 @@ ADDED_COLUMNS = (
     "cached_tokens",
     "reasoning_tokens",
     "first_output_at",
+    "server_queue_ms",
+    "server_prefill_ms",
+    "server_decode_ms",
+    "server_total_ms",
+    "server_timing_source",
+    "client_processing_ms",
 )
+# Added float columns read as NaN, not null, from a file without them: a time not taken.
+_NAN_COLUMNS = (
+    "first_output_at",
+    "server_queue_ms",
+    "server_prefill_ms",
+    "server_decode_ms",
+    "server_total_ms",
+    "client_processing_ms",
+)
+# The conventions a request's server timings were read in (``server_timing_source``).
+SERVER_TIMING_SOURCES = ("server-timing", "timings", "llama.cpp", "tgi")
 _NULLABLE_INT_COLUMNS = (
     "input_tokens",
     "output_tokens",
@@ -121,6 +148,12 @@ class RequestRecord:
     cached_tokens: int | None = None  # prompt tokens the server reused (its usage says)
     reasoning_tokens: int | None = None  # completion tokens that were reasoning (usage)
     first_output_at: float = math.nan  # first non-empty visible (non-reasoning) text
+    server_queue_ms: float = math.nan  # the server's own account of the request (ms)
+    server_prefill_ms: float = math.nan
+    server_decode_ms: float = math.nan
+    server_total_ms: float = math.nan
+    server_timing_source: str | None = None  # one of SERVER_TIMING_SOURCES
+    client_processing_ms: float = math.nan  # the last byte read to this record built
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -314,7 +347,7 @@ def _with_added_columns(table: pa.Table) -> pa.Table:
     for name in ADDED_COLUMNS[1:]:
         if name not in table.column_names:
             field = REQUESTS_SCHEMA.field(name)
-            if name == "first_output_at":  # a time not taken is NaN, as first_token_at's
+            if name in _NAN_COLUMNS:  # a time not taken is NaN, as first_token_at's
                 column = pa.array(np.full(table.num_rows, np.nan), pa.float64())
             else:
                 column = pa.nulls(table.num_rows, field.type)

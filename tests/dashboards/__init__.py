@@ -73,6 +73,12 @@ def synthetic_run(
         "cached_tokens": pa.nulls(n, pa.int32()),
         "reasoning_tokens": pa.nulls(n, pa.int32()),
         "first_output_at": start + ttft_s,
+        "server_queue_ms": np.full(n, np.nan),
+        "server_prefill_ms": np.full(n, np.nan),
+        "server_decode_ms": np.full(n, np.nan),
+        "server_total_ms": np.full(n, np.nan),
+        "server_timing_source": pa.nulls(n, pa.string()),
+        "client_processing_ms": np.full(n, np.nan),
     }
     classes = fill_error_classes(pd.DataFrame({"status": status, "error": error}))
     columns["error_class"] = pa.array(classes, type=pa.string())

@@ -42,6 +42,12 @@ def _row(**changes: Any) -> dict[str, Any]:
         "cached_tokens": None,
         "reasoning_tokens": None,
         "first_output_at": T0 + 0.1,
+        "server_queue_ms": NAN,
+        "server_prefill_ms": NAN,
+        "server_decode_ms": NAN,
+        "server_total_ms": NAN,
+        "server_timing_source": None,
+        "client_processing_ms": NAN,
     }
     row.update(changes)
     return row
