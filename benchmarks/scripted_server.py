@@ -6,7 +6,9 @@ Its behaviour is fixed at start-up by flags, so that a test knows what every req
 
 Every streamed answer (``/v1/chat/completions`` or ``/v1/completions``) starts with the
 headers (and, for chat, a role-only chunk) at once; token chunk ``j`` goes out at
-``receipt + ttft + j * itl``; then a finish chunk, a usage chunk and ``[DONE]``. Sends wait on
+``receipt + ttft + j * itl``; then a finish chunk, a usage chunk (with a ``timings`` object
+as the bundled server's: queue 0, prefill the TTFT, decode the rest of the plan, total from
+receipt to its send) and ``[DONE]``. Sends wait on
 ``time.perf_counter`` deadlines (sleep until ~2 ms before, then spin), so they are accurate to
 tens of microseconds, and each is written to the socket at once (aiohttp writes through
 unless its buffer is full).
@@ -70,6 +72,7 @@ _SPLIT_GAP_S = 0.001  # between the pieces of a split event, so that they arrive
 _STALL_POLL_S = 0.02
 _STALL_MAX_S = 60.0
 _BOM = "\ufeff".encode()
+_TOTAL_MS = b'"total_ms":-1'  # in the usage chunk's timings until sent
 _READY = re.compile(r"ready at (http://[\d.]+:\d+)")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCUST_TIMEOUT_S = 90.0
@@ -125,6 +128,7 @@ class Write:
     at_s: float
     data: bytes
     token_chunks: int = 0
+    timed: bool = False  # carries _TOTAL_MS: the server's total is filled in as it is sent
 
 
 def _event(payload: dict[str, Any], event: str | None = None, *, comment: bool = False) -> bytes:
@@ -145,9 +149,12 @@ def _chunk(chat: bool, text: str | None, finish: str | None = None) -> dict[str,
     return {"object": "text_completion", "choices": [choice]}
 
 
-def _usage(tokens: int) -> dict[str, Any]:
+def _usage(tokens: int, prefill_ms: float, decode_ms: float) -> dict[str, Any]:
+    """The usage chunk, with the server's own ``timings`` as the bundled server writes
+    them (its total, ``_TOTAL_MS``, is filled in as the chunk is sent)."""
     usage = {"prompt_tokens": 8, "completion_tokens": tokens, "total_tokens": 8 + tokens}
-    return {"object": "chat.completion.chunk", "choices": [], "usage": usage}
+    timings = {"queue_ms": 0.0, "prefill_ms": prefill_ms, "decode_ms": decode_ms, "total_ms": -1}
+    return {"object": "chat.completion.chunk", "choices": [], "usage": usage, "timings": timings}
 
 
 def _error(code: int = 500) -> dict[str, Any]:
@@ -180,8 +187,12 @@ def plan(script: Script, *, chat: bool, faulty: bool) -> Iterator[Write]:
         event = "error" if mode == "error-event" else None
         yield Write(at_s + itl_s, _event(_error(), event) + b"data: [DONE]\n\n")
     elif mode not in FAULT_MODES:
-        usage = b"" if mode == "no-usage" else _event(_usage(script.tokens))
-        yield Write(at_s, _event(_chunk(chat, "", "stop")) + usage + b"data: [DONE]\n\n")
+        decode_ms = (at_s - ttft_s) * 1000.0
+        usage = (
+            b"" if mode == "no-usage" else _event(_usage(script.tokens, ttft_s * 1000, decode_ms))
+        )
+        end = _event(_chunk(chat, "", "stop")) + usage + b"data: [DONE]\n\n"
+        yield Write(at_s, end, timed=mode != "no-usage")
 
 
 def split_points(data: bytes) -> list[int]:
@@ -223,6 +234,9 @@ async def _send(
         if write.at_s > 0:  # what is due at once waits for the headers: not a miss
             rec.max_late_ms = max(rec.max_late_ms, (time.perf_counter() - deadline) * 1000.0)
         data = _BOM + write.data if split and n == 0 else write.data
+        if write.timed:
+            total = f'"total_ms":{(now() - rec.received_at) * 1000.0:.3f}'.encode()
+            data = data.replace(_TOTAL_MS, total)
         for i, piece in enumerate(_pieces(data) if split else [data]):
             if i:
                 await _sleep_until(time.perf_counter() + _SPLIT_GAP_S)

@@ -13,6 +13,14 @@ Definitions (the same text as ARCHITECTURE.md, "Metric definitions"):
 - ``itl_ms`` = each gap between consecutive token-bearing chunks (one value per gap, pooled).
 - ``tpot_ms`` = ``(done_at - first_token_at) / (output_tokens - 1)``, output tokens from the
   server's ``usage`` when it reports them, else counted from chunks.
+- ``server_queue_ms``, ``server_prefill_ms``, ``server_decode_ms``, ``server_total_ms``: what
+  the server said of its own time for the request (``requests.parquet``, read by
+  ``loadtests.client.server_timings``); NaN where it said nothing.
+- ``client_overhead_ms`` = ``(done_at - sent_at) * 1000 - server_total_ms``: the time the
+  client saw that the server does not account for: the network both ways, HTTP, and the load
+  generator's own reading. From ``sent_at``, not the open-loop ``start``: the schedule lag
+  (``schedule_lag_ms``) is time the load generator held the request before sending it, which
+  neither the network nor the server saw. NaN without a server total.
 - Throughput: requests/s and output tokens/s over the measured window (after warm-up),
   counting the requests that *ended* inside it (``sla.reading.Reading.completed``): a
   request still in flight when the test stops is cut off and left out of every metric, so
@@ -69,6 +77,9 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
       dropped open-loop sends.
     - ``tpot_ms`` = ``(done_at - first_token_at) * 1000 / (output_tokens - 1)``; NaN unless
       ``output_tokens >= 2`` and ``first_token_at`` is known.
+    - ``client_overhead_ms`` = ``(done_at - sent_at) * 1000 - server_total_ms``; NaN when
+      the server told no total (the ``server_*_ms`` columns are NaN in runs recorded
+      before they existed).
     - ``ok`` = ``200 <= status < 300`` and ``error`` is null.
     - ``error_class`` = the row's class, derived from ``status`` and ``error`` where it has
       none (``sla.files.error_class.fill_error_classes``); None for a successful row.
@@ -76,9 +87,10 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
     start = start_s(df)
     sent = floats(df, "sent_at")
     first = floats(df, "first_token_at")
-    output = floats(df, "first_output_at") if "first_output_at" in df else np.full(len(df), np.nan)
+    output = _optional(df, "first_output_at")
     done = floats(df, "done_at")
     tokens = floats(df, "output_tokens")
+    server_total = _optional(df, "server_total_ms")
     has_tpot = (tokens >= 2) & ~np.isnan(first)
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = np.where(has_tpot, (done - first) * 1000.0 / (tokens - 1.0), np.nan)
@@ -89,9 +101,15 @@ def with_request_metrics(df: pd.DataFrame) -> pd.DataFrame:
         ttfot_ms=(output - start) * 1000.0,
         schedule_lag_ms=(sent - floats(df, "scheduled_at")) * 1000.0,
         tpot_ms=tpot,
+        client_overhead_ms=(done - sent) * 1000.0 - server_total,
         ok=ok_mask(df),
         error_class=fill_error_classes(df),
     )
+
+
+def _optional(df: pd.DataFrame, column: str) -> FloatArray:
+    """A float column added after the first schema (NaN when a frame has none)."""
+    return floats(df, column) if column in df else np.full(len(df), np.nan)
 
 
 def itl_ms(df: pd.DataFrame, *, only_ok: bool = True) -> FloatArray:

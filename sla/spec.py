@@ -49,7 +49,22 @@ from sla.errors import SlabenchError
 # (first token, between tokens, per token, end to end; the ones the figures draw), the first
 # visible output (after any reasoning), then how late an open-loop send left.
 RESPONSE_LATENCY_METRICS = ("ttft_ms", "itl_ms", "tpot_ms", "latency_ms")
-LATENCY_METRICS = (*RESPONSE_LATENCY_METRICS, "ttfot_ms", "schedule_lag_ms")
+# What the server said of its own time, and what the client saw beyond it (sla.metrics):
+# NaN for a request whose server said nothing, so an objective on them without data is
+# never a PASS.
+SERVER_TIMING_METRICS = (
+    "server_queue_ms",
+    "server_prefill_ms",
+    "server_decode_ms",
+    "server_total_ms",
+    "client_overhead_ms",
+)
+LATENCY_METRICS = (
+    *RESPONSE_LATENCY_METRICS,
+    "ttfot_ms",
+    "schedule_lag_ms",
+    *SERVER_TIMING_METRICS,
+)
 RATE_METRICS = ("throughput_rps", "output_tokens_per_s", "goodput_rps")
 PROPORTION_METRICS = ("error_rate", "goodput_ratio")
 # E2E latency first: the metric a spec is most often written against.
@@ -75,6 +90,11 @@ _ALIASES = {
     "e2e": "latency_ms",
     "e2e_latency": "latency_ms",
     "e2el_ms": "latency_ms",
+    "queue_ms": "server_queue_ms",
+    "server_queue": "server_queue_ms",
+    "prefill_ms": "server_prefill_ms",
+    "decode_ms": "server_decode_ms",
+    "client_overhead": "client_overhead_ms",
     "rps": "throughput_rps",
     "throughput": "throughput_rps",
     "tokens_per_s": "output_tokens_per_s",

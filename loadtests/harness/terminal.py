@@ -25,10 +25,10 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
     )
     lines.append(f"  requests {s.measured}  ok {s.ok}  errors {s.failed}{rates}")
     lines.append(reconciliation(s))
-    lines.append(f"  {'metric':<16}{'p50':>12}{'p90':>12}{'p99':>12}{'n':>9}")
+    lines.append(f"  {'metric':<19}{'p50':>9}{'p90':>12}{'p99':>12}{'n':>9}")
     for m in s.metrics:
         if m.metric in LATENCY_METRICS and m.n and not math.isnan(m.p50):
-            lines.append(f"  {m.metric:<16}{m.p50:>12.2f}{m.p90:>12.2f}{m.p99:>12.2f}{m.n:>9}")
+            lines.append(f"  {m.metric:<19}{m.p50:>9.2f}{m.p90:>12.2f}{m.p99:>12.2f}{m.n:>9}")
     lines += errors_by_class(s)
     if s.backoff_requests:
         lines.append(

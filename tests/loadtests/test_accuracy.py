@@ -79,6 +79,14 @@ def _measure(work_dir: Path) -> Measured:
     # the client can never have seen a moment before the server caused it.
     for name, delay_ms in _delays_ms(ok, server_side).items():
         assert delay_ms.min() > -0.05, f"{name}: seen {-delay_ms.min():.3f} ms before sent"
+    # The server's own timings (its usage chunk's timings object) are recorded, their parts
+    # fit in its total, its total in what the client saw, and the load generator's own time
+    # after the last byte is measured.
+    assert (ok["server_timing_source"] == "timings").all()
+    parts = ok[["server_queue_ms", "server_prefill_ms", "server_decode_ms"]].sum(axis=1)
+    assert (parts <= ok["server_total_ms"] + 0.001).all()
+    assert ok["client_overhead_ms"].min() > -0.05, ok["client_overhead_ms"].tolist()
+    assert (ok["client_processing_ms"] > 0).all()
     return Measured(ok, server_side)
 
 
@@ -120,6 +128,9 @@ def _timing_misses(m: Measured) -> list[str]:
         (f"{name} delay p50", _p50(delay), 0.0, 1.0)
         for name, delay in _delays_ms(m.rows, m.timings).items()
     ]
+    # The request's way there and the [DONE]'s way back, HTTP and the client's reading:
+    # the two delays above together.
+    checks.append(("client_overhead_ms p50", _p50(m.rows["client_overhead_ms"]), 0.0, 2.0))
     on_time = m.rows[(m.timings["max_late_ms"] < PUNCTUAL_MS).to_numpy()]
     # Against the injected values only when the server kept its schedule often enough: on a
     # loaded host it may not, and the comparisons with its actual sends above still hold.
