@@ -1,7 +1,8 @@
 """What a run adds to run.json as it starts (``harness.events._test_start``): its prompt
 nonce, a sessions run's settings (``sessions``), the outcome of ``--reset-prefix-cache``
-(``harness.prompt_cache``), and the sizes it asks for (``requested``), against which the
-end of the run checks the server's usage (``reports.sizes``).
+(``harness.prompt_cache``), the sizes it asks for (``requested``), against which the
+end of the run checks the server's usage (``reports.sizes``), and the round trip to the
+target before any load (``calibration``: ``loadtests.client.calibration``).
 
 ``requested``: ``input_tokens`` is the median of the prompts' ``input_tokens_hint`` (the
 length the workload asked for, in the sizing's tokens) plus the nonce's share
@@ -16,6 +17,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from loadtests.client.calibration import calibrate
 from loadtests.client.nonce import prefixed
 from loadtests.client.prefix_cache import reset_prefix_cache, reset_warning
 from loadtests.harness.state import RunState
@@ -41,6 +43,8 @@ def run_start_meta(state: RunState, nonce: str, *, bundled: bool) -> dict[str, A
         if not outcome["ok"]:
             print(reset_warning(state.target.base_url, outcome), flush=True)
         meta["prefix_cache_reset"] = outcome
+    path = next((c.warmup_path for c in state.user_classes() if hasattr(c, "warmup_path")), None)
+    meta["calibration"] = calibrate(lambda: state.new_transport(concurrency=1), path or "/")
     return meta
 
 
