@@ -11,6 +11,7 @@ no verdict, no schedule, no cached_tokens, no turns, no reasoning).
 from __future__ import annotations
 
 from dashboards.arrivals import arrivals_panel
+from dashboards.breakdown import breakdown_panel
 from dashboards.cache import cache_panel
 from dashboards.distributions import distribution_panels
 from dashboards.failures import errors_panel
@@ -54,6 +55,7 @@ def build_panels(
         *distribution_panels(view, verdict),
         turns_panel(view),
         reasoning_panel(view),
+        breakdown_panel(view),
         ttft_vs_input(view),
         latency_vs_throughput(view),
     ]

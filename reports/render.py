@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dashboards import build_panels, comparison_panels
 from reports import fmt
+from reports.breakdown import breakdown_section
 from reports.errors import ReportError
 from reports.html import Markup, PanelLike, esc, figure_slots, page, table
 from reports.sections import (
@@ -72,6 +73,7 @@ def render_report(
         + sla_section(verdict)
         + summary_section(summary)
         + turns_section(reading)
+        + breakdown_section(reading)
         + Markup(f'<section id="figures"><h2>Figures</h2><div class="grid">{slots}</div></section>')
         + errors_section(summary)
         + endpoints_section(summary)
