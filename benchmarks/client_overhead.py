@@ -82,6 +82,9 @@ def main() -> None:
             for key, value in figures.items():
                 shown = json.dumps(value) if isinstance(value, dict) else value
                 print(f"  {key:<22}{shown}")
+            if not figures["requests"]:
+                print("no successful measured request: give it more --seconds")
+                raise SystemExit(2)
             if not figures["told"]:
                 print("the server told no timings: it needs the reference server's timings")
                 raise SystemExit(2)
