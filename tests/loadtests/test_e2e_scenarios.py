@@ -65,6 +65,14 @@ def test_local_run_records_every_request_the_server_saw(
     assert finished["error"].isna().all(), finished["error"].value_counts()
     assert (finished["output_tokens"] == 8).all()
     assert (finished["first_token_at"] > finished["sent_at"]).all()
+    # The reference server tells each stream's own timings, and they fit inside what the
+    # client saw: queue + prefill + decode <= the server's total <= the client's latency.
+    assert (finished["server_timing_source"] == "timings").all()
+    parts = finished[["server_queue_ms", "server_prefill_ms", "server_decode_ms"]].sum(axis=1)
+    total = finished["server_total_ms"]
+    assert (parts <= total + 1e-6).all() and (total > 0).all()
+    client_ms = (finished["done_at"] - finished["sent_at"]) * 1000.0
+    assert (total <= client_ms).all(), (client_ms - total).min()
     if stop == "stop-timeout":
         assert len(finished) == len(df)
         assert settled_server_requests(server.url, CHAT_ROUTE, len(df)) == len(df)
