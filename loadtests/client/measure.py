@@ -73,13 +73,15 @@ def execute(
     scheduled_at: float = NAN,
     backoff: Backoff | None = None,
     on_reply: Callable[[str], None] | None = None,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> RequestRecord:
     """Send ``req`` and hand its record to ``on_record`` (also when the greenlet is killed).
     With ``backoff`` (a closed-loop user), the record's ``backoff_ms`` is the wait it asks
     for after this request; the caller waits. With ``on_reply`` (a conversation, which
     appends the reply to its history), a successful OpenAI answer's text is handed to it
-    before the record is."""
-    ids = _Ids(req, request_id, worker, scheduled_at, now(), on_reply)
+    before the record is. With ``count_tokens`` (``--tokenizer``), a streamed answer whose
+    server reported no usage counts its output tokens in its text (source "tokenizer")."""
+    ids = _Ids(req, request_id, worker, scheduled_at, now(), on_reply, count_tokens)
     try:
         rec, retry_after_s = _attempt(transport, ids, timeouts)
     except gevent.GreenletExit:
@@ -104,6 +106,7 @@ class _Ids:
     scheduled_at: float
     sent_at: float
     on_reply: Callable[[str], None] | None = None
+    count_tokens: Callable[[str], int] | None = None
 
 
 def _attempt(
@@ -181,8 +184,7 @@ def _answered(
         status,
         None if answer.error is None else bound_error(answer.error),
         _first(answer.input_tokens, ids.req.input_tokens_hint),
-        answer.output_tokens,
-        "usage" if answer.output_tokens is not None else None,
+        *_answer_tokens(ids, answer.output_tokens, answer.text if answer.error is None else None),
         0,
         (),
         answer.error_class,
@@ -200,6 +202,15 @@ def _answered(
 
 
 _NO_TIMES = ServerTimes("")  # the server said nothing: every figure NaN, no source
+
+
+def _answer_tokens(ids: _Ids, usage: int | None, text: str | None) -> tuple[int | None, str | None]:
+    """A whole answer's output tokens and their source: the usage, else the tokenizer's count."""
+    if usage is not None:
+        return usage, "usage"
+    if ids.count_tokens is not None and text:
+        return ids.count_tokens(text), "tokenizer"
+    return None, None
 
 
 def _first(value: int | None, fallback: int | None) -> int | None:
@@ -266,6 +277,9 @@ def _streamed(
         ids.on_reply(result.text)
     parsed_s, resumed_at = processing
     server = (result.server_timings if message is None else None) or _NO_TIMES
+
+
+    output_tokens, source = _output_tokens(ids, result)
     return RequestRecord(
         ids.request_id,
         ids.worker,
@@ -277,8 +291,8 @@ def _streamed(
         status,
         None if message is None else bound_error(message),
         _first(result.usage_prompt_tokens, ids.req.input_tokens_hint),
-        result.output_tokens,
-        result.output_tokens_source,
+        output_tokens,
+        source,
         result.chunk_count,
         tuple(result.chunk_gaps_ms),  # a tuple of floats: untracked by the GC once stored
         error_class,
@@ -294,6 +308,14 @@ def _streamed(
         server_timing_source=server.source or None,
         client_processing_ms=(parsed_s + now() - resumed_at) * 1000.0 if message is None else NAN,
     )
+
+
+def _output_tokens(ids: _Ids, result: StreamResult) -> tuple[int, str]:
+    """The usage's count; else the tokenizer's count of the text (when there is one and the
+    stream had text), else the token-bearing chunks."""
+    if result.output_tokens_source == "chunks" and ids.count_tokens is not None and result.text:
+        return ids.count_tokens(result.text), "tokenizer"
+    return result.output_tokens, result.output_tokens_source
 
 
 def _drain(response: HTTPSocketPoolResponse) -> None:

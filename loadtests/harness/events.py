@@ -38,6 +38,7 @@ from loadtests.harness.failing_target import EXIT_TARGET_DOWN
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.run_start import run_start_meta
+from loadtests.harness.replay import listen_for_trace_ends
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
 from loadtests.harness.stopping import (
@@ -55,6 +56,9 @@ from loadtests.harness.workers import (
     wait_for_workers,
 )
 from loadtests.workloads.datasets import Dataset, load_dataset
+from loadtests.workloads.tokenizer import CharSizing, TokenizerFile, load_tokenizer
+from loadtests.workloads.trace_prompts import TracePrompts
+from loadtests.workloads.traces import open_trace
 from reports import write_capacity_report
 from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
 from sla.spec import Spec, load_spec
@@ -107,6 +111,8 @@ def _initialise(environment: Environment) -> None:
         environment.shape_class.runner = runner
     if isinstance(runner, MasterRunner):
         state.collector = collect_from_workers(runner)
+        if state.trace is not None:
+            listen_for_trace_ends(environment, lambda: state.workers)
     if isinstance(runner, WorkerRunner):
         listen_to_master(environment, runner)
     if isinstance(runner, MasterRunner):
@@ -131,14 +137,22 @@ def _build_state(
         search = SearchOptions.from_namespace(environment.parsed_options)
     # A bad spec is reported before anything starts; only the master judges.
     spec = load_spec(options.sla_path) if options.sla_path and not is_worker else None
+    tokenizer = load_tokenizer(options.tokenizer) if options.tokenizer else None
+    trace = open_trace(options.trace) if options.trace else None  # checked before the load
     embedded = _start_embedded(options) if not environment.host and not is_worker else None
     try:
         if embedded is not None:
             environment.host = embedded.url
         bundled = embedded is not None or bundled_by_search()
-        dataset = _load_dataset(options, bundled=bundled or not environment.host)
+        cpt = options.chars_per_token or (1.0 if bundled or not environment.host else 4.0)
+        dataset = _load_dataset(options, cpt, tokenizer)
         state = RunState(environment, options, dataset, embedded=embedded)
         state.spec = spec
+        state.tokenizer, state.trace = tokenizer, trace
+        sizer = tokenizer or CharSizing(cpt)
+        state.sizing = sizer.describe()
+        if trace is not None:
+            state.trace_prompts = TracePrompts(sizer, trace.spec.block_size, options.seed)
         attach_run_state(environment, state)
         state.validate_user_classes()
     except BaseException:  # a user error, or a stop signal while the dataset loads
@@ -148,15 +162,16 @@ def _build_state(
     return state, search
 
 
-def _load_dataset(options: LoadOptions, *, bundled: bool) -> Dataset:
-    """The prompts; the bundled server's tokenizer is one character per token."""
-    cpt = options.chars_per_token or (1.0 if bundled else 4.0)
+def _load_dataset(options: LoadOptions, cpt: float, tokenizer: TokenizerFile | None) -> Dataset:
+    """The prompts; the bundled server's tokenizer is one character per token (``cpt``),
+    unless ``--tokenizer`` sizes them exactly."""
     return load_dataset(
         options.dataset,
         input_len=options.input_len,
         output_len=options.output_len,
         seed=options.seed,
         chars_per_token=cpt,
+        sizer=tokenizer,
     )
 
 
@@ -237,7 +252,7 @@ def _test_start(environment: Environment, **_: Any) -> None:
         target_url=environment.host or "",
         embedded=state.embedded is not None,
         users=_users_profile(environment),
-        extra_meta=run_start_meta(state, nonce, bundled=bundled),
+        extra_meta={**run_start_meta(state, nonce, bundled=bundled), "workload": state.workload()},
     )
     if runner is not None:  # a failed write ends the run (see _test_stop)
         state.session.on_failure = runner.quit

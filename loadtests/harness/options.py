@@ -18,9 +18,11 @@ from loadtests.errors import LoadSpecError
 from loadtests.harness.failing_target import FailingTargetOptions, add_failing_target_options
 from loadtests.harness.prompt_cache import PromptCacheOptions, add_prompt_cache_options
 from loadtests.harness.session_options import SessionOptions, add_session_options
+from loadtests.harness.trace_options import add_trace_options, trace_spec
 from loadtests.recording.disturbance import DEFAULT_MAX_LOOP_LAG_MS
 from loadtests.workloads.arrivals import ArrivalSpec, parse_arrival
 from loadtests.workloads.shapes import StagedShape, parse_duration_s, parse_shape
+from loadtests.workloads.traces import TraceSpec
 
 
 def add_options(parser: Any) -> None:
@@ -174,6 +176,7 @@ def add_options(parser: Any) -> None:
     add_failing_target_options(opt)
     add_prompt_cache_options(opt)
     add_session_options(opt)
+    add_trace_options(opt)
     opt(
         "--shape",
         "SHAPE",
@@ -313,10 +316,13 @@ class LoadOptions:
     failing: FailingTargetOptions
     sessions: SessionOptions
     cache: PromptCacheOptions = field(default_factory=PromptCacheOptions)
+    trace: TraceSpec | None = None  # --trace: open loop at the trace's own times
+    tokenizer: str = ""  # --tokenizer: a local tokenizer.json
+    max_send_lag_ms: float = 10.0  # --max-send-lag: a trace replay later than this is saturated
 
     @property
     def open_loop(self) -> bool:
-        return self.arrival is not None
+        return self.arrival is not None or self.trace is not None
 
     @classmethod
     def from_namespace(cls, ns: Any) -> LoadOptions:
@@ -360,17 +366,20 @@ class LoadOptions:
             failing=FailingTargetOptions.from_namespace(ns),
             cache=PromptCacheOptions.from_namespace(ns),
             sessions=SessionOptions.from_namespace(ns),
+            trace=trace_spec(ns),
+            tokenizer=ns.tokenizer,
+            max_send_lag_ms=ns.max_send_lag,
         )
 
     def describe(self) -> dict[str, Any]:
         """The load profile for run.json (no secrets)."""
         arrival = self.arrival
         return {
-            "mode": "open" if arrival else "closed",
+            "mode": "trace" if self.trace else "open" if arrival else "closed",
             "arrival_rate_rps": arrival.rate_rps if arrival else None,
             "arrival": arrival.kind if arrival else None,
             "burstiness": arrival.burstiness if arrival else None,
-            "max_inflight": self.max_inflight if arrival else None,
+            "max_inflight": self.max_inflight if self.open_loop else None,
             "shape": self.shape.spec if self.shape else None,
             # The stages themselves, so that readers (dashboards) never parse the text.
             "stages": [list(stage) for stage in self.shape.levels()] if self.shape else None,
@@ -384,6 +393,7 @@ class LoadOptions:
             "request_timeout_s": self.request_timeout_s,
             **self.failing.describe(),
             "reset_prefix_cache": self.cache.reset_prefix_cache,
+            **({"trace": self.trace.path} if self.trace else {}),
         }
 
 

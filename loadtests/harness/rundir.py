@@ -22,6 +22,7 @@ from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
 from loadtests.harness.failing_target import TARGET_DOWN_STATUS, DownWatch
 from loadtests.harness.options import LoadOptions
+from loadtests.harness.replay import trace_late
 from loadtests.recording.disturbance import merge_loop_lag, merge_machine_cpu
 from loadtests.recording.monitors import GeneratorMonitor
 from loadtests.recording.recorder import (
@@ -236,7 +237,8 @@ class RunSession:
             senders = [{**generator["local"], **measured}]
         else:
             senders = list(generator.get("workers", []))
-        saturated = any(p.get("cpu", {}).get("saturated") for p in senders)
+        # Saturated: a busy CPU, or (trace replay) sends too late for the trace's schedule.
+        saturated = any(p.get("cpu", {}).get("saturated") for p in senders) or trace_late(senders)
         loop_lag = merge_loop_lag([p.get("loop_lag") or {} for p in senders])
         self.meta = finish_run_json(
             self.path,

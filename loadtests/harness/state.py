@@ -34,9 +34,13 @@ from loadtests.client.transport import Target, Transport
 from loadtests.harness.credentials import ApiKey
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
 from loadtests.harness.options import LoadOptions
+from loadtests.harness.replay import Replay, end_when_replayed
 from loadtests.recording.monitors import GeneratorMonitor
 from loadtests.workloads.arrivals import for_worker, send_offsets
 from loadtests.workloads.datasets import Dataset, Prompt
+from loadtests.workloads.tokenizer import TokenizerFile
+from loadtests.workloads.trace_prompts import TracePrompts
+from loadtests.workloads.traces import Trace
 from sla.errors import SlabenchError
 from sla.files import error_class as ec
 from sla.files.run import RequestRecord
@@ -113,6 +117,11 @@ class RunState:
         self._transport: Transport | None = None
         self.dropped = 0
         self.spec: Spec | None = None  # --sla, judged on the master (or the local process)
+        self.tokenizer: TokenizerFile | None = None  # --tokenizer
+        self.trace: Trace | None = None  # --trace, and the prompts of its rows
+        self.trace_prompts: TracePrompts | None = None
+        self.sizing: Any = None  # how prompts are sized: the tokenizer, or chars per token
+        self._replay: Replay | None = None
         self.exit_code: int | None = None
 
     # --- identity and inputs ---------------------------------------------------------
@@ -248,6 +257,7 @@ class RunState:
             scheduled_at=scheduled_at,
             backoff=backoff,
             on_reply=on_reply,
+            count_tokens=self.tokenizer.count if self.tokenizer is not None else None,
         )
 
     def new_backoff(self) -> ClosedLoopBackoff:
@@ -285,8 +295,18 @@ class RunState:
         if self.options.open_loop:
             self._start_dispatcher()
 
+    def workload(self) -> dict[str, Any]:
+        """run.json ``workload``: how prompts were sized, and the trace replayed."""
+        out: dict[str, Any] = {"tokenizer": self.sizing}
+        if self.trace is not None:
+            out["trace"] = self.trace.describe()
+        return out
+
     def finish_local(self) -> dict[str, Any]:
-        return {"worker": self.label, "dropped": self.dropped}
+        return {"worker": self.label, "dropped": self.dropped, **self._replayed()}
+
+    def _replayed(self) -> dict[str, Any]:
+        return {"trace": self._replay.summary()} if self._replay is not None else {}
 
     def start_worker(self) -> None:
         runner = self.environment.runner
@@ -321,7 +341,8 @@ class RunState:
                     until=self.stopping_at,
                 )
                 self._monitor = None
-            self._shipper.close({"worker": self.label, "dropped": self.dropped, **measured})
+            summary = {"worker": self.label, "dropped": self.dropped, **self._replayed()}
+            self._shipper.close({**summary, **measured})
             self._shipper = None
         finally:
             self._finishing = False
@@ -334,13 +355,16 @@ class RunState:
     # --- open loop -----------------------------------------------------------------------
 
     def _start_dispatcher(self) -> None:
-        arrival = self.options.arrival
-        assert arrival is not None
-        share = for_worker(arrival, self.plan.index, self.plan.count)
         bound = max(1, math.ceil(self.options.max_inflight / self.plan.count))
         self._pool = Pool(bound)
         transport = self._transport = self.new_transport(concurrency=bound)
         classes = self.user_classes()
+        if self.trace is not None:
+            self._start_replay(self.trace, transport, classes)
+            return
+        arrival = self.options.arrival
+        assert arrival is not None
+        share = for_worker(arrival, self.plan.index, self.plan.count)
         own = getattr(classes[0], "dispatch_open_loop", None) if len(classes) == 1 else None
         if own is not None:  # a user class that schedules its own sends (sessions)
             self._pool = Pool()  # its greenlets; it bounds the requests in flight itself
@@ -350,6 +374,23 @@ class RunState:
             return
         self._dispatcher = gevent.spawn(
             self._dispatch, send_offsets(share), transport, classes, self.plan.t0
+        )
+
+    def _start_replay(self, trace: Trace, transport: Transport, classes: list[Any]) -> None:
+        assert self._pool is not None and self.trace_prompts is not None
+        self._replay = Replay(
+            self,
+            trace,
+            self.trace_prompts,
+            index=self.plan.index,
+            count=self.plan.count,
+            t0=self.plan.t0,
+            measured_from=self.plan.t0 + self.options.warmup_s,
+            max_send_lag_ms=self.options.max_send_lag_ms,
+            seed=self.options.seed,
+        )
+        self._dispatcher = gevent.spawn(
+            self._replay.run, self._pool, transport, classes, end_when_replayed(self.environment)
         )
 
     def _dispatch(

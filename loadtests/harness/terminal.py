@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from loadtests.harness.replay import trace_late, trace_warnings
 from reports import RunSummary, summarize_run
 from sla.errors import SlabenchError
 from sla.files.run import disturbance_reasons, load_run
@@ -92,7 +93,7 @@ def written_counts(run_dir: Path) -> str:
 def generator_warnings(generator: Any) -> list[str]:
     """What makes the load generator's timings untrustworthy (run.json ``generator``)."""
     out = []
-    if isinstance(generator, dict) and generator.get("saturated"):
+    if isinstance(generator, dict) and generator.get("saturated") and not _trace_only(generator):
         out.append(
             "the load generator was saturated (CPU >= 90% of a core for much of the run); "
             "its latencies are not trustworthy. Use --processes or less load."
@@ -102,4 +103,11 @@ def generator_warnings(generator: Any) -> list[str]:
         "so its latencies are not trustworthy: re-run on a quieter machine."
         for reason in disturbance_reasons(generator)
     ]
-    return out
+    return out + trace_warnings(generator)
+
+
+def _trace_only(generator: dict[str, Any]) -> bool:
+    """Saturated for its trace replay's lateness alone (said by ``trace_warnings``)."""
+    processes = [p for p in generator.get("processes") or () if isinstance(p, dict)]
+    cpu = any((p.get("cpu") or {}).get("saturated") for p in processes)
+    return trace_late(processes) and not cpu

@@ -22,8 +22,10 @@ Length specs, in tokens, each sample rounded and clipped to >= 1:
 ``lognormal:MEDIAN,SIGMA`` (sigma of the underlying normal).
 
 Token counts are estimates: characters / `chars_per_token` (1.0 for the byte-level reference
-server, about 4.0 for BPE tokenizers). `input_len` only shapes synthetic prompts; it is
-validated for every source so that a typo never goes unnoticed. Files are read as a stream
+server, about 4.0 for BPE tokenizers), unless a `sizer` (``--tokenizer``: the target's own
+tokenizer, see ``loadtests.workloads.tokenizer``) sizes synthetic prompts exactly.
+`input_len` only shapes synthetic prompts; it is validated for every source so that a typo
+never goes unnoticed. Files are read as a stream
 and reading stops once `limit` usable prompts are in hand.
 """
 
@@ -42,6 +44,8 @@ import numpy.typing as npt
 
 from loadtests.errors import DatasetError
 from loadtests.workloads.sharegpt import Messages, json_kind, read_sharegpt
+from loadtests.workloads.tokenizer import Sizer
+from loadtests.workloads.words import words_text
 
 __all__ = ["Dataset", "LengthDist", "Prompt", "load_dataset", "parse_length_dist"]
 
@@ -54,18 +58,6 @@ _JSONL_HINT = (
     'each line must be {"prompt": "..."} or {"messages": [{"role": "user", "content": "..."}]}'
     ' with an optional "max_tokens"'
 )
-# Plain words of at least two letters (the text builder relies on that), ASCII only.
-_WORD_TEXT = """the of and to in is that it for on with as was at by be this from are or an have not
-    they which one you had her all she there would their we him been has when who will more
-    no if out so said what up its about into than them can only other new some could time
-    these two may then do first any my now such like our over man me even most made after
-    also did many before must through back years where much your way well down should because
-    each just those people how too little state good very make world still own see men work
-    long get here between both life being under never day same another know while last might
-    us great old year off come since against go came right used take three small large house
-    water light river stone paper window garden market letter number morning evening story
-    question answer simple model server request token batch queue memory signal value"""
-_WORDS = tuple(_WORD_TEXT.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +177,10 @@ def load_dataset(
     seed: int,
     chars_per_token: float,
     limit: int | None = None,
+    sizer: Sizer | None = None,
 ) -> Dataset:
-    """Loads prompts from `source`; see the module docstring. Raises `DatasetError`."""
+    """Loads prompts from `source`; see the module docstring. Raises `DatasetError`.
+    With `sizer` (a tokenizer), synthetic prompts are that many tokens exactly."""
     in_dist = _parse_option("input_len", input_len)
     out_dist = _parse_option("output_len", output_len)
     _check_args(chars_per_token=chars_per_token, limit=limit, seed=seed)
@@ -201,6 +195,7 @@ def load_dataset(
             out_dist.sample(out_rng, count),
             text_rng,
             chars_per_token,
+            sizer,
         )
     drafts, skipped = _read_drafts(source, limit, chars_per_token)
     drawn = iter(out_dist.sample(out_rng, sum(d.max_tokens is None for d in drafts)).tolist())
@@ -254,22 +249,21 @@ def _synthetic(
     out_tokens: npt.NDArray[np.int64],
     rng: np.random.Generator,
     chars_per_token: float,
+    sizer: Sizer | None = None,
 ) -> Dataset:
     prompts = []
     for i in range(count):
-        n_chars = max(1, round(int(in_tokens[i]) * chars_per_token))
-        text = _synthetic_text(i, n_chars, rng)
+        if sizer is not None:
+            text = sizer.sized(f"{i}:", int(in_tokens[i]), rng).text
+        else:
+            text = _synthetic_text(i, max(1, round(int(in_tokens[i]) * chars_per_token)), rng)
         prompts.append(Prompt(text, None, int(in_tokens[i]), int(out_tokens[i])))
     return Dataset(prompts, source="synthetic")
 
 
 def _synthetic_text(index: int, n_chars: int, rng: np.random.Generator) -> str:
     """Exactly `n_chars` characters of words after a unique "index:" head (longer if that is)."""
-    head = f"{index}:"
-    # Every word has >= 2 letters, so n_chars // 3 + 1 words (each with its space) always suffice.
-    picks = rng.integers(0, len(_WORDS), size=n_chars // 3 + 1)
-    text = " ".join([head, *(_WORDS[k] for k in picks.tolist())])[: max(n_chars, len(head))]
-    return text[:-1] + "." if text.endswith(" ") else text
+    return words_text(f"{index}:", n_chars, rng)
 
 
 def _read_jsonl(path: Path, name: str, limit: int | None) -> list[_Draft]:
