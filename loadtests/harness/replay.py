@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import random
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -32,17 +32,10 @@ from loadtests.client.clock import now
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.transport import Transport
 from loadtests.workloads.trace_prompts import TracePrompts
-from loadtests.workloads.traces import Trace, TraceRow
+from loadtests.workloads.traces import Trace, for_worker
 from sla.files.run import RequestRecord
 
-__all__ = [
-    "TRACE_DONE",
-    "Replay",
-    "end_when_replayed",
-    "listen_for_trace_ends",
-    "trace_late",
-    "trace_warnings",
-]
+__all__ = ["TRACE_DONE", "Replay", "end_when_replayed", "listen_for_trace_ends"]
 
 TRACE_DONE = "slabench_trace_done"
 
@@ -57,11 +50,6 @@ class Sender(Protocol):
     ) -> RequestRecord: ...
 
     def record_dropped(self, req: PreparedRequest, scheduled_at: float) -> None: ...
-
-
-def mine(rows: Iterator[TraceRow], index: int, count: int) -> Iterator[TraceRow]:
-    """Worker ``index`` of ``count``'s rows: every ``count``-th from its own."""
-    return (row for row in rows if row.index % count == index)
 
 
 class Replay:
@@ -102,7 +90,7 @@ class Replay:
         on_done: Callable[[], None],
     ) -> None:
         weights = [getattr(c, "weight", 1) for c in classes]
-        rows = mine(self._trace.iter_rows(), self._index, self._count)
+        rows = for_worker(self._trace.iter_rows(), self._index, self._count)
         for row in rows:
             scheduled_at = self._t0 + row.offset_s
             cls = self._rng.choices(classes, weights)[0] if len(classes) > 1 else classes[0]
@@ -184,34 +172,3 @@ def _end(environment: Environment) -> None:
         runner.quit()
     else:  # the web UI stays up, as after -t with --autostart
         runner.stop()
-
-
-def trace_warnings(generator: Any) -> list[str]:
-    """What the replay of each process says of the run (run.json ``generator``): sends too
-    late for the trace's schedule, a run that ended before its trace did."""
-    processes = generator.get("processes") if isinstance(generator, dict) else None
-    replays = [p["trace"] for p in processes or () if isinstance(p.get("trace"), dict)]
-    if not replays:
-        return []
-    out = []
-    late = [r for r in replays if r.get("late")]
-    if late:
-        worst = max(float(r["send_lag_p99_ms"]) for r in late)
-        out.append(
-            f"the load generator could not keep the trace's schedule: its sends left "
-            f"{worst:.1f} ms late at p99 (--max-send-lag {late[0]['max_send_lag_ms']:g} ms), "
-            "so the run counts as saturated. Use --processes or a lower --trace-speedup."
-        )
-    sent = sum(int(r.get("sent", 0)) + int(r.get("dropped", 0)) for r in replays)
-    rows = sum(int(r.get("rows", 0)) for r in replays)
-    if not all(r.get("finished") for r in replays):
-        out.append(
-            f"the run ended before the trace did: {sent} of its {rows} rows were due "
-            "(-t or a stop came first)"
-        )
-    return out
-
-
-def trace_late(processes: Sequence[dict[str, Any]]) -> bool:
-    """A process's replay left later than ``--max-send-lag`` at p99."""
-    return any(bool((p.get("trace") or {}).get("late")) for p in processes)

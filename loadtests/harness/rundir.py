@@ -22,7 +22,7 @@ from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
 from loadtests.harness.failing_target import TARGET_DOWN_STATUS, DownWatch
 from loadtests.harness.options import LoadOptions
-from loadtests.harness.replay import trace_late
+from loadtests.harness.trace_outcome import trace_late
 from loadtests.recording.disturbance import merge_loop_lag, merge_machine_cpu
 from loadtests.recording.monitors import GeneratorMonitor
 from loadtests.recording.recorder import (

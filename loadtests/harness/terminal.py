@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from loadtests.harness.replay import trace_late, trace_warnings
+from loadtests.harness.trace_outcome import trace_late, trace_warnings
 from reports import RunSummary, summarize_run
 from sla.errors import SlabenchError
 from sla.files.run import disturbance_reasons, load_run

@@ -36,7 +36,7 @@ from typing import Any, Literal, NoReturn
 
 from loadtests.errors import DatasetError
 
-__all__ = ["Trace", "TraceRow", "TraceSpec", "open_trace"]
+__all__ = ["Trace", "TraceRow", "TraceSpec", "for_worker", "open_trace"]
 
 TraceFormat = Literal["mooncake", "azure", "burstgpt"]
 _AZURE = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
@@ -128,6 +128,11 @@ def open_trace(spec: TraceSpec) -> Trace:
             "widen the window or check the file"
         )
     return Trace(spec, fmt, rows, skipped[0], last)
+
+
+def for_worker(rows: Iterator[TraceRow], index: int, count: int) -> Iterator[TraceRow]:
+    """Worker ``index`` of ``count``'s rows: every ``count``-th, from its own index on."""
+    return (row for row in rows if row.index % count == index)
 
 
 def detect_format(path: str) -> TraceFormat:
