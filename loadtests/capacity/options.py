@@ -101,8 +101,8 @@ def add_search_options(opt: Callable[..., None]) -> None:
         "MAX_SEND_LAG",
         type=float,
         default=10.0,
-        help="capacity search: p90 lateness of open-loop sends (ms) beyond which the load "
-        "generator counts as saturated",
+        help="lateness of open-loop sends (ms) beyond which the load generator counts as "
+        "saturated: at p90 in a capacity search step, at p99 in a --trace replay",
     )
     opt(
         "--max-backlog-growth",

@@ -106,6 +106,8 @@ class Replay:
                 continue
             self.sent += 1
             pool.spawn(self._send, transport, req, scheduled_at)
+            # Let it leave now: the next row's prompt is built after, not before, this send.
+            gevent.sleep(0)
         pool.join()
         self.finished = True
         on_done()
