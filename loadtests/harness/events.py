@@ -37,8 +37,8 @@ from loadtests.harness.conclude import conclude
 from loadtests.harness.failing_target import EXIT_TARGET_DOWN
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
-from loadtests.harness.run_start import run_start_meta
 from loadtests.harness.replay import listen_for_trace_ends
+from loadtests.harness.run_start import run_start_meta
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
 from loadtests.harness.stopping import (

@@ -58,7 +58,10 @@ def requested_sizes(state: RunState, nonce: str, *, bundled: bool) -> dict[str, 
         statistics.median(p.input_tokens_hint for p in prompts) + nonce_tokens
     )
     output_tokens: float | None = statistics.median(p.max_tokens for p in prompts)
-    if any(getattr(c, "multi_turn", False) for c in state.user_classes()):
+    if state.trace is not None:  # a replay asks for its rows' sizes, not the dataset's
+        input_tokens = state.trace.median_sizes[0] + nonce_tokens
+        output_tokens = state.trace.median_sizes[1]
+    elif any(getattr(c, "multi_turn", False) for c in state.user_classes()):
         # Sessions (harness.sessions): a turn's prompt is its whole history, no one size;
         # a conversation file sets its own max_tokens (synthetic ones follow --output-len).
         input_tokens = None

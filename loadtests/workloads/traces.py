@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import math
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from loadtests.errors import DatasetError
 __all__ = ["Trace", "TraceRow", "TraceSpec", "for_worker", "open_trace"]
 
 TraceFormat = Literal["mooncake", "azure", "burstgpt"]
+_SIZE_SAMPLE = 100_000
 _AZURE = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
 _BURSTGPT = ("Timestamp", "Request tokens", "Response tokens")
 _FORMATS_HINT = (
@@ -93,6 +95,8 @@ class Trace:
     rows: int
     skipped: int
     span_s: float  # trace seconds from the window's start to its last row
+    # The median input and output tokens of the window's first rows (up to _SIZE_SAMPLE).
+    median_sizes: tuple[float, float] = (0.0, 0.0)
 
     def iter_rows(self) -> Iterator[TraceRow]:
         """The window's rows, read again from the file."""
@@ -118,16 +122,22 @@ def open_trace(spec: TraceSpec) -> Trace:
     """Detect the format and check the window's rows (one pass, constant memory)."""
     fmt = detect_format(spec.path)
     rows, last, skipped = 0, 0.0, [0]
+    inputs: list[int] = []
+    outputs: list[int] = []
     for row in _window(spec, fmt, skipped):
         rows += 1
         last = row.offset_s * spec.speedup
+        if rows <= _SIZE_SAMPLE:
+            inputs.append(row.input_tokens)
+            outputs.append(row.output_tokens)
     if rows == 0:
         raise DatasetError(
             f"trace {spec.path}: no requests in the window (--trace-start {spec.start_s:g}, "
             f"--trace-duration {spec.duration_s if spec.duration_s is not None else 'all'}); "
             "widen the window or check the file"
         )
-    return Trace(spec, fmt, rows, skipped[0], last)
+    sizes = (statistics.median(inputs), statistics.median(outputs))
+    return Trace(spec, fmt, rows, skipped[0], last, sizes)
 
 
 def for_worker(rows: Iterator[TraceRow], index: int, count: int) -> Iterator[TraceRow]:

@@ -43,8 +43,9 @@ def test_a_mooncake_trace_is_replayed_at_its_own_times(
     run = load_run(result.run_dir)
     df = run.requests.sort_values("scheduled_at")
     assert len(df) == ROWS and (df["status"] == 200).all()
-    # The prompts are the rows' lengths (1 byte = 1 token on the reference server, + its BOS).
-    assert sorted(df["input_tokens"]) == [41 + i for i in range(ROWS)]
+    # The prompts are the rows' lengths (1 byte = 1 token on the reference server), + its
+    # BOS and the run's 7-character prompt nonce word.
+    assert sorted(df["input_tokens"]) == [40 + 1 + 7 + i for i in range(ROWS)]
     assert (df["output_tokens"] == 4).all()
     offsets = df["scheduled_at"].to_numpy() - df["scheduled_at"].min()
     np.testing.assert_allclose(offsets, np.array(times_ms) / 1000.0 / speedup, atol=1e-6)
@@ -61,6 +62,9 @@ def test_a_mooncake_trace_is_replayed_at_its_own_times(
         speedup,
     )
     assert meta["workload"]["tokenizer"] == "chars-per-token 1"
+    # The sizes asked for are the trace's (its median row), not a dataset's.
+    assert meta["requested"]["input_tokens"] == 40 + 14.5 + 7
+    assert meta["requested"]["output_tokens"] == 4
     (process,) = meta["generator"]["processes"]
     replayed = process["trace"]
     assert (replayed["rows"], replayed["sent"], replayed["finished"]) == (ROWS, ROWS, True)

@@ -70,6 +70,7 @@ def test_mooncake_rows_keep_times_sizes_hash_ids_and_sessions(tmp_path: Path) ->
     assert [r.hash_ids for r in rows] == [(0, 1, 2), (0, 3), (), (0,)]
     assert [r.session_id for r in rows] == [None, None, "4", None]
     assert trace.describe()["replay_s"] == 1.125
+    assert trace.median_sizes == (25.0, 6.5)
 
 
 def test_azure_times_are_seconds_from_the_first_row_and_empty_rows_are_skipped(
