@@ -11,7 +11,10 @@ own, as a chat service's system prompt would; for each speed-up the trace spans
 Per speed-up: rows sent per second, the send lag (``sent_at - scheduled_at``) p50/p99/max
 over the rows after the first second, dropped rows, Locust's mean CPU (run.json), and
 whether slabench marked the run saturated (p99 above ``--max-send-lag``, 10 ms). The figure
-to read: the highest speed-up whose p99 send lag is <= 5 ms with nothing dropped.
+to read: the highest speed-up whose p99 send lag (the median over ``--rounds`` replays: the
+machine may be shared) is <= 5 ms with nothing dropped.
+``--flush-interval`` is slabench's: every flush writes a part file of the rows recorded
+since the last one inside the event loop, a pause every send due meanwhile waits out.
 
     .venv/bin/python -m benchmarks.trace_replay [--rate 100] [--seconds 6] [--speedups 1,2,4,8]
 """
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,12 +54,14 @@ def write_trace(path: Path, rows: int, rate: float, input_len: int, seed: int) -
             fh.write(json.dumps({**row, "hash_ids": [0, *own]}) + "\n")
 
 
-def replay(url: str, trace: Path, speedup: float, work: Path, cpu: int) -> dict[str, float]:
-    run_dir = work / f"run-{speedup:g}"
+def replay(
+    url: str, trace: Path, speedup: float, work: Path, cpu: int, flush_s: float
+) -> dict[str, float]:
+    run_dir = work / f"run-{speedup:g}-{len(list(work.glob('run-*')))}"
     cmd = [sys.executable, "-m", "locust", "-f", str(CHAT), "--headless", "--only-summary",
            "-u", "1", "-r", "1", "-t", "600s", "--host", url, "--model", "m",
            "--run-dir", str(run_dir), "--scrape-interval", "0", "--no-report",
-           "--chars-per-token", "4", "--max-inflight", "4096",
+           "--chars-per-token", "4", "--max-inflight", "4096", "--flush-interval", f"{flush_s:g}",
            "--trace", str(trace), "--trace-speedup", f"{speedup:g}"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     os.sched_setaffinity(proc.pid, {cpu})
@@ -89,13 +95,21 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=6.0, help="length of each replay")
     p.add_argument("--input-len", type=int, default=1024, help="prompt tokens per row")
     p.add_argument("--speedups", default="1,2,4,8,12,16", help="speed-ups to try, in order")
+    p.add_argument("--rounds", type=int, default=3, help="replays per speed-up (median p99)")
+    p.add_argument(
+        "--flush-interval",
+        type=float,
+        default=5.0,
+        help="slabench's --flush-interval: each flush writes a part file in the event loop",
+    )
     args = p.parse_args()
     pinning = Pinning.choose()
     canned, url = start_canned(16, pinning.server_cpu)
     print(f"# trace replay, one Locust process on CPU {pinning.locust_cpu}; canned server on "
           f"CPU {pinning.server_cpu}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; {args.rate:g} rows per trace second, "
-          f"{args.input_len}-token prompts, {args.seconds:g} s per replay")  # fmt: skip
+          f"{args.input_len}-token prompts, {args.seconds:g} s per replay, "
+          f"--flush-interval {args.flush_interval:g}")  # fmt: skip
     print(f"{'speed-up':>8} {'rows':>6} {'rows/s':>8} {'lag p50':>8} {'lag p99':>8} "
           f"{'lag max':>8} {'dropped':>8} {'CPU %':>6} {'saturated':>9}")  # fmt: skip
     best = None
@@ -106,13 +120,19 @@ def main() -> int:
                 trace = work / f"trace-{speedup:g}.jsonl"
                 rows = int(args.rate * args.seconds * speedup)
                 write_trace(trace, rows, args.rate, args.input_len, seed=0)
-                r = replay(url, trace, speedup, work, pinning.locust_cpu)
-                print(f"{speedup:>8g} {r['rows']:>6.0f} {r['rows_per_s']:>8.0f} "
-                      f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['max']:>8.1f} "
-                      f"{r['dropped']:>8.0f} {r['cpu']:>6.0f} "
-                      f"{'yes' if r['saturated'] else 'no':>9}", flush=True)  # fmt: skip
-                if r["p99"] <= TARGET_P99_MS and r["dropped"] == 0 and not r["errors"]:
-                    best = (speedup, r["rows_per_s"])
+                p99s, kept = [], True
+                for _ in range(args.rounds):
+                    r = replay(url, trace, speedup, work, pinning.locust_cpu, args.flush_interval)
+                    print(f"{speedup:>8g} {r['rows']:>6.0f} {r['rows_per_s']:>8.0f} "
+                          f"{r['p50']:>8.2f} {r['p99']:>8.2f} {r['max']:>8.1f} "
+                          f"{r['dropped']:>8.0f} {r['cpu']:>6.0f} "
+                          f"{'yes' if r['saturated'] else 'no':>9}", flush=True)  # fmt: skip
+                    p99s.append(r["p99"])
+                    kept = kept and r["dropped"] == 0 and not r["errors"]
+                median = statistics.median(p99s)
+                print(f"{'':>8} median p99 over {args.rounds} rounds: {median:.2f} ms", flush=True)
+                if median <= TARGET_P99_MS and kept:
+                    best = (speedup, args.rate * speedup)
     finally:
         canned.terminate()
         canned.wait(10)
