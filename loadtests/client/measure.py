@@ -278,7 +278,6 @@ def _streamed(
     parsed_s, resumed_at = processing
     server = (result.server_timings if message is None else None) or _NO_TIMES
 
-
     output_tokens, source = _output_tokens(ids, result)
     return RequestRecord(
         ids.request_id,
