@@ -47,6 +47,7 @@ from loadtests.harness.stopping import (
     wait_closed,
 )
 from loadtests.harness.terminal import written_counts
+from loadtests.harness.trace_options import check_trace_users
 from loadtests.harness.workers import (
     collect_from_workers,
     hand_over,
@@ -154,6 +155,8 @@ def _build_state(
         if trace is not None:
             state.trace_prompts = TracePrompts(sizer, trace.spec.block_size, options.seed)
         attach_run_state(environment, state)
+        if trace is not None:
+            check_trace_users(environment.user_classes)
         state.validate_user_classes()
     except BaseException:  # a user error, or a stop signal while the dataset loads
         if embedded is not None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from loadtests.errors import LoadSpecError
 from loadtests.workloads.shapes import parse_duration_s
 from loadtests.workloads.traces import TraceSpec
 
-__all__ = ["add_trace_options", "trace_spec"]
+__all__ = ["add_trace_options", "check_trace_users", "trace_spec"]
 
 
 def add_trace_options(opt: Callable[..., None]) -> None:
@@ -93,3 +93,13 @@ def _duration(flag: str, text: str) -> float:
     if seconds < 0:
         raise LoadSpecError(f"{flag} {text!r} must be a duration >= 0 like 90s, 10m or 5")
     return seconds
+
+
+def check_trace_users(classes: Sequence[Any]) -> None:
+    """A trace's rows are single requests: a multi-turn user class (sessions) cannot send them."""
+    multi = [c.__name__ for c in classes if getattr(c, "multi_turn", False)]
+    if multi:
+        raise LoadSpecError(
+            f"--trace sends each row as one request; {', '.join(multi)} holds conversations: "
+            "replay it with the chat or completions scenario"
+        )

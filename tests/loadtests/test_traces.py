@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from loadtests.errors import DatasetError, LoadSpecError
-from loadtests.harness.trace_options import trace_spec
+from loadtests.harness.trace_options import check_trace_users, trace_spec
 from loadtests.harness.trace_outcome import trace_late, trace_warnings
 from loadtests.workloads.tokenizer import CharSizing, load_tokenizer
 from loadtests.workloads.trace_prompts import TracePrompts
@@ -148,6 +148,10 @@ def test_an_empty_window_and_conflicting_options_are_refused(tmp_path: Path) -> 
     ):
         with pytest.raises(LoadSpecError, match=message):
             trace_spec(SimpleNamespace(**{**base, **bad}))
+    conversations = type("SessionUser", (), {"multi_turn": True})
+    check_trace_users([type("ChatUser", (), {})])
+    with pytest.raises(LoadSpecError, match="SessionUser holds conversations: replay it with"):
+        check_trace_users([conversations])
 
 
 def test_equal_hash_ids_are_identical_blocks_and_distinct_ones_share_no_prefix(
