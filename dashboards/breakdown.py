@@ -150,7 +150,9 @@ def breakdown_panel(view: RunView) -> Panel | None:
     mark_timeline(fig, timeline, row=1, col=1)
     fig.update_layout(barmode="stack", bargap=0.05)
     fig.update_xaxes(title_text=TIME_AXIS_TITLE, row=1, col=1)
-    fig.update_xaxes(type="category", row=1, col=2)
+    fig.update_xaxes(
+        type="category", title_text="requests around the latency percentile", row=1, col=2
+    )
     fig.update_yaxes(title_text="mean time per request (ms)", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="ms", rangemode="tozero", row=1, col=2)
     note = (

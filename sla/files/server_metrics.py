@@ -61,4 +61,10 @@ def _read(path: Path, error: type[Exception]) -> pa.Table:
         raise error(f"{path} is not a readable parquet file ({exc})") from exc
     if "url" not in table.column_names:  # written before several scrape URLs
         table = table.append_column("url", pa.array([""] * table.num_rows, pa.string()))
-    return table.select(SERVER_METRICS_SCHEMA.names).cast(SERVER_METRICS_SCHEMA)
+    missing = [n for n in SERVER_METRICS_SCHEMA.names if n not in table.column_names]
+    if missing:
+        raise error(f"{path} lacks the columns {missing}; it was not written by slabench")
+    try:
+        return table.select(SERVER_METRICS_SCHEMA.names).cast(SERVER_METRICS_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise error(f"{path}: a column has the wrong type ({exc})") from exc

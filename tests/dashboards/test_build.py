@@ -52,7 +52,21 @@ def _everything_run(n: int) -> Run:
         server_metrics=server,
         open_loop=True,  # a schedule: the offered against achieved arrivals
     )
-    return with_traffic(run)
+    return with_server_timings(with_traffic(run))
+
+
+def with_server_timings(run: Run) -> Run:
+    """Every request telling the server's queue, prefill and decode: 10/20/50% of its latency."""
+    rows = run.requests
+    latency_ms = (rows["done_at"] - rows["sent_at"]).to_numpy() * 1000.0
+    return with_columns(
+        run,
+        server_queue_ms=latency_ms * 0.1,
+        server_prefill_ms=latency_ms * 0.2,
+        server_decode_ms=latency_ms * 0.5,
+        server_total_ms=latency_ms * 0.9,
+        server_timing_source=pd.array(["timings"] * len(rows), dtype="string"),
+    )
 
 
 def test_every_figure_has_a_title_and_axis_titles_with_units() -> None:
@@ -67,6 +81,7 @@ def test_every_figure_has_a_title_and_axis_titles_with_units() -> None:
         "inflight_over_time",
         "arrivals",
         "server_metrics",
+        "server_timing",
         "prefix_cache",
         "errors",
         "distribution_ttft_ms",
@@ -75,6 +90,7 @@ def test_every_figure_has_a_title_and_axis_titles_with_units() -> None:
         "distribution_latency_ms",
         "turns",
         "reasoning",
+        "where_the_time_goes",
         "ttft_vs_input_tokens",
         "latency_vs_throughput",
     ]

@@ -112,13 +112,21 @@ def test_nan_and_none_survive(tmp_path: Path) -> None:
 
 def test_server_metrics_are_loaded_when_present(tmp_path: Path) -> None:
     _write_run(tmp_path, [_record(0)], {"schema_version": 1})
-    samples = pa.table({"t": [EXACT_T], "name": ["queue_depth"], "value": [3.0]})
+    # As an earlier release wrote it: no url column.
+    samples = pa.table(
+        {"scraped_at": [EXACT_T], "name": ["queue_depth"], "labels": ["{}"], "value": [3.0]}
+    )
     pq.write_table(samples, tmp_path / "server_metrics.parquet")
 
     run = load_run(tmp_path)
 
     assert run.server_metrics is not None
     assert run.server_metrics["value"].tolist() == [3.0]
+    assert run.server_metrics["url"].tolist() == [""]
+    # A file that is not slabench's is one line, not a KeyError.
+    pq.write_table(pa.table({"t": [EXACT_T]}), tmp_path / "server_metrics.parquet")
+    with pytest.raises(RunDirError, match="lacks the columns"):
+        load_run(tmp_path)
 
 
 def test_reads_unmerged_parts_of_a_killed_run(tmp_path: Path) -> None:
