@@ -154,7 +154,7 @@ def breakdown_panel(view: RunView) -> Panel | None:
         type="category", title_text="requests around the latency percentile", row=1, col=2
     )
     fig.update_yaxes(title_text="mean time per request (ms)", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title_text="ms", rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(title_text="mean time per request (ms)", rangemode="tozero", row=1, col=2)
     note = (
         f"Client latency from the send, split by each request's own server timings "
         f"({sources_text(b)}; {len(b):,} of {b.of:,} successful measured requests). Left: "
