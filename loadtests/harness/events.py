@@ -57,6 +57,7 @@ from loadtests.harness.workers import (
     stop_starting,
     wait_for_workers,
 )
+from loadtests.live.web import install as install_web_ui
 from loadtests.workloads.datasets import Dataset, load_dataset
 from loadtests.workloads.tokenizer import CharSizing, TokenizerFile, load_tokenizer
 from loadtests.workloads.trace_prompts import TracePrompts
@@ -117,6 +118,8 @@ def _initialise(environment: Environment) -> None:
             listen_for_trace_ends(environment, lambda: state.workers)
     if isinstance(runner, WorkerRunner):
         listen_to_master(environment, runner)
+    if environment.web_ui is not None:
+        install_web_ui(environment.web_ui, lambda: state.live)
     if isinstance(runner, MasterRunner):
         wait_for_workers(runner, environment.parsed_options)
     # Until Locust starts the test the gevent loop has not run, so its cached clock still
@@ -275,6 +278,8 @@ def _test_stopping(environment: Environment, **_: Any) -> None:
     state = run_state(environment)
     if state.stopping_at is None:  # the first stop of this test (a second one may overlap)
         state.stopping_at = now()
+        if state.live is not None:
+            state.live.state.until = state.stopping_at
     if isinstance(environment.runner, MasterRunner):
         stop_starting(state)
     state.stop_dispatcher()

@@ -52,6 +52,9 @@ class LiveState:
         self._ring: deque[tuple[int, dict[str, LiveSamples]]] = deque()
         self._per_request = spec.per_request if spec is not None else ()
         self.rows = 0  # every row seen, warm-up and cancelled included
+        # The end of the measured window, once the test is stopping: as at the end of the
+        # run, requests started later, and rates of requests done later, are not measured.
+        self.until = math.inf
 
     def add_record(self, rec: RequestRecord) -> None:
         self._add(
@@ -105,7 +108,8 @@ class LiveState:
         open_loop = scheduled == scheduled  # not NaN
         start = scheduled if open_loop else sent
         ok = error is None and 200 <= status < 300
-        in_window = start >= self.measured_from if start == start else done >= self.measured_from
+        began = start if start == start else done
+        in_window = self.measured_from <= began <= self.until
         second = self._second(int(done))
         targets = [second.setdefault(endpoint, LiveSamples())]
         if in_window:
@@ -128,7 +132,7 @@ class LiveState:
                     lat["schedule_lag_ms"].add((sent - scheduled) * 1000.0)
                 if gaps:
                     lat["itl_ms"].add_all(gaps)
-                if done >= self.measured_from:
+                if self.measured_from <= done <= self.until:
                     s.done_ok += 1
                     s.done_tokens += tokens
                     s.done_tokens_sq += tokens * tokens
