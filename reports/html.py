@@ -236,3 +236,9 @@ ul.messages { margin: 4px 0 12px; padding-left: 20px; }
 details { margin-top: 8px; } summary { cursor: pointer; color: var(--muted); }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
+
+
+def inline_plotly_js() -> str:
+    """plotly.js as one inline script (checked once): for pages served by the load
+    generator's web UI too (``loadtests.live.web``), offline like the reports."""
+    return _plotly_js()

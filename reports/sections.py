@@ -133,6 +133,8 @@ def sla_section(verdict: Verdict | None) -> Markup:
     body = table(headers, rows, cls="objectives", row_classes=classes)
     notes = [f"Incomplete run, never a PASS: {reason}" for reason in verdict.incomplete]
     notes += [f"Load generator disturbed, never a PASS: {reason}" for reason in verdict.disturbed]
+    if verdict.stopped_early:
+        notes.insert(0, f"Stopped early (--sla-stop-early): {verdict.stopped_early}")
     notes += [r.message for r in verdict.objectives if r.status is not Status.PASS]
     if verdict.counts.good is not None:
         notes.insert(

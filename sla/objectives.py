@@ -145,6 +145,14 @@ def _rate(metric: str, samples: Samples, confidence: float) -> tuple[int, stats.
     )
 
 
+def objective_result(
+    obj: Objective, interval: stats.Interval, n: int, confidence: float
+) -> ObjectiveResult:
+    """``obj`` decided on an ``interval`` of ``n`` samples already computed (the live
+    judge, ``sla.provisional``, computes its own from a sketch)."""
+    return _result(obj, interval, n, confidence)
+
+
 def _result(obj: Objective, interval: stats.Interval, n: int, confidence: float) -> ObjectiveResult:
     observed = interval.estimate
     status, why = _decide(obj, interval, n, confidence)

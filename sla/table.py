@@ -46,6 +46,8 @@ def format_table(verdict: Verdict) -> str:
     lines.extend(
         f"DISTURBED LOAD GENERATOR, never a PASS: {reason}" for reason in verdict.disturbed
     )
+    if verdict.stopped_early:
+        lines.append(f"STOPPED EARLY (--sla-stop-early): {verdict.stopped_early}")
     lines.extend(r.message for r in verdict.objectives if r.status is not Status.PASS)
     return "\n".join(lines)
 

@@ -93,6 +93,8 @@ class Verdict:
     # add up to counts.failed.
     errors_by_class: tuple[tuple[str, int], ...] = ()
     disturbed: tuple[str, ...] = ()  # why the load generator was disturbed (Run.disturbed)
+    # Why --sla-stop-early ended the run (run.json ``stopped_early``); "" if it ran its course.
+    stopped_early: str = ""
 
 
 def exit_code(verdict: Verdict, *, allow_inconclusive: bool = False) -> int:
@@ -150,6 +152,9 @@ def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
         incomplete=incomplete,
         errors_by_class=errors_by_class(samples.rows),
         disturbed=disturbed,
+        stopped_early="; ".join(
+            str(r.meta["stopped_early"]) for r in readings if r.meta.get("stopped_early")
+        ),
     )
 
 

@@ -35,6 +35,7 @@ from loadtests.children import tie_forks
 from loadtests.client.clock import now
 from loadtests.harness.conclude import conclude
 from loadtests.harness.failing_target import EXIT_TARGET_DOWN
+from loadtests.harness.live_run import start_live
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.replay import listen_for_trace_ends
@@ -56,6 +57,7 @@ from loadtests.harness.workers import (
     stop_starting,
     wait_for_workers,
 )
+from loadtests.live.web import install as install_web_ui
 from loadtests.workloads.datasets import Dataset, load_dataset
 from loadtests.workloads.tokenizer import CharSizing, TokenizerFile, load_tokenizer
 from loadtests.workloads.trace_prompts import TracePrompts
@@ -116,6 +118,8 @@ def _initialise(environment: Environment) -> None:
             listen_for_trace_ends(environment, lambda: state.workers)
     if isinstance(runner, WorkerRunner):
         listen_to_master(environment, runner)
+    if environment.web_ui is not None:
+        install_web_ui(environment.web_ui, lambda: state.live)
     if isinstance(runner, MasterRunner):
         wait_for_workers(runner, environment.parsed_options)
     # Until Locust starts the test the gevent loop has not run, so its cached clock still
@@ -260,6 +264,7 @@ def _test_start(environment: Environment, **_: Any) -> None:
     if runner is not None:  # a failed write ends the run (see _test_stop)
         state.session.on_failure = runner.quit
     print(f"slabench: recording to {state.session.path}", flush=True)
+    state.live = start_live(environment, state, state.session, _scenario_name(environment))
     t0 = now() + 0.5  # workers need a moment to receive the plan and start
     if isinstance(runner, MasterRunner):
         plan_workers(runner, state, state.session, Plan(0, 1, t0, bundled, nonce))
@@ -273,6 +278,8 @@ def _test_stopping(environment: Environment, **_: Any) -> None:
     state = run_state(environment)
     if state.stopping_at is None:  # the first stop of this test (a second one may overlap)
         state.stopping_at = now()
+        if state.live is not None:
+            state.live.state.until = state.stopping_at
     if isinstance(environment.runner, MasterRunner):
         stop_starting(state)
     state.stop_dispatcher()
@@ -301,11 +308,19 @@ def _close(environment: Environment, state: RunState, session: RunSession) -> No
         generator = hand_over(runner, state)
     else:
         generator["local"] = state.finish_local()
+    ended_at = state.stopping_at or now()
+    stopped_early = None
+    if state.live is not None:
+        state.live.stop(ended_at)
+        stopped_early = state.live.stopped_early
     meta = session.close(
         status="complete",
-        ended_at=state.stopping_at or now(),
+        ended_at=ended_at,
         generator=generator,
-        extra={"dropped": state.dropped_total(generator)},
+        extra={
+            "dropped": state.dropped_total(generator),
+            **({"stopped_early": stopped_early} if stopped_early else {}),
+        },
     )
     if session.failure is not None:
         # Not judged: what was written is readable (load_run), but it is not the run.

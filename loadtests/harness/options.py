@@ -50,6 +50,22 @@ def add_options(parser: Any) -> None:
         help="exit 0 instead of 3 when the verdict is INCONCLUSIVE",
     )
     opt(
+        "--sla-stop-early",
+        "SLA_STOP_EARLY",
+        action="store_true",
+        default=False,
+        help="with --sla: end the run as soon as an objective's FAIL is statistically settled "
+        "(its confidence split across the looks, one per --live-interval)",
+    )
+    opt(
+        "--live-interval",
+        "LIVE_INTERVAL",
+        type=float,
+        default=10.0,
+        help="seconds between the live lines (TTFT, ITL, E2E, rates, errors, the SLA's "
+        "provisional standing) printed while the test runs (0 = off)",
+    )
+    opt(
         "--no-report",
         "NO_REPORT",
         action="store_true",
@@ -319,6 +335,8 @@ class LoadOptions:
     trace: TraceSpec | None = None  # --trace: open loop at the trace's own times
     tokenizer: str = ""  # --tokenizer: a local tokenizer.json
     max_send_lag_ms: float = 10.0  # --max-send-lag: a trace replay later than this is saturated
+    live_interval_s: float = 10.0
+    sla_stop_early: bool = False
 
     @property
     def open_loop(self) -> bool:
@@ -369,6 +387,8 @@ class LoadOptions:
             trace=trace_spec(ns),
             tokenizer=ns.tokenizer,
             max_send_lag_ms=ns.max_send_lag,
+            live_interval_s=ns.live_interval,
+            sla_stop_early=ns.sla_stop_early,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -434,6 +454,10 @@ def _check_limits(ns: Any) -> None:
         raise LoadSpecError(f"--max-inflight {ns.max_inflight} must be at least 1")
     if not (math.isfinite(ns.max_loop_lag) and ns.max_loop_lag > 0):
         raise LoadSpecError(f"--max-loop-lag {ns.max_loop_lag} must be > 0 milliseconds")
+    if not (math.isfinite(ns.live_interval) and ns.live_interval >= 0):
+        raise LoadSpecError(f"--live-interval {ns.live_interval} must be >= 0 seconds (0 = off)")
+    if ns.sla_stop_early and not (ns.sla and ns.live_interval > 0):
+        raise LoadSpecError("--sla-stop-early needs --sla SPEC and a --live-interval above 0")
     if ns.chars_per_token < 0:
         raise LoadSpecError(f"--chars-per-token {ns.chars_per_token} must be >= 0")
 

@@ -23,6 +23,7 @@ from loadtests.client.clock import now
 from loadtests.harness.failing_target import TARGET_DOWN_STATUS, DownWatch
 from loadtests.harness.options import LoadOptions
 from loadtests.harness.trace_outcome import trace_late
+from loadtests.live.state import LiveState
 from loadtests.recording.disturbance import merge_loop_lag, merge_machine_cpu
 from loadtests.recording.monitors import GeneratorMonitor
 from loadtests.recording.recorder import (
@@ -134,6 +135,7 @@ class RunSession:
         if options.failing.abort_when_down_s > 0:
             self._watch = gevent.spawn(self._watch_down, options.failing.abort_when_down_s)
         self.refused = 0  # requests that ended after a failed write: counted, not recorded
+        self.live: LiveState | None = None  # the live view's state: sees every row recorded
         self.monitor = GeneratorMonitor()
         self.monitor.start()
         # A part of the requests every --flush-interval: a hard kill loses no more than that.
@@ -169,6 +171,8 @@ class RunSession:
 
     def add(self, rec: RequestRecord) -> None:
         self.down.observe(rec)
+        if self.live is not None:
+            self.live.add_record(rec)
         if self.failure is not None:
             self.refused += 1
             return
@@ -179,6 +183,8 @@ class RunSession:
 
     def add_rows(self, rows: list[Any]) -> None:
         self.down.observe_rows(rows)
+        if self.live is not None:
+            self.live.add_rows(rows)
         if self.failure is not None:
             self.refused += len(rows)
             return

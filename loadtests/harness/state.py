@@ -35,6 +35,7 @@ from loadtests.harness.credentials import ApiKey
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
 from loadtests.harness.options import LoadOptions
 from loadtests.harness.replay import Replay, end_when_replayed
+from loadtests.live.monitor import LiveMonitor
 from loadtests.recording.monitors import GeneratorMonitor
 from loadtests.workloads.arrivals import for_worker, send_offsets
 from loadtests.workloads.datasets import Dataset, Prompt
@@ -122,6 +123,7 @@ class RunState:
         self.trace_prompts: TracePrompts | None = None
         self.sizing: Any = None  # how prompts are sized: the tokenizer, or chars per token
         self._replay: Replay | None = None
+        self.live: LiveMonitor | None = None  # the live view of the last test (master, local)
         self.exit_code: int | None = None
 
     # --- identity and inputs ---------------------------------------------------------

@@ -33,6 +33,11 @@ class CpuMonitor:
         self.machine = MachineCpu(self._proc)
         self._greenlet: gevent.Greenlet[Any, None] | None = None
 
+    @property
+    def samples(self) -> list[float]:
+        """The CPU samples so far (percent of one core), oldest first."""
+        return self._samples
+
     def start(self) -> None:
         self._proc.cpu_percent(None)  # the first call only sets the baseline
         self.machine.start()

@@ -5,10 +5,11 @@ and the ``exit_code`` it leads to); ``load_verdict`` reads it back into the same
 ``Verdict``, so that a report renders the judgement that was made at the end of the run,
 not a new one. ``incomplete`` (why the run lacks data) and ``disturbed`` (why the load
 generator was disturbed) are lists of strings, absent in files written before they existed,
-which read back as a complete, undisturbed run. ``errors_by_class`` is an object, error
-class -> count of the judged failures, the most frequent first (absent in older files:
-empty). Non-finite floats are written as null and come back NaN. A malformed file raises
-``RunDirError`` (one line).
+which read back as a complete, undisturbed run; ``stopped_early`` says why
+``--sla-stop-early`` ended the run ("" or absent: it ran its course). ``errors_by_class``
+is an object, error class -> count of the judged failures, the most frequent first
+(absent in older files: empty). Non-finite floats are written as null and come back NaN.
+A malformed file raises ``RunDirError`` (one line).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ def _verdict(data: Mapping[str, Any]) -> Verdict:
             (str(name), int(n)) for name, n in dict(data.get("errors_by_class") or {}).items()
         ),
         disturbed=tuple(str(reason) for reason in data.get("disturbed") or ()),
+        stopped_early=str(data.get("stopped_early") or ""),
     )
 
 

@@ -38,11 +38,17 @@ def test_a_passing_sla_exits_0_and_writes_the_verdict(
 ) -> None:
     server = reference_server
     loose = spec(tmp_path, LATENCY_UNDER_100MS.replace("max: 100", "max: 5000"))
+    # --sla-stop-early never ends a passing run: it runs its whole -t.
     result = run_locust("chat", "--host", server.url, "-u", "2", "-t", "3s", "--sla", loose,
-                        *mode, *SMALL_LOAD)  # fmt: skip
+                        "--sla-stop-early", "--live-interval", "1", *mode, *SMALL_LOAD)  # fmt: skip
     assert result.code == 0, result.output
+    meta = json.loads((result.run_dir / "run.json").read_text())
+    assert meta["ended_at"] - meta["started_at"] >= 2.9 and "stopped_early" not in meta
+    # The live lines count what reaches the master (in distributed mode, the workers' rows).
+    assert "slabench live SLA (provisional) p50 latency_ms:" in result.output
     verdict = json.loads((result.run_dir / "verdict.json").read_text())
     assert verdict["status"] == "PASS" and verdict["exit_code"] == 0
+    assert verdict["stopped_early"] == ""
     # The master judged every worker's records: the verdict counts what is on disk.
     rows = len(pd.read_parquet(result.run_dir / "requests.parquet"))
     assert verdict["counts"]["recorded"] == rows > 0

@@ -91,7 +91,7 @@ PAGE_STATE_JS = """(() => {
 class Browser:
     """A headless chromium driven over ``--remote-debugging-pipe`` (NUL-separated JSON)."""
 
-    def __init__(self, profile: Path, log: Path) -> None:
+    def __init__(self, profile: Path, log: Path, flags: tuple[str, ...] = FLAGS) -> None:
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
         with log.open("wb") as out:
@@ -103,7 +103,7 @@ class Browser:
                     str(to_child_r),
                     str(from_child_w),
                     str(CHROMIUM),
-                    *FLAGS,
+                    *flags,
                     f"--user-data-dir={profile}",
                     "about:blank",
                 ],

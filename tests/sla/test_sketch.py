@@ -1,0 +1,57 @@
+"""The live view's sketch: every rank within its stated relative error, merging = one sketch."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sla.sketch import RELATIVE_ERROR, LogHistogram
+
+
+def _within(estimate: float, exact: float, a: float = RELATIVE_ERROR) -> bool:
+    return abs(estimate - exact) <= a * abs(exact) + 1e-9
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=1e-3, max_value=1e6), min_size=1, max_size=300))
+def test_every_rank_is_within_the_relative_error(values: list[float]) -> None:
+    sketch = LogHistogram()
+    sketch.add_all(values)
+    exact = sorted(values)
+    ranks = list(range(1, len(values) + 1))
+    for k, estimate in zip(ranks, sketch.rank_values(ranks), strict=True):
+        assert _within(estimate, exact[k - 1]), (k, estimate, exact[k - 1])
+
+
+def test_quantiles_match_numpy_on_a_heavy_tail_within_the_error() -> None:
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(mean=4.0, sigma=1.5, size=50_000)  # ~55 ms median, long tail
+    sketch = LogHistogram()
+    sketch.add_all(values.tolist())
+    qs = [0.001, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0]
+    exact = np.percentile(values, [100 * q for q in qs])
+    for q, estimate, want in zip(qs, sketch.quantiles(qs), exact, strict=True):
+        assert _within(estimate, float(want)), (q, estimate, want)
+    assert len(sketch.counts) < 1500  # bounded: buckets, not values
+
+
+def test_merged_per_second_sketches_equal_one_sketch_of_everything() -> None:
+    rng = np.random.default_rng(3)
+    chunks = [rng.exponential(20.0, size=200).tolist() for _ in range(10)]
+    whole, merged = LogHistogram(), LogHistogram()
+    for chunk in chunks:
+        whole.add_all(chunk)
+        part = LogHistogram()
+        part.add_all(chunk)
+        merged.merge(part)
+    assert merged.counts == whole.counts and merged.n == whole.n == 2000
+
+
+def test_zeros_nan_and_an_empty_sketch() -> None:
+    sketch = LogHistogram()
+    assert np.isnan(sketch.quantile(0.5))
+    sketch.add_all([0.0, -0.2, float("nan"), 5.0])
+    assert sketch.n == 3  # NaN is no value
+    assert sketch.rank_values([1, 2, 3])[:2] == [0.0, 0.0]
+    assert _within(sketch.rank_value(3), 5.0)
