@@ -25,7 +25,9 @@ _DASH = {"ttft": "dot", "e2e": "dash", "tpot": "dashdot"}
 
 
 def server_timing_panel(view: RunView) -> Panel | None:
-    """None when the run scraped no server samples."""
+    """None when the run scraped neither a known server's timing families nor a GPU's
+    utilisation or power (the terminal still says which families were found, and why there
+    is no energy figure)."""
     side = server_side(view.reading)
     samples = view.reading.run.server_metrics
     if not side.scraped or samples is None:
@@ -40,6 +42,8 @@ def server_timing_panel(view: RunView) -> Panel | None:
         for found in [next(((y_title, n, k) for n, k in families if n in names), None)]
         if found is not None
     ]
+    if not side.decomposition.found and not gpu:
+        return None
     frame = side.decomposition.frame
     rows = 1 + len(gpu)
     title = "Where the time goes (server's Prometheus) and the GPU"

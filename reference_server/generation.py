@@ -177,6 +177,7 @@ class GenerationEngine:
             now, size = time.monotonic(), len(tokens)
             for seq in prefills:
                 seq.stamps.first_token_at, seq.stamps.prefill_batch = now, len(prefills)
+                self._metrics.prefill_time.observe(now - seq.stamps.admitted_at)
             for seq in decodes:
                 stamps = seq.stamps
                 stamps.decode_steps += 1
@@ -349,6 +350,11 @@ class GenerationEngine:
         if seq.finished:
             return
         seq.finished = True
+        stamps = seq.stamps
+        if finish.reason != "error" and stamps.first_token_at:
+            self._metrics.decode_time.observe(
+                max(0.0, stamps.last_token_at - stamps.first_token_at)
+            )
         if seq.slot >= 0:
             self._running.remove(seq)
             self._free_slots.append(seq.slot)

@@ -24,6 +24,8 @@ class ServerMetrics:
     requests: Counter
     request_latency: Histogram
     queue_time: Histogram
+    prefill_time: Histogram
+    decode_time: Histogram
     batch_size: Histogram
     queue_depth: Gauge
     ttft: Histogram
@@ -64,6 +66,22 @@ def create_metrics(registry: CollectorRegistry | None = None) -> ServerMetrics:
             "queue_time_seconds",
             "Time a request waited in a scheduler queue before its batch started",
             ["queue"],
+            namespace=ns,
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        ),
+        prefill_time=Histogram(
+            "request_prefill_time_seconds",
+            "Generation: admission into the decode batch to the first token (the step that "
+            "prefilled it), as vllm:request_prefill_time_seconds",
+            namespace=ns,
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        ),
+        decode_time=Histogram(
+            "request_decode_time_seconds",
+            "Generation: first token to last token of a sequence that finished (not failed), "
+            "as vllm:request_decode_time_seconds",
             namespace=ns,
             registry=r,
             buckets=_LATENCY_BUCKETS,

@@ -29,6 +29,7 @@ from reports.capacity_pieces import (
     capacity_text,
     capacity_warnings,
     currency_of,
+    energy_items,
     href,
     link,
     load_text,
@@ -143,6 +144,7 @@ def _result_section(result: CapacityResult) -> Markup:
         ("Precision reached", "n/a" if precision is None else f"{precision * 100:.1f}%"),
         ("Knee", _knee_text(result)),
         *_cost_items(result),
+        *energy_items(result),
     ]
     rows = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
     return Markup(

@@ -20,6 +20,7 @@ __all__ = [
     "capacity_text",
     "capacity_warnings",
     "currency_of",
+    "energy_items",
     "href",
     "link",
     "load_text",
@@ -168,3 +169,16 @@ def link(text: str, url: str | None) -> Markup:
 def sweep_of(result: CapacityResult) -> Path:
     """The sweep directory ``result`` was read from (a result built in memory: ``.``)."""
     return result.path if result.path is not None else Path(".")
+
+
+def energy_items(result: CapacityResult) -> list[tuple[str, str]]:
+    """The energy at the capacity found and at the knee (when another step), in plain words:
+    J per output token and per request, or why there is none (never 0 J)."""
+    items = []
+    if result.energy is not None:
+        items.append(("Energy at capacity", result.energy.energy.describe()))
+    knee = result.find_step(result.knee.step) if result.knee else None
+    other = knee is not None and (result.energy is None or knee.step != result.energy.step)
+    if knee is not None and knee.energy is not None and other:
+        items.append((f"Energy at the knee (step {knee.step})", knee.energy.describe()))
+    return items

@@ -1,7 +1,7 @@
 """Capacity policy (pure): what a step of a capacity search measured (``summarize_step``: a
 ``StepMeasurement``, the numbers of a step of ``capacity.json``, see ``sla.files.capacity``),
 and what the steps add up to: the fewest samples a step needs, whether its backlog grew,
-the knee, the cost.
+the knee, the cost, the energy per token.
 
 A step is judged on readings of its segments (``sla.reading``): each segment's window and
 metrics are derived once and shared by the verdict, the step's numbers and its backlog.
@@ -17,11 +17,14 @@ import numpy as np
 import pandas as pd
 
 from sla import stats
+from sla.energy import no_energy_reason
 from sla.files.capacity import (
     Backlog,
     Cost,
+    EnergyAt,
     Knee,
     Percentiles,
+    StepEnergy,
     StepMeasurement,
     StepObjective,
     StepResult,
@@ -30,6 +33,7 @@ from sla.files.run import Run
 from sla.metrics import floats, throughput
 from sla.reading import Reading
 from sla.samples import Samples, judged_samples, reading_for
+from sla.server_side import reading_energy
 from sla.spec import LATENCY_METRICS, Spec
 from sla.verdict import Verdict, judge
 
@@ -82,8 +86,36 @@ def summarize_step(spec: Spec, runs: Sequence[Run | Reading]) -> tuple[Verdict, 
         backlog=backlog(spec, readings),
         objectives=objectives,
         disturbed="; ".join(verdict.disturbed) or None,
+        energy=step_energy(readings),
     )
     return verdict, measurement
+
+
+def step_energy(readings: Sequence[Reading]) -> StepEnergy:
+    """The energy of a step's measured windows over the output tokens and successful
+    requests that ended in them, summed over the segments that have a source; without any,
+    why not (``sla.energy.no_energy_reason``), never 0 J."""
+    found = [(r, e) for r in readings if (e := reading_energy(r)) is not None]
+    if not found:
+        first = readings[0].run.server_metrics if readings else None
+        return StepEnergy(none=no_energy_reason(first))
+    joules = sum(e.joules for _, e in found)
+    window = sum(e.window_s for _, e in found)
+    tokens = sum(e.output_tokens for _, e in found)
+    requests = sum(e.requests for _, e in found)
+    return StepEnergy(
+        j_per_output_token=joules / tokens if tokens else None,
+        j_per_request=joules / requests if requests else None,
+        joules=joules,
+        mean_power_w=joules / window if window > 0 else None,
+        window_s=window,
+        metric=found[0][1].metric,
+    )
+
+
+def energy_at(step: StepResult) -> EnergyAt | None:
+    """The energy at ``step`` (the capacity found); None for a step measured without it."""
+    return None if step.energy is None else EnergyAt(step.load, step.step, step.energy)
 
 
 def _step_numbers(samples: Samples, good: int | None) -> dict[str, Any]:

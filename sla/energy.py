@@ -11,7 +11,9 @@ Sources, the first found wins (two exporters of one GPU must not be added up):
 Either gives the mean power over the scrapes in the window; times the window's length, the
 energy of the window, over the output tokens (and the successful requests) that ended in it
 (the same requests as the run's throughput): J per output token = mean W / output tok/s.
-Without any source there is no figure, never 0 J (``NO_ENERGY``).
+Without any source there is no figure, never 0 J: ``no_energy_reason`` says why, in one
+line (the target exports no energy metric; or it says itself it has none, as the reference
+server does with ``slabench_energy_source{source="none"} 1`` on a CPU; or nothing was scraped).
 
 Usage::
 
@@ -36,9 +38,16 @@ __all__ = [
     "POWER_GAUGES",
     "Energy",
     "energy_in_window",
+    "no_energy_reason",
 ]
 
 NO_ENERGY = "no energy source: the target exports no energy or power metric"
+NO_SCRAPES = "no energy source: no server metrics were scraped"
+TARGET_REPORTS_NONE = (
+    'no energy source: the target reports none (slabench_energy_source{source="none"}: '
+    "the reference server runs on a CPU, or cannot read NVML; its start-up line says why)"
+)
+ENERGY_SOURCE = "slabench_energy_source"
 
 # (family, factor to joules)
 ENERGY_COUNTERS = (
@@ -148,3 +157,13 @@ def energy_in_window(
             if power is not None:
                 return Energy("power", name, power * to_w, window_s, output_tokens, requests)
     return None
+
+
+def no_energy_reason(samples: pd.DataFrame | None) -> str:
+    """Why a run has no energy figure, in one line (``energy_in_window`` gave None)."""
+    if samples is None or samples.empty:
+        return NO_SCRAPES
+    said = samples[(samples["name"] == ENERGY_SOURCE) & (samples["value"] > 0)]
+    if said["labels"].str.contains('"source": "none"', regex=False).any():
+        return TARGET_REPORTS_NONE
+    return NO_ENERGY

@@ -68,6 +68,8 @@ SERVERS: tuple[ServerFamilies, ...] = (
         "slabench_",
         (
             _h("queue", "slabench_queue_time_seconds"),
+            _h("prefill", "slabench_request_prefill_time_seconds"),
+            _h("decode", "slabench_request_decode_time_seconds"),
             _h("ttft", "slabench_time_to_first_token_seconds"),
             _h("tpot", "slabench_inter_token_latency_seconds"),
             _h("e2e", "slabench_request_latency_seconds"),

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from sla.delivery import BURST_WARN_SHARE, BurstDelivery, burst_delivery, delivery_note
-from sla.energy import NO_ENERGY, Energy, energy_in_window
+from sla.energy import Energy, energy_in_window, no_energy_reason
 from sla.reading import Reading
 from sla.server_intervals import Decomposition, decompose
 
-__all__ = ["ServerSide", "server_side"]
+__all__ = ["ServerSide", "reading_energy", "server_side"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +28,11 @@ class ServerSide:
     energy: Energy | None
     burst: BurstDelivery
     scraped: bool  # any server sample at all
+    no_energy: str  # why there is no energy figure (``sla.energy.no_energy_reason``)
 
     @property
     def energy_text(self) -> str:
-        return NO_ENERGY if self.energy is None else self.energy.describe()
+        return self.no_energy if self.energy is None else self.energy.describe()
 
     @property
     def burst_is_large(self) -> bool:
@@ -50,15 +51,25 @@ class ServerSide:
         return out
 
 
-def server_side(reading: Reading) -> ServerSide:
-    samples = reading.run.server_metrics
+def reading_energy(reading: Reading) -> Energy | None:
+    """The energy of a run's measured window, over the output tokens and the successful
+    requests that ended in it (every endpoint: the GPU served them all); None without a
+    source."""
     done = reading.completed
     ok = done[done["ok"].to_numpy(dtype=bool)] if len(done) else done
     tokens = int(np.nansum(ok["output_tokens"].to_numpy(dtype=np.float64))) if len(ok) else 0
+    return energy_in_window(
+        reading.run.server_metrics, reading.measured_from, reading.ended_at, tokens, len(ok)
+    )
+
+
+def server_side(reading: Reading) -> ServerSide:
+    samples = reading.run.server_metrics
     stream = bool((reading.meta.get("load_profile") or {}).get("stream", True))
     return ServerSide(
         decomposition=decompose(samples, reading.rows),
-        energy=energy_in_window(samples, reading.measured_from, reading.ended_at, tokens, len(ok)),
+        energy=reading_energy(reading),
         burst=burst_delivery(reading.measured_ok, stream=stream),
         scraped=samples is not None and not samples.empty,
+        no_energy=no_energy_reason(samples),
     )

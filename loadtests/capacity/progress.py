@@ -1,6 +1,6 @@
 """What a capacity search prints as it goes: one ``slabench:`` line when it starts, per
 segment, per step (with the bracket established so far) and at the end (the outcome, the
-capacity, the knee, the cost, the file written). Formatting only; the search decides."""
+capacity, the knee, the cost, the energy, the file written). Formatting only; the search decides."""
 
 from __future__ import annotations
 
@@ -69,6 +69,9 @@ class Progress:
             f"{step.requests} requests",
             f"{step.wall_s or 0.0:.0f}s",
         ]
+        per_token = step.energy.j_per_output_token if step.energy else None
+        if per_token is not None:
+            parts.insert(4, f"{per_token:.4g} J/output token")
         if step.unsustainable:
             parts.append(f"NOT SUSTAINABLE: {step.unsustainable}")
         if step.saturated:
@@ -104,6 +107,10 @@ class Progress:
             self.say(
                 f"cost at capacity ({cost.requests_per_s:.4g} req/s, "
                 f"{cost.per_hour:g}/hour): {tokens}{cost.per_1k_requests:.4g} per 1k requests"
+            )
+        if result.energy:
+            self.say(
+                f"energy at capacity (step {result.energy.step}): {result.energy.energy.describe()}"
             )
         self.say(f"wrote {path}")
 

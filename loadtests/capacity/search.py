@@ -37,7 +37,7 @@ from loadtests.capacity.options import SearchOptions
 from loadtests.capacity.outcome import budget_spent, exit_code, generator_saturated
 from loadtests.capacity.progress import Progress
 from loadtests.capacity.steps import EXIT_USAGE, Segment, StepRunner, StepUsageError
-from sla.capacity import cost_at, find_knee, min_samples
+from sla.capacity import cost_at, energy_at, find_knee, min_samples
 from sla.files.capacity import CapacityResult, LoadPoint, SpecInfo, StepResult, write_capacity
 from sla.files.run import Run, strip_credentials
 from sla.search import Finish, Probe, SearchPolicy
@@ -265,6 +265,7 @@ class CapacitySearch:
             borderline=tuple(self.policy.borderline()),
             knee=find_knee(steps),
             cost=cost_at(cap_step, o.cost_per_hour) if cap_step else None,
+            energy=energy_at(cap_step) if cap_step else None,
             steps=tuple(steps),
         )
 

@@ -16,6 +16,10 @@ one per segment) and ``capacity.json``::
     knee      {load, step, throughput_rps, latency_ms} | null
     cost      {per_hour, at_load, requests_per_s, output_tokens_per_s, per_1k_requests,
                per_1m_output_tokens} | null
+    energy    {at_load, step, j_per_output_token, j_per_request, joules, mean_power_w,
+               window_s, metric, none}: the capacity step's energy (figures null and ``none``
+               saying why when the target has no energy source; never 0 J); absent
+               without a capacity step, or in a file written before energy was measured
     steps     [step, ...] in the order they ran
 
 and each step::
@@ -36,7 +40,9 @@ and each step::
     saturation (str | null: why the load generator counts as saturated),
     disturbed (str, only when the load generator was disturbed, its event loop late: such a
               step is INCONCLUSIVE at best, never a PASS),
-    objectives [{label, op, limit, observed, status, message}]
+    objectives [{label, op, limit, observed, status, message}],
+    energy {j_per_output_token, j_per_request, joules, mean_power_w, window_s, metric, none}
+              (``sla.files.capacity_energy``; absent in files written before it)
 
 Every number is finite or null (``write_json_atomic``). In memory the file is a frozen
 ``CapacityResult`` (its steps: ``StepResult``, ``sla.files.capacity_step``; its other parts:
@@ -58,6 +64,7 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from sla.errors import SlabenchError
+from sla.files.capacity_energy import EnergyAt, StepEnergy
 from sla.files.capacity_parts import Cost, Knee, LoadPoint, SpecInfo
 from sla.files.capacity_step import (
     STEP_STATUSES,
@@ -81,12 +88,14 @@ __all__ = [
     "CapacityError",
     "CapacityResult",
     "Cost",
+    "EnergyAt",
     "Knee",
     "LoadPoint",
     "Mode",
     "Outcome",
     "Percentiles",
     "SpecInfo",
+    "StepEnergy",
     "StepMeasurement",
     "StepObjective",
     "StepResult",
@@ -140,6 +149,7 @@ class CapacityResult:
     borderline: tuple[float, ...] = ()  # loads judged thoroughly that stayed INCONCLUSIVE
     knee: Knee | None = None
     cost: Cost | None = None
+    energy: EnergyAt | None = None
     steps: tuple[StepResult, ...] = ()
     path: Path | None = None  # the sweep directory it was read from (not in the file)
 
@@ -150,7 +160,7 @@ class CapacityResult:
     def to_dict(self) -> dict[str, Any]:
         """The file's object (less ``schema_version``, which ``write_capacity`` adds)."""
 
-        def of(item: LoadPoint | Knee | Cost | SpecInfo | None) -> dict[str, Any] | None:
+        def of(item: LoadPoint | Knee | Cost | EnergyAt | SpecInfo | None) -> dict[str, Any] | None:
             return None if item is None else item.to_dict()
 
         return {
@@ -172,6 +182,7 @@ class CapacityResult:
             "borderline": list(self.borderline),
             "knee": of(self.knee),
             "cost": of(self.cost),
+            **({} if self.energy is None else {"energy": of(self.energy)}),
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -205,6 +216,7 @@ class CapacityResult:
             borderline=f.numbers("borderline"),
             knee=Knee.from_fields(f.obj("knee")),
             cost=Cost.from_fields(f.obj("cost")),
+            energy=EnergyAt.from_fields(f.obj("energy")),
             steps=tuple(StepResult.from_fields(s) for s in f.objects("steps")),
         )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from sla.files.capacity_energy import StepEnergy
 from sla.files.fields import Fields
 
 __all__ = [
@@ -128,6 +129,7 @@ class StepMeasurement:
     backlog: Backlog | None = None  # open loop only
     objectives: tuple[StepObjective, ...] = ()
     disturbed: str | None = None  # why the load generator was disturbed (never a PASS)
+    energy: StepEnergy | None = None  # None: measured before energy was (an older file)
 
     @property
     def measured(self) -> bool:
@@ -148,6 +150,8 @@ class StepMeasurement:
             out[key] = None if stats is None else stats.to_dict()
         out["backlog"] = None if self.backlog is None else self.backlog.to_dict()
         out["objectives"] = [o.to_dict() for o in self.objectives]
+        if self.energy is not None:  # only then: older files read back byte for byte
+            out["energy"] = self.energy.to_dict()
         return out
 
 
@@ -168,6 +172,7 @@ def _numbers(f: Fields) -> dict[str, Any]:
         "good": f.opt_integer("good"),
         "backlog": Backlog.from_fields(f.obj("backlog")),
         "objectives": tuple(StepObjective.from_fields(o) for o in f.objects("objectives")),
+        "energy": StepEnergy.from_fields(f.obj("energy")),
     }
     values.update((key, f.opt_number(key)) for key in _RATES)
     values.update((key, Percentiles.from_fields(f.obj(key))) for key in _PERCENTILE_METRICS)

@@ -30,17 +30,22 @@ def _everything_run(n: int) -> Run:
     scrapes = np.arange(0.0, 100.0, 1.0)
     server = pd.DataFrame(
         {
-            "scraped_at": np.tile(T0 + scrapes, 3),
+            "scraped_at": np.tile(T0 + scrapes, 5),
             "name": np.repeat(
                 [
                     "slabench_queue_depth",
                     "slabench_prefix_cache_hit_tokens_total",
                     "slabench_prefix_cache_query_tokens_total",
+                    # a timing family: the server-timing panel is drawn only with one
+                    "slabench_queue_time_seconds_sum",
+                    "slabench_queue_time_seconds_count",
                 ],
                 len(scrapes),
             ),
             "labels": '{"queue": "lm"}',
-            "value": np.concatenate((scrapes % 7, scrapes * 30.0, scrapes * 100.0)),
+            "value": np.concatenate(
+                (scrapes % 7, scrapes * 30.0, scrapes * 100.0, scrapes * 0.5, scrapes * 10.0)
+            ),
         }
     )
     profile = {"mode": "closed", "shape": "steps:users=2,4,8,step=34s"}

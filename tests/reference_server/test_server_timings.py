@@ -11,9 +11,11 @@ import time
 from typing import Any
 
 import openai
+import pytest
 
 from reference_server.state import FAULTS
 from reference_server.timings import ServerTimings
+from tests.reference_server.helpers import metric
 from tests.reference_server.in_process import SMALL, run
 
 # The W3C spec's ABNF: metric-name *( OWS ";" OWS name "=" value ),
@@ -175,5 +177,21 @@ def test_a_stall_lands_in_queue_before_admission_and_in_decode_after_it() -> Non
         assert len(final) == 1
         t = json.loads(final[0].removeprefix("data: "))["timings"]
         assert t["decode_ms"] >= 400 and t["queue_ms"] + t["prefill_ms"] < 300, t
+
+    run(SMALL, body)
+
+
+def test_prefill_and_decode_histograms_hold_the_header_components() -> None:
+    """``/metrics`` observes the same stamps as the ``Server-Timing`` header: one sequence's
+    prefill and decode, as vLLM's request_prefill/decode_time histograms do."""
+
+    async def body(client: Client) -> None:
+        header, _ = await timed_post(client, "/v1/chat/completions", GENERATE)
+        parts = durations(header)
+        text = await (await client.get("/metrics")).text()
+        for name in ("prefill", "decode"):
+            family = f"slabench_request_{name}_time_seconds"
+            assert metric(text, f"{family}_count") == 1
+            assert metric(text, f"{family}_sum") * 1000.0 == pytest.approx(parts[name], abs=0.002)
 
     run(SMALL, body)

@@ -149,6 +149,8 @@ def test_the_reference_servers_families_and_no_known_server(tmp_path: Path) -> N
     assert d.server == "slabench reference server"
     assert d.frame["server_queue_ms"].tolist() == [50.0]
     assert d.missing == (
+        "prefill: slabench_request_prefill_time_seconds",
+        "decode: slabench_request_decode_time_seconds",
         "ttft: slabench_time_to_first_token_seconds",
         "tpot: slabench_inter_token_latency_seconds",
     )
