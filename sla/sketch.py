@@ -23,6 +23,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
+import numpy.typing as npt
+
 __all__ = ["RELATIVE_ERROR", "ZERO_MS", "LogHistogram"]
 
 RELATIVE_ERROR = 0.01
@@ -59,6 +62,21 @@ class LogHistogram:
     def add_all(self, values: Iterable[float]) -> None:
         for value in values:
             self.add(value)
+
+    def add_array(self, values: npt.NDArray[np.float64]) -> None:
+        """Count many values at once (NaN ignored): the buckets of ``add``, computed with
+        numpy, for a fraction of the per-value cost."""
+        values = values[~np.isnan(values)]
+        positive = values[values > ZERO_MS]
+        self.n += len(values)
+        self.zeros += len(values) - len(positive)
+        if not len(positive):
+            return
+        buckets = np.ceil(np.log(positive) * self._inv_log_gamma).astype(np.int64)
+        found, times = np.unique(buckets, return_counts=True)
+        counts = self.counts
+        for i, c in zip(found.tolist(), times.tolist(), strict=True):
+            counts[i] = counts.get(i, 0) + c
 
     def merge(self, other: LogHistogram) -> None:
         """Add ``other``'s counts to this one (same relative error)."""

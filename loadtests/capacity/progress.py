@@ -1,6 +1,9 @@
 """What a capacity search prints as it goes: one ``slabench:`` line when it starts, per
 segment, per step (with the bracket established so far) and at the end (the outcome, the
-capacity, the knee, the cost, the energy, the file written). Formatting only; the search decides."""
+capacity, the knee, the cost, the energy, the file written); and a progress line (a bar of
+the budget spent, steps done, the bracket, the budget left, the step in flight) after each
+step and at each live interval, beside the step's own live lines
+(``loadtests.capacity.relay``). Formatting only; the search decides."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from sla.files.capacity import CapacityResult, StepResult
 from sla.files.run import strip_credentials
 from sla.search import Probe, SearchPolicy, fmt_load
 from sla.spec import Spec
+
+BAR_WIDTH = 20
 
 
 def say(text: str) -> None:
@@ -79,6 +84,24 @@ class Progress:
         if step.disturbed:
             parts.append(f"LOAD GENERATOR DISTURBED, never a PASS: {step.disturbed}")
         self.say(f"{head}: " + ", ".join(parts) + f" -> {self.bracket()}")
+
+    def progress(
+        self, *, steps_done: int, elapsed_s: float, step: int | None = None, step_s: str = ""
+    ) -> None:
+        """The search's progress line; ``step``/``step_s``: the step in flight and how far
+        it has gone (``12/20s``)."""
+        budget = self.options.budget_s
+        used = min(1.0, max(0.0, elapsed_s / budget)) if budget > 0 else 1.0
+        filled = round(used * BAR_WIDTH)
+        bar = "#" * filled + "." * (BAR_WIDTH - filled)
+        line = (
+            f"search [{bar}] {used:.0%} of the budget: {steps_done} "
+            f"step{'' if steps_done == 1 else 's'} done, {self.bracket()}, "
+            f"{_minutes(budget - elapsed_s)} left"
+        )
+        if step is not None:
+            line += f"; step {step} at {step_s}"
+        self.say(line)
 
     def bracket(self) -> str:
         mode = self.options.mode

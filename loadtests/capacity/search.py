@@ -71,6 +71,7 @@ class CapacitySearch:
         bundled: bool = False,
         seed: int = 0,
         local_master: bool = False,
+        live_interval_s: float = 0.0,
     ) -> None:
         self.options = options
         self.spec = spec
@@ -86,6 +87,8 @@ class CapacitySearch:
             bundled=bundled,
             say=self.progress.say,
             local_master=local_master,
+            beat=self._beat,
+            beat_s=live_interval_s,  # the progress line beside the step's live lines
         )
         self.seed = seed
         self.state = SearchState()
@@ -128,6 +131,7 @@ class CapacitySearch:
             if not step.saturated:
                 self.policy.record(decision.load, step.status, thorough=decision.thorough)
             self.progress.step(step)
+            self.progress.progress(steps_done=len(self.state.steps), elapsed_s=self.elapsed_s())
             if step.saturated:
                 return generator_saturated(self.policy, step, self.options.mode)
 
@@ -164,7 +168,8 @@ class CapacitySearch:
                 warmup_s=self._warmup_s(),
                 left_s=self.options.budget_s - self.elapsed_s(),
             )
-            seg = self._segment(name, probe.load, measure_s, self._seed(number, segment))
+            seed = self._seed(number, segment)
+            seg = self._segment(name, probe.load, measure_s, seed, label=f"step {number}")
             names.append(name)
             problem, run = self.steps.check(seg)
             if problem:
@@ -182,12 +187,14 @@ class CapacitySearch:
         offered = probe.load if self.options.mode == "rate" else None
         return judged.step(number, probe, names, time.monotonic() - t0, offered)
 
-    def _segment(self, name: str, load: float, measure_s: float, seed: int) -> Segment:
+    def _segment(
+        self, name: str, load: float, measure_s: float, seed: int, *, label: str
+    ) -> Segment:
         run_s = math.ceil(self._warmup_s() + measure_s)
         args = [*self._load_args(load), "--seed", str(seed)]
         # The step's own warm-up goes to --warmup (run.json's measured_from); the spec's
         # is added on top by the judge, so it only lengthens the run.
-        seg = self.steps.run(name, run_s, self.options.step_warmup_s, args)
+        seg = self.steps.run(name, run_s, self.options.step_warmup_s, args, label=label)
         self.state.overhead_s = max(1.0, seg.wall_s - run_s)
         if self.steps.interrupted:
             raise SearchStopped(_INTERRUPTED)
@@ -282,6 +289,15 @@ class CapacitySearch:
         """A stop signal (its process hands them over here): stop the step in flight, which
         keeps its records, and end the search with what it established."""
         self.steps.interrupt()
+
+    def _beat(self, step_elapsed_s: float, run_s: int) -> None:
+        """While a step runs: the search's progress line, the step in flight at the end."""
+        self.progress.progress(
+            steps_done=len(self.state.steps),
+            elapsed_s=self.elapsed_s(),
+            step=len(self.state.steps) + 1,
+            step_s=f"{step_elapsed_s:.0f}/{run_s}s",
+        )
 
     def _wait_for_target(self) -> None:
         if self.steps.wait_for_target(_TARGET_WAIT_S):

@@ -1,9 +1,11 @@
 """One segment of a capacity-search step: a locust of its own, its log, its run directory.
 
 ``StepRunner.run`` starts ``python -m locust`` with the user's arguments followed by the
-step's own (later options win in Locust's parser), waits for it and reads its run back;
-``check`` says whether the step *errored* (its locust failed, or the target refused a
-connection: it was not listening) as opposed to running and being judged.
+step's own (later options win in Locust's parser), waits for it and reads its run back.
+While it runs, the step's live lines reach the search's terminal (``relay``) and ``beat``
+is called every ``beat_s`` (the search's progress line). ``check`` says whether the step
+*errored* (its locust failed, or the target refused a connection: it was not listening) as
+opposed to running and being judged.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from urllib.parse import urlsplit
 import gevent
 
 from loadtests.capacity.options import BUNDLED_ENV, EXACT_RUN_DIR_ENV, STEP_ENV
+from loadtests.capacity.relay import LogFollower, relayed
 from loadtests.children import tied_to_parent
 from sla.files.error_class import REFUSED
 from sla.files.run import Run, RunDirError, load_run
 
 EXIT_USAGE = 2
 STEP_EXIT_CODES = (0, 1, 3, 4)  # a step's own --sla verdict, not a failure of the step
-HEARTBEAT_S = 15.0
+HEARTBEAT_S = 15.0  # the beat without a live view
+_POLL_S = 0.2
 HANG_GRACE_S = 120.0  # past its -t, a step's locust is hung
 
 
@@ -54,6 +58,8 @@ class StepRunner:
         bundled: bool,
         say: Callable[[str], None],
         local_master: bool = False,
+        beat: Callable[[float, int], None] | None = None,
+        beat_s: float = HEARTBEAT_S,
     ) -> None:
         self.argv = [a for a in argv if a != "--capacity-search"]
         self.target_url = target_url
@@ -61,10 +67,21 @@ class StepRunner:
         self.bundled = bundled
         self.local_master = local_master
         self.say = say
+        self.beat = beat or self._heartbeat
+        self.beat_s = beat_s if beat_s > 0 else HEARTBEAT_S
         self.child: subprocess.Popen[bytes] | None = None
         self.interrupted = False
 
-    def run(self, name: str, run_s: int, warmup_s: float, load_args: Sequence[str]) -> Segment:
+    def run(
+        self,
+        name: str,
+        run_s: int,
+        warmup_s: float,
+        load_args: Sequence[str],
+        *,
+        label: str = "",
+    ) -> Segment:
+        """Run the step's locust for ``run_s``; its live lines are relayed as ``label``'s."""
         path = self.sweep_dir / name
         path.mkdir()  # the search's sweep is fresh, so a step's directory is new: judged as written
         cmd = [
@@ -81,17 +98,24 @@ class StepRunner:
             env[BUNDLED_ENV] = "1"
         log_path = self.sweep_dir / f"{name}.log"
         t0 = time.monotonic()
+        code = self.execute(cmd, env, log_path, label or name, run_s)
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-12:])
+        return Segment(path, code, time.monotonic() - t0, tail)
+
+    def execute(
+        self, cmd: Sequence[str], env: dict[str, str], log_path: Path, label: str, run_s: int
+    ) -> int | None:
+        """Run ``cmd`` with its output in ``log_path`` and wait for it (None: it hung past
+        ``run_s`` and was stopped), relaying its live lines meanwhile."""
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=tied_to_parent()
             )  # a killed search leaves no step running
             self.child = proc
             try:
-                code = self._wait(proc, run_s)
+                return self._wait(proc, run_s, LogFollower(log_path), label)
             finally:
                 self.child = None
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-12:])
-        return Segment(path, code, time.monotonic() - t0, tail)
 
     @staticmethod
     def _master_args() -> list[str]:
@@ -105,19 +129,32 @@ class StepRunner:
             *("--master-host", "127.0.0.1", "--master-port", port),
         ]
 
-    def _wait(self, proc: subprocess.Popen[bytes], run_s: int) -> int | None:
+    def _wait(
+        self, proc: subprocess.Popen[bytes], run_s: int, log: LogFollower, label: str
+    ) -> int | None:
         t0 = time.monotonic()
-        next_beat = t0 + HEARTBEAT_S
+        next_beat = t0 + self.beat_s
         while proc.poll() is None:
             now = time.monotonic()
             if now > t0 + run_s + HANG_GRACE_S:
                 stop_process(proc)
                 return None
+            self._relay(log, label)
             if now >= next_beat and not self.interrupted:
-                next_beat += HEARTBEAT_S
-                self.say(f"  ... {now - t0:.0f}/{run_s}s")
-            gevent.sleep(0.2)
+                next_beat += self.beat_s
+                self.beat(now - t0, run_s)
+            gevent.sleep(_POLL_S)
+        self._relay(log, label)  # what it printed as it ended
         return proc.returncode
+
+    def _relay(self, log: LogFollower, label: str) -> None:
+        for line in log.new_lines():
+            said = relayed(line, label)
+            if said is not None:
+                self.say(said)
+
+    def _heartbeat(self, elapsed_s: float, run_s: int) -> None:
+        self.say(f"  ... {elapsed_s:.0f}/{run_s}s")
 
     def interrupt(self) -> None:
         """A signal reached the search: stop the step in flight (it keeps its records)."""

@@ -202,6 +202,7 @@ def _capacity_search(
             bundled=state.embedded is not None,
             seed=state.options.seed,
             local_master=isinstance(environment.runner, MasterRunner),
+            live_interval_s=state.options.live_interval_s,
         )
         STOPPER.hand_over(capacity.interrupt)  # a signal stops the step, the search ends
         code = capacity.run()

@@ -3,9 +3,9 @@ the ``LiveState``, prints its lines (beside Locust's own output, never instead o
 a point for the web UI's charts, and with ``--sla-stop-early`` ends the run when an
 objective's FAIL is settled (``sla.provisional.settled_failures``).
 
-Cheap by construction: the state is updated as rows reach the recorder (a few dict updates
-a row); the snapshot, the sketches' quantiles and the judgement run once per interval (and
-once per web UI poll), never per request."""
+Cheap by construction: the state is updated as rows reach the recorder (a few list appends
+a row; ``sla.live.Tally`` counts them in batches); the snapshot, the sketches' quantiles
+and the judgement run once per interval (and once per web UI poll), never per request."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class LiveMonitor:
         looks: int = MAX_LOOKS,
         generator: Callable[[], dict[str, Any]] = dict,
         on_stop: Callable[[], None] | None = None,
-        printer: Callable[[str], None] = print,
+        printer: Callable[[str], None] | None = None,
     ) -> None:
         self.state = state
         self.started_at = started_at
@@ -69,7 +69,7 @@ class LiveMonitor:
         self.looks_done = 0
         self.generator = generator
         self.on_stop = on_stop
-        self.printer = printer
+        self.printer = printer or _print
         self.stopped_early: str | None = None
         self.ended_at: float | None = None
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY_POINTS)
@@ -160,6 +160,12 @@ class LiveMonitor:
             "looks": {"done": self.looks_done, "allowed": self.looks} if self.stop_early else None,
             "history": list(self.history),
         }
+
+
+def _print(line: str) -> None:
+    # Flushed: when stdout is a file or a pipe (a capacity step's log, `| tee`) the line
+    # must be there now, not when a buffer fills.
+    print(line, flush=True)
 
 
 def _point(snap: dict[str, Any]) -> dict[str, Any]:

@@ -110,10 +110,17 @@ class LiveState:
         ok = error is None and 200 <= status < 300
         began = start if start == start else done
         in_window = self.measured_from <= began <= self.until
+        # get-then-create: setdefault would build (and drop) a LiveSamples for every row
         second = self._second(int(done))
-        targets = [second.setdefault(endpoint, LiveSamples())]
+        recent = second.get(endpoint)
+        if recent is None:
+            recent = second[endpoint] = LiveSamples()
+        targets = [recent]
         if in_window:
-            targets.append(self.window.setdefault(endpoint, LiveSamples()))
+            window = self.window.get(endpoint)
+            if window is None:
+                window = self.window[endpoint] = LiveSamples()
+            targets.append(window)
         ttft = (first - start) * 1000.0
         latency = (done - start) * 1000.0
         tokens = output_tokens or 0

@@ -1,6 +1,8 @@
 """The slabench tab of Locust's own web UI, in a real headless chromium: a run started
 from the web UI on loopback shows live figures that appear and change, and that end equal
-to the run directory's exact ones within the sketch's stated error (1%)."""
+to the run directory's exact ones within the sketch's stated error (1%); the chart page
+``/slabench/live``, opened in the same browser after the run, draws both charts from the
+run's history with no console error."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from sla.files.run import load_run
 from sla.reading import read_run
 from sla.sketch import RELATIVE_ERROR
 from tests.loadtests.conftest import SCENARIOS, SMALL_LOAD, clean_env, free_port
-from tests.reports.test_browser import CHROMIUM, FLAGS, Browser
+from tests.reports.test_browser import CHROMIUM, FLAGS, Browser, problems
 from tests.server_process import ServerProcess, wait_until
 
 # The report tests' flags, but loopback (Locust's web UI) bypasses the dead proxy: nothing
@@ -49,6 +51,15 @@ TAB_JS = """(() => {
     Object.fromEntries(Array.from(tr.querySelectorAll('td')).map((td, i) =>
       [heads[i], td.innerText.trim()])));
   return {tab: true, rows: rows};
+})()"""
+# The chart page: each chart drawn by plotly, and how many points its first trace holds.
+CHARTS_JS = """(() => {
+  const out = {state: (document.getElementById('state') || {}).textContent};
+  for (const id of ['ttft', 'rate']) {
+    const div = document.getElementById(id);
+    out[id] = div && div.querySelector('.main-svg') && div.data ? div.data[0].x.length : -1;
+  }
+  return out;
 })()"""
 
 
@@ -88,6 +99,7 @@ def test_the_slabench_tab_shows_live_figures_that_end_at_the_run_directorys(
         while time.monotonic() < deadline and not (final and final.get("n")):
             time.sleep(0.3)
             final = _row(browser, session)
+        charts = _charts(browser, session, f"{url}slabench/live")
     finally:
         browser.close()
         with contextlib.suppress(ProcessLookupError):
@@ -99,6 +111,29 @@ def test_the_slabench_tab_shows_live_figures_that_end_at_the_run_directorys(
     for column, q in (("TTFT p50 ms", 50), ("TTFT p99 ms", 99)):
         exact = float(np.percentile(ok["ttft_ms"].to_numpy(), q))
         assert abs(float(final[column]) - exact) <= RELATIVE_ERROR * exact + 1e-3, column
+    assert charts["problems"] == [], charts
+    # One point per --live-interval (1 s) of a 5 s run, in both charts; the page says so.
+    assert charts["ttft"] >= 3 and charts["rate"] >= 3 and charts["state"] == "ended", charts
+
+
+def _charts(browser: Browser, session: str, url: str) -> dict[str, Any]:
+    """Open the chart page in the same tab; its charts once drawn, and any console error,
+    uncaught exception or error log entry on the way."""
+    seen = len(browser.events)
+    for domain in ("Runtime", "Log"):
+        browser.send(f"{domain}.enable", session=session)
+    browser.send("Page.navigate", {"url": url}, session=session)
+    charts: dict[str, Any] = {}
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline and not (charts and min(charts["ttft"], charts["rate"]) > 0):
+        time.sleep(0.3)
+        reply = browser.send(
+            "Runtime.evaluate", {"expression": CHARTS_JS, "returnByValue": True}, session=session
+        )
+        charts = reply["result"].get("value") or {}
+    time.sleep(0.5)  # a late error from the first poll's draw would show by now
+    browser.send("Runtime.evaluate", {"expression": "1"}, session=session)  # reads events
+    return {**charts, "problems": problems(browser.events[seen:])}
 
 
 def _answers(url: str) -> bool:

@@ -57,11 +57,18 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
         # Tolerant of a busy machine's late sends (another test may run beside this one):
         # the answer is within 10%, wherever a few milliseconds of jitter put the edge.
         *(*TOLERANT_STEPS, "--cost-per-hour", "3.6", "--run-dir", str(sweep)),
+        "--live-interval", "1",
         timeout_s=240,
-    )
+    )  # fmt: skip
     assert result.code == 0, result.output[-3000:]
     cap = load_capacity(sweep)
     assert cap.outcome == "found"
+    # The step in flight shows live: its own live lines, named by step, and the search's
+    # progress line beside them and after each step.
+    out = result.output
+    for step in cap.steps:
+        assert f"slabench: step {step.step} live " in out, out[-3000:]
+    assert "slabench: search [" in out and f"{len(cap.steps)} steps done, PASS " in out
     found = cap.capacity.load
     assert abs(found - capacity_rps) / capacity_rps <= 0.10, cap.message
     assert cap.lowest_fail.load > found

@@ -12,6 +12,7 @@ from loadtests.live.monitor import LiveMonitor, looks_for
 from loadtests.live.state import LiveState
 from sla.files import error_class as ec
 from sla.files.run import CANCELLED_ERROR, REQUEST_COLUMNS, RequestRecord
+from sla.live import BATCH, Tally
 from sla.metrics import itl_ms, with_request_metrics
 from sla.sketch import RELATIVE_ERROR
 from sla.spec import parse_spec
@@ -91,3 +92,18 @@ def test_the_monitor_prints_provisional_lines_and_stops_a_failing_run() -> None:
 
 def _row(rec: RequestRecord) -> tuple[object, ...]:
     return tuple(getattr(rec, c) for c in REQUEST_COLUMNS)
+
+
+def test_a_tally_buffers_and_counts_what_it_was_given() -> None:
+    """``Tally.add`` only buffers: every figure read counts the buffer first, exactly."""
+    values = [3.0, float("nan"), 0.5, 12.25] * (BATCH // 2)  # crosses the batch size
+    tally = Tally()
+    tally.add_all(values[:10])
+    for v in values[10:]:
+        tally.add(v)
+    kept = [v for v in values if v == v]
+    assert tally.n == len(kept)
+    assert (tally.total, tally.low, tally.high) == (sum(kept), 0.5, 12.25)
+    assert math.isclose(tally.total_sq, sum(v * v for v in kept))
+    assert math.isclose(tally.mean(), sum(kept) / len(kept))
+    assert abs(tally.sketch.quantile(0.99) - 12.25) <= RELATIVE_ERROR * 12.25

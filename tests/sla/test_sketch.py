@@ -55,3 +55,13 @@ def test_zeros_nan_and_an_empty_sketch() -> None:
     assert sketch.n == 3  # NaN is no value
     assert sketch.rank_values([1, 2, 3])[:2] == [0.0, 0.0]
     assert _within(sketch.rank_value(3), 5.0)
+
+
+def test_add_array_counts_as_add_does() -> None:
+    """The batched path (numpy) puts every value in the bucket the one-by-one path does."""
+    rng = np.random.default_rng(11)
+    values = np.concatenate([rng.lognormal(2.0, 1.5, 5000), [0.0, -0.3, 1e-9, np.nan, 1.0]])
+    one, batch = LogHistogram(), LogHistogram()
+    one.add_all(values.tolist())
+    batch.add_array(values)
+    assert (batch.n, batch.zeros, batch.counts) == (one.n, one.zeros, one.counts)
