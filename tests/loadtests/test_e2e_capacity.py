@@ -85,9 +85,10 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
         run = load_run(sweep / step.runs[0])
         assert run.meta["load_profile"]["arrival_rate_rps"] == step.load
         assert run.meta["load_profile"]["seed"] == 1000 * (step.step - 1)  # own schedule
-        # Constant arrivals: the schedule made the rate asked for (the last ~50 ms of a
-        # window, while Locust stops the test, send nothing: ~2% of a 3 s window).
-        assert step.load * 0.95 <= step.arrival_rps <= step.load * 1.01
+        # Constant arrivals: the schedule made the rate asked for (the last moments of a
+        # window, while Locust stops the test, send nothing: ~50 ms, ~2% of a 3 s window, on
+        # a quiet machine; 170 ms, 5.5%, was seen on a busy one).
+        assert step.load * 0.92 <= step.arrival_rps <= step.load * 1.01
     passing = [s for s in cap.steps if s.status == "PASS"]
     assert all(s.load <= found for s in passing)
     assert max(s.throughput_rps for s in cap.steps) <= capacity_rps * 1.05

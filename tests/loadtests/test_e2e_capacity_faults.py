@@ -80,8 +80,11 @@ def test_ctrl_c_keeps_what_the_search_established(
         *("--host", reference_server.url, *KSERVE, "--sla", str(spec), *TOLERANT_STEPS),
         *("--capacity-search", "--search-start", "5", "--run-dir", str(sweep)),
     )
-    assert wait_until(lambda: (sweep / "step-02-rate-10.log").exists(), timeout_s=60)
-    time.sleep(2.5)  # step 2 is sending
+    # Step 2 has opened its run directory (run.json is written at its test start) and sends:
+    # on a busy machine its Locust may take seconds to get there after its log appears.
+    step_2 = sweep / "step-02-rate-10"
+    assert wait_until(lambda: (step_2 / "run.json").exists(), timeout_s=90), "step 2 never began"
+    time.sleep(1.0)
     search.send_signal(signal.SIGINT, group=True)  # Ctrl-C reaches the step's locust too
     result = search.wait(60)
     assert result.code == 130, result.output[-3000:]
