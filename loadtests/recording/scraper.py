@@ -150,10 +150,27 @@ class MetricsScraper:
             target.problem = f"{target.shown}: {type(exc).__name__}: {exc}"
             return 0
 
+    def _final_scrape(self, target: _Target) -> None:
+        """A scrape with short timeouts: a target that died at the end delays the stop by
+        at most a few seconds."""
+        client = HTTPClient.from_url(
+            target.url, connection_timeout=2, network_timeout=2, **tls_client_options(self._tls)
+        )
+        try:
+            with gevent.Timeout(5, False):
+                self._scrape_once(client, target)
+        finally:
+            client.close()
+
     def stop(self) -> dict[str, Any]:
         """Stop scraping and close ``server_metrics.parquet``; return run.json's summary:
         the first URL's (``url``) as before, and each URL's (``targets``)."""
         gevent.killall(self._greenlets, block=True)
+        # One last scrape at the stop: a run shorter than the interval still gets an
+        # interval to decompose (start to end), and labelled families observed during it.
+        for target in self._targets:
+            if target.scrapes and target.problem is None and self._samples.problem is None:
+                self._final_scrape(target)
         self._samples.close()
         targets = [
             {"url": t.shown, "scrapes": t.scrapes, "problem": t.problem, "probed": t.probed}

@@ -122,3 +122,25 @@ def test_no_metrics_anywhere_is_said_in_one_line(
         f"{url} answered HTTP 404, and no metrics on port {closed} either" in (summary["problem"])
     )
     assert "no server metrics will be collected from" in done.stderr
+
+
+def test_a_run_shorter_than_the_interval_is_scraped_at_its_start_and_its_stop(
+    kserve_ports: tuple[int, int], tmp_path: Path
+) -> None:
+    # A 60 s interval and a stop after the first scrape: the stop scrapes once more, so the
+    # run has one interval (start to stop) to decompose, whatever its length.
+    _, exporter = kserve_ports
+    url = f"http://127.0.0.1:{exporter}/metrics"
+    script = SCRAPE.replace("0.05, run_dir", "60.0, run_dir").replace(
+        "while scraper.scrapes < 2", "while scraper.scrapes < 1"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, url, str(tmp_path), "[]"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["targets"][0]["scrapes"] == 2
+    samples = read_server_metrics(tmp_path, SlabenchError)
+    assert samples is not None and samples["scraped_at"].nunique() == 2
