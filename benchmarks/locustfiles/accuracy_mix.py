@@ -1,8 +1,9 @@
 """For benchmarks/measurement_accuracy.py: measured chat streams plus background load.
 
-``MeasuredChat``: 8 streaming chat users against ``--host`` (the scripted server, which
-times its own sends), started ``SLABENCH_BENCH_STAGGER_S`` apart, each recording under its
-own endpoint label ("chat-0" .. "chat-7").
+``MeasuredChat``: ``SLABENCH_BENCH_MEASURED_USERS`` (8) streaming chat users against
+``--host`` (the scripted server, which times its own sends), started
+``SLABENCH_BENCH_STAGGER_S`` apart, each recording under its own endpoint label ("chat-0"
+.. "chat-7"). Also used by benchmarks/floor.py.
 ``Background`` (only when ``SLABENCH_BENCH_BACKGROUND_USERS`` > 0): streaming completions
 users against ``SLABENCH_BENCH_CANNED_URL`` (benchmarks/canned_server.py), together at
 most ``SLABENCH_BENCH_BACKGROUND_RATE`` requests/s, to keep the generator busy; they are
@@ -22,7 +23,7 @@ from loadtests.client.transport import Target, Transport
 from loadtests.harness.state import run_state
 from loadtests.harness.users import OpenAIChatUser, OpenAICompletionsUser
 
-MEASURED_USERS = 8
+MEASURED_USERS = int(os.environ.get("SLABENCH_BENCH_MEASURED_USERS", "8"))
 STAGGER_S = float(os.environ.get("SLABENCH_BENCH_STAGGER_S", "0.025"))
 BACKGROUND_USERS = int(os.environ.get("SLABENCH_BENCH_BACKGROUND_USERS", "0"))
 BACKGROUND_RATE = float(os.environ.get("SLABENCH_BENCH_BACKGROUND_RATE", "0"))
