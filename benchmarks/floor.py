@@ -21,7 +21,8 @@ the server's; ``CPU/req`` = the client process's CPU over the window / requests 
 in it; then slabench / floor of each. For slabench also its own event-loop lag p99
 (run.json), the delay it implies for any timestamp.
 
-    .venv/bin/python -m benchmarks.floor [--seconds 20] [--streams 8,32,128]
+    .venv/bin/python -m benchmarks.floor [--seconds 20] [--streams 8,32,128] [--before DIR]
+    .venv/bin/python -m benchmarks.floor --streams 128 --profile /tmp/slabench.prof
 """
 
 from __future__ import annotations
@@ -210,6 +211,24 @@ def run_side(tool: str, streams: int, args: argparse.Namespace) -> Side:
     )
 
 
+def profile(args: argparse.Namespace) -> None:
+    """One slabench run at the largest stream count under cProfile; the costliest functions."""
+    import pstats
+
+    streams = max(int(s) for s in args.streams.split(","))
+    out = str(Path(args.profile).resolve())
+    env = {**os.environ, "SLABENCH_BENCH_STAGGER_S": str(args.stagger_ms / 1000.0),
+           "SLABENCH_BENCH_MEASURED_USERS": str(streams)}  # fmt: skip
+    flags = ("--ttft-ms", str(args.ttft_ms), "--itl-ms", str(args.itl_ms), "--tokens", str(TOKENS))
+    with tempfile.TemporaryDirectory(prefix="floor-") as tmp, ScriptedServer(*flags) as server:
+        cmd = command("slabench", server.url, streams, args, tmp)
+        cmd[1:1] = ["-m", "cProfile", "-o", out]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+        os.sched_setaffinity(proc.pid, {args.pinning.locust_cpu})
+        proc.wait()
+    pstats.Stats(out).sort_stats("tottime").print_stats(40)
+
+
 def report(sides: list[Side]) -> None:
     head = (
         f"{'streams':>7} {'client':<8} {'paired':>7} {'out':>4} {'CPU/req us':>10} "
@@ -264,6 +283,7 @@ def parse_args() -> argparse.Namespace:
         metavar="DIR",
         help="also run the slabench of this tree (e.g. `git worktree add DIR main`)",
     )
+    p.add_argument("--profile", metavar="FILE", help="instead: slabench once under cProfile")
     args = p.parse_args()
     args.pinning = Pinning.choose()
     return args
@@ -272,6 +292,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     os.sched_setaffinity(0, {args.pinning.server_cpu})  # the scripted servers inherit it
+    if args.profile:
+        profile(args)
+        return
     counts = [int(s) for s in args.streams.split(",")]
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}  {psutil.cpu_count()} CPUs  "
