@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reports.html import Markup, table
+from reports.html import Markup, esc, table
+from sla.files.run import loop_lag_error_ms
 
-__all__ = ["generator_table"]
+__all__ = ["generator_table", "timing_error_note"]
 
 HEADERS = (
     "process",
@@ -37,6 +38,21 @@ def generator_table(meta: Mapping[str, Any]) -> Markup:
     rows = [_row(p) for p in processes if isinstance(p, Mapping)]
     classes = [_row_class(p) for p in processes if isinstance(p, Mapping)]
     return table(HEADERS, rows, cls="generator", row_classes=classes)
+
+
+def timing_error_note(meta: Mapping[str, Any]) -> Markup:
+    """What the loop lag implies for every timestamp of the run (empty markup for runs
+    recorded before it was measured)."""
+    error = loop_lag_error_ms(meta.get("generator"))
+    if error is None:
+        return Markup("")
+    p99, high = error
+    text = (
+        f"Timing error: a read that completed while the event loop ran late is stamped late "
+        f"by as much, so TTFT and latency may read up to {p99:,.2f} ms high at p99 (the "
+        f"loop lag's p99; max {high:,.2f} ms) in this run."
+    )
+    return Markup(f'<p class="timing-error">{esc(text)}</p>')
 
 
 def _row(process: Mapping[str, Any]) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 
 from reports import fmt
-from reports.generator import generator_table
+from reports.generator import generator_table, timing_error_note
 from reports.html import Markup, esc, join, table
 from reports.summary import RunSummary
 from sla.files.run import PARTS_DIR, Run
@@ -233,7 +233,7 @@ def details_section(run: Run) -> Markup:
         f"<p>Command: <code>{esc(command)}</code></p>"
         f"<details><summary>Load profile (run.json)</summary><pre>{esc(profile)}</pre></details>"
         "<h3>Load generator: its CPU, its event loop's lag, the rest of the machine</h3>"
-        f"{generator_table(meta)}"
+        f"{generator_table(meta)}{timing_error_note(meta)}"
         "<details><summary>Load generator (run.json)</summary>"
         f"<pre>{esc(generator)}</pre></details></section>"
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.harness.state import RunState
-from loadtests.harness.terminal import format_summary, generator_warnings
+from loadtests.harness.terminal import format_summary, generator_warnings, timing_error_line
 from reports import RunSummary, summarize_run, write_report
 from sla.errors import EXIT_USAGE, SlabenchError
 from sla.files.run import load_run
@@ -69,6 +69,9 @@ def _write_html(reading: Reading, verdict: Verdict | None, summary: RunSummary |
 
 
 def _warn(meta: dict[str, Any], state: RunState) -> None:
+    timing = timing_error_line(meta.get("generator"))
+    if timing is not None:
+        print(timing, flush=True)
     for warning in generator_warnings(meta.get("generator")):
         print(f"slabench: WARNING: {warning}", flush=True)
     if state.embedded is not None and not state.embedded.alive():

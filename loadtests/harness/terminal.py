@@ -1,6 +1,6 @@
 """The end-of-run terminal summary: the same exact numbers as the HTML report's tables
-(``reports.summarize_run``), as a few lines of text; and the warnings about the load
-generator's own timings (saturated, disturbed)."""
+(``reports.summarize_run``), as a few lines of text; the timing error the load generator's
+loop lag implies; and the warnings about its own timings (saturated, disturbed)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from loadtests.harness.trace_outcome import trace_late, trace_warnings
 from reports import RunSummary, summarize_run
 from sla.errors import SlabenchError
-from sla.files.run import disturbance_reasons, load_run
+from sla.files.run import disturbance_reasons, load_run, loop_lag_error_ms
 from sla.spec import LATENCY_METRICS
 
 MAX_CLASS_LINES = 8
@@ -88,6 +88,20 @@ def written_counts(run_dir: Path) -> str:
         return reconciliation(summarize_run(load_run(run_dir)))
     except (SlabenchError, ValueError) as exc:
         return f"slabench: cannot read back {run_dir}: {exc}"
+
+
+def timing_error_line(generator: Any) -> str | None:
+    """The timing error the load generator's own event-loop lag implies (every run that
+    measured it, disturbed or not); None for runs that did not."""
+    error = loop_lag_error_ms(generator)
+    if error is None:
+        return None
+    p99, high = error
+    return (
+        f"slabench: the load generator's event loop ran late by {p99:.2f} ms at p99 "
+        f"(max {high:.2f} ms): its timestamps may be late by as much, so TTFT and latency "
+        f"may read up to {p99:.2f} ms high at p99"
+    )
 
 
 def generator_warnings(generator: Any) -> list[str]:

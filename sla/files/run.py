@@ -224,6 +224,19 @@ def disturbance_reasons(generator: object) -> tuple[str, ...]:
     return tuple(reasons)
 
 
+def loop_lag_error_ms(generator: object) -> tuple[float, float] | None:
+    """How late the run's timestamps may be: (p99, max) in ms of its event-loop lag
+    (run.json ``generator.loop_lag``, the worst process's). A read that completed while the
+    loop was running late is stamped late by as much, so TTFT and E2E latency may read that
+    much high. None for runs recorded before the loop lag was measured."""
+    lag = generator.get("loop_lag") if isinstance(generator, dict) else None
+    if not isinstance(lag, dict):
+        return None
+    p99, high = lag.get("p99_ms"), lag.get("max_ms")
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (p99, high))
+    return (float(p99), float(high)) if numbers else None  # type: ignore[arg-type]
+
+
 def _disturbed_process(process: dict[str, Any]) -> str:
     lag = process["loop_lag"]
     worker = process.get("worker")

@@ -137,3 +137,17 @@ def test_real_monitors_tell_a_held_loop_from_a_quiet_one() -> None:
     for summary in (calm, stalled):
         assert set(summary) == {"cpu", "loop_lag", "machine_cpu"}
         assert summary["machine_cpu"]["cores"] >= 1
+
+
+def test_the_terminal_states_the_timing_error_the_loop_lag_implies() -> None:
+    from loadtests.harness.terminal import timing_error_line
+    from tests.sla.test_disturbed import CALM, generator
+
+    line = timing_error_line(generator(CALM, [0.5] * 490 + [4.0] * 10))
+    assert line == (
+        "slabench: the load generator's event loop ran late by 4.00 ms at p99 (max 4.00 ms): "
+        "its timestamps may be late by as much, so TTFT and latency may read up to 4.00 ms "
+        "high at p99"
+    )
+    assert timing_error_line({"processes": [], "saturated": False}) is None  # an old run
+    assert timing_error_line(None) is None

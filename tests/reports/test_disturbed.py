@@ -77,3 +77,13 @@ def test_a_comparison_warns_of_a_disturbed_run(tmp_path: Path) -> None:
     assert "baseline run's load generator was disturbed" not in text
     page = render_comparison(baseline, candidate, comparison, panels=[])
     assert f"The candidate run's load generator was disturbed: {html.escape(reason)}." in page
+
+
+def test_the_report_states_the_timing_error_the_loop_lag_implies(tmp_path: Path) -> None:
+    run = load_run(run_with(tmp_path / "run", generator(CALM, HELD)))
+    page = render_report(run, evaluate(SPEC, run), panels=[])
+    assert "TTFT and latency may read up to 350.00 ms high at p99" in page
+    assert "max 350.00 ms" in page
+    old = {"processes": [{"worker": "local", "cpu": {"mean_percent": 12.5}}], "saturated": False}
+    before = load_run(write_run(tmp_path / "old", steady(50), meta={"generator": old}))
+    assert "Timing error" not in render_report(before, evaluate(SPEC, before), panels=[])
