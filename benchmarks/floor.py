@@ -18,7 +18,9 @@ send to 1 s before the last answer. Printed per client (ms): per-request ``TTFT 
 client TTFT - the server's (first token send - receipt), ``E2E error`` likewise for the
 last send, p50 / p99 / max; ``percentile error`` = the client's TTFT (E2E) p50 / p99 minus
 the server's; ``CPU/req`` = the client process's CPU over the window / requests completed
-in it; then slabench / floor of each. For slabench also its own event-loop lag p99
+in it; ``cores``, ``server``, ``other``: the cores the client, the scripted server and
+everything else (other people's jobs: a quiet run has ``other`` near 0) kept busy over the
+window; then slabench / floor of each. For slabench also its own event-loop lag p99
 (run.json), the delay it implies for any timestamp.
 
     .venv/bin/python -m benchmarks.floor [--seconds 20] [--streams 8,32,128] [--before DIR]
@@ -60,7 +62,8 @@ class Side:
     left_out: int  # not paired, or not causal
     cpu_us: float  # per request completed in the window
     cores: float  # the client process, mean over the window
-    other_cores: float  # everything but the client, the server included
+    server_cores: float  # the scripted server (it spins through the last 2 ms of each wait)
+    other_cores: float  # everything else: other people's jobs
     per_request: dict[str, tuple[float, float, float]]  # metric -> error p50, p99, max (ms)
     percentile: dict[str, tuple[float, float]]  # metric -> client pXX - server pXX (ms)
     loop_lag_p99_ms: float  # slabench only (nan for the floor)
@@ -172,7 +175,11 @@ def run_side(tool: str, streams: int, args: argparse.Namespace) -> Side:
             text=True,
         )
         os.sched_setaffinity(proc.pid, {args.pinning.locust_cpu})
-        with CpuSampler(process_cpu_s(proc.pid)) as cpu, CpuSampler(machine_busy_s) as machine:
+        with (
+            CpuSampler(process_cpu_s(proc.pid)) as cpu,
+            CpuSampler(process_cpu_s(server.pid)) as server_cpu,
+            CpuSampler(machine_busy_s) as machine,
+        ):
             _, err = proc.communicate(timeout=args.seconds + 180)
         if proc.returncode != 0:
             raise SystemExit(f"{tool} x{streams}: exited {proc.returncode}: {err[-2000:]}")
@@ -204,7 +211,8 @@ def run_side(tool: str, streams: int, args: argparse.Namespace) -> Side:
         unpaired + int((inside & ~good).sum()),
         cores * (end - start) / done * 1e6,
         cores,
-        machine.cores(start, end) - cores,
+        server_cpu.cores(start, end),
+        machine.cores(start, end) - cores - server_cpu.cores(start, end),
         per_request,
         percentile,
         lag,
@@ -232,7 +240,8 @@ def profile(args: argparse.Namespace) -> None:
 def report(sides: list[Side]) -> None:
     head = (
         f"{'streams':>7} {'client':<8} {'paired':>7} {'out':>4} {'CPU/req us':>10} "
-        f"{'cores':>5} {'other':>5}  {'TTFT err p50/p99/max':>22}  {'E2E err p50/p99/max':>22}"
+        f"{'cores':>5} {'server':>6} {'other':>5}  "
+        f"{'TTFT err p50/p99/max':>22}  {'E2E err p50/p99/max':>22}"
         f"  {'TTFT pct err p50/p99':>20}  {'E2E pct err p50/p99':>20}  {'lag p99':>7}"
     )
     print(head)
@@ -242,7 +251,8 @@ def report(sides: list[Side]) -> None:
         ]
         print(
             f"{s.streams:>7} {s.tool:<8} {s.requests:>7} {s.left_out:>4} {s.cpu_us:>10.0f} "
-            f"{s.cores:>5.2f} {s.other_cores:>5.2f}  {cells[0]:>22}  {cells[1]:>22}  "
+            f"{s.cores:>5.2f} {s.server_cores:>6.2f} {s.other_cores:>5.2f}  "
+            f"{cells[0]:>22}  {cells[1]:>22}  "
             f"{cells[2]:>20}  {cells[3]:>20}  {s.loop_lag_p99_ms:>7.2f}"
         )
     for tool in ("slabench", "before"):

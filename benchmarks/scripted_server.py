@@ -427,6 +427,11 @@ class ScriptedServer:
         if proc.stdout is not None:
             proc.stdout.close()
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
     def get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=10) as resp:
             body: bytes = resp.read()
