@@ -67,3 +67,4 @@ if BACKGROUND_USERS > 0:
                 network_timeout_s=state.options.idle_timeout_s + 5.0,
                 headers={"Accept-Encoding": "identity", "Content-Type": "application/json"},
             )
+            self.backoff = state.new_backoff()  # what the inherited request task waits by
