@@ -22,7 +22,6 @@ the fix (a ``DatasetError``).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from loadtests.workloads.conversations import (
     ThinkTime,
     Turn,
 )
-from loadtests.workloads.datasets import LengthDist
+from loadtests.workloads.datasets import LengthDist, jsonl_objects
 from loadtests.workloads.sharegpt import json_kind, read_sharegpt_dialogues
 
 __all__ = ["ConversationSettings", "ConversationSource", "load_conversations"]
@@ -167,20 +166,9 @@ def _read_jsonl(source: str, s: ConversationSettings, limit: int | None) -> list
 def _jsonl_conversations(
     fh: BinaryIO, source: str, output_len: LengthDist, rng: np.random.Generator
 ) -> Iterator[Conversation]:
-    for lineno, raw in enumerate(fh, 1):
-        where = f"--conversations {source} line {lineno}"
-        try:
-            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise DatasetError(f"{where}: not UTF-8 text; save the file as UTF-8") from None
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            raise DatasetError(f"{where}: not valid JSON ({why}); {_JSONL_HINT}") from None
-        yield _jsonl_conversation(obj, where, lineno - 1, output_len, rng)
+    label = f"--conversations {source}"
+    for index, (where, obj) in enumerate(jsonl_objects(fh, label, _JSONL_HINT)):
+        yield _jsonl_conversation(obj, where, index, output_len, rng)
 
 
 def _jsonl_conversation(

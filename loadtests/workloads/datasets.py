@@ -47,7 +47,14 @@ from loadtests.workloads.sharegpt import Messages, json_kind, read_sharegpt
 from loadtests.workloads.tokenizer import Sizer
 from loadtests.workloads.words import words_text
 
-__all__ = ["Dataset", "LengthDist", "Prompt", "load_dataset", "parse_length_dist"]
+__all__ = [
+    "Dataset",
+    "LengthDist",
+    "Prompt",
+    "jsonl_objects",
+    "load_dataset",
+    "parse_length_dist",
+]
 
 _LengthKind = Literal["fixed", "uniform", "normal", "lognormal"]
 
@@ -275,9 +282,16 @@ def _read_jsonl(path: Path, name: str, limit: int | None) -> list[_Draft]:
 
 
 def _jsonl_drafts(fh: BinaryIO, name: str) -> Iterator[_Draft]:
-    # Lines are decoded one by one (not by a text wrapper) so errors name the exact line.
+    for where, obj in jsonl_objects(fh, f"dataset {name}", _JSONL_HINT):
+        yield _jsonl_draft(obj, where)
+
+
+def jsonl_objects(fh: BinaryIO, label: str, hint: str) -> Iterator[tuple[str, Any]]:
+    """Each non-blank line of a JSONL file, parsed, with where it is (``"<label> line N"``).
+    Lines are decoded one by one (not by a text wrapper) so errors name the exact line; a
+    line that is not UTF-8 or not JSON is a ``DatasetError`` ending in ``hint``."""
     for lineno, raw in enumerate(fh, 1):
-        where = f"dataset {name} line {lineno}"
+        where = f"{label} line {lineno}"
         try:
             line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
         except UnicodeDecodeError:
@@ -285,14 +299,11 @@ def _jsonl_drafts(fh: BinaryIO, name: str) -> Iterator[_Draft]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            yield where, json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc.msg}); {_JSONL_HINT}") from None
+            raise DatasetError(f"{where}: not valid JSON ({exc.msg}); {hint}") from None
         except RecursionError:
-            raise DatasetError(
-                f"{where}: JSON nested too deeply for a prompt; {_JSONL_HINT}"
-            ) from None
-        yield _jsonl_draft(obj, where)
+            raise DatasetError(f"{where}: JSON nested too deeply; {hint}") from None
 
 
 def _jsonl_draft(obj: Any, where: str) -> _Draft:
