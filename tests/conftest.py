@@ -22,7 +22,7 @@ pytest_plugins = ["pytester"]
 
 # What every Locust this suite starts is told, whoever starts it (``run_locust``, the pytest
 # gate's ``sla_locust``, pytester, a capacity search's steps). The suite runs on a 2-core
-# machine shared by three xdist workers, each with its reference servers and locusts: a
+# machine shared by two xdist workers, each with its reference servers and locusts: a
 # locust's event loop there is held up for 150-300 ms at times (measured: 2 of 23 end-to-end
 # runs over the default 50 ms bound for 1% of their few seconds). Those runs check what a run
 # records and decides, not how fast the server is, so a stall counts only past a second;
