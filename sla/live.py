@@ -18,9 +18,12 @@ import numpy as np
 
 from sla.sketch import RELATIVE_ERROR, LogHistogram
 
-__all__ = ["BATCH", "LIVE_METRICS", "LiveSamples", "Tally"]
+__all__ = ["BATCH", "LIVE_METRICS", "LiveSamples", "Tallies", "Tally"]
 
 BATCH = 4096  # values a Tally buffers at most before it counts them
+# Up to this many buffered values are counted one by one: numpy's dozen calls cost more
+# than the loop for a handful of values (a per-second, per-endpoint tally holds a few).
+SMALL = 48
 
 # The latency metrics the live view keeps (every latency metric a spec may name).
 LIVE_METRICS = ("ttft_ms", "ttfot_ms", "itl_ms", "tpot_ms", "latency_ms", "schedule_lag_ms")
@@ -58,10 +61,14 @@ class Tally:
 
     def flush(self) -> None:
         """Count the buffered values (NaN: a request without the metric, left out)."""
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             return
-        values = np.asarray(self._pending, dtype=np.float64)
         self._pending = []
+        if len(pending) <= SMALL:
+            self._count_each(pending)
+            return
+        values = np.asarray(pending, dtype=np.float64)
         values = values[~np.isnan(values)]
         if not len(values):
             return
@@ -70,6 +77,19 @@ class Tally:
         self._total_sq += float(np.dot(values, values))
         self._low = min(self._low, float(values.min()))
         self._high = max(self._high, float(values.max()))
+
+    def _count_each(self, values: list[float]) -> None:
+        add = self._sketch.add
+        total, total_sq, low, high = self._total, self._total_sq, self._low, self._high
+        for v in values:
+            if v != v:  # NaN
+                continue
+            add(v)
+            total += v
+            total_sq += v * v
+            low = v if v < low else low
+            high = v if v > high else high
+        self._total, self._total_sq, self._low, self._high = total, total_sq, low, high
 
     @property
     def sketch(self) -> LogHistogram:
@@ -102,11 +122,22 @@ class Tally:
 
     def merge(self, other: Tally) -> None:
         self.flush()
-        self._sketch.merge(other.sketch)
-        self._total += other.total
-        self._total_sq += other.total_sq
-        self._low = min(self._low, other.low)
-        self._high = max(self._high, other.high)
+        other.flush()
+        self._sketch.merge(other._sketch)
+        self._total += other._total
+        self._total_sq += other._total_sq
+        self._low = min(self._low, other._low)
+        self._high = max(self._high, other._high)
+
+    def subtract(self, other: Tally) -> None:
+        """Take out the values of ``other``, which were merged into this tally (a sliding
+        window's second leaving it). ``low`` and ``high`` stay as they were: after a
+        subtraction they bound the values held, no longer exactly."""
+        self.flush()
+        other.flush()
+        self._sketch.subtract(other._sketch)
+        self._total -= other._total
+        self._total_sq -= other._total_sq
 
     def mean(self) -> float:
         return self.total / self.n if self.n else math.nan
@@ -118,6 +149,17 @@ class Tally:
             return math.nan
         var = (self.total_sq - self.total * self.total / n) / (n - 1)
         return math.sqrt(max(0.0, var))
+
+
+class Tallies(dict[str, Tally]):
+    """A ``Tally`` per metric of ``LIVE_METRICS``, made when first asked for: a set of
+    requests without a metric (no schedule lag in a closed loop) costs nothing for it."""
+
+    def __missing__(self, metric: str) -> Tally:
+        if metric not in LIVE_METRICS:
+            raise KeyError(metric)
+        tally = self[metric] = Tally()
+        return tally
 
 
 @dataclass(slots=True)
@@ -133,7 +175,7 @@ class LiveSamples:
     - ``errors``: failures by error class; ``dropped``: open-loop sends not made.
     """
 
-    latency: dict[str, Tally] = field(default_factory=lambda: {m: Tally() for m in LIVE_METRICS})
+    latency: Tallies = field(default_factory=Tallies)
     n: int = 0
     failed: int = 0
     good: int = 0
@@ -157,6 +199,25 @@ class LiveSamples:
         for name, count in other.errors.items():
             self.errors[name] = self.errors.get(name, 0) + count
         self.dropped += other.dropped
+
+    def subtract(self, other: LiveSamples) -> None:
+        """Take out ``other``, which was merged into this one (see ``Tally.subtract``)."""
+        for metric, tally in other.latency.items():
+            self.latency[metric].subtract(tally)
+        self.n -= other.n
+        self.failed -= other.failed
+        self.good -= other.good
+        self.done_ok -= other.done_ok
+        self.done_tokens -= other.done_tokens
+        self.done_tokens_sq -= other.done_tokens_sq
+        self.done_good -= other.done_good
+        for name, count in other.errors.items():
+            left = self.errors.get(name, 0) - count
+            if left:
+                self.errors[name] = left
+            else:
+                self.errors.pop(name, None)
+        self.dropped -= other.dropped
 
     @classmethod
     def pooled(cls, parts: Iterable[LiveSamples]) -> LiveSamples:

@@ -11,7 +11,8 @@ bucket used: ``ln(10) / ln(gamma)`` = 115 buckets per decade of values at 1%, a 
 in all for latencies from 0.1 ms to minutes, whatever the number of values.
 
 Two sketches with the same ``gamma`` merge by adding counts (``merge``), so per-second
-sketches add up to any window of seconds, and workers' sketches add up to the run's.
+sketches add up to any window of seconds, and workers' sketches add up to the run's; a
+sliding window takes the second that leaves it out again (``subtract``).
 
 ``rank_value(k)`` is the estimate of the k-th smallest value (1-based): ``X(k)`` exactly up
 to the factor. ``quantile(q)`` interpolates between the two ranks numpy's linear percentile
@@ -87,6 +88,28 @@ class LogHistogram:
             counts[i] = counts.get(i, 0) + c
         self.zeros += other.zeros
         self.n += other.n
+
+    def subtract(self, other: LogHistogram) -> None:
+        """Take ``other``'s counts out of this one; ``other`` must have been merged into it
+        (a sliding window drops the second that left it). Nothing changes on a count this
+        sketch does not hold (``ValueError``)."""
+        if other.gamma != self.gamma:
+            raise ValueError("only sketches of the same relative error subtract")
+        counts = self.counts
+        if (
+            other.n > self.n
+            or other.zeros > self.zeros
+            or any(counts.get(i, 0) < c for i, c in other.counts.items())
+        ):
+            raise ValueError("subtracting counts this sketch does not hold")
+        for i, c in other.counts.items():
+            left = counts[i] - c
+            if left:
+                counts[i] = left
+            else:
+                del counts[i]
+        self.zeros -= other.zeros
+        self.n -= other.n
 
     def copy(self) -> LogHistogram:
         out = LogHistogram(self.relative_error)

@@ -5,7 +5,8 @@ objective's FAIL is settled (``sla.provisional.settled_failures``).
 
 Cheap by construction: the state is updated as rows reach the recorder (a few list appends
 a row; ``sla.live.Tally`` counts them in batches); the snapshot, the sketches' quantiles
-and the judgement run once per interval (and once per web UI poll), never per request."""
+and the judgement run once per interval (and once per web UI poll), never per request; a
+look yields to the requests in flight after each endpoint's figures."""
 
 from __future__ import annotations
 
@@ -131,16 +132,20 @@ class LiveMonitor:
         state = self.state
         recent = state.recent(at)
         window_s = state.window_s(at)
-        endpoints = [
-            endpoint_figures(
-                name,
-                state.window[name],
-                recent.get(name, LiveSamples()),
-                window_s,
-                state.recent_s,
+        endpoints = []
+        for name in state.endpoints():
+            endpoints.append(
+                endpoint_figures(
+                    name,
+                    state.window[name],
+                    recent.get(name, LiveSamples()),
+                    window_s,
+                    state.recent_s,
+                )
             )
-            for name in state.endpoints()
-        ]
+            # Let the requests in flight run between endpoints: with many endpoints a look
+            # would otherwise hold the loop for its whole length, and delay their timestamps.
+            gevent.sleep(0)
         sla = None
         if self.spec is not None:
             results = judge_live(self.spec, state.window, scenario=self.scenario, window_s=window_s)

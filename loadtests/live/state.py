@@ -7,7 +7,8 @@ Each row is counted once, when it reaches the recorder, into:
 - the measured window (requests that started after ``measured_from``: the run's warm-up and
   the spec's): ``sla.live.LiveSamples`` per endpoint, judged by ``sla.provisional``;
 - a ring of per-second ``LiveSamples`` (by the second the request ended), of which the last
-  ``recent_s`` seconds make the "recent" figures.
+  ``recent_s`` seconds make the "recent" figures; per endpoint, a running sum of them that
+  a look reads in two pieces (see ``_Recent``), not ``recent_s``.
 
 Memory is bounded by the sketches (a few hundred buckets a metric) times the endpoints
 times ``recent_s + 1``, whatever the length of the run. Rows cut off by the end of the test
@@ -49,7 +50,7 @@ class LiveState:
         self.measured_from = measured_from
         self.recent_s = recent_s
         self.window: dict[str, LiveSamples] = {}
-        self._ring: deque[tuple[int, dict[str, LiveSamples]]] = deque()
+        self._rings: dict[str, _Recent] = {}
         self._per_request = spec.per_request if spec is not None else ()
         self.rows = 0  # every row seen, warm-up and cancelled included
         # The end of the measured window, once the test is stopping: as at the end of the
@@ -111,11 +112,10 @@ class LiveState:
         began = start if start == start else done
         in_window = self.measured_from <= began <= self.until
         # get-then-create: setdefault would build (and drop) a LiveSamples for every row
-        second = self._second(int(done))
-        recent = second.get(endpoint)
-        if recent is None:
-            recent = second[endpoint] = LiveSamples()
-        targets = [recent]
+        ring = self._rings.get(endpoint)
+        if ring is None:
+            ring = self._rings[endpoint] = _Recent(self.recent_s)
+        targets = ring.targets(int(done))
         if in_window:
             window = self.window.get(endpoint)
             if window is None:
@@ -177,29 +177,10 @@ class LiveState:
                 return False
         return True
 
-    def _second(self, second: int) -> dict[str, LiveSamples]:
-        ring = self._ring
-        if ring and ring[-1][0] == second:
-            return ring[-1][1]
-        for t, old in reversed(ring):  # a straggler: its second is already in the ring
-            if t == second:
-                return old
-        bucket: dict[str, LiveSamples] = {}
-        if not ring or second > ring[-1][0]:
-            ring.append((second, bucket))
-            while ring and ring[0][0] <= second - self.recent_s - 1:
-                ring.popleft()
-        return bucket  # older than the ring: counted nowhere recent
-
     def recent(self, now_s: float) -> dict[str, LiveSamples]:
         """Per endpoint, the rows that ended in the last ``recent_s`` whole seconds."""
-        out: dict[str, LiveSamples] = {}
         since = int(now_s) - self.recent_s
-        for t, bucket in self._ring:
-            if t >= since:
-                for endpoint, samples in bucket.items():
-                    out.setdefault(endpoint, LiveSamples()).merge(samples)
-        return out
+        return {endpoint: ring.total(since) for endpoint, ring in self._rings.items()}
 
     def window_s(self, now_s: float) -> float | None:
         """The measured window so far (None during the warm-up)."""
@@ -208,3 +189,60 @@ class LiveState:
 
     def endpoints(self) -> list[str]:
         return sorted(self.window)
+
+
+class _Recent:
+    """One endpoint's last seconds: a ring of per-second ``LiveSamples`` (by the second the
+    request ended) and the running sum of its closed seconds (all but the last). A second
+    is merged into the sum once, when a later one begins, and subtracted as it leaves the
+    ring: the work is the endpoint's own, spread over the run, and a look adds two pieces."""
+
+    __slots__ = ("closed", "recent_s", "ring")
+
+    def __init__(self, recent_s: int) -> None:
+        self.recent_s = recent_s
+        self.ring: deque[tuple[int, LiveSamples]] = deque()
+        self.closed = LiveSamples()
+
+    def targets(self, second: int) -> list[LiveSamples]:
+        """Where a row that ended in ``second`` is counted: its second's samples, and the
+        running sum too when that second is already closed (a straggler)."""
+        ring = self.ring
+        if ring and ring[-1][0] == second:
+            return [ring[-1][1]]
+        samples = LiveSamples()
+        if not ring or second > ring[-1][0]:
+            if ring:  # the last second closes: into the running sum
+                self.closed.merge(ring[-1][1])
+            ring.append((second, samples))
+            self.expire(second - self.recent_s)
+            return [samples]
+        if second < ring[-1][0] - self.recent_s:
+            return []  # too old to be recent
+        # A straggler: its second is closed, in the ring or in a gap of it (no row ended then).
+        for i in range(len(ring) - 1, -1, -1):
+            t, old = ring[i]
+            if t == second:
+                return [old, self.closed]
+            if t < second:
+                ring.insert(i + 1, (second, samples))
+                return [samples, self.closed]
+        ring.appendleft((second, samples))
+        return [samples, self.closed]
+
+    def expire(self, since: int) -> None:
+        """Drop the seconds before ``since`` (closed ones leave the running sum)."""
+        ring = self.ring
+        while ring and ring[0][0] < since:
+            _, samples = ring.popleft()
+            if ring:  # it was closed (a later second exists)
+                self.closed.subtract(samples)
+
+    def total(self, since: int) -> LiveSamples:
+        """The rows that ended in ``since`` or later."""
+        self.expire(since)
+        out = LiveSamples()
+        if self.ring:
+            out.merge(self.closed)
+            out.merge(self.ring[-1][1])
+        return out

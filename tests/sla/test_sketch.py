@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,3 +66,22 @@ def test_add_array_counts_as_add_does() -> None:
     one.add_all(values.tolist())
     batch.add_array(values)
     assert (batch.n, batch.zeros, batch.counts) == (one.n, one.zeros, one.counts)
+
+
+def test_subtracting_a_merged_part_leaves_the_rest_and_refuses_what_it_lacks() -> None:
+    """A sliding window merges each second in and subtracts it as it leaves: what remains is
+    the sketch of the other seconds, bucket for bucket; an empty bucket is gone, not 0."""
+    rng = np.random.default_rng(5)
+    early, late = [*rng.exponential(30.0, 300).tolist(), 0.0], rng.exponential(3.0, 200).tolist()
+    window, first, second, only_late = (LogHistogram() for _ in range(4))
+    first.add_all(early)
+    second.add_all(late)
+    only_late.add_all(late)
+    window.merge(first)
+    window.merge(second)
+    window.subtract(first)
+    assert (window.n, window.zeros, window.counts) == (only_late.n, 0, only_late.counts)
+    before = dict(window.counts)
+    with pytest.raises(ValueError, match="does not hold"):
+        window.subtract(first)  # already out: nothing changes
+    assert window.counts == before and window.n == 200
