@@ -79,6 +79,10 @@ class SSEParser:
         `StreamAccumulator.on_events` takes either form."""
         if self._closed:
             raise RuntimeError("SSEParser.feed_compact() called after close()")
+        if chunk[-1:] < b"\x80" and not self._decoder.buffer:
+            # Nothing held back and no character cut at the end: the bytes decode on their
+            # own, without the incremental decoder's (Python-level) bookkeeping.
+            return self._feed_text(chunk.decode("utf-8", "replace"), True)
         return self._feed_text(self._decoder.decode(chunk), True)
 
     def close(self) -> list[SSEEvent]:
