@@ -23,7 +23,7 @@ __all__ = ["BATCH", "LIVE_METRICS", "LiveSamples", "Tallies", "Tally"]
 BATCH = 4096  # values a Tally buffers at most before it counts them
 # Up to this many buffered values are counted one by one: numpy's dozen calls cost more
 # than the loop for a handful of values (a per-second, per-endpoint tally holds a few).
-SMALL = 48
+SMALL = 64
 
 # The latency metrics the live view keeps (every latency metric a spec may name).
 LIVE_METRICS = ("ttft_ms", "ttfot_ms", "itl_ms", "tpot_ms", "latency_ms", "schedule_lag_ms")
@@ -129,6 +129,18 @@ class Tally:
         self._low = min(self._low, other._low)
         self._high = max(self._high, other._high)
 
+    def absorb(self, other: Tally) -> None:
+        """``merge``, lazily: ``other``'s buffered values are buffered here too (a list
+        extend), to be counted with this tally's next batch; ``other`` keeps them buffered
+        (a sliding window's second, to be subtracted later)."""
+        if other._sketch.n:
+            self.merge(other)
+            return
+        pending = self._pending
+        pending.extend(other._pending)
+        if len(pending) >= BATCH:
+            self.flush()
+
     def subtract(self, other: Tally) -> None:
         """Take out the values of ``other``, which were merged into this tally (a sliding
         window's second leaving it). ``low`` and ``high`` stay as they were: after a
@@ -189,6 +201,9 @@ class LiveSamples:
     def merge(self, other: LiveSamples) -> None:
         for metric, tally in other.latency.items():
             self.latency[metric].merge(tally)
+        self._add_counts(other)
+
+    def _add_counts(self, other: LiveSamples) -> None:
         self.n += other.n
         self.failed += other.failed
         self.good += other.good
@@ -199,6 +214,12 @@ class LiveSamples:
         for name, count in other.errors.items():
             self.errors[name] = self.errors.get(name, 0) + count
         self.dropped += other.dropped
+
+    def absorb(self, other: LiveSamples) -> None:
+        """``merge``, with each metric's values absorbed (see ``Tally.absorb``)."""
+        for metric, tally in other.latency.items():
+            self.latency[metric].absorb(tally)
+        self._add_counts(other)
 
     def subtract(self, other: LiveSamples) -> None:
         """Take out ``other``, which was merged into this one (see ``Tally.subtract``)."""

@@ -195,7 +195,9 @@ class _Recent:
     """One endpoint's last seconds: a ring of per-second ``LiveSamples`` (by the second the
     request ended) and the running sum of its closed seconds (all but the last). A second
     is merged into the sum once, when a later one begins, and subtracted as it leaves the
-    ring: the work is the endpoint's own, spread over the run, and a look adds two pieces."""
+    ring: the work is the endpoint's own, spread over the run, and a look adds two pieces.
+    A closing second's values join the sum's buffer (``LiveSamples.absorb``), counted in
+    its next batch; the second keeps them to be subtracted when it leaves."""
 
     __slots__ = ("closed", "recent_s", "ring")
 
@@ -213,7 +215,7 @@ class _Recent:
         samples = LiveSamples()
         if not ring or second > ring[-1][0]:
             if ring:  # the last second closes: into the running sum
-                self.closed.merge(ring[-1][1])
+                self.closed.absorb(ring[-1][1])
             ring.append((second, samples))
             self.expire(second - self.recent_s)
             return [samples]
