@@ -143,7 +143,8 @@ class MetricsScraper:
                 return int(response.status_code)
             text = body.decode("utf-8", errors="replace")
             # ValueError when the body is not Prometheus text: nothing of it is recorded
-            if self._samples.record(now(), text, target.shown):
+            # Parsed family by family, with the loop's other work run between them.
+            if self._samples.record(now(), text, target.shown, pause=_yield):
                 target.scrapes += 1
             return 200
         except (OSError, ValueError, gevent.Timeout) as exc:
@@ -183,6 +184,10 @@ class MetricsScraper:
             "problem": self.problem,
             "targets": targets,
         }
+
+
+def _yield() -> None:
+    gevent.sleep(0)
 
 
 def _request_uri(url: str) -> str:
