@@ -1,0 +1,117 @@
+"""Where the CPU between the floor and slabench goes, layer by layer (a script, not a test).
+
+The same closed-loop load (``--streams`` connections, each with one streamed 16-token chat
+completion in flight) against a fresh ``benchmarks/scripted_server.py`` each, from clients
+that each add one layer of what slabench does, in one invocation, the order rotating over
+``--rounds``:
+
+- ``floor``: ``benchmarks/floor_client.py`` (raw asyncio protocols, timestamps only);
+- ``gevent``, ``http``, ``parse``: ``benchmarks/layer_client.py`` (the same bytes on gevent
+  sockets; slabench's transport, nothing parsed; slabench's ``execute``, the record dropped);
+- ``slabench``: one Locust process, the chat user, every request recorded (as
+  ``benchmarks.floor``).
+
+The client process runs on CPU 0, the server on CPU 1. Printed per layer: CPU per request
+(the client's CPU over the seconds from ``--skip-s`` to 1 s before the end, divided by the
+requests done in them; the median over rounds), what it adds to the layer before, and its
+ratio to the floor.
+
+    .venv/bin/python -m benchmarks.floor_layers [--streams 32] [--seconds 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.floor import MIX, TOKENS
+from benchmarks.locust_overhead import REPO, CpuSampler, process_cpu_s
+from benchmarks.scripted_server import ScriptedServer
+from sla.files.run import load_run
+
+LAYERS = ("floor", "gevent", "http", "parse", "slabench")
+
+
+def command(layer: str, url: str, args: argparse.Namespace, tmp: str) -> list[str]:
+    streams, seconds = str(args.streams), str(args.seconds)
+    if layer == "slabench":
+        return [
+            *(sys.executable, "-m", "locust", "-f", str(MIX), "--headless", "--only-summary"),
+            *("-u", streams, "-r", streams, "-t", f"{seconds}s", "--host", url, "--model", "m"),
+            *("--run-dir", f"{tmp}/run", "--input-len", "fixed:8"),
+            *("--output-len", f"fixed:{TOKENS}"),
+        ]
+    module = "benchmarks.floor_client" if layer == "floor" else "benchmarks.layer_client"
+    which = () if layer == "floor" else ("--layer", layer)
+    return [
+        *(sys.executable, "-m", module, *which, "--url", url, "--streams", streams),
+        *("--seconds", seconds, "--tokens", str(TOKENS), "--out", f"{tmp}/out.json"),
+    ]
+
+
+def done_times(layer: str, tmp: str) -> tuple[list[float], list[float]]:
+    """(send times, done times) of the layer's successful requests."""
+    if layer == "slabench":
+        rows = load_run(Path(tmp) / "run").requests
+        rows = rows[rows["error"].isna()]
+        return rows["sent_at"].tolist(), rows["done_at"].tolist()
+    records = json.loads(Path(f"{tmp}/out.json").read_text())
+    if layer == "floor":  # [port, sent, first, done, reads]
+        return [r[1] for r in records], [r[3] for r in records]
+    return [r[0] for r in records], [r[1] for r in records]
+
+
+def cpu_per_request(layer: str, args: argparse.Namespace) -> float:
+    env = {**os.environ, "SLABENCH_BENCH_MEASURED_USERS": str(args.streams),
+           "SLABENCH_BENCH_STAGGER_S": "0.008", "PYTHONPATH": str(REPO)}  # fmt: skip
+    flags = ("--ttft-ms", "50", "--itl-ms", "10", "--tokens", str(TOKENS))
+    with tempfile.TemporaryDirectory(prefix="layers-") as tmp, ScriptedServer(*flags) as server:
+        os.sched_setaffinity(server.pid, {1})
+        cmd = command(layer, server.url, args, tmp)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        os.sched_setaffinity(proc.pid, {0})
+        with CpuSampler(process_cpu_s(proc.pid)) as cpu:
+            _, err = proc.communicate(timeout=args.seconds + 180)
+        if proc.returncode != 0:
+            raise SystemExit(f"{layer}: exited {proc.returncode}: {err[-2000:]}")
+        sent, done = done_times(layer, tmp)
+    start, end = min(sent) + args.skip_s, max(done) - 1.0
+    n = sum(1 for d in done if start <= d <= end)
+    return cpu.cores(start, end) * (end - start) / n * 1e6
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--streams", type=int, default=32)
+    p.add_argument("--seconds", type=int, default=10)
+    p.add_argument("--skip-s", type=float, default=3.0)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    if len(os.sched_getaffinity(0)) < 2:
+        raise SystemExit("needs 2 CPUs: the client on one, the server on the other")
+    per: dict[str, list[float]] = {layer: [] for layer in LAYERS}
+    for r in range(args.rounds):
+        order = LAYERS[r % len(LAYERS) :] + LAYERS[: r % len(LAYERS)]
+        for layer in order:
+            per[layer].append(cpu_per_request(layer, args))
+            print(f"  round {r + 1} {layer}: {per[layer][-1]:.0f} us/req", flush=True)
+    print(f"{args.streams} streams, {args.seconds} s a run, median of {args.rounds} rounds")
+    print(f"{'layer':<9} {'CPU/req us':>10} {'adds us':>8} {'x floor':>8}")
+    floor, before = statistics.median(per["floor"]), None
+    for layer in LAYERS:
+        mid = statistics.median(per[layer])
+        adds = "" if before is None else f"{mid - before:+8.0f}"
+        print(f"{layer:<9} {mid:>10.0f} {adds:>8} {mid / floor:>8.2f}")
+        before = mid
+
+
+if __name__ == "__main__":
+    main()

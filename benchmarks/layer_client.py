@@ -1,0 +1,102 @@
+"""The gevent clients of ``benchmarks.floor_layers``: the floor's closed loop of streamed
+chat completions, one greenlet a connection, each adding one layer of slabench's client.
+
+- ``gevent``: the floor's bytes on a gevent socket, a timestamp per read;
+- ``http``: slabench's transport (geventhttpclient, ``read_some``), nothing parsed;
+- ``parse``: ``loadtests.client.measure.execute`` (SSE events, each chunk's JSON, the
+  record built), the record dropped.
+
+Writes ``[[sent, done], ...]`` as JSON to ``--out`` after ``--seconds``.
+
+    .venv/bin/python -m benchmarks.layer_client --layer http --url URL --streams 32 --out F
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import gevent
+import gevent.socket
+
+from benchmarks.floor_client import DONE, LAST_CHUNK, request_bytes
+from loadtests.client.clock import now
+from loadtests.client.measure import Timeouts, execute
+from loadtests.client.protocols import PreparedRequest
+from loadtests.client.transport import Target, Transport, finish, read_some
+
+
+def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list[list[float]]:
+    split = urlsplit(url)
+    host, port = split.hostname or "127.0.0.1", split.port or 80
+    raw = request_bytes(host, port, tokens)
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    records: list[list[float]] = []
+    deadline = now() + seconds
+
+    def raw_stream() -> None:
+        sock = gevent.socket.create_connection((host, port))
+        while now() < deadline:
+            sent, buf, at = now(), b"", 0.0
+            sock.sendall(raw)
+            while not (buf.endswith(LAST_CHUNK) and DONE in buf):
+                buf += sock.recv(65536)
+                at = now()
+            records.append([sent, at])
+        sock.close()
+
+    def http_stream(parse: bool) -> None:
+        transport = Transport(
+            Target.parse(url),
+            concurrency=1,
+            connect_timeout_s=10.0,
+            network_timeout_s=60.0,
+            headers={"Content-Type": "application/json"},
+        )
+        req = PreparedRequest("chat", "POST", "/v1/chat/completions", body, "openai_sse")
+        timeouts = Timeouts(30.0, 600.0)
+        n = 0
+        while now() < deadline:
+            sent, at = now(), 0.0
+            if parse:
+                rec = execute(
+                    transport, req, request_id=str(n), worker="w", timeouts=timeouts,
+                    on_record=lambda r: None,
+                )  # fmt: skip
+                at = rec.done_at
+            else:
+                response = transport.send("POST", "/v1/chat/completions", body)
+                while read_some(response):
+                    at = now()
+                finish(response)
+            records.append([sent, at])
+            n += 1
+        transport.close()
+
+    work: dict[str, Callable[[], None]] = {
+        "gevent": raw_stream,
+        "http": lambda: http_stream(False),
+        "parse": lambda: http_stream(True),
+    }
+    gevent.joinall([gevent.spawn(work[layer]) for _ in range(streams)], raise_error=True)
+    return records
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--layer", choices=("gevent", "http", "parse"), required=True)
+    p.add_argument("--url", required=True)
+    p.add_argument("--streams", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--tokens", type=int, default=16)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    records = run(args.layer, args.url, args.streams, args.seconds, args.tokens)
+    with open(args.out, "w") as f:
+        json.dump(records, f)
+
+
+if __name__ == "__main__":
+    main()
