@@ -33,7 +33,15 @@ from loadtests.client.openai_stream import StreamAccumulator, StreamResult
 from loadtests.client.protocols import PreparedRequest, read_answer
 from loadtests.client.server_timings import ServerTimes, from_headers, from_timings
 from loadtests.client.sse import SSEParser
-from loadtests.client.transport import Transport, discard, finish, read_some, set_read_timeout
+from loadtests.client.transport import (
+    IdleTimeout,
+    IdleWatch,
+    Transport,
+    discard,
+    finish,
+    read_some,
+    set_read_timeout,
+)
 from sla.files import error_class as ec
 from sla.files.error_class import bound_error
 from sla.files.run import CANCELLED_ERROR, RequestRecord
@@ -233,20 +241,23 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
     ended = True
     t = ids.sent_at
     parsed_s = NAN
-    # The idle timeout is the socket's own: gevent arms a timer for every blocking read
-    # anyway, so a gevent.Timeout per read would only add cost to the hot path.
-    restore = set_read_timeout(response, timeouts.idle_s)
+    # The idle timeout is one timer for the stream (IdleWatch), not the socket's: gevent
+    # would arm a timer for each blocking read to enforce a socket timeout.
+    restore = set_read_timeout(response, None)
+    watch = IdleWatch(timeouts.idle_s, started_at=now())
     try:
         while not acc.stopped:
             data = read_some(response)
             t = now()
+            watch.last = t
             if not data:
                 break
             acc.on_events(parser.feed_compact(data), t)
+        watch.close()
         parsed_s = now() - t  # the load generator's own time on the last read
         if acc.stopped and not response.message_complete:
             _drain(response)  # waits on the network: not the load generator's time
-    except TimeoutError:  # the socket's, set just above
+    except IdleTimeout:
         error, ended = (ec.IDLE_TIMEOUT, f"timeout: no data for {timeouts.idle_s:g}s"), False
     except gevent.Timeout:  # the request's total timeout; keep the timings gathered so far
         message = f"timeout: no complete answer in {timeouts.total_s:g}s"
@@ -254,6 +265,7 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
     except OSError as exc:
         error, ended = connection_failure(exc, answered=True), False
     finally:
+        watch.close()
         restore()
     if not response.message_complete:
         discard(response)  # cut off mid-body: never reuse this connection

@@ -14,10 +14,12 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
 import gevent.ssl
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
+from loadtests.client.clock import now
 from loadtests.client.failures import ConnectTimeout, MalformedResponse
 from loadtests.client.tls import Tls
 from sla.errors import SlabenchError
@@ -145,16 +147,59 @@ def read_some(response: HTTPSocketPoolResponse) -> bytes:
     return out
 
 
-def set_read_timeout(response: HTTPSocketPoolResponse, timeout_s: float) -> Callable[[], None]:
+def set_read_timeout(
+    response: HTTPSocketPoolResponse, timeout_s: float | None
+) -> Callable[[], None]:
     """Make each socket read of ``response``'s body raise ``TimeoutError`` after
-    ``timeout_s`` of silence; return the function that restores the connection's own
-    timeout (call it before the connection can serve another request)."""
+    ``timeout_s`` of silence (None: wait as long as it takes); return the function that
+    restores the connection's own timeout (call it before the connection can serve another
+    request)."""
     sock = response._sock
     if sock is None:  # the body is already complete
         return _nothing
     previous = sock.gettimeout()
     sock.settimeout(timeout_s)
     return partial(sock.settimeout, previous)
+
+
+class IdleWatch:
+    """Raise ``IdleTimeout`` in the greenlet that made this watch once ``idle_s`` seconds
+    pass without ``heard``: the idle timeout of a streamed body.
+
+    A socket timeout does the same, but gevent arms and cancels a timer for every blocking
+    read to enforce it (a stream waits a read per token); this is one timer per stream. When
+    it fires early (data came since it was armed) it is armed again for what is left of
+    ``idle_s`` since the last read, so the timeout is exact and costs nothing per read but
+    the assignment of ``last``. Close it before the greenlet does anything but read."""
+
+    __slots__ = ("_greenlet", "_loop", "_timer", "idle_s", "last")
+
+    def __init__(self, idle_s: float, *, started_at: float) -> None:
+        self.idle_s = idle_s
+        self.last = started_at  # on loadtests.client.clock's clock, as ``heard`` gets it
+        self._greenlet = gevent.getcurrent()
+        self._loop = gevent.get_hub().loop
+        self._timer = self._loop.timer(idle_s)
+        self._timer.start(self._check)
+
+    def heard(self, at: float) -> None:
+        self.last = at
+
+    def _check(self) -> None:  # runs in the hub
+        silent = now() - self.last
+        self._timer.close()
+        if silent >= self.idle_s:
+            self._greenlet.throw(IdleTimeout(self.idle_s))
+            return
+        self._timer = self._loop.timer(self.idle_s - silent)
+        self._timer.start(self._check)
+
+    def close(self) -> None:
+        self._timer.close()
+
+
+class IdleTimeout(Exception):
+    """No data for ``IdleWatch.idle_s``."""
 
 
 def _nothing() -> None:
