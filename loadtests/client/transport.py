@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
+import gevent.monkey
 import gevent.ssl
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
@@ -86,6 +87,7 @@ class Transport:
             **tls_client_options(tls or Tls()),
         )
         _name_connect_timeouts(self._client, connect_timeout_s)
+        _check_idle_connections_without_yielding(self._client)
 
     def send(self, method: str, path: str, body: bytes | None) -> HTTPSocketPoolResponse:
         return self._client.request(
@@ -116,6 +118,34 @@ def _name_connect_timeouts(client: HTTPClient, timeout_s: float) -> None:
             raise ConnectTimeout(timeout_s) from exc
 
     pool._connect_socket = connect_or_say_so  # type: ignore[method-assign]
+
+
+_select_now = gevent.monkey.get_original("select", "select")
+
+
+def _check_idle_connections_without_yielding(client: HTTPClient) -> None:
+    """Check a pooled keep-alive connection before reuse without a trip through the loop.
+
+    geventhttpclient asks ``gevent.select.select([sock], [], [], 0)`` whether an idle
+    connection was closed (readable while idle: a FIN, or stray bytes); gevent's select
+    then yields to the event loop (``sleep(0)``) even with a timeout of 0. Each request
+    would wait there for every other greenlet's turn after its ``sent_at`` was taken, a
+    delay that lands in its TTFT, and pay a loop iteration. The same check with the
+    original, never-blocking select syscall."""
+    pool = client._connection_pool
+
+    def alive(sock: Any) -> bool:
+        if sock is None:
+            return False
+        try:
+            if sock.fileno() < 0:
+                return False
+            readable, _, _ = _select_now([sock], [], [], 0.0)
+            return not readable
+        except (OSError, ValueError):
+            return False
+
+    pool._is_socket_alive = alive  # type: ignore[method-assign]
 
 
 def read_some(response: HTTPSocketPoolResponse) -> bytes:
