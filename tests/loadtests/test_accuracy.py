@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from benchmarks.scripted_server import ScriptedServer, run_locust
+from benchmarks.scripted_runs import ScriptedServer, run_locust
 from sla.files.run import CANCELLED_ERROR
 from sla.metrics import itl_ms
 
