@@ -47,6 +47,10 @@ SMALL_LOAD = (
     *("--ignore-eos", "on"),
     "--no-report",  # report.html has tests of its own (tests/reports); it costs ~1 s a run
 )
+# What a pytester run of the gate loads besides slabench's plugin: not Locust's (it would
+# import locust, gevent's monkey-patching and all, into that pytest), nor Hypothesis' (0.8 s
+# of every pytest start; no gate uses it).
+GATE_PLUGINS = ("-p", "no:locust", "-p", "no:hypothesispytest")
 # --server-args for an embedded server with the test fixtures' small models.
 SMALL_SERVER_ARGS = shlex.join(SMALL_MODELS)
 
