@@ -234,6 +234,28 @@ def server_requests(url: str, endpoint: str) -> int:
     )
 
 
+def _inflight(url: str) -> float:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "slabench_inflight_requests"
+    )
+
+
+def idle_server_requests(url: str, endpoint: str, timeout_s: float = 15.0) -> int:
+    """``server_requests`` once the server has no request in flight (a test's baseline on
+    the shared ``reference_server``): a request an earlier test left there, cut off by its
+    locust's end, is counted by then. The server counts a request as its handler returns,
+    in the same step as its in-flight gauge goes down."""
+    assert wait_until(lambda: _inflight(url) == 0, timeout_s=timeout_s, interval_s=0.1), (
+        f"the server at {url} still had requests in flight after {timeout_s:g}s"
+    )
+    return server_requests(url, endpoint)
+
+
 def settled_server_requests(url: str, endpoint: str, expected: int, timeout_s: float = 10.0) -> int:
     """``server_requests``, polled until it equals ``expected`` or ``timeout_s`` passes.
 

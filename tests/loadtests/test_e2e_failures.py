@@ -19,6 +19,7 @@ from tests.loadtests.conftest import (
     StartLocust,
     assert_server_saw_the_rows,
     free_port,
+    idle_server_requests,
     server_requests,
 )
 from tests.server_process import ServerProcess, wait_until
@@ -128,15 +129,16 @@ def test_bad_option_value_is_one_line_error(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_run_leaves_a_complete_run_directory(
-    start_locust: StartLocust, start_server: StartServer, sig: signal.Signals
+    start_locust: StartLocust, reference_server: ServerProcess, sig: signal.Signals
 ) -> None:
-    server = start_server()
+    server = reference_server  # shared: counts are taken from an idle baseline
+    before = idle_server_requests(server.url, CHAT_ROUTE)
     locust = start_locust(
         "chat", "--host", server.url, "-u", "2", "-r", "2", "-t", "60s", *SMALL_LOAD
     )
-    assert wait_until(lambda: server_requests(server.url, CHAT_ROUTE) >= 20, timeout_s=30), (
-        locust.output()
-    )
+    assert wait_until(
+        lambda: server_requests(server.url, CHAT_ROUTE) - before >= 20, timeout_s=30
+    ), locust.output()
     locust.send_signal(sig)
     result = locust.wait(timeout_s=20)
 
@@ -147,7 +149,7 @@ def test_signal_mid_run_leaves_a_complete_run_directory(
     assert len(df) >= 20
     assert run.meta["ended_at"] - run.meta["started_at"] < 30
     assert df["done_at"].max() <= run.meta["ended_at"] + 1.0
-    assert_server_saw_the_rows(server.url, CHAT_ROUTE, df)
+    assert_server_saw_the_rows(server.url, CHAT_ROUTE, df, before)
     assert "slabench run:" in result.output  # the summary was printed
 
 
