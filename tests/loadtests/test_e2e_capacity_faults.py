@@ -51,7 +51,8 @@ def test_search_survives_a_server_restart(run_locust: RunLocust, tmp_path: Path)
         result = run_locust(
             "kserve",
             *("--host", first.url, *KSERVE, "--sla", str(spec), *TOLERANT_STEPS),
-            *("--capacity-search", "--search-start", "5", "--search-max", "20"),
+            # Up to 10 req/s: step 2 errors (the restart), is run again and passes.
+            *("--capacity-search", "--search-start", "5", "--search-max", "10"),
             *("--run-dir", str(sweep)),
             timeout_s=240,
         )
@@ -64,7 +65,7 @@ def test_search_survives_a_server_restart(run_locust: RunLocust, tmp_path: Path)
     cap = load_capacity(sweep)
     assert cap.outcome == "sla_holds_at_max"
     statuses = [(s.load, s.status) for s in cap.steps]
-    assert statuses == [(5, "PASS"), (10, "ERROR"), (10, "PASS"), (20, "PASS")]
+    assert statuses == [(5, "PASS"), (10, "ERROR"), (10, "PASS")]
     errored = cap.steps[1]
     assert "not listening" in errored.error or "exited" in errored.error
     assert "running it again" in result.output
