@@ -13,7 +13,7 @@ from loadtests.harness.options_doc import slabench_parser
 from loadtests.workloads.datasets import load_dataset
 from sla.errors import EXIT_USAGE, SlabenchError, error_line
 
-BAD_CHAT_OPTIONS = [
+BAD_LOAD_OPTIONS = [
     (("--arrival-rate", "-1"), "--arrival-rate"),
     (("--arrival-rate", "nan"), "--arrival-rate"),
     (("--shape", "bogus"), "shape 'bogus'"),
@@ -23,6 +23,8 @@ BAD_CHAT_OPTIONS = [
     (("--request-timeout", "0"), "--request-timeout"),
     (("--max-loop-lag", "0"), "--max-loop-lag"),
     (("--shape", "steps:users=1,step=1s", "--arrival-rate", "5"), "--shape"),
+    (("--insecure", "--ca-bundle", "x.pem"), "--insecure checks no certificate"),
+    (("--ca-bundle", "missing.pem"), "--ca-bundle 'missing.pem': no PEM certificates"),
 ]
 
 
@@ -39,7 +41,7 @@ def _read(argv: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize(
     ("option", "fragment"),
-    BAD_CHAT_OPTIONS,
+    BAD_LOAD_OPTIONS,
     ids=lambda v: "_".join(v) if isinstance(v, tuple) else None,
 )
 def test_bad_option_value_is_one_line_error(option: tuple[str, ...], fragment: str) -> None:
