@@ -46,7 +46,7 @@ import psutil
 
 from benchmarks.locust_overhead import REPO, CpuSampler, Pinning, machine_busy_s, process_cpu_s
 from benchmarks.measurement_accuracy import causal, pair
-from benchmarks.scripted_server import ScriptedServer
+from benchmarks.scripted_runs import ScriptedServer
 from sla.files.run import load_run
 
 MIX = REPO / "benchmarks" / "locustfiles" / "accuracy_mix.py"

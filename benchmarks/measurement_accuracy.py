@@ -48,7 +48,7 @@ from benchmarks.locust_overhead import (
     run_once,
     start_canned,
 )
-from benchmarks.scripted_server import ScriptedServer
+from benchmarks.scripted_runs import ScriptedServer
 from sla.files.run import load_run
 
 MIX = REPO / "benchmarks" / "locustfiles" / "accuracy_mix.py"

@@ -9,7 +9,7 @@ from typing import Any
 
 from loadtests.harness.state import RunState
 from loadtests.harness.terminal import format_summary, generator_warnings, timing_error_line
-from reports import RunSummary, summarize_run, write_report
+from reports.summary import RunSummary, summarize_run
 from sla.errors import EXIT_USAGE, SlabenchError
 from sla.files.run import load_run
 from sla.files.verdict import write_verdict
@@ -60,6 +60,8 @@ def _judge(reading: Reading, state: RunState) -> Verdict:
 
 def _write_html(reading: Reading, verdict: Verdict | None, summary: RunSummary | None) -> None:
     """The HTML report; a failure here is logged and never changes the exit code."""
+    from reports.render import write_report  # plotly: imported only when a report is written
+
     try:
         written = write_report(reading, verdict, summary=summary)
     except (SlabenchError, OSError, ValueError) as exc:

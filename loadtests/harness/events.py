@@ -62,7 +62,6 @@ from loadtests.workloads.datasets import Dataset, load_dataset
 from loadtests.workloads.tokenizer import CharSizing, TokenizerFile, load_tokenizer
 from loadtests.workloads.trace_prompts import TracePrompts
 from loadtests.workloads.traces import open_trace
-from reports import write_capacity_report
 from sla.errors import EXIT_USAGE, SlabenchError, error_line, report_error
 from sla.spec import Spec, load_spec
 
@@ -217,6 +216,8 @@ def _capacity_search(
 
 def _write_capacity_html(sweep: Path) -> None:
     """The capacity report; a failure here is logged and never changes the exit code."""
+    from reports.capacity import write_capacity_report  # plotly: only when it is written
+
     try:
         written = write_capacity_report(sweep)
     except (SlabenchError, OSError, ValueError) as exc:

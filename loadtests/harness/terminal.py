@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.harness.trace_outcome import trace_late, trace_warnings
-from reports import RunSummary, summarize_run
+from reports.summary import RunSummary, summarize_run
 from sla.errors import SlabenchError
 from sla.files.run import disturbance_reasons, load_run, loop_lag_error_ms
 from sla.spec import LATENCY_METRICS

@@ -16,7 +16,6 @@ from typing import Any
 from flask import Response, request
 
 from loadtests.live.monitor import LiveMonitor
-from reports.html import inline_plotly_js
 
 __all__ = ["ENDPOINT_COLUMNS", "SLA_COLUMNS", "install", "table_rows"]
 
@@ -148,6 +147,8 @@ _PAGE_JS = """(function () {
 
 
 def _page() -> str:
+    from reports.html import inline_plotly_js  # plotly: imported when the page is first asked for
+
     plotly_js = inline_plotly_js()
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"

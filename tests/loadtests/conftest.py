@@ -47,6 +47,10 @@ SMALL_LOAD = (
     *("--ignore-eos", "on"),
     "--no-report",  # report.html has tests of its own (tests/reports); it costs ~1 s a run
 )
+# What a pytester run of the gate loads besides slabench's plugin: not Locust's (it would
+# import locust, gevent's monkey-patching and all, into that pytest), nor Hypothesis' (0.8 s
+# of every pytest start; no gate uses it).
+GATE_PLUGINS = ("-p", "no:locust", "-p", "no:hypothesispytest")
 # --server-args for an embedded server with the test fixtures' small models.
 SMALL_SERVER_ARGS = shlex.join(SMALL_MODELS)
 
@@ -228,6 +232,28 @@ def server_requests(url: str, endpoint: str) -> int:
             if sample.name == "slabench_requests_total" and sample.labels["endpoint"] == endpoint
         )
     )
+
+
+def _inflight(url: str) -> float:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "slabench_inflight_requests"
+    )
+
+
+def idle_server_requests(url: str, endpoint: str, timeout_s: float = 15.0) -> int:
+    """``server_requests`` once the server has no request in flight (a test's baseline on
+    the shared ``reference_server``): a request an earlier test left there, cut off by its
+    locust's end, is counted by then. The server counts a request as its handler returns,
+    in the same step as its in-flight gauge goes down."""
+    assert wait_until(lambda: _inflight(url) == 0, timeout_s=timeout_s, interval_s=0.1), (
+        f"the server at {url} still had requests in flight after {timeout_s:g}s"
+    )
+    return server_requests(url, endpoint)
 
 
 def settled_server_requests(url: str, endpoint: str, expected: int, timeout_s: float = 10.0) -> int:

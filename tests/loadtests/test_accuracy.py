@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from benchmarks.scripted_server import ScriptedServer, run_locust
+from benchmarks.scripted_runs import ScriptedServer, run_locust
 from sla.files.run import CANCELLED_ERROR
 from sla.metrics import itl_ms
 
@@ -60,7 +60,7 @@ def _measure(work_dir: Path) -> Measured:
     work_dir.mkdir()
     flags = ("--ttft-ms", str(TTFT_MS), "--itl-ms", str(ITL_MS), "--tokens", str(TOKENS))
     with ScriptedServer("--mode", "normal", *flags) as server:
-        run = run_locust(server.url, work_dir, run_time="4s")
+        run = run_locust(server.url, work_dir, "--no-report", run_time="4s")  # rows only
         served = server.served()
         timings = pd.DataFrame(server.timings())
     rows = run.rows
@@ -174,7 +174,7 @@ def test_ttft_is_timed_at_the_first_content_not_at_the_headers(tmp_path: Path) -
     """Headers and a role-only chunk go out at once; the first content 200 ms later."""
     flags = ("--ttft-ms", "200", "--itl-ms", "5", "--tokens", "4")
     with ScriptedServer("--mode", "normal", *flags) as server:
-        run = run_locust(server.url, tmp_path, run_time="2s")
+        run = run_locust(server.url, tmp_path, "--no-report", run_time="2s")
         timings = pd.DataFrame(server.timings())
 
     ok = _only_last_cancelled(run.rows)

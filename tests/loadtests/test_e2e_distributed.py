@@ -27,6 +27,7 @@ from tests.loadtests.conftest import (
     assert_server_saw_the_rows,
     clean_env,
     free_port,
+    idle_server_requests,
     server_requests,
     settled_server_requests,
 )
@@ -43,9 +44,10 @@ WORKERS = {"worker-0", "worker-1"}
 
 @pytest.mark.parametrize("stop", ["cut-off", "stop-timeout"])
 def test_two_processes_record_every_request_the_server_saw(
-    run_locust: RunLocust, start_server: StartServer, stop: str
+    run_locust: RunLocust, reference_server: ServerProcess, stop: str
 ) -> None:
-    server = start_server()
+    server = reference_server  # shared: counts are taken from an idle baseline
+    before = idle_server_requests(server.url, CHAT_ROUTE)
     extra = ("--stop-timeout", "5") if stop == "stop-timeout" else ()
     result = run_locust(
         "chat",
@@ -83,9 +85,10 @@ def test_two_processes_record_every_request_the_server_saw(
     assert (done["output_tokens"] == 8).all()
     if stop == "stop-timeout":
         assert len(done) == len(df)
-        assert settled_server_requests(server.url, CHAT_ROUTE, len(df)) == len(df)
+        seen = settled_server_requests(server.url, CHAT_ROUTE, before + len(df)) - before
+        assert seen == len(df)
     else:
-        assert_server_saw_the_rows(server.url, CHAT_ROUTE, df)
+        assert_server_saw_the_rows(server.url, CHAT_ROUTE, df, before)
 
 
 def test_two_processes_split_an_open_loop_schedule(
@@ -139,17 +142,18 @@ def test_workers_of_an_embedded_server_use_its_models(run_locust: RunLocust) -> 
 
 @pytest.mark.parametrize("group", [False, True], ids=["master", "ctrl-c-to-all"])
 def test_interrupted_distributed_run_keeps_every_record(
-    start_locust: StartLocust, start_server: StartServer, group: bool
+    start_locust: StartLocust, reference_server: ServerProcess, group: bool
 ) -> None:
-    server = start_server()
+    server = reference_server
+    before = idle_server_requests(server.url, CHAT_ROUTE)
     locust = start_locust(
         "chat",
         *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "60s"),
         *SMALL_LOAD,
     )
-    assert wait_until(lambda: server_requests(server.url, CHAT_ROUTE) >= 50, timeout_s=30), (
-        locust.output()
-    )
+    assert wait_until(
+        lambda: server_requests(server.url, CHAT_ROUTE) - before >= 50, timeout_s=30
+    ), locust.output()
     # Ctrl-C in a terminal reaches the workers as well: they must hand over their records
     # before they quit, or the master stops listening to them.
     locust.send_signal(signal.SIGINT, group=group)
@@ -163,22 +167,23 @@ def test_interrupted_distributed_run_keeps_every_record(
     assert "missing_workers" not in run.meta["generator"]
     assert set(df["worker"]) == WORKERS
     assert run.meta["ended_at"] - run.meta["started_at"] < 20
-    assert_server_saw_the_rows(server.url, CHAT_ROUTE, df)
+    assert_server_saw_the_rows(server.url, CHAT_ROUTE, df, before)
 
 
 def test_a_worker_killed_mid_run_makes_the_run_incomplete_never_a_pass(
-    start_locust: StartLocust, start_server: StartServer
+    start_locust: StartLocust, reference_server: ServerProcess
 ) -> None:
-    server = start_server()
+    server = reference_server
+    before = idle_server_requests(server.url, CHAT_ROUTE)
     locust = start_locust(
         "chat",
         *("--host", server.url, "--processes", "2", "-u", "4", "-r", "4", "-t", "6s"),
         *("--sla", str(REPO / "sla/examples/smoke.yaml"), "--sla-allow-inconclusive"),
         *SMALL_LOAD,
     )
-    assert wait_until(lambda: server_requests(server.url, CHAT_ROUTE) >= 30, timeout_s=30), (
-        locust.output()
-    )
+    assert wait_until(
+        lambda: server_requests(server.url, CHAT_ROUTE) - before >= 30, timeout_s=30
+    ), locust.output()
     workers = psutil.Process(locust.pid).children()
     assert len(workers) == 2, workers
     workers[0].send_signal(signal.SIGKILL)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.scripted_server import ScriptedServer, run_locust
+from benchmarks.scripted_runs import ScriptedServer, run_locust
 from sla.files.run import load_run
 from tests.loadtests.conftest import SMALL_LOAD, RunLocust, free_port
 

@@ -19,6 +19,7 @@ from tests.loadtests.conftest import (
     StartLocust,
     assert_server_saw_the_rows,
     free_port,
+    idle_server_requests,
     server_requests,
 )
 from tests.server_process import ServerProcess, wait_until
@@ -87,24 +88,14 @@ def test_unreachable_target_without_model_fails_before_the_load(run_locust: RunL
     assert_one_line_error(result, f"cannot reach http://127.0.0.1:{port}", "--model")
 
 
-@pytest.mark.parametrize(
-    ("content", "where"),
-    [
-        ('{"prompt": "fine"}\n{"prompt": broken\n', "line 2"),
-        ('{"prompt": "fine"}\n["a list"]\n', "line 2"),
-        ("", "no prompts"),
-    ],
-    ids=["invalid-json", "not-an-object", "empty"],
-)
 def test_bad_dataset_file_fails_before_any_load(
-    run_locust: RunLocust,
-    reference_server: ServerProcess,
-    tmp_path: Path,
-    content: str,
-    where: str,
+    run_locust: RunLocust, reference_server: ServerProcess, tmp_path: Path
 ) -> None:
+    # Each kind of bad file (a line not an object, an empty file ...) is one line of the
+    # same loader: tests/loadtests/test_datasets.py.
     dataset = tmp_path / "prompts.jsonl"
-    dataset.write_text(content)
+    dataset.write_text('{"prompt": "fine"}\n{"prompt": broken\n')
+    where = "line 2"
     before = server_requests(reference_server.url, CHAT_ROUTE)
     result = run_locust(
         "chat", "--host", reference_server.url, "--dataset", str(dataset), "-t", "2s", *SMALL_LOAD
@@ -117,14 +108,7 @@ def test_bad_dataset_file_fails_before_any_load(
 @pytest.mark.parametrize(
     ("scenario", "option", "fragment"),
     [
-        ("chat", ("--arrival-rate", "-1"), "--arrival-rate"),
-        ("chat", ("--arrival-rate", "nan"), "--arrival-rate"),
-        ("chat", ("--shape", "bogus"), "shape 'bogus'"),
-        ("chat", ("--warmup", "soon"), "--warmup"),
-        ("chat", ("--max-inflight", "0"), "--max-inflight"),
-        ("chat", ("--input-len", "fixed:-3"), "fixed:-3"),
-        ("chat", ("--request-timeout", "0"), "--request-timeout"),
-        ("chat", ("--max-loop-lag", "0"), "--max-loop-lag"),
+        # The chat options' messages, one by one: tests/loadtests/test_load_option_errors.py.
         ("chat", ("--shape", "steps:users=1,step=1s", "--arrival-rate", "5"), "--shape"),
         ("kserve", ("--model", "slabench-mlp", "--kserve-shape", "0,16"), "--kserve-shape"),
         ("http_json", ("--payload", "missing.json"), "missing.json"),
@@ -145,15 +129,16 @@ def test_bad_option_value_is_one_line_error(
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_run_leaves_a_complete_run_directory(
-    start_locust: StartLocust, start_server: StartServer, sig: signal.Signals
+    start_locust: StartLocust, reference_server: ServerProcess, sig: signal.Signals
 ) -> None:
-    server = start_server()
+    server = reference_server  # shared: counts are taken from an idle baseline
+    before = idle_server_requests(server.url, CHAT_ROUTE)
     locust = start_locust(
         "chat", "--host", server.url, "-u", "2", "-r", "2", "-t", "60s", *SMALL_LOAD
     )
-    assert wait_until(lambda: server_requests(server.url, CHAT_ROUTE) >= 20, timeout_s=30), (
-        locust.output()
-    )
+    assert wait_until(
+        lambda: server_requests(server.url, CHAT_ROUTE) - before >= 20, timeout_s=30
+    ), locust.output()
     locust.send_signal(sig)
     result = locust.wait(timeout_s=20)
 
@@ -164,7 +149,7 @@ def test_signal_mid_run_leaves_a_complete_run_directory(
     assert len(df) >= 20
     assert run.meta["ended_at"] - run.meta["started_at"] < 30
     assert df["done_at"].max() <= run.meta["ended_at"] + 1.0
-    assert_server_saw_the_rows(server.url, CHAT_ROUTE, df)
+    assert_server_saw_the_rows(server.url, CHAT_ROUTE, df, before)
     assert "slabench run:" in result.output  # the summary was printed
 
 

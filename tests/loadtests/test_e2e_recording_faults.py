@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks.scripted_server import ScriptedServer
+from benchmarks.scripted_runs import ScriptedServer
 from loadtests.recording.scrapes import SCRAPES_PER_PART
 from sla.files.parts import part_paths
 from sla.files.run import PARTS_DIR as REQUESTS_PARTS_DIR

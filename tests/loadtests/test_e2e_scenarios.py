@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from tests.loadtests.conftest import (
     RunLocust,
     assert_server_saw_the_rows,
     clean_env,
+    idle_server_requests,
     server_requests,
     settled_server_requests,
 )
@@ -33,7 +33,6 @@ from tests.server_process import ServerProcess, wait_until
 
 pytestmark = pytest.mark.e2e
 
-StartServer = Callable[..., ServerProcess]
 CHAT_ROUTE = "/v1/chat/completions"
 
 
@@ -43,9 +42,11 @@ def not_cancelled(df: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("stop", ["cut-off", "stop-timeout"])
 def test_local_run_records_every_request_the_server_saw(
-    run_locust: RunLocust, start_server: StartServer, stop: str
+    run_locust: RunLocust, reference_server: ServerProcess, stop: str
 ) -> None:
-    server = start_server()
+    server = reference_server  # shared: counts are taken from an idle baseline
+    before = idle_server_requests(server.url, CHAT_ROUTE)
+    models_before = server_requests(server.url, "/v1/models")
     # With --stop-timeout Locust lets each user finish its request: nothing is cancelled.
     extra = ("--stop-timeout", "5") if stop == "stop-timeout" else ()
     result = run_locust(
@@ -75,11 +76,12 @@ def test_local_run_records_every_request_the_server_saw(
     assert (total <= client_ms).all(), (client_ms - total).min()
     if stop == "stop-timeout":
         assert len(finished) == len(df)
-        assert settled_server_requests(server.url, CHAT_ROUTE, len(df)) == len(df)
+        seen = settled_server_requests(server.url, CHAT_ROUTE, before + len(df)) - before
+        assert seen == len(df)
     else:
-        assert_server_saw_the_rows(server.url, CHAT_ROUTE, df)
+        assert_server_saw_the_rows(server.url, CHAT_ROUTE, df, before)
     # One warm-up GET per user opened each connection before the timed window.
-    assert server_requests(server.url, "/v1/models") >= 4
+    assert server_requests(server.url, "/v1/models") - models_before >= 4
 
 
 def test_run_json_describes_the_run_and_never_holds_secrets(
@@ -177,7 +179,7 @@ def test_scenario_records_its_endpoint(
 ) -> None:
     if scenario == "http_json":
         args = (*args, "--payload", _payload(tmp_path))
-    before = server_requests(reference_server.url, route)
+    before = idle_server_requests(reference_server.url, route)
     result = run_locust(
         scenario, "--host", reference_server.url, "-u", "2", "-r", "2", "-t", "2s", *args,
         *SMALL_LOAD,

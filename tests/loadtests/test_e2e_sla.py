@@ -122,11 +122,11 @@ atexit.register(lambda: print("END-OF-RUN CALLS", dict(sorted(CALLS.items())), f
 
 
 def test_the_end_of_a_run_reads_it_once_for_summary_verdict_and_report(
-    run_locust: RunLocust, start_server: StartServer, tmp_path: Path
+    run_locust: RunLocust, reference_server: ServerProcess, tmp_path: Path
 ) -> None:
     """At test stop the run directory is loaded once, its metrics derived once, and the same
     reading summarised, judged and rendered (report.html on, as users run it)."""
-    server = start_server()
+    server = reference_server
     locustfile = tmp_path / "counting_chat.py"
     locustfile.write_text(COUNTING_LOCUSTFILE)
     loose = spec(tmp_path, LATENCY_UNDER_100MS.replace("max: 100", "max: 5000"))

@@ -24,7 +24,13 @@ from dataclasses import dataclass
 import pytest
 
 from sla.files.run import CANCELLED_ERROR, load_run
-from tests.loadtests.conftest import SMALL_LOAD, SMALL_SERVER_ARGS, StartLocust, server_requests
+from tests.loadtests.conftest import (
+    SMALL_LOAD,
+    SMALL_SERVER_ARGS,
+    StartLocust,
+    idle_server_requests,
+    server_requests,
+)
 from tests.server_process import ServerProcess, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -70,7 +76,7 @@ class Stopped:
 
 def stop_once(start_locust: StartLocust, server: ServerProcess, case: Case) -> Stopped:
     """Start a chat locust against ``server``, signal it, check what it left."""
-    before = server_requests(server.url, CHAT_ROUTE)
+    before = idle_server_requests(server.url, CHAT_ROUTE)
     procs = ("--processes", str(case.processes)) if case.processes else ()
     locust = start_locust(
         "chat", "--host", server.url, *procs, "-u", "4", "-r", "4", "-t", "60s", *SMALL_LOAD,
@@ -139,7 +145,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_stop_signals_at_random_moments(
-    start_locust: StartLocust, start_server: StartServer
+    start_locust: StartLocust, reference_server: ServerProcess
 ) -> None:
     """Three signals at seeded moments: while the bundled server starts, in a --processes run
     started with SIGINT ignored (as CI runners start their commands: the Ctrl-C test that
@@ -159,7 +165,7 @@ def test_stop_signals_at_random_moments(
     assert "Traceback" not in result.output, result.output
     assert not result.run_dir.exists()
 
-    server = start_server()
+    server = reference_server  # shared: each stop counts from an idle baseline
     cases = [
         Case(signal.SIGINT, rng.uniform(0, 1), processes=2, group=True, after_requests=20,
              sigint_ignored=True),

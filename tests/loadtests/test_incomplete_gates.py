@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.capacity.steps import Segment, StepRunner
+from tests.loadtests.conftest import GATE_PLUGINS
 from tests.loadtests.test_pytest_plugin import gate
 from tests.reports import steady, write_run
 from tests.sla.test_incomplete import CAUSES, incomplete_run
@@ -25,7 +26,7 @@ def test_the_pytest_gate_fails_an_incomplete_run(
 ) -> None:
     run_dir = incomplete_run(tmp_path / "run", cause)
     gate(pytester, run_dir, SPEC)
-    result = pytester.runpytest_subprocess("-p", "no:locust", "--sla-allow-inconclusive")
+    result = pytester.runpytest_subprocess(*GATE_PLUGINS, "--sla-allow-inconclusive")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["INCONCLUSIVE ?p50 latency_ms?*[[]incomplete run, never a PASS*"])
     assert "Traceback" not in result.stdout.str()

@@ -13,6 +13,7 @@ import pytest
 
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.files.run import RequestRecord, load_run
+from tests.loadtests.conftest import GATE_PLUGINS
 
 T0 = 1_790_000_000.0
 N = 400
@@ -71,7 +72,7 @@ def test_a_passing_spec_gives_one_passed_test_per_objective(
 ) -> None:
     run = write_run(tmp_path / "run", np.linspace(100, 300, N))
     gate(pytester, run)
-    result = pytester.runpytest_subprocess("-p", "no:locust", "-v")
+    result = pytester.runpytest_subprocess(*GATE_PLUGINS, "-v")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         ["*test_gate?p99 ttft_ms? PASSED*", "*test_gate?error_rate? PASSED*"]
@@ -85,7 +86,7 @@ def test_a_failing_objective_fails_with_one_readable_line_and_no_traceback(
     run = write_run(tmp_path / "run", np.linspace(700, 900, N))
     gate(pytester, run)
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest_subprocess("-p", "no:locust", f"--junitxml={junit}")
+    result = pytester.runpytest_subprocess(*GATE_PLUGINS, f"--junitxml={junit}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
@@ -107,17 +108,17 @@ def test_inconclusive_fails_by_default_and_skips_when_allowed(
     # A p99 from 50 requests says nothing, nor does a 0% error rate from 50 against 5%.
     run = write_run(tmp_path / "run", np.linspace(100, 300, 50))
     gate(pytester, run)
-    strict = pytester.runpytest_subprocess("-p", "no:locust")
+    strict = pytester.runpytest_subprocess(*GATE_PLUGINS)
     strict.assert_outcomes(failed=2)
     strict.stdout.fnmatch_lines(["INCONCLUSIVE ?p99 ttft_ms?*n=50*"])
-    allowed = pytester.runpytest_subprocess("-p", "no:locust", "--sla-allow-inconclusive")
+    allowed = pytester.runpytest_subprocess(*GATE_PLUGINS, "--sla-allow-inconclusive")
     allowed.assert_outcomes(skipped=2)
 
 
 def test_a_bad_spec_is_a_usage_error(pytester: pytest.Pytester, tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", np.linspace(100, 300, N))
     gate(pytester, run, "objectives:\n  - {metric: ttft_msec, stat: p99, max: 450}\n")
-    result = pytester.runpytest_subprocess("-p", "no:locust")
+    result = pytester.runpytest_subprocess(*GATE_PLUGINS)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*spec.yaml*ttft_msec*ttft_ms*"])
     assert "Traceback" not in result.stderr.str()
@@ -127,7 +128,9 @@ def test_coexists_with_locusts_own_pytest_plugin(pytester: pytest.Pytester, tmp_
     """Locust's plugin (fixture ``session``, option ``--host``) loads too: nothing clashes."""
     run = write_run(tmp_path / "run", np.linspace(100, 300, N))
     gate(pytester, run)
-    result = pytester.runpytest_subprocess("-p", "locust", "--host", "http://127.0.0.1:9")
+    result = pytester.runpytest_subprocess(
+        "-p", "locust", "-p", "no:hypothesispytest", "--host", "http://127.0.0.1:9"
+    )
     result.assert_outcomes(passed=2)
 
 
@@ -144,7 +147,7 @@ def test_no_regression(sla_metric_change):
     sla_metric_change.check(load_run({str(cand)!r}))
 """
     )
-    result = pytester.runpytest_subprocess("-p", "no:locust", f"--sla-baseline={base}",
+    result = pytester.runpytest_subprocess(*GATE_PLUGINS, f"--sla-baseline={base}",
                                            "--sla-max-regression=10%")  # fmt: skip
     result.stdout.fnmatch_lines(["FAILED *p50 ttft_ms*"])
     outcomes = result.parseoutcomes()
@@ -164,7 +167,8 @@ import pytest
 @pytest.fixture(scope="module")
 def chat_run(sla_locust):
     return sla_locust("chat", users=4, run_time="5s", extra=(
-        "--input-len", "fixed:16", "--output-len", "fixed:8", "--scrape-interval", "0"))
+        "--input-len", "fixed:16", "--output-len", "fixed:8", "--scrape-interval", "0",
+        "--no-report"))
 
 @pytest.mark.sla_spec({str(smoke)!r})
 def test_chat_meets_the_smoke_sla(chat_run, sla_objective):
@@ -177,7 +181,7 @@ def test_chat_meets_the_smoke_sla(chat_run, sla_objective):
         "--lm-layers 2 --lm-dim 64 --lm-heads 4 --max-model-len 512 --embed-layers 1 "
         "--embed-dim 64 --mlp-hidden 128 --mlp-in-features 16 --torch-threads 1"
     )
-    result = pytester.runpytest_subprocess("-p", "no:locust", "-v", f"--sla-server-args={small}")
+    result = pytester.runpytest_subprocess(*GATE_PLUGINS, "-v", f"--sla-server-args={small}")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*test_chat_meets_the_smoke_sla?p50 latency_ms? PASSED*"])
 
@@ -195,7 +199,8 @@ def test_a_second_gate_session_into_the_same_run_dir_judges_its_own_run(
         test_again=f"""
 def test_the_run_is_new(sla_locust):
     run = sla_locust("chat", users=2, run_time="2s", extra=(
-        "--input-len", "fixed:16", "--output-len", "fixed:8", "--scrape-interval", "0"))
+        "--input-len", "fixed:16", "--output-len", "fixed:8", "--scrape-interval", "0",
+        "--no-report"))
     assert run.meta["started_at"] > {started!r}, run.path
     assert run.path.name == "001-chat"
 """
@@ -205,7 +210,7 @@ def test_the_run_is_new(sla_locust):
         "--embed-dim 64 --mlp-hidden 128 --mlp-in-features 16 --torch-threads 1"
     )
     result = pytester.runpytest_subprocess(
-        "-p", "no:locust", f"--sla-server-args={small}", "-o", f"sla_run_dir={root}"
+        *GATE_PLUGINS, f"--sla-server-args={small}", "-o", f"sla_run_dir={root}"
     )
     result.assert_outcomes(passed=1)
     assert load_run(root / "000-chat").meta["started_at"] == T0  # left as it was

@@ -5,7 +5,6 @@ the verdict agree with it."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,9 +69,9 @@ def test_requests_that_could_not_be_written_are_counted_beside_the_rows(tmp_path
 
 @pytest.mark.e2e
 def test_the_counts_agree_on_a_real_run(
-    run_locust: RunLocust, start_server: Callable[..., ServerProcess]
+    run_locust: RunLocust, reference_server: ServerProcess
 ) -> None:
-    server = start_server()
+    server = reference_server
     result = run_locust(
         "chat",
         *("--host", server.url, "-u", "6", "-r", "6", "-t", "5s"),

@@ -1,7 +1,8 @@
 """SSE edge cases through real Locust: what each awkward stream leaves in the recorded rows.
 
 Each test starts the scripted server in one mode, runs a short closed-loop Locust test
-against it and reads the run directory. Fault modes hit every second request
+against it (1 s: ~15 requests of ~60 ms; 2 s where every second request waits out a timeout)
+and reads the run directory. Fault modes hit every second request
 (``--fault-every 2``), so that the rows also show what happens *after* a failure: the next
 request from the same user succeeds, on a fresh connection when the failed body was cut off
 (a connection is never reused mid-body) and on the same one when it was read to its end.
@@ -16,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.scripted_server import ERROR_MESSAGE, ScriptedServer, run_locust
+from benchmarks.scripted_runs import ScriptedServer, run_locust
+from benchmarks.scripted_server import ERROR_MESSAGE
 from sla.files.run import CANCELLED_ERROR
 
 pytestmark = pytest.mark.e2e
@@ -38,10 +40,13 @@ def _run(
     *server_flags: str,
     options: tuple[str, ...] = (),
     scenario: str = "chat",
-    run_time: str = "2s",
+    run_time: str = "1s",
 ) -> Case:
     with ScriptedServer(*FAST, *server_flags) as server:
-        run = run_locust(server.url, tmp_path, *options, scenario=scenario, run_time=run_time)
+        # No report.html (~0.5 s a run): the rows are what these tests read.
+        run = run_locust(
+            server.url, tmp_path, *options, "--no-report", scenario=scenario, run_time=run_time
+        )
         path = "/v1/chat/completions" if scenario == "chat" else "/v1/completions"
         timings = pd.DataFrame(server.timings(path))
     rows = run.rows
@@ -180,14 +185,15 @@ def test_a_stream_that_fails_mid_body_keeps_its_partial_timings(
     ("mode", "options", "error", "cut_after_ms"),
     [
         ("stall", ("--idle-timeout", "0.5"), "timeout: no data for 0.5s", 500.0),
-        ("slow-total", ("--request-timeout", "1"), "timeout: no complete answer in 1s", 1000.0),
+        ("slow-total", ("--request-timeout", "0.5"), "timeout: no complete answer in 0.5s", 500.0),
     ],
 )
 def test_timeouts_cut_the_request_short_and_drop_its_connection(
     tmp_path: Path, mode: str, options: tuple[str, ...], error: str, cut_after_ms: float
 ) -> None:
     flags = ("--mode", mode, "--fault-every", "2", "--fault-after", str(FAULT_AFTER))
-    case = _run(tmp_path, *flags, options=options, run_time="3s")
+    # Two faulty requests (the 2nd and 4th) are cut by ~1.2 s: 2 s leaves room for a third.
+    case = _run(tmp_path, *flags, options=options, run_time="2s")
     bad = _faulty_alternate(case)
     assert (bad["error"] == error).all(), bad["error"].tolist()
     expected_class = "idle_timeout" if mode == "stall" else "total_timeout"
