@@ -32,7 +32,7 @@ from pathlib import Path
 
 from benchmarks.floor import MIX, TOKENS
 from benchmarks.locust_overhead import REPO, CpuSampler, process_cpu_s
-from benchmarks.scripted_server import ScriptedServer
+from benchmarks.scripted_runs import ScriptedServer
 from sla.files.run import load_run
 
 LAYERS = ("floor", "gevent", "http", "parse", "slabench")
