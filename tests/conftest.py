@@ -34,6 +34,15 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(SUITE_ENV)
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than the cores (three on the 2-core CI machine). Most
+    end-to-end tests wait on the clock (a Locust run of a few seconds, a server's start),
+    leaving a third of the CPU idle with one worker a core; a third worker fills it. The
+    tests whose figures need the CPU on time are marked ``alone``; ``--maxprocesses``
+    (pyproject.toml) caps the count on larger machines."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 @contextlib.contextmanager
 def _turn(run_dir: Path, alone: bool) -> Iterator[None]:
     """Hold the run's test lock, shared by the workers' tests, exclusive for an ``alone`` one.

@@ -132,8 +132,9 @@ def test_closed_loop_search_finds_the_users_that_meet_the_sla(
     assert cap.lowest_fail.load == 5
     assert [s.load for s in cap.steps] == [3, 6, 4, 5]
     # The spec's own warm-up lengthens each step; it does not eat into the measured window
-    # (of 3 s a segment: a bisection step too close to call runs another segment).
-    assert all(2.9 * len(s.runs) <= s.window_s <= 3.3 * len(s.runs) for s in cap.steps), cap.steps
+    # (of 3 s a segment: a bisection step too close to call runs another segment), nor is it
+    # counted in it (that would be 4 s; a busy machine's late stop adds a few tenths).
+    assert all(2.9 * len(s.runs) <= s.window_s <= 3.6 * len(s.runs) for s in cap.steps), cap.steps
 
 
 @pytest.fixture

@@ -54,9 +54,11 @@ def test_open_loop_shows_a_stall_that_closed_loop_hides(
     slow_open = float((opened["latency_ms"] >= 500.0).mean())
     assert slow_open >= 0.05
     # Closed loop: the one user waits out each stall in a single request and sends
-    # nothing meanwhile, so the stall hides among many fast requests.
-    assert len(closed) >= 300, "too few closed-loop requests for a p99 to hide anything"
-    assert (closed["latency_ms"] >= 500.0).sum() <= 3
+    # nothing meanwhile, so the stall hides among many fast requests: at most 1% of them
+    # are slow (how many fast ones there are depends on the machine's load).
+    slow_closed = int((closed["latency_ms"] >= 500.0).sum())
+    assert slow_closed <= 3
+    assert len(closed) >= max(100, 100 * slow_closed), "too few closed-loop requests"
     assert closed_p99 < 500.0
     # The open-loop sends themselves stayed on time: the latency is the server's.
     assert float(np.percentile(opened["schedule_lag_ms"], 50)) < 20.0
