@@ -131,10 +131,12 @@ def test_closed_loop_search_finds_the_users_that_meet_the_sla(
     assert cap.capacity.load == 4
     assert cap.lowest_fail.load == 5
     assert [s.load for s in cap.steps] == [3, 6, 4, 5]
-    # The spec's own warm-up lengthens each step; it does not eat into the measured window
-    # (of 3 s a segment: a bisection step too close to call runs another segment), nor is it
-    # counted in it (that would be 4 s; a busy machine's late stop adds a few tenths).
-    assert all(2.9 * len(s.runs) <= s.window_s <= 3.6 * len(s.runs) for s in cap.steps), cap.steps
+    # The spec's own 1 s warm-up lengthens each step; it does not eat into the measured
+    # window (of 3 s a segment: a bisection step too close to call runs another segment:
+    # eaten, it would be 2 s), nor is it counted in it (4 s). A busy machine moves the
+    # start and the stop by a few tenths.
+    windows = [(s.load, len(s.runs), round(s.window_s, 3)) for s in cap.steps]
+    assert all(2.5 * runs <= w <= 3.6 * runs for _, runs, w in windows), windows
 
 
 @pytest.fixture
