@@ -10,9 +10,10 @@ Each row is counted once, when it reaches the recorder, into:
   ``recent_s`` seconds make the "recent" figures; per endpoint, a running sum of them that
   a look reads in two pieces (see ``_Recent``), not ``recent_s``.
 
-Memory is bounded by the sketches (a few hundred buckets a metric) times the endpoints
-times ``recent_s + 1``, whatever the length of the run. Rows cut off by the end of the test
-(``cancelled``) are left out, as every figure of the run leaves them out.
+Memory is bounded by the sketches (a few hundred buckets a metric) and the values a second
+keeps uncounted until it leaves the ring (at most ``sla.live.BATCH`` a metric), times the
+endpoints times ``recent_s + 1``, whatever the length of the run. Rows cut off by the end of
+the test (``cancelled``) are left out, as every figure of the run leaves them out.
 """
 
 from __future__ import annotations
