@@ -43,7 +43,9 @@ def test_a_passing_sla_exits_0_and_writes_the_verdict(
                         "--sla-stop-early", "--live-interval", "1", *mode, *SMALL_LOAD)  # fmt: skip
     assert result.code == 0, result.output
     meta = json.loads((result.run_dir / "run.json").read_text())
-    assert meta["ended_at"] - meta["started_at"] >= 2.9 and "stopped_early" not in meta
+    # Its whole 3 s: a stop on the first look would end it after ~1 s (a busy machine, with
+    # workers to start, stamps the start a few tenths late).
+    assert meta["ended_at"] - meta["started_at"] >= 2.5 and "stopped_early" not in meta
     # The live lines count what reaches the master (in distributed mode, the workers' rows).
     assert "slabench live SLA (provisional) p50 latency_ms:" in result.output
     verdict = json.loads((result.run_dir / "verdict.json").read_text())
