@@ -86,10 +86,13 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
         run = load_run(sweep / step.runs[0])
         assert run.meta["load_profile"]["arrival_rate_rps"] == step.load
         assert run.meta["load_profile"]["seed"] == 1000 * (step.step - 1)  # own schedule
-        # Constant arrivals: the schedule made the rate asked for (the last moments of a
-        # window, while Locust stops the test, send nothing: ~50 ms, ~2% of a 3 s window, on
-        # a quiet machine; 170 ms, 5.5%, was seen on a busy one).
-        assert step.load * 0.92 <= step.arrival_rps <= step.load * 1.01
+        # Constant arrivals: the schedule made the rate asked for over the step's 3 s a
+        # segment. The window itself ends at the stop, and the stop's last moments send
+        # nothing: ~50 ms on a quiet machine, 0.27 s seen on a busy one, where the rate
+        # over the window was 10% low with every arrival of the 3 s made.
+        arrivals = step.arrival_rps * step.window_s
+        assert step.load * 3.0 * len(step.runs) * 0.92 <= arrivals, (step.load, step)
+        assert step.arrival_rps <= step.load * 1.01
     passing = [s for s in cap.steps if s.status == "PASS"]
     assert all(s.load <= found for s in passing)
     assert max(s.throughput_rps for s in cap.steps) <= capacity_rps * 1.05

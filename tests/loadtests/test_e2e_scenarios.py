@@ -109,8 +109,9 @@ def test_run_json_describes_the_run_and_never_holds_secrets(
     assert profile["warmup_s"] == 1.0
     assert profile["output_len"] == "fixed:8"
     assert meta["measured_from"] == pytest.approx(meta["started_at"] + 1.0, abs=1e-6)
-    # -t 3s: the run lasts three seconds (Locust's clock must not fire the stop early).
-    assert 2.8 <= meta["ended_at"] - meta["started_at"] <= 4.5
+    # -t 3s: the run lasts three seconds (Locust's clock must not fire the stop early; a
+    # busy machine stamps the start a few tenths late).
+    assert 2.5 <= meta["ended_at"] - meta["started_at"] <= 4.5
     assert {"python", "locust", "gevent", "slabench"} <= meta["versions"].keys()
     generator = meta["generator"]
     assert isinstance(generator["saturated"], bool)
