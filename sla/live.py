@@ -203,17 +203,22 @@ class LiveSamples:
             self.latency[metric].merge(tally)
         self._add_counts(other)
 
-    def _add_counts(self, other: LiveSamples) -> None:
-        self.n += other.n
-        self.failed += other.failed
-        self.good += other.good
-        self.done_ok += other.done_ok
-        self.done_tokens += other.done_tokens
-        self.done_tokens_sq += other.done_tokens_sq
-        self.done_good += other.done_good
+    def _add_counts(self, other: LiveSamples, sign: int = 1) -> None:
+        """Add (``sign`` 1) or take out (-1) ``other``'s counts and sums."""
+        self.n += sign * other.n
+        self.failed += sign * other.failed
+        self.good += sign * other.good
+        self.done_ok += sign * other.done_ok
+        self.done_tokens += sign * other.done_tokens
+        self.done_tokens_sq += sign * other.done_tokens_sq
+        self.done_good += sign * other.done_good
         for name, count in other.errors.items():
-            self.errors[name] = self.errors.get(name, 0) + count
-        self.dropped += other.dropped
+            left = self.errors.get(name, 0) + sign * count
+            if left:
+                self.errors[name] = left
+            else:
+                self.errors.pop(name, None)
+        self.dropped += sign * other.dropped
 
     def absorb(self, other: LiveSamples) -> None:
         """``merge``, with each metric's values absorbed (see ``Tally.absorb``)."""
@@ -225,20 +230,7 @@ class LiveSamples:
         """Take out ``other``, which was merged into this one (see ``Tally.subtract``)."""
         for metric, tally in other.latency.items():
             self.latency[metric].subtract(tally)
-        self.n -= other.n
-        self.failed -= other.failed
-        self.good -= other.good
-        self.done_ok -= other.done_ok
-        self.done_tokens -= other.done_tokens
-        self.done_tokens_sq -= other.done_tokens_sq
-        self.done_good -= other.done_good
-        for name, count in other.errors.items():
-            left = self.errors.get(name, 0) - count
-            if left:
-                self.errors[name] = left
-            else:
-                self.errors.pop(name, None)
-        self.dropped -= other.dropped
+        self._add_counts(other, -1)
 
     @classmethod
     def pooled(cls, parts: Iterable[LiveSamples]) -> LiveSamples:

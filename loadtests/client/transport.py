@@ -194,7 +194,7 @@ def set_read_timeout(
 
 class IdleWatch:
     """Raise ``IdleTimeout`` in the greenlet that made this watch once ``idle_s`` seconds
-    pass without ``heard``: the idle timeout of a streamed body.
+    pass after ``last`` (the reader sets it at each read): the idle timeout of a stream.
 
     A socket timeout does the same, but gevent arms and cancels a timer for every blocking
     read to enforce it (a stream waits a read per token); this is one timer per stream. When
@@ -206,14 +206,11 @@ class IdleWatch:
 
     def __init__(self, idle_s: float, *, started_at: float) -> None:
         self.idle_s = idle_s
-        self.last = started_at  # on loadtests.client.clock's clock, as ``heard`` gets it
+        self.last = started_at  # on loadtests.client.clock's clock, as each read sets it
         self._greenlet = gevent.getcurrent()
         self._loop = gevent.get_hub().loop
         self._timer = self._loop.timer(idle_s)
         self._timer.start(self._check)
-
-    def heard(self, at: float) -> None:
-        self.last = at
 
     def _check(self) -> None:  # runs in the hub
         silent = now() - self.last
