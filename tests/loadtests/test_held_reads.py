@@ -1,0 +1,216 @@
+"""A stream's ordinary reads are parsed a few at a time (``measure._holds``): every event is
+still timed by the read that completed it, and a read that can end the stream is parsed on
+arrival, so a stream ends when it did. Real sockets: a gevent TCP server on a free loopback
+port writes a scripted chunked answer, write by write; slabench's transport reads it in the
+same process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+
+import gevent
+import gevent.server
+import pytest
+
+from loadtests.client import measure
+from loadtests.client.clock import now
+from loadtests.client.measure import Timeouts, execute
+from loadtests.client.protocols import PreparedRequest
+from loadtests.client.transport import Target, Transport
+from sla.files import error_class as ec
+from sla.files.run import RequestRecord
+
+REQ = PreparedRequest("chat", "POST", "/v1/chat/completions", b"{}", "openai_sse")
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+GAP_S = 0.05  # between two writes: each write is a read of its own
+
+
+def chunk(content: str) -> bytes:
+    delta = {"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
+    return b"data: " + json.dumps(delta).encode() + b"\n\n"
+
+
+TOKENS = [chunk(f"t{i}") for i in range(6)]
+DONE = b"data: [DONE]\n\n"
+
+
+class Script:
+    """The writes of the next answer; with ``end`` False the body never ends (the server
+    holds the connection open until the client closes it)."""
+
+    def __init__(self) -> None:
+        self.writes: Sequence[bytes] = ()
+        self.end = True
+        self.written_at: list[float] = []
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[Script, Transport]]:
+    script = Script()
+
+    def handle(sock: gevent.socket.socket, _: object) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += sock.recv(4096)
+        sock.sendall(HEAD)
+        for data in script.writes:
+            gevent.sleep(GAP_S)
+            sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            script.written_at.append(now())
+        if script.end:
+            sock.sendall(b"0\r\n\r\n")
+        while sock.recv(4096):  # until the client closes the connection
+            pass
+
+    server = gevent.server.StreamServer(("127.0.0.1", 0), handle)
+    server.start()
+    transport = Transport(
+        Target.parse(f"http://127.0.0.1:{server.server_port}"),
+        concurrency=1,
+        connect_timeout_s=10.0,
+        network_timeout_s=30.0,
+        headers={},
+    )
+    yield script, transport
+    transport.close()
+    server.stop(timeout=1)
+
+
+def run(
+    served: tuple[Script, Transport], writes: Sequence[bytes], *, end: bool = True,
+    idle_s: float = 30.0, total_s: float = 60.0,
+) -> tuple[RequestRecord, list[tuple[bytes, float]], float]:  # fmt: skip
+    """The record of one request answered with ``writes``; each read with the time it
+    returned (stamped in the reader, just before the stream takes its own time); the
+    seconds the request took."""
+    script, transport = served
+    script.writes, script.end = writes, end
+    reads: list[tuple[bytes, float]] = []
+    read_some = measure.read_some
+
+    def stamped(response: object) -> bytes:
+        data = read_some(response)  # type: ignore[arg-type]
+        reads.append((data, now()))
+        return data
+
+    measure.read_some = stamped  # type: ignore[assignment]
+    try:
+        started = now()
+        rec = execute(
+            transport, REQ, request_id="r", worker="w", timeouts=Timeouts(idle_s, total_s),
+            on_record=lambda r: None,
+        )  # fmt: skip
+        return rec, reads, now() - started
+    finally:
+        measure.read_some = read_some  # type: ignore[assignment]
+
+
+def arrival(reads: list[tuple[bytes, float]], marker: bytes) -> tuple[float, float]:
+    """The stamps of the read that brought ``marker`` and of the read after it: the
+    stream's own time for that read lies between them."""
+    for i, (data, at) in enumerate(reads):
+        if marker in data:
+            after = reads[i + 1][1] if i + 1 < len(reads) else float("inf")
+            return at, after
+    raise AssertionError(f"no read brought {marker!r}: {reads}")
+
+
+def test_held_reads_keep_each_events_own_read_time(
+    served: tuple[Script, Transport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses: list[int] = []
+    parse_held = measure._parse_held
+
+    def counted(parser, acc, held, times):  # type: ignore[no-untyped-def]
+        parses.append(len(held))
+        return parse_held(parser, acc, held, times)
+
+    monkeypatch.setattr(measure, "_parse_held", counted)
+    rec, reads, _ = run(served, [*TOKENS, DONE])
+    assert rec.error is None and rec.chunk_count == 6
+    # Parsed in two goes, not one per read: the first read (the stream starts), then the
+    # ordinary reads held with the [DONE] read that ended them (five and one, unless a busy
+    # machine joined some writes into one read).
+    assert len(parses) == 2 and parses[0] == 1 and sum(parses) == len(reads), (parses, reads)
+    first_read, second_read = arrival(reads, b'"t0"')
+    assert first_read <= rec.first_token_at < second_read
+    done_read, _ = arrival(reads, b"[DONE]")
+    assert done_read <= rec.done_at
+    # The gaps are between the reads that brought the tokens, not between parses (those
+    # came together, at the [DONE] read). Nothing yields between a read's stamp here and
+    # the stream's own: they differ by the time of two statements.
+    token_reads = [arrival(reads, f'"t{i}"'.encode())[0] for i in range(6)]
+    assert len(rec.chunk_gaps_ms) == 5
+    for gap_ms, a, b in zip(rec.chunk_gaps_ms, token_reads[:-1], token_reads[1:], strict=True):
+        assert gap_ms == pytest.approx((b - a) * 1000.0, abs=5.0)
+    assert sum(rec.chunk_gaps_ms) > GAP_S * 1000.0  # the writes were GAP_S apart
+
+
+@pytest.mark.parametrize("joined", [False, True], ids=["alone", "after-a-chunk"])
+def test_a_done_on_a_connection_left_open_ends_the_stream_at_once(
+    served: tuple[Script, Transport], joined: bool
+) -> None:
+    # Joined, the read that brings [DONE] starts as an ordinary one ("data: {").
+    writes = [*TOKENS[:-1], TOKENS[-1] + DONE] if joined else [*TOKENS, DONE]
+    rec, reads, took_s = run(served, writes, end=False, idle_s=20.0)
+    assert rec.error is None and rec.chunk_count == 6
+    # Not the 20 s idle timeout: the [DONE] read is parsed on arrival, then the
+    # connection is drained for at most measure._DRAIN_S and dropped.
+    assert took_s < 10.0, took_s
+    done_read, after = arrival(reads, b"[DONE]")
+    assert done_read <= rec.done_at < after
+
+
+def test_a_done_split_across_two_reads_ends_the_stream_at_once(
+    served: tuple[Script, Transport],
+) -> None:
+    rec, reads, took_s = run(served, [*TOKENS, b"data: [DO", b"NE]\n\n"], end=False, idle_s=20.0)
+    assert rec.error is None and rec.chunk_count == 6
+    assert took_s < 10.0, took_s
+    last_read, after = arrival(reads, b"NE]")
+    assert last_read <= rec.done_at < after
+
+
+@pytest.mark.parametrize(
+    "writes",
+    [
+        # the event's type in one read, its data (an ordinary-looking line) in the next
+        [b"event: error\n", b'data: {"message": "overloaded"}\n\n'],
+        # an error chunk, read as an ordinary one would be
+        [b'data: {"error": {"message": "overloaded"}}\n\n'],
+    ],
+    ids=["event-type-apart", "error-chunk"],
+)
+def test_an_error_ends_the_stream_at_once(
+    served: tuple[Script, Transport], writes: list[bytes]
+) -> None:
+    rec, reads, took_s = run(served, [*TOKENS[:3], *writes], end=False, idle_s=20.0)
+    assert rec.error_class == ec.SERVER_ERROR_EVENT, rec.error
+    assert took_s < 10.0, took_s
+    error_read, after = arrival(reads, b"overloaded")
+    assert error_read <= rec.done_at < after
+
+
+def test_a_malformed_event_held_when_the_stream_stalls_ends_the_answer_at_its_read(
+    served: tuple[Script, Transport],
+) -> None:
+    """An event that only the parse finds malformed may be held; when the idle timeout
+    cuts the stream after it, the record is the one the event made, at its read's time."""
+    bad = b'data: {"choices": [{"delta": {"content": "x"\n\n'  # cut-off JSON
+    rec, reads, took_s = run(served, [*TOKENS[:3], bad], end=False, idle_s=1.0)
+    assert rec.error_class == ec.MALFORMED_SSE, rec.error
+    assert rec.chunk_count == 3
+    bad_read, after = arrival(reads, b'"x"')
+    assert bad_read <= rec.done_at < after
+    assert took_s >= 1.0  # found when the held reads were parsed, after the idle timeout
+
+
+def test_a_total_timeout_keeps_the_timings_of_held_reads(
+    served: tuple[Script, Transport],
+) -> None:
+    rec, reads, _ = run(served, TOKENS, end=False, total_s=2.0)
+    assert rec.error_class == ec.TOTAL_TIMEOUT, rec.error
+    assert rec.chunk_count == len(TOKENS)  # every token read before the timeout counted
+    first_read, second_read = arrival(reads, b'"t0"')
+    assert first_read <= rec.first_token_at < second_read
