@@ -9,7 +9,10 @@ that each add one layer of what slabench does, in one invocation, the order rota
 - ``gevent``, ``http``, ``parse``: ``benchmarks/layer_client.py`` (the same bytes on gevent
   sockets; slabench's transport, nothing parsed; slabench's ``execute``, the record dropped);
 - ``slabench``: one Locust process, the chat user, every request recorded (as
-  ``benchmarks.floor``).
+  ``benchmarks.floor``);
+- ``before`` (with ``--before DIR``): ``slabench`` from the tree DIR (``git worktree add DIR
+  REV``), for an A/B of a change with rounds, where one ``benchmarks.floor --before`` run
+  is within the noise (+-10% a run on this VM).
 
 The client process runs on CPU 0, the server on CPU 1. Printed per layer: CPU per request
 (the client's CPU over the seconds from ``--skip-s`` to 1 s before the end, divided by the
@@ -17,6 +20,7 @@ requests done in them; the median over rounds), what it adds to the layer before
 ratio to the floor.
 
     .venv/bin/python -m benchmarks.floor_layers [--streams 32] [--seconds 10] [--rounds 3]
+        [--layers floor,gevent,http,parse,slabench] [--before DIR]
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ LAYERS = ("floor", "gevent", "http", "parse", "slabench")
 
 def command(layer: str, url: str, args: argparse.Namespace, tmp: str) -> list[str]:
     streams, seconds = str(args.streams), str(args.seconds)
-    if layer == "slabench":
+    if layer in ("slabench", "before"):
+        mix = Path(args.before) / MIX.relative_to(REPO) if layer == "before" else MIX
         return [
-            *(sys.executable, "-m", "locust", "-f", str(MIX), "--headless", "--only-summary"),
+            *(sys.executable, "-m", "locust", "-f", str(mix), "--headless", "--only-summary"),
             *("-u", streams, "-r", streams, "-t", f"{seconds}s", "--host", url, "--model", "m"),
             *("--run-dir", f"{tmp}/run", "--input-len", "fixed:8"),
             *("--output-len", f"fixed:{TOKENS}"),
@@ -57,7 +62,7 @@ def command(layer: str, url: str, args: argparse.Namespace, tmp: str) -> list[st
 
 def done_times(layer: str, tmp: str) -> tuple[list[float], list[float]]:
     """(send times, done times) of the layer's successful requests."""
-    if layer == "slabench":
+    if layer in ("slabench", "before"):
         rows = load_run(Path(tmp) / "run").requests
         rows = rows[rows["error"].isna()]
         return rows["sent_at"].tolist(), rows["done_at"].tolist()
@@ -68,14 +73,15 @@ def done_times(layer: str, tmp: str) -> tuple[list[float], list[float]]:
 
 
 def cpu_per_request(layer: str, args: argparse.Namespace) -> float:
+    tree = args.before if layer == "before" else str(REPO)
     env = {**os.environ, "SLABENCH_BENCH_MEASURED_USERS": str(args.streams),
-           "SLABENCH_BENCH_STAGGER_S": "0.008", "PYTHONPATH": str(REPO)}  # fmt: skip
+           "SLABENCH_BENCH_STAGGER_S": "0.008", "PYTHONPATH": tree}  # fmt: skip
     flags = ("--ttft-ms", "50", "--itl-ms", "10", "--tokens", str(TOKENS))
     with tempfile.TemporaryDirectory(prefix="layers-") as tmp, ScriptedServer(*flags) as server:
         os.sched_setaffinity(server.pid, {1})
         cmd = command(layer, server.url, args, tmp)
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
         os.sched_setaffinity(proc.pid, {0})
         with CpuSampler(process_cpu_s(proc.pid)) as cpu:
@@ -94,23 +100,37 @@ def main() -> None:
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--skip-s", type=float, default=3.0)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--layers", default=",".join(LAYERS), help="which, in this order")
+    p.add_argument("--before", metavar="DIR", help="also the layer 'before': DIR's slabench")
     args = p.parse_args()
+    layers = tuple(args.layers.split(","))
+    if args.before and "before" not in layers:
+        layers += ("before",)
+    unknown = set(layers) - {*LAYERS, "before"}
+    if unknown or ("before" in layers and not args.before):
+        raise SystemExit(f"--layers: unknown {sorted(unknown)} (or 'before' without --before)")
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("needs 2 CPUs: the client on one, the server on the other")
-    per: dict[str, list[float]] = {layer: [] for layer in LAYERS}
+    per: dict[str, list[float]] = {layer: [] for layer in layers}
     for r in range(args.rounds):
-        order = LAYERS[r % len(LAYERS) :] + LAYERS[: r % len(LAYERS)]
+        order = layers[r % len(layers) :] + layers[: r % len(layers)]
         for layer in order:
             per[layer].append(cpu_per_request(layer, args))
             print(f"  round {r + 1} {layer}: {per[layer][-1]:.0f} us/req", flush=True)
     print(f"{args.streams} streams, {args.seconds} s a run, median of {args.rounds} rounds")
-    print(f"{'layer':<9} {'CPU/req us':>10} {'adds us':>8} {'x floor':>8}")
-    floor, before = statistics.median(per["floor"]), None
-    for layer in LAYERS:
+    first = layers[0]
+    print(f"{'layer':<9} {'CPU/req us':>10} {'adds us':>8} {'x ' + first:>10}")
+    floor, before = statistics.median(per[first]), None
+    for layer in layers:
         mid = statistics.median(per[layer])
         adds = "" if before is None else f"{mid - before:+8.0f}"
-        print(f"{layer:<9} {mid:>10.0f} {adds:>8} {mid / floor:>8.2f}")
+        print(f"{layer:<9} {mid:>10.0f} {adds:>8} {mid / floor:>10.2f}")
         before = mid
+    if "before" in per and "slabench" in per:
+        diffs = [a - b for a, b in zip(per["slabench"], per["before"], strict=True)]
+        rounds = " ".join(f"{d:+.0f}" for d in diffs)
+        mid = statistics.median(diffs)
+        print(f"slabench - before, round by round: {rounds} us (median {mid:+.0f})")
 
 
 if __name__ == "__main__":
