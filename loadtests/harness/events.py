@@ -109,7 +109,10 @@ def _initialise(environment: Environment) -> None:
         assert state.spec is not None, "SearchOptions requires --sla"
         _capacity_search(environment, state, search, state.spec)
     if state.options.shape is not None:
-        environment.shape_class = ConfiguredShape(state.options.shape)
+        environment.shape_class = ConfiguredShape(
+            state.options.shape,
+            lambda: state.session.started_at if state.session is not None else None,
+        )
         environment.shape_class.runner = runner
     if isinstance(runner, MasterRunner):
         state.collector = collect_from_workers(runner)

@@ -5,19 +5,35 @@ The syntax is in ``loadtests.workloads.shapes``; this is the thin Locust adapter
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from locust import LoadTestShape
 
-from loadtests.workloads.shapes import StagedShape
+from loadtests.client.clock import now
+from loadtests.workloads.shapes import StagedShape, run_time_s
 
 
 class ConfiguredShape(LoadTestShape):
-    """Installed as ``environment.shape_class`` when ``--shape`` is given."""
+    """Installed as ``environment.shape_class`` when ``--shape`` is given.
+
+    The stages count from the run's ``started_at`` (``started_at()``, on slabench's clock;
+    None before the run has begun), the zero that run.json, the records and the reports
+    share. Locust's own clock for a shape starts at its first tick, which is what starts the
+    test: the run's start work (a garbage collection, the run directory, the monitors) comes
+    after it and, on a busy machine, took up to a second, by which every stage would have
+    begun early."""
 
     abstract = True  # never picked up from a locustfile by itself
 
-    def __init__(self, spec: StagedShape) -> None:
+    def __init__(self, spec: StagedShape, started_at: Callable[[], float | None]) -> None:
         super().__init__()
         self.spec = spec
+        self._started_at = started_at
+        self._reset_at = now()
+
+    def reset_time(self) -> None:
+        super().reset_time()
+        self._reset_at = now()
 
     def tick(self) -> tuple[int, float] | None:
-        return self.spec.at(self.get_run_time())
+        return self.spec.at(run_time_s(now(), self._started_at(), self._reset_at))

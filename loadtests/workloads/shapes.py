@@ -91,6 +91,16 @@ class StagedShape:
         return self.stages
 
 
+def run_time_s(at: float, started_at: float | None, reset_at: float) -> float:
+    """How far into its shape a run is at ``at`` (seconds on slabench's clock): from the
+    run's ``started_at``, the zero of its records and reports; 0 while it has not begun, or
+    when ``started_at`` is an earlier test's (from before the shape was reset at
+    ``reset_at``)."""
+    if started_at is None or started_at < reset_at:
+        return 0.0
+    return at - started_at
+
+
 def parse_shape(spec: str) -> StagedShape:
     """Parses one of the forms in the module docstring; raises `LoadSpecError`."""
     kind, sep, args = spec.strip().partition(":")

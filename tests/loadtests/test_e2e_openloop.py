@@ -98,6 +98,9 @@ def test_open_loop_records_lag_and_dropped_sends(
     assert (df["backoff_ms"] == 0).all()
 
 
+# Alone: beside other test workers its sends spanned 1.6 and 1.8 s of the 3 s run at 10/s
+# (>= 2.0 asked), twice in about fifteen runs of this file beside two others.
+@pytest.mark.alone
 @pytest.mark.parametrize("rate_rps", [10.0, 50.0])
 def test_constant_arrival_rate_is_met(
     run_locust: RunLocust, reference_server: ServerProcess, rate_rps: float
@@ -119,8 +122,10 @@ def test_constant_arrival_rate_is_met(
     sent = np.sort(df["sent_at"].to_numpy())
     span_s = sent[-1] - sent[0]
     assert span_s >= 2.0
-    achieved_rps = (len(sent) - 1) / span_s
-    assert achieved_rps == pytest.approx(rate_rps, rel=0.05)
+    # Sends follow one another at the rate: the typical gap between two of them, which a
+    # few sends delayed by a busy machine do not move (the span from the first to the last
+    # send does).
+    assert float(np.median(np.diff(sent))) == pytest.approx(1.0 / rate_rps, rel=0.05)
     # On time: a loaded 2-core CI machine may delay a few sends, not the schedule.
     assert float(np.percentile(df["schedule_lag_ms"], 50)) < 20.0
     assert float(np.percentile(df["schedule_lag_ms"], 99)) < 250.0

@@ -233,6 +233,12 @@ def test_mixed_scenario_on_the_embedded_server(run_locust: RunLocust) -> None:
     assert wait_until(lambda: not _pid_alive(int(match.group(1))), timeout_s=10)
 
 
+# Alone: with other test workers on the two cores, the two users of the second step were
+# seen to run in lockstep (each sending right after the other's answer, a ~14 ms wait in
+# the user loop between a request and the next, overlap 0.34-0.50 of the sends) in about
+# half the runs of this file beside two others; one yield more per request made it go away.
+# Not explained yet (see the closing note of 2026-12-07): the test keeps the CPU to itself.
+@pytest.mark.alone
 def test_steps_shape_runs_its_stages_and_stops_by_itself(
     run_locust: RunLocust, reference_server: ServerProcess
 ) -> None:
@@ -249,9 +255,11 @@ def test_steps_shape_runs_its_stages_and_stops_by_itself(
     df = not_cancelled(run.requests).sort_values("sent_at")
     sent, done = df["sent_at"].to_numpy(), df["done_at"].to_numpy()
     # One user, one request at a time, during the first step; two overlap in the second.
+    # The steps count from the run's started_at; Locust looks at the shape once a second,
+    # so the second step begins at the first look at or after 2 s: between 2 and 3 s.
     overlaps = sent[1:] < np.maximum.accumulate(done)[:-1]
-    first = sent[1:] < t0 + 1.8
-    second = sent[1:] > t0 + 2.5
+    first = sent[1:] < t0 + 2.0
+    second = sent[1:] > t0 + 3.0
     assert first.sum() >= 5 and second.sum() >= 5
     assert not overlaps[first].any()
     assert overlaps[second].mean() > 0.5

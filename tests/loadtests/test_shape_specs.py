@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from loadtests.errors import LoadSpecError
-from loadtests.workloads.shapes import ShapeSpec, Stage, parse_duration_s, parse_shape
+from loadtests.workloads.shapes import ShapeSpec, Stage, parse_duration_s, parse_shape, run_time_s
 
 
 def _users(shape: ShapeSpec, *times_s: float) -> list[int | None]:
@@ -160,3 +160,22 @@ def test_bad_specs_are_one_line_errors_listing_the_forms(spec: str, why: str) ->
     assert "\n" not in message
     assert message.startswith(f"bad load shape {spec.strip()!r}: {why}; {FORMS}")
     assert "spike:base=8,peak=64,at=60s,for=15s,total=3m" in message
+
+
+def test_a_shape_counts_from_the_runs_start_not_from_locusts_first_tick() -> None:
+    """``ConfiguredShape.tick`` is ``spec.at(run_time_s(now, started_at, reset_at))``:
+    Locust's first tick (which starts the test) comes before the run's start work, which
+    took up to a second on a busy machine; the stages count from the run's started_at."""
+    shape = parse_shape("steps:users=1,2,step=2s")
+    reset_at = 1000.0  # the shape was (re)set when this test began
+
+    def users(at: float, started_at: float | None) -> int | None:
+        load = shape.at(run_time_s(at, started_at, reset_at))
+        return None if load is None else load[0]
+
+    assert users(1000.5, None) == 1  # the run has not begun: the first stage
+    assert users(1009.0, 900.0) == 1  # an earlier test's start: not this run's
+    assert users(1002.5, 1000.8) == 1  # 1.7 s into the run, 2.5 s after Locust's zero
+    assert users(1003.0, 1000.8) == 2
+    assert users(1004.7, 1000.8) == 2
+    assert users(1004.9, 1000.8) is None  # 4.1 s in: over
