@@ -147,29 +147,28 @@ def test_held_reads_keep_each_events_own_read_time(
     assert sum(rec.chunk_gaps_ms) > GAP_S * 1000.0  # the writes were GAP_S apart
 
 
-@pytest.mark.parametrize("joined", [False, True], ids=["alone", "after-a-chunk"])
+@pytest.mark.parametrize(
+    ("last", "marker"),
+    [
+        ([DONE], b"[DONE]"),
+        # the read that brings [DONE] starts as an ordinary one ("data: {")
+        ([TOKENS[-1] + DONE], b"[DONE]"),
+        # [DONE] cut in two: neither read holds it whole
+        ([b"data: [DO", b"NE]\n\n"], b"NE]"),
+    ],
+    ids=["alone", "after-a-chunk", "split"],
+)
 def test_a_done_on_a_connection_left_open_ends_the_stream_at_once(
-    served: tuple[Script, Transport], joined: bool
+    served: tuple[Script, Transport], last: list[bytes], marker: bytes
 ) -> None:
-    # Joined, the read that brings [DONE] starts as an ordinary one ("data: {").
-    writes = [*TOKENS[:-1], TOKENS[-1] + DONE] if joined else [*TOKENS, DONE]
-    rec, reads, took_s = run(served, writes, end=False, idle_s=20.0)
+    tokens = TOKENS[:-1] if TOKENS[-1] in last[0] else TOKENS
+    rec, reads, took_s = run(served, [*tokens, *last], end=False, idle_s=20.0)
     assert rec.error is None and rec.chunk_count == 6
-    # Not the 20 s idle timeout: the [DONE] read is parsed on arrival, then the
-    # connection is drained for at most measure._DRAIN_S and dropped.
+    # Not the 20 s idle timeout: the read that completes [DONE] is parsed on arrival, then
+    # the connection is drained for at most measure._DRAIN_S and dropped.
     assert took_s < 10.0, took_s
-    done_read, after = arrival(reads, b"[DONE]")
+    done_read, after = arrival(reads, marker)
     assert done_read <= rec.done_at < after
-
-
-def test_a_done_split_across_two_reads_ends_the_stream_at_once(
-    served: tuple[Script, Transport],
-) -> None:
-    rec, reads, took_s = run(served, [*TOKENS, b"data: [DO", b"NE]\n\n"], end=False, idle_s=20.0)
-    assert rec.error is None and rec.chunk_count == 6
-    assert took_s < 10.0, took_s
-    last_read, after = arrival(reads, b"NE]")
-    assert last_read <= rec.done_at < after
 
 
 @pytest.mark.parametrize(
