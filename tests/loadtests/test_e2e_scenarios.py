@@ -235,8 +235,9 @@ def test_mixed_scenario_on_the_embedded_server(run_locust: RunLocust) -> None:
 
 # Alone: with other test workers on the two cores, the two users of the second step were
 # seen to run in lockstep (each sending right after the other's answer, a ~14 ms wait in
-# the user loop between a request and the next, overlap 0.34-0.50 of the sends) in about
-# half the runs of this file beside two others; one yield more per request made it go away.
+# the user loop between a request and the next, overlap 0.34-0.50 of the sends) in a third
+# to half of the runs of this file beside two others (on the code before this test's
+# bounds changed too); with one more yield per request, 6 runs of 6 passed.
 # Not explained yet (see the closing note of 2026-12-07): the test keeps the CPU to itself.
 @pytest.mark.alone
 def test_steps_shape_runs_its_stages_and_stops_by_itself(
