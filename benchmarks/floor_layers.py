@@ -120,11 +120,11 @@ def main() -> None:
     print(f"{args.streams} streams, {args.seconds} s a run, median of {args.rounds} rounds")
     first = layers[0]
     print(f"{'layer':<9} {'CPU/req us':>10} {'adds us':>8} {'x ' + first:>10}")
-    floor, before = statistics.median(per[first]), None
+    base, before = statistics.median(per[first]), None
     for layer in layers:
         mid = statistics.median(per[layer])
         adds = "" if before is None else f"{mid - before:+8.0f}"
-        print(f"{layer:<9} {mid:>10.0f} {adds:>8} {mid / floor:>10.2f}")
+        print(f"{layer:<9} {mid:>10.0f} {adds:>8} {mid / base:>10.2f}")
         before = mid
     if "before" in per and "slabench" in per:
         diffs = [a - b for a, b in zip(per["slabench"], per["before"], strict=True)]

@@ -164,8 +164,8 @@ def test_bad_specs_are_one_line_errors_listing_the_forms(spec: str, why: str) ->
 
 def test_a_shape_counts_from_the_runs_start_not_from_locusts_first_tick() -> None:
     """``ConfiguredShape.tick`` is ``spec.at(run_time_s(now, started_at, reset_at))``:
-    Locust's first tick (which starts the test) comes before the run's start work, which
-    took up to a second on a busy machine; the stages count from the run's started_at."""
+    Locust's first tick (which starts the test) comes before the run's start work; the
+    stages count from the run's started_at."""
     shape = parse_shape("steps:users=1,2,step=2s")
     reset_at = 1000.0  # the shape was (re)set when this test began
 
