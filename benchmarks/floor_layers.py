@@ -6,8 +6,10 @@ that each add one layer of what slabench does, in one invocation, the order rota
 ``--rounds``:
 
 - ``floor``: ``benchmarks/floor_client.py`` (raw asyncio protocols, timestamps only);
-- ``gevent``, ``http``, ``parse``: ``benchmarks/layer_client.py`` (the same bytes on gevent
-  sockets; slabench's transport, nothing parsed; slabench's ``execute``, the record dropped);
+- ``gevent``, ``watcher``, ``http``, ``parse``: ``benchmarks/layer_client.py`` (the same
+  bytes on gevent sockets, read in the greenlet; the same read in the event loop's
+  callback; slabench's transport and stream reader, nothing parsed; slabench's
+  ``execute``, the record dropped);
 - ``slabench``: one Locust process, the chat user, every request recorded (as
   ``benchmarks.floor``);
 - ``before`` (with ``--before DIR``): ``slabench`` from the tree DIR (``git worktree add DIR
@@ -20,7 +22,7 @@ requests done in them; the median over rounds), what it adds to the layer before
 ratio to the floor.
 
     .venv/bin/python -m benchmarks.floor_layers [--streams 32] [--seconds 10] [--rounds 3]
-        [--layers floor,gevent,http,parse,slabench] [--before DIR]
+        [--layers floor,gevent,watcher,http,parse,slabench] [--before DIR]
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from benchmarks.locust_overhead import REPO, CpuSampler, process_cpu_s
 from benchmarks.scripted_runs import ScriptedServer
 from sla.files.run import load_run
 
-LAYERS = ("floor", "gevent", "http", "parse", "slabench")
+LAYERS = ("floor", "gevent", "watcher", "http", "parse", "slabench")
 
 
 def command(layer: str, url: str, args: argparse.Namespace, tmp: str) -> list[str]:

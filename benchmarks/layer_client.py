@@ -1,8 +1,12 @@
 """The gevent clients of ``benchmarks.floor_layers``: the floor's closed loop of streamed
 chat completions, one greenlet a connection, each adding one layer of slabench's client.
 
-- ``gevent``: the floor's bytes on a gevent socket, a timestamp per read;
-- ``http``: slabench's transport (geventhttpclient, ``read_some``), nothing parsed;
+- ``gevent``: the floor's bytes on a gevent socket, read in the greenlet (gevent's own
+  ``recv``: a switch into the greenlet and out again a read), a timestamp per read;
+- ``watcher``: the same bytes read in the event loop's callback for the socket (as
+  slabench's ``LoopReads`` does), a timestamp per read, the greenlet woken at the end;
+- ``http``: slabench's transport and stream reader (geventhttpclient's request and
+  response head, ``loadtests.client.stream_reads``), the body's reads dropped unparsed;
 - ``parse``: ``loadtests.client.measure.execute`` (SSE events, each chunk's JSON, the
   record built), the record dropped.
 
@@ -20,12 +24,14 @@ from urllib.parse import urlsplit
 
 import gevent
 import gevent.socket
+from gevent._waiter import Waiter
 
 from benchmarks.floor_client import DONE, LAST_CHUNK, request_bytes
 from loadtests.client.clock import now
 from loadtests.client.measure import Timeouts, execute
 from loadtests.client.protocols import PreparedRequest
-from loadtests.client.transport import Target, Transport, finish, read_some
+from loadtests.client.stream_reads import stream_reads
+from loadtests.client.transport import IdleWatch, Target, Transport, finish
 
 
 def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list[list[float]]:
@@ -44,6 +50,32 @@ def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list
             while not (buf.endswith(LAST_CHUNK) and DONE in buf):
                 buf += sock.recv(65536)
                 at = now()
+            records.append([sent, at])
+        sock.close()
+
+    def watcher_stream() -> None:
+        sock = gevent.socket.create_connection((host, port))
+        raw_sock, watcher = sock._sock, sock._read_event
+        waiter = Waiter()
+        buf, at = b"", 0.0
+
+        def readable() -> None:  # in the loop
+            nonlocal buf, at
+            try:
+                data = raw_sock.recv(65536)
+            except BlockingIOError:
+                return
+            at = now()
+            buf += data
+            if buf.endswith(LAST_CHUNK) and DONE in buf:
+                watcher.stop()
+                waiter.switch(None)
+
+        while now() < deadline:
+            sent, buf = now(), b""
+            sock.sendall(raw)
+            watcher.start(readable)
+            waiter.get()
             records.append([sent, at])
         sock.close()
 
@@ -68,8 +100,18 @@ def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list
                 at = rec.done_at
             else:
                 response = transport.send("POST", "/v1/chat/completions", body)
-                while read_some(response):
-                    at = now()
+                watch = IdleWatch(timeouts.idle_s, started_at=now())
+                reads = stream_reads(response, watch, hold=lambda _: True, limit=16)
+                try:
+                    while reads.complete_at is None:
+                        reads.wait()
+                        reads.data.clear()
+                        reads.times.clear()
+                        reads.eager = False
+                finally:
+                    watch.close()
+                    reads.close()
+                at = reads.complete_at
                 finish(response)
             records.append([sent, at])
             n += 1
@@ -77,6 +119,7 @@ def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list
 
     work: dict[str, Callable[[], None]] = {
         "gevent": raw_stream,
+        "watcher": watcher_stream,
         "http": lambda: http_stream(False),
         "parse": lambda: http_stream(True),
     }
@@ -86,7 +129,7 @@ def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--layer", choices=("gevent", "http", "parse"), required=True)
+    p.add_argument("--layer", choices=("gevent", "watcher", "http", "parse"), required=True)
     p.add_argument("--url", required=True)
     p.add_argument("--streams", type=int, default=32)
     p.add_argument("--seconds", type=float, default=10.0)

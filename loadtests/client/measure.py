@@ -33,6 +33,7 @@ from loadtests.client.openai_stream import StreamAccumulator, StreamResult
 from loadtests.client.protocols import PreparedRequest, read_answer
 from loadtests.client.server_timings import ServerTimes, from_headers, from_timings
 from loadtests.client.sse import SSEParser
+from loadtests.client.stream_reads import StreamReads, stream_reads
 from loadtests.client.transport import (
     IdleTimeout,
     IdleWatch,
@@ -40,7 +41,6 @@ from loadtests.client.transport import (
     discard,
     finish,
     read_some,
-    set_read_timeout,
 )
 from sla.files import error_class as ec
 from sla.files.error_class import bound_error
@@ -237,41 +237,29 @@ def _read_body(response: HTTPSocketPoolResponse, idle_s: float) -> bytes:
 
 def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> RequestRecord:
     parser, acc = SSEParser(), StreamAccumulator()
-    held: list[bytes] = []  # reads not parsed yet, oldest first (see _holds)
-    times: list[float] = []  # their arrival times
-    eager = True  # the next read is parsed at once (the stream starts, or an event is open)
     error: tuple[str, str] | None = None  # a transport failure: its class and message
     ended = True
     t = ids.sent_at
     parsed_s = NAN
     # The idle timeout is one timer for the stream (IdleWatch), not the socket's: gevent
     # would arm a timer for each blocking read to enforce a socket timeout.
-    restore = set_read_timeout(response, None)
     watch = IdleWatch(timeouts.idle_s, started_at=now())
+    reads = stream_reads(response, watch, hold=_holds, limit=_HELD_READS)
     try:
         while True:
-            data = read_some(response)
-            t = now()
-            watch.last = t
-            if not data:
-                break
-            held.append(data)
-            times.append(t)
-            if not eager and len(held) < _HELD_READS and _holds(data):
-                continue
-            stopped_at = _parse_held(parser, acc, held, times)
+            reads.wait()  # reads held (see _holds) come with the one that ends them
+            stopped_at = _parse_held(parser, acc, reads.data, reads.times)
             if stopped_at is not None:
                 t = stopped_at
                 break
-            eager = parser.pending
-        if held:  # the body ended: what is held is parsed now (it may hold the stop)
-            stopped_at = _parse_held(parser, acc, held, times)
-            if stopped_at is not None:
-                t = stopped_at
+            if reads.complete_at is not None:
+                t = reads.complete_at
+                break
+            reads.eager = parser.pending  # an event is open: parse the next read at once
         watch.close()
         parsed_s = now() - t  # the load generator's own time after the last read
-        if acc.stopped and not response.message_complete:
-            _drain(response)  # waits on the network: not the load generator's time
+        if acc.stopped and reads.complete_at is None:
+            _drain(reads)  # waits on the network: not the load generator's time
     except IdleTimeout:
         error, ended = (ec.IDLE_TIMEOUT, f"timeout: no data for {timeouts.idle_s:g}s"), False
     except gevent.Timeout:  # the request's total timeout; keep the timings gathered so far
@@ -281,12 +269,12 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
         error, ended = connection_failure(exc, answered=True), False
     finally:
         watch.close()
-        restore()
-    if held:
+        reads.close()
+    if reads.data:
         # A failure cut the stream short: parse what had arrived. If a held read stopped
         # the stream (an event only the parse finds malformed), the answer ended there,
         # before the failure, as it would have with each read parsed on arrival.
-        stopped_at = _parse_held(parser, acc, held, times)
+        stopped_at = _parse_held(parser, acc, reads.data, reads.times)
         if stopped_at is not None:
             t, error, ended = stopped_at, None, True
     if not response.message_complete:
@@ -393,12 +381,13 @@ def _output_tokens(ids: _Ids, result: StreamResult) -> tuple[int, str]:
     return result.output_tokens, result.output_tokens_source
 
 
-def _drain(response: HTTPSocketPoolResponse) -> None:
+def _drain(reads: StreamReads) -> None:
     """After [DONE], read the end of the body so the connection can be reused."""
+    reads.draining = True
     try:
         with gevent.Timeout(_DRAIN_S, _Idle):
-            while read_some(response):
-                pass
+            while reads.complete_at is None:
+                reads.wait()
     except (_Idle, OSError, gevent.Timeout):
         # The answer is complete; only the connection is lost (the caller discards it). The
         # request's total timeout firing here must not turn a complete answer into an error.

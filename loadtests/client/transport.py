@@ -52,13 +52,29 @@ def tls_client_options(tls: Tls) -> dict[str, Any]:
     """Keyword arguments for geventhttpclient's ``HTTPClient`` that check as ``tls`` says."""
     if not tls.verify:
         return {"insecure": True, "ssl_context_factory": _unverified_context}
+    options: dict[str, Any] = {"ssl_context_factory": _verified_context}
     if tls.ca_bundle:
-        return {"ssl_options": {"ca_certs": tls.ca_bundle}}
-    return {}
+        options["ssl_options"] = {"ca_certs": tls.ca_bundle}
+    return options
+
+
+def _verified_context(cafile: str | None = None) -> gevent.ssl.SSLContext:
+    """A context that checks the certificate and the host name, trusting ``cafile`` (the
+    pool always passes one: ``--ca-bundle``, else its default bundle).
+
+    gevent's own ``SSLContext`` class, not ``gevent.ssl.create_default_context``: in a
+    process gevent has not patched (a benchmark client, a test) that returns the standard
+    library's context, whose handshake blocks the whole process."""
+    context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)  # hostname + chain checked
+    if cafile:
+        context.load_verify_locations(cafile=cafile)
+    else:
+        context.load_default_certs()
+    return context
 
 
 def _unverified_context(**_: Any) -> gevent.ssl.SSLContext:
-    context = gevent.ssl.create_default_context()
+    context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = gevent.ssl.CERT_NONE
     return context

@@ -1,29 +1,38 @@
 """A stream's ordinary reads are parsed a few at a time (``measure._holds``): every event is
 still timed by the read that completed it, and a read that can end the stream is parsed on
 arrival, so a stream ends when it did. Real sockets: a gevent TCP server on a free loopback
-port writes a scripted chunked answer, write by write; slabench's transport reads it in the
-same process."""
+port writes a scripted chunked answer, write by write, ``GAP_S`` apart, and stamps each
+write; slabench's transport reads it in the same process, so the read of a write comes
+after the write's stamp and (on any but a stalled machine) before the next write's. Each
+test runs over plain TCP (the reads made in the loop's callback, ``LoopReads``) and over
+TLS (in the greenlet, ``GreenletReads``)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import gevent
 import gevent.server
+import gevent.ssl
 import pytest
 
 from loadtests.client import measure
 from loadtests.client.clock import now
 from loadtests.client.measure import Timeouts, execute
 from loadtests.client.protocols import PreparedRequest
+from loadtests.client.stream_reads import GreenletReads, LoopReads, StreamReads
+from loadtests.client.tls import Tls
 from loadtests.client.transport import Target, Transport
 from sla.files import error_class as ec
 from sla.files.run import RequestRecord
+from tests.loadtests.small_target import Certificates, make_certificates
 
 REQ = PreparedRequest("chat", "POST", "/v1/chat/completions", b"{}", "openai_sse")
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-GAP_S = 0.05  # between two writes: each write is a read of its own
+GAP_S = 0.1  # between two writes: each write is a read of its own
+READERS = {"tcp": LoopReads, "tls": GreenletReads}
 
 
 def chunk(content: str) -> bytes:
@@ -42,11 +51,19 @@ class Script:
     def __init__(self) -> None:
         self.writes: Sequence[bytes] = ()
         self.end = True
-        self.written_at: list[float] = []
+        self.written_at: list[float] = []  # each write's stamp, taken just after it
+        self.readers: list[type[StreamReads]] = []  # the reader each request used
 
 
-@pytest.fixture
-def served() -> Iterator[tuple[Script, Transport]]:
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(params=sorted(READERS))
+def served(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[Script, Transport]]:
     script = Script()
 
     def handle(sock: gevent.socket.socket, _: object) -> None:
@@ -60,19 +77,39 @@ def served() -> Iterator[tuple[Script, Transport]]:
             script.written_at.append(now())
         if script.end:
             sock.sendall(b"0\r\n\r\n")
-        while sock.recv(4096):  # until the client closes the connection
+        try:
+            while sock.recv(4096):  # until the client closes the connection
+                pass
+        except OSError:
             pass
 
-    server = gevent.server.StreamServer(("127.0.0.1", 0), handle)
+    tls = request.param == "tls"
+    options: dict[str, object] = {}
+    if tls:
+        cert, key = request.getfixturevalue("certs").cert_for("127.0.0.1")
+        context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert), str(key))
+        options = {"ssl_context": context}
+    server = gevent.server.StreamServer(("127.0.0.1", 0), handle, **options)
     server.start()
     transport = Transport(
-        Target.parse(f"http://127.0.0.1:{server.server_port}"),
+        Target.parse(f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}"),
         concurrency=1,
         connect_timeout_s=10.0,
         network_timeout_s=30.0,
         headers={},
+        tls=Tls(ca_bundle=str(request.getfixturevalue("certs").ca)) if tls else None,
     )
+    stream_reads = measure.stream_reads
+
+    def noted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        reads = stream_reads(*args, **kwargs)
+        script.readers.append(type(reads))
+        return reads
+
+    monkeypatch.setattr(measure, "stream_reads", noted)
     yield script, transport
+    assert script.readers == [READERS[request.param]] * len(script.readers)
     transport.close()
     server.stop(timeout=1)
 
@@ -80,40 +117,27 @@ def served() -> Iterator[tuple[Script, Transport]]:
 def run(
     served: tuple[Script, Transport], writes: Sequence[bytes], *, end: bool = True,
     idle_s: float = 30.0, total_s: float = 60.0,
-) -> tuple[RequestRecord, list[tuple[bytes, float]], float]:  # fmt: skip
-    """The record of one request answered with ``writes``; each read with the time it
-    returned (stamped in the reader, just before the stream takes its own time); the
-    seconds the request took."""
+) -> tuple[RequestRecord, float]:  # fmt: skip
+    """The record of one request answered with ``writes``, and the seconds it took."""
     script, transport = served
     script.writes, script.end = writes, end
-    reads: list[tuple[bytes, float]] = []
-    read_some = measure.read_some
-
-    def stamped(response: object) -> bytes:
-        data = read_some(response)  # type: ignore[arg-type]
-        reads.append((data, now()))
-        return data
-
-    measure.read_some = stamped  # type: ignore[assignment]
-    try:
-        started = now()
-        rec = execute(
-            transport, REQ, request_id="r", worker="w", timeouts=Timeouts(idle_s, total_s),
-            on_record=lambda r: None,
-        )  # fmt: skip
-        return rec, reads, now() - started
-    finally:
-        measure.read_some = read_some  # type: ignore[assignment]
+    started = now()
+    rec = execute(
+        transport, REQ, request_id="r", worker="w", timeouts=Timeouts(idle_s, total_s),
+        on_record=lambda r: None,
+    )  # fmt: skip
+    assert script.readers, f"no stream was read: {rec.error}"
+    return rec, now() - started
 
 
-def arrival(reads: list[tuple[bytes, float]], marker: bytes) -> tuple[float, float]:
-    """The stamps of the read that brought ``marker`` and of the read after it: the
-    stream's own time for that read lies between them."""
-    for i, (data, at) in enumerate(reads):
+def written(script: Script, marker: bytes) -> tuple[float, float]:
+    """The stamps of the write that brought ``marker`` and of the write after it: the read
+    of that write, and so the stream's own time for it, lies between them."""
+    for i, data in enumerate(script.writes):
         if marker in data:
-            after = reads[i + 1][1] if i + 1 < len(reads) else float("inf")
-            return at, after
-    raise AssertionError(f"no read brought {marker!r}: {reads}")
+            after = script.written_at[i + 1] if i + 1 < len(script.written_at) else float("inf")
+            return script.written_at[i], after
+    raise AssertionError(f"no write brought {marker!r}: {script.writes}")
 
 
 def test_held_reads_keep_each_events_own_read_time(
@@ -127,24 +151,24 @@ def test_held_reads_keep_each_events_own_read_time(
         return parse_held(parser, acc, held, times)
 
     monkeypatch.setattr(measure, "_parse_held", counted)
-    rec, reads, _ = run(served, [*TOKENS, DONE])
+    script = served[0]
+    rec, _ = run(served, [*TOKENS, DONE])
     assert rec.error is None and rec.chunk_count == 6
     # Parsed in two goes, not one per read: the first read (the stream starts), then the
     # ordinary reads held with the [DONE] read that ended them (five and one, unless a busy
     # machine joined some writes into one read).
-    assert len(parses) == 2 and parses[0] == 1 and sum(parses) == len(reads), (parses, reads)
-    first_read, second_read = arrival(reads, b'"t0"')
-    assert first_read <= rec.first_token_at < second_read
-    done_read, _ = arrival(reads, b"[DONE]")
-    assert done_read <= rec.done_at
+    assert len(parses) == 2 and parses[0] == 1 and 2 <= sum(parses) <= 7, parses
+    first_write, second_write = written(script, b'"t0"')
+    assert first_write <= rec.first_token_at < second_write
+    done_write, _ = written(script, b"[DONE]")
+    assert done_write <= rec.done_at
     # The gaps are between the reads that brought the tokens, not between parses (those
-    # came together, at the [DONE] read). Nothing yields between a read's stamp here and
-    # the stream's own: they differ by the time of two statements.
-    token_reads = [arrival(reads, f'"t{i}"'.encode())[0] for i in range(6)]
+    # came together, at the [DONE] read): each is the writes' gap, give or take what the
+    # machine took to deliver them (under half the gap).
+    token_writes = [written(script, f'"t{i}"'.encode())[0] for i in range(6)]
     assert len(rec.chunk_gaps_ms) == 5
-    for gap_ms, a, b in zip(rec.chunk_gaps_ms, token_reads[:-1], token_reads[1:], strict=True):
-        assert gap_ms == pytest.approx((b - a) * 1000.0, abs=5.0)
-    assert sum(rec.chunk_gaps_ms) > GAP_S * 1000.0  # the writes were GAP_S apart
+    for gap_ms, a, b in zip(rec.chunk_gaps_ms, token_writes[:-1], token_writes[1:], strict=True):
+        assert gap_ms == pytest.approx((b - a) * 1000.0, abs=GAP_S * 1000.0 / 2)
 
 
 @pytest.mark.parametrize(
@@ -162,13 +186,13 @@ def test_a_done_on_a_connection_left_open_ends_the_stream_at_once(
     served: tuple[Script, Transport], last: list[bytes], marker: bytes
 ) -> None:
     tokens = TOKENS[:-1] if TOKENS[-1] in last[0] else TOKENS
-    rec, reads, took_s = run(served, [*tokens, *last], end=False, idle_s=20.0)
+    rec, took_s = run(served, [*tokens, *last], end=False, idle_s=20.0)
     assert rec.error is None and rec.chunk_count == 6
     # Not the 20 s idle timeout: the read that completes [DONE] is parsed on arrival, then
     # the connection is drained for at most measure._DRAIN_S and dropped.
     assert took_s < 10.0, took_s
-    done_read, after = arrival(reads, marker)
-    assert done_read <= rec.done_at < after
+    done_write, after = written(served[0], marker)
+    assert done_write <= rec.done_at < after
 
 
 @pytest.mark.parametrize(
@@ -184,11 +208,11 @@ def test_a_done_on_a_connection_left_open_ends_the_stream_at_once(
 def test_an_error_ends_the_stream_at_once(
     served: tuple[Script, Transport], writes: list[bytes]
 ) -> None:
-    rec, reads, took_s = run(served, [*TOKENS[:3], *writes], end=False, idle_s=20.0)
+    rec, took_s = run(served, [*TOKENS[:3], *writes], end=False, idle_s=20.0)
     assert rec.error_class == ec.SERVER_ERROR_EVENT, rec.error
     assert took_s < 10.0, took_s
-    error_read, after = arrival(reads, b"overloaded")
-    assert error_read <= rec.done_at < after
+    error_write, after = written(served[0], b"overloaded")
+    assert error_write <= rec.done_at < after
 
 
 def test_a_malformed_event_held_when_the_stream_stalls_ends_the_answer_at_its_read(
@@ -197,19 +221,19 @@ def test_a_malformed_event_held_when_the_stream_stalls_ends_the_answer_at_its_re
     """An event that only the parse finds malformed may be held; when the idle timeout
     cuts the stream after it, the record is the one the event made, at its read's time."""
     bad = b'data: {"choices": [{"delta": {"content": "x"\n\n'  # cut-off JSON
-    rec, reads, took_s = run(served, [*TOKENS[:3], bad], end=False, idle_s=1.0)
+    rec, took_s = run(served, [*TOKENS[:3], bad], end=False, idle_s=1.0)
     assert rec.error_class == ec.MALFORMED_SSE, rec.error
     assert rec.chunk_count == 3
-    bad_read, after = arrival(reads, b'"x"')
-    assert bad_read <= rec.done_at < after
+    bad_write, after = written(served[0], b'"x"')
+    assert bad_write <= rec.done_at < after
     assert took_s >= 1.0  # found when the held reads were parsed, after the idle timeout
 
 
 def test_a_total_timeout_keeps_the_timings_of_held_reads(
     served: tuple[Script, Transport],
 ) -> None:
-    rec, reads, _ = run(served, TOKENS, end=False, total_s=2.0)
+    rec, _ = run(served, TOKENS, end=False, total_s=2.0)
     assert rec.error_class == ec.TOTAL_TIMEOUT, rec.error
     assert rec.chunk_count == len(TOKENS)  # every token read before the timeout counted
-    first_read, second_read = arrival(reads, b'"t0"')
-    assert first_read <= rec.first_token_at < second_read
+    first_write, second_write = written(served[0], b'"t0"')
+    assert first_write <= rec.first_token_at < second_write
