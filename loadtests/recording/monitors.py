@@ -58,39 +58,48 @@ class CpuMonitor:
 
 class LoopLagMonitor:
     """Wakes every ``interval_s`` and records when it woke and how much later than asked:
-    how late this process's gevent loop runs its greenlets (``recording.disturbance``)."""
+    how late this process's gevent loop runs its callbacks (``recording.disturbance``).
+
+    A timer's callback in the loop itself, re-armed at each wake-up, rather than a greenlet
+    that sleeps: the same wake-ups and the same lag, without a switch into a greenlet and a
+    fresh ``gevent.sleep`` for each (``benchmarks.loop_lag_cost``)."""
 
     def __init__(self, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
         self._interval_s = interval_s
         self.woke_at = array("d")  # 16 bytes a sample with lags_ms: 2.9 MB an hour
         self.lags_ms = array("d")
-        self._greenlet: gevent.Greenlet[Any, None] | None = None
+        self._loop: Any = None
+        self._timer: Any = None
+        self._due = 0.0
 
     def start(self) -> None:
-        self._greenlet = gevent.spawn(self._loop)
+        self._loop = gevent.get_hub().loop
+        self._arm()
 
-    def _loop(self) -> None:
-        loop = gevent.get_hub().loop
-        interval, woke_at, lags = self._interval_s, self.woke_at, self.lags_ms
-        while True:
-            # A timer counts from the loop's cached time, which is as old as the loop's
-            # current pass: refreshed, a late pass cannot shorten the sleep and so hide the
-            # very lag it measures.
-            loop.update_now()
-            due = now() + interval
-            gevent.sleep(interval)
-            woke = now()
-            woke_at.append(woke)
-            lags.append(max(0.0, (woke - due) * 1000.0))
+    def _arm(self) -> None:
+        # A timer counts from the loop's cached time, which is as old as the loop's current
+        # pass: refreshed, a late pass cannot shorten the wait and so hide the very lag it
+        # measures.
+        self._loop.update_now()
+        self._due = now() + self._interval_s
+        self._timer = self._loop.timer(self._interval_s)
+        self._timer.start(self._woke)
+
+    def _woke(self) -> None:  # in the loop
+        woke = now()
+        self.woke_at.append(woke)
+        self.lags_ms.append(max(0.0, (woke - self._due) * 1000.0))
+        self._timer.close()
+        self._arm()
 
     def stop(
         self, bound_ms: float, *, since: float | None = None, until: float | None = None
     ) -> dict[str, Any]:
         """The summary of the wake-ups between ``since`` and ``until`` (clock seconds):
         the measured window, without the warm-up and the stop's own work."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True)
-            self._greenlet = None
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
         lo = -math.inf if since is None else since
         hi = math.inf if until is None else until
         kept = [lag for t, lag in zip(self.woke_at, self.lags_ms, strict=True) if lo <= t <= hi]
