@@ -314,13 +314,28 @@ def _parse_held(
     parser: SSEParser, acc: StreamAccumulator, held: list[bytes], times: list[float]
 ) -> float | None:
     """Parse the held reads, oldest first, and forget them; the arrival time of the read
-    that stopped the stream (``[DONE]``, an error), None if none did."""
+    that stopped the stream (``[DONE]``, an error), None if none did.
+
+    Reads that are together nothing but whole one-line ``data:`` events (the usual case)
+    are split into events in one go; each event still goes with the read that ended it
+    (the one holding its closing blank line)."""
     stopped_at = None
-    for data, at in zip(held, times, strict=True):
-        acc.on_events(parser.feed_compact(data), at)
-        if acc.stopped:
-            stopped_at = at
-            break
+    events = parser.plain_events(b"".join(held)) if len(held) > 1 else None
+    ends = [data.count(b"\n\n") for data in held] if events is not None else ()
+    if events is not None and sum(ends) == len(events):
+        first = 0
+        for end, at in zip(ends, times, strict=True):
+            acc.on_events(events[first : first + end], at)
+            first += end
+            if acc.stopped:
+                stopped_at = at
+                break
+    else:
+        for data, at in zip(held, times, strict=True):
+            acc.on_events(parser.feed_compact(data), at)
+            if acc.stopped:
+                stopped_at = at
+                break
     held.clear()
     times.clear()
     return stopped_at

@@ -85,6 +85,28 @@ class SSEParser:
             return self._feed_text(chunk.decode("utf-8", "replace"), True)
         return self._feed_text(self._decoder.decode(chunk), True)
 
+    def plain_events(self, data: bytes) -> list[str] | None:
+        """The data of ``data``'s events, oldest first, when ``data`` is nothing but whole
+        one-line ``data: `` events (what OpenAI-compatible servers send) and follows a
+        whole event; else None. Parses nothing: the parser's state is the same after
+        ``data`` as before it, so the caller may take the events (as `feed_compact` would
+        give them) or feed ``data`` instead."""
+        if (
+            self._tail
+            or self._data_lines
+            or self._event_type is not None
+            or self._skip_lf
+            or not self._bom_checked
+            or self._closed
+            or self._decoder.buffer
+            or data[:6] != b"data: "
+            or data[-2:] != b"\n\n"
+            or b"\r" in data
+            or data.count(b"\n") != 2 * data.count(b"\n\ndata: ") + 2
+        ):
+            return None
+        return data[6:-2].decode("utf-8", "replace").split("\n\ndata: ")
+
     def close(self) -> list[SSEEvent]:
         """Ends the stream. Per the spec an unterminated event is discarded, so this
         returns no events; `pending` tells whether one was cut off."""

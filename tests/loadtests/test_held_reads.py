@@ -21,7 +21,9 @@ import pytest
 from loadtests.client import measure
 from loadtests.client.clock import now
 from loadtests.client.measure import Timeouts, execute
+from loadtests.client.openai_stream import StreamAccumulator
 from loadtests.client.protocols import PreparedRequest
+from loadtests.client.sse import SSEParser
 from loadtests.client.stream_reads import GreenletReads, LoopReads, StreamReads
 from loadtests.client.tls import Tls
 from loadtests.client.transport import Target, Transport
@@ -237,3 +239,36 @@ def test_a_total_timeout_keeps_the_timings_of_held_reads(
     assert rec.chunk_count == len(TOKENS)  # every token read before the timeout counted
     first_write, second_write = written(served[0], b'"t0"')
     assert first_write <= rec.first_token_at < second_write
+
+
+def parsed(reads: list[bytes]) -> tuple[list[float], float | None]:
+    """The token times of reads stamped 1.0, 2.0, ... parsed together; the stop's stamp."""
+    parser, acc = SSEParser(), StreamAccumulator()
+    role = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+    acc.on_events(parser.feed_compact(b"data: " + json.dumps(role).encode() + b"\n\n"), 0.0)
+    held, times = list(reads), [float(i + 1) for i in range(len(reads))]
+    stopped_at = measure._parse_held(parser, acc, held, times)
+    assert held == [] and times == []
+    result = acc.finish(9.0, stream_ended=True)
+    assert result.first_token_at is not None
+    gaps = [g / 1000.0 for g in result.chunk_gaps_ms]
+    return [result.first_token_at + sum(gaps[:i]) for i in range(len(gaps) + 1)], stopped_at
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [
+        # read 2 ends the event read 1 began; read 3 holds two events and [DONE]
+        [TOKENS[1], TOKENS[2][:20], TOKENS[2][20:], TOKENS[3] + TOKENS[4] + DONE],
+        # a blank line split between two reads: parsed read by read, the same times
+        [TOKENS[1], TOKENS[2][:-1], TOKENS[2][-1:], TOKENS[3] + TOKENS[4] + DONE],
+    ],
+    ids=["plain", "split-blank-line"],
+)
+def test_held_reads_parsed_together_time_each_event_by_the_read_that_ended_it(
+    reads: list[bytes],
+) -> None:
+    times, stopped_at = parsed(reads)
+    # The role chunk bears no token; t1 came with read 1, t2 with read 3, t3 and t4 with 4.
+    assert times == [1.0, 3.0, 4.0, 4.0]
+    assert stopped_at == 4.0

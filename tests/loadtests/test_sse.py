@@ -242,3 +242,52 @@ def test_feed_compact_gives_the_same_events_with_plain_data_lines_as_strings(ste
     assert kinds[:4] == [False, False, False, False]
     if step == len(stream):
         assert kinds[4:] == [True, True]
+
+
+def primed() -> SSEParser:
+    """A parser past the stream's first event (its BOM check done), as held reads find it."""
+    parser = SSEParser()
+    assert parser.feed_compact(b'data: {"role": "assistant"}\n\n') == ['{"role": "assistant"}']
+    return parser
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'data: {"a": 1}\n\n',
+        b'data: {"a": 1}\n\ndata: {"b": "\xc3\xa9"}\n\ndata: [DONE]\n\n',
+        b"data: \n\n",  # an empty data line: an event whose data is ""
+        b"data: x: y\n\n",
+    ],
+)
+def test_plain_events_are_what_feed_compact_gives(data: bytes) -> None:
+    parser = primed()
+    events = parser.plain_events(data)
+    assert events is not None
+    assert not parser.pending
+    assert events == primed().feed_compact(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'event: error\ndata: {"a": 1}\n\n',  # a field other than data
+        b"data: a\ndata: b\n\n",  # two data lines: one event "a\nb"
+        b": comment\ndata: a\n\n",
+        b"data:a\n\n",  # no space after the colon
+        b"data: a\r\n\r\n",  # CR line ends
+        b"data: a\n\n\n\n",  # a blank line more (dispatches nothing)
+        b"data: a\n\ndata: b",  # the last event not ended
+        b"data: a\n",
+        b"",
+    ],
+)
+def test_plain_events_refuses_anything_else(data: bytes) -> None:
+    assert primed().plain_events(data) is None
+
+
+def test_plain_events_refuses_when_an_event_is_open_or_the_stream_just_began() -> None:
+    parser = primed()
+    parser.feed_compact(b"data: open")
+    assert parser.plain_events(b"data: a\n\n") is None
+    assert SSEParser().plain_events(b"data: a\n\n") is None  # the BOM check is still to come
