@@ -87,7 +87,17 @@ def stream_reads(
 class LoopReads(StreamReads):
     """Reads made in the event loop's callback for the socket (see the module docstring)."""
 
-    __slots__ = ("_failure", "_raw", "_ready", "_response", "_waiter", "_watch", "_watcher")
+    __slots__ = (
+        "_failure",
+        "_loop",
+        "_raw",
+        "_ready",
+        "_response",
+        "_resuming",
+        "_waiter",
+        "_watch",
+        "_watcher",
+    )
 
     def __init__(
         self,
@@ -105,6 +115,8 @@ class LoopReads(StreamReads):
         self._failure: BaseException | None = None
         self._ready = False  # the reader must look (set by the callback)
         self._waiter = Waiter()
+        self._loop = gevent.get_hub().loop
+        self._resuming = False  # a switch to the waiting greenlet is scheduled
         sock = response._sock
         assert sock is not None
         # The socket's own read watcher (idle between requests): starting one watcher for
@@ -172,7 +184,20 @@ class LoopReads(StreamReads):
 
     def _wake(self) -> None:
         self._ready = True
-        if self._waiter.greenlet is not None:
+        if self._resuming:
+            return
+        if self._loop.pendingcnt:
+            # Other callbacks of this pass of the loop wait (other streams' reads, ready
+            # now): the greenlet resumes after them, so that they are stamped before it
+            # parses its own reads. Otherwise at once: deferring costs the loop a pass.
+            self._resuming = True
+            self._loop.run_callback(self._resume)
+        elif self._waiter.greenlet is not None:
+            self._waiter.switch(None)
+
+    def _resume(self) -> None:  # in the loop
+        self._resuming = False
+        if self._ready and self._waiter.greenlet is not None:
             self._waiter.switch(None)
 
 

@@ -17,6 +17,7 @@ import gevent
 import gevent.server
 import gevent.ssl
 import pytest
+from geventhttpclient.response import HTTPSocketPoolResponse
 
 from loadtests.client import measure
 from loadtests.client.clock import now
@@ -24,9 +25,9 @@ from loadtests.client.measure import Timeouts, execute
 from loadtests.client.openai_stream import StreamAccumulator
 from loadtests.client.protocols import PreparedRequest
 from loadtests.client.sse import SSEParser
-from loadtests.client.stream_reads import GreenletReads, LoopReads, StreamReads
+from loadtests.client.stream_reads import GreenletReads, LoopReads, StreamReads, stream_reads
 from loadtests.client.tls import Tls
-from loadtests.client.transport import Target, Transport
+from loadtests.client.transport import IdleWatch, Target, Transport
 from sla.files import error_class as ec
 from sla.files.run import RequestRecord
 from tests.loadtests.small_target import Certificates, make_certificates
@@ -272,3 +273,51 @@ def test_held_reads_parsed_together_time_each_event_by_the_read_that_ended_it(
     # The role chunk bears no token; t1 came with read 1, t2 with read 3, t3 and t4 with 4.
     assert times == [1.0, 3.0, 4.0, 4.0]
     assert stopped_at == 4.0
+
+
+class _Pool:
+    """Where a response would hand its connection back (no pool here)."""
+
+    def return_socket(self, sock: object) -> None:
+        pass
+
+    def release_socket(self, sock: object) -> None:
+        pass
+
+
+def test_a_woken_reader_waits_for_the_other_reads_ready_in_the_same_pass() -> None:
+    """Two streams' [DONE] reads ready together: the greenlet woken by the first resumes
+    only after the second read was stamped (it would otherwise parse and record inside the
+    loop's pass, and the other read's stamp would wait for it)."""
+    pairs = [gevent.socket.socketpair() for _ in range(2)]
+    for server, _ in pairs:
+        server.sendall(HEAD)
+    streams = []
+    for _, client in pairs:
+        response = HTTPSocketPoolResponse(client, _Pool(), method="POST")  # type: ignore[arg-type]
+        watch = IdleWatch(30.0, started_at=now())
+        reads = stream_reads(response, watch, hold=measure._holds, limit=16)
+        assert isinstance(reads, LoopReads)
+        reads.eager = False
+        streams.append((reads, watch))
+    resumed: list[float] = [0.0, 0.0]
+
+    def reader(i: int) -> None:
+        reads, watch = streams[i]
+        reads.wait()
+        resumed[i] = now()
+        watch.close()
+        reads.close()
+
+    greenlets = [gevent.spawn(reader, i) for i in range(2)]
+    gevent.sleep(0.05)  # both wait
+    for server, _ in pairs:  # both ready before the loop's next pass
+        server.sendall(b"%x\r\n%s\r\n" % (len(DONE), DONE))
+    gevent.joinall(greenlets, timeout=10.0, raise_error=True)
+    stamps = [reads.times[0] for reads, _ in streams]
+    assert all(stamps) and all(resumed)
+    # Whichever the loop served first, its greenlet resumed after both reads were stamped.
+    assert min(resumed) >= max(stamps), (stamps, resumed)
+    for pair in pairs:
+        for sock in pair:
+            sock.close()
