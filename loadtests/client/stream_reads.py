@@ -16,7 +16,9 @@ Reading in the greenlet instead (``GreenletReads``, what gevent's sockets do) sw
 into it and out again for every read, and tries each read once before it waits (half of
 the reads fail with EAGAIN): at 32 streams that costs the load generator ~0.2 ms of CPU
 a 16-token stream (``benchmarks.floor_layers``, the ``gevent`` and ``watcher`` layers).
-The stamp is the same read's: the callback stamps right after the read returns.
+The stamp is the same read's: the callback stamps right after the read returns. A
+greenlet woken while other callbacks of the loop's pass are pending (other streams'
+reads, ready now) resumes after them, so their stamps do not wait for its parsing.
 
 TLS connections are read in the greenlet: a TLS socket can hold decrypted bytes that
 the next read returns without the socket being readable again, so the loop's readiness
