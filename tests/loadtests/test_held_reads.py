@@ -88,8 +88,11 @@ def served(
 
     tls = request.param == "tls"
     options: dict[str, object] = {}
+    client_tls = None
     if tls:
-        cert, key = request.getfixturevalue("certs").cert_for("127.0.0.1")
+        certs = request.getfixturevalue("certs")
+        client_tls = Tls(ca_bundle=str(certs.ca))
+        cert, key = certs.cert_for("127.0.0.1")
         context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(cert), str(key))
         options = {"ssl_context": context}
@@ -101,7 +104,7 @@ def served(
         connect_timeout_s=10.0,
         network_timeout_s=30.0,
         headers={},
-        tls=Tls(ca_bundle=str(request.getfixturevalue("certs").ca)) if tls else None,
+        tls=client_tls,
     )
     stream_reads = measure.stream_reads
 
