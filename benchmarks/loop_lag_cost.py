@@ -5,7 +5,10 @@ measures the CPU time of a gevent process over a window with and without it, in 
 states: *idle* (nothing else to do: every wake-up costs a poll of the loop, the worst case)
 and *busy* (greenlets ping-ponging over socket pairs, as requests keep a load generator's
 loop turning). Rounds alternate the order; the figure is the median extra CPU per second
-of wall time (% of one core) and per wake-up.
+of wall time (% of one core) and per wake-up. Beside it, what the kernel alone charges a
+process for a wake-up (a blocking sleep of the monitor's interval, again and again, no
+event loop): the part of the monitor's cost no code of ours can remove (on a VM it is
+much of it).
 
     .venv/bin/python -m benchmarks.loop_lag_cost [--seconds 3] [--rounds 3]
 """
@@ -57,12 +60,24 @@ def window(seconds: float, *, busy: bool, monitor: bool) -> tuple[float, int]:
     return cpu, int(summary["samples"])
 
 
+def bare_wake_us(seconds: float) -> float:
+    """CPU time per wake-up of a blocking sleep of the monitor's interval (no gevent)."""
+    sleep = monkey.get_original("time", "sleep")
+    interval = LoopLagMonitor()._interval_s
+    wakes = max(1, round(seconds / interval))
+    cpu0 = time.process_time()
+    for _ in range(wakes):
+        sleep(interval)
+    return (time.process_time() - cpu0) / wakes * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loop_lag_cost")
     parser.add_argument("--seconds", type=float, default=3.0, help="wall time of a window")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     print(f"python -m benchmarks.loop_lag_cost --seconds {args.seconds:g} --rounds {args.rounds}")
+    idle_wake = float("nan")
     print(f"{'state':<6}{'round':>6}{'without %':>12}{'with %':>10}{'extra %':>10}{'us/wake':>10}")
     for busy in (False, True):
         extra: list[float] = []
@@ -81,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{'busy' if busy else 'idle'}: median extra {statistics.median(extra):.2f}% of "
             f"one core, {statistics.median(per_wake):.1f} us a wake-up"
         )
+        if not busy:
+            idle_wake = statistics.median(per_wake)
+    bare = statistics.median(bare_wake_us(args.seconds) for _ in range(args.rounds))
+    print(
+        f"bare: a blocking sleep's wake-up {bare:.1f} us; the idle monitor's wake-up "
+        f"{idle_wake / bare:.2f}x that"
+    )
     return 0
 
 

@@ -60,9 +60,9 @@ class LoopLagMonitor:
     """Wakes every ``interval_s`` and records when it woke and how much later than asked:
     how late this process's gevent loop runs its callbacks (``recording.disturbance``).
 
-    A timer's callback in the loop itself, re-armed at each wake-up, rather than a greenlet
-    that sleeps: the same wake-ups and the same lag, without a switch into a greenlet and a
-    fresh ``gevent.sleep`` for each (``benchmarks.loop_lag_cost``)."""
+    A timer's callback in the loop itself, the timer reset at each wake-up, rather than a
+    greenlet that sleeps: the same wake-ups and the same lag, without a switch into a
+    greenlet and a fresh ``gevent.sleep`` for each (``benchmarks.loop_lag_cost``)."""
 
     def __init__(self, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
         self._interval_s = interval_s
@@ -74,23 +74,23 @@ class LoopLagMonitor:
 
     def start(self) -> None:
         self._loop = gevent.get_hub().loop
-        self._arm()
-
-    def _arm(self) -> None:
+        self._timer = self._loop.timer(self._interval_s, self._interval_s)
         # A timer counts from the loop's cached time, which is as old as the loop's current
         # pass: refreshed, a late pass cannot shorten the wait and so hide the very lag it
         # measures.
         self._loop.update_now()
         self._due = now() + self._interval_s
-        self._timer = self._loop.timer(self._interval_s)
         self._timer.start(self._woke)
 
     def _woke(self) -> None:  # in the loop
         woke = now()
         self.woke_at.append(woke)
         self.lags_ms.append(max(0.0, (woke - self._due) * 1000.0))
-        self._timer.close()
-        self._arm()
+        # The same timer, reset to a whole interval from now (the loop's time refreshed
+        # first, as above): each wait is the interval from the last wake-up, and a new
+        # timer for each would cost ~20 us more a wake-up (benchmarks.loop_lag_cost).
+        self._timer.again(self._woke, update=True)
+        self._due = now() + self._interval_s
 
     def stop(
         self, bound_ms: float, *, since: float | None = None, until: float | None = None

@@ -54,6 +54,7 @@ class Script:
     def __init__(self) -> None:
         self.writes: Sequence[bytes] = ()
         self.end = True
+        self.end_after_s = 0.0  # between the last write and the body's end
         self.written_at: list[float] = []  # each write's stamp, taken just after it
         self.readers: list[type[StreamReads]] = []  # the reader each request used
 
@@ -79,6 +80,7 @@ def served(
             sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
             script.written_at.append(now())
         if script.end:
+            gevent.sleep(script.end_after_s)
             sock.sendall(b"0\r\n\r\n")
         try:
             while sock.recv(4096):  # until the client closes the connection
@@ -122,11 +124,11 @@ def served(
 
 def run(
     served: tuple[Script, Transport], writes: Sequence[bytes], *, end: bool = True,
-    idle_s: float = 30.0, total_s: float = 60.0,
+    idle_s: float = 30.0, total_s: float = 60.0, end_after_s: float = 0.0,
 ) -> tuple[RequestRecord, float]:  # fmt: skip
     """The record of one request answered with ``writes``, and the seconds it took."""
     script, transport = served
-    script.writes, script.end = writes, end
+    script.writes, script.end, script.end_after_s = writes, end, end_after_s
     started = now()
     rec = execute(
         transport, REQ, request_id="r", worker="w", timeouts=Timeouts(idle_s, total_s),
@@ -199,6 +201,30 @@ def test_a_done_on_a_connection_left_open_ends_the_stream_at_once(
     assert took_s < 10.0, took_s
     done_write, after = written(served[0], marker)
     assert done_write <= rec.done_at < after
+
+
+def test_a_body_that_ends_a_while_after_done_is_drained_and_kept(
+    served: tuple[Script, Transport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A [DONE] read and the body's end a while later: the stream ends at the [DONE] read,
+    the generator's own time (``client_processing_ms``) leaves out the wait for the body's
+    end, and the connection, drained, can be reused."""
+    drains: list[StreamReads] = []
+    drain = measure._drain
+    monkeypatch.setattr(measure, "_drain", lambda reads: drains.append(reads) or drain(reads))
+    discards: list[HTTPSocketPoolResponse] = []
+    discard = measure.discard
+    monkeypatch.setattr(measure, "discard", lambda r: discards.append(r) or discard(r))
+    script = served[0]
+    wait_s = 0.3
+    rec, took_s = run(served, [*TOKENS, DONE], end_after_s=wait_s)
+    assert rec.error is None and rec.chunk_count == 6
+    done_write, _ = written(script, b"[DONE]")
+    assert done_write <= rec.done_at < done_write + wait_s  # the [DONE] read's stamp
+    assert rec.client_processing_ms < wait_s * 1000.0 / 2, rec.client_processing_ms
+    assert took_s >= wait_s  # the body's end was read before the request was over
+    assert len(drains) == 1, drains
+    assert not discards  # the body ended: the connection goes back to the pool
 
 
 @pytest.mark.parametrize(
