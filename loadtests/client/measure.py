@@ -244,7 +244,7 @@ def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> 
     # The idle timeout is one timer for the stream (IdleWatch), not the socket's: gevent
     # would arm a timer for each blocking read to enforce a socket timeout.
     watch = IdleWatch(timeouts.idle_s, started_at=now())
-    reads = stream_reads(response, watch, hold=_holds, limit=_HELD_READS)
+    reads = stream_reads(response, watch, hold=_holds, limit=_HELD_READS, not_before=ids.sent_at)
     try:
         while True:
             reads.wait()  # reads held (see _holds) come with the one that ends them

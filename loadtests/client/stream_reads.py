@@ -16,17 +16,32 @@ Reading in the greenlet instead (``GreenletReads``, what gevent's sockets do) sw
 into it and out again for every read, and tries each read once before it waits (half of
 the reads fail with EAGAIN): at 32 streams that costs the load generator ~0.2 ms of CPU
 a 16-token stream (``benchmarks.floor_layers``, the ``gevent`` and ``watcher`` layers).
-The stamp is the same read's: the callback stamps right after the read returns. A
+The stamp is the same read's: the kernel's receive time of its bytes (below), else the
+time the read returned. A
 greenlet woken while other callbacks of the loop's pass are pending (other streams'
 reads, ready now) resumes after them, so their stamps do not wait for its parsing.
 
+On those plain TCP reads the stamp is the kernel's: the socket asks for a receive
+timestamp (``SO_TIMESTAMPNS``), and each read comes with the time the last of its bytes
+reached the socket. So a read made late (the loop busy with other streams' work, a
+garbage-collector pause, the core taken by other work) is still stamped when its bytes
+arrived: the generator's own delays stay out of the request's times. The kernel's clock
+is the wall clock; the stamp is moved onto ``loadtests.client.clock``'s by the two clocks'
+difference read right after the read (``kernel_stamp``). A read without a timestamp, or
+with one outside the stream's time (before ``not_before``, after the read returned), is
+stamped when the read returned, as TLS reads are.
+
 TLS connections are read in the greenlet: a TLS socket can hold decrypted bytes that
 the next read returns without the socket being readable again, so the loop's readiness
-does not say when there is data.
+does not say when there is data. Their stamps are taken when each read returns.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
+import time
 from collections.abc import Callable
 
 import gevent
@@ -37,9 +52,30 @@ from loadtests.client.clock import now
 from loadtests.client.failures import CLOSED_MID_BODY, MalformedResponse
 from loadtests.client.transport import IdleWatch, read_some, set_read_timeout
 
-__all__ = ["GreenletReads", "LoopReads", "StreamReads", "stream_reads"]
+__all__ = ["GreenletReads", "LoopReads", "StreamReads", "kernel_stamp", "stream_reads"]
 
 Hold = Callable[[bytes], bool]
+
+# Linux's receive timestamp (struct timespec: seconds, nanoseconds) on every read.
+_SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
+_ANCILLARY = socket.CMSG_SPACE(16)
+_TIMESPEC = struct.Struct("@qq")
+
+
+def kernel_stamp(
+    ancillary: list[tuple[int, int, bytes]], returned_at: float, wall: float, not_before: float
+) -> float:
+    """The time the read's last bytes reached the socket, on our clock: its kernel receive
+    timestamp (wall clock) less ``wall - returned_at`` (the two clocks' difference, read
+    right after the read). ``returned_at`` when there is none, or when it lies outside
+    ``not_before`` .. ``returned_at`` (a kernel that stamps otherwise)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            at = seconds + nanoseconds * 1e-9 - (wall - returned_at)
+            if not_before <= at <= returned_at:
+                return at
+    return returned_at
 
 
 class StreamReads:
@@ -75,14 +111,20 @@ class StreamReads:
 
 
 def stream_reads(
-    response: HTTPSocketPoolResponse, watch: IdleWatch, *, hold: Hold, limit: int
+    response: HTTPSocketPoolResponse,
+    watch: IdleWatch,
+    *,
+    hold: Hold,
+    limit: int,
+    not_before: float = 0.0,
 ) -> StreamReads:
-    """The reader of ``response``'s body: in the loop's callback on a plain TCP socket,
-    in the greenlet on a TLS one. ``watch.last`` is set at every read."""
+    """The reader of ``response``'s body: in the loop's callback on a plain TCP socket
+    (kernel stamps, none before ``not_before``: the request's send), in the greenlet on a
+    TLS one. ``watch.last`` is set at every read, when it returned."""
     sock = response._sock
     raw = getattr(sock, "_sock", None)
     if sock is not None and type(sock) is gevent.socket.socket and raw is not None:
-        return LoopReads(response, watch, raw, hold=hold, limit=limit)
+        return LoopReads(response, watch, raw, hold=hold, limit=limit, not_before=not_before)
     return GreenletReads(response, watch, hold=hold, limit=limit)
 
 
@@ -92,6 +134,7 @@ class LoopReads(StreamReads):
     __slots__ = (
         "_failure",
         "_loop",
+        "_not_before",
         "_raw",
         "_ready",
         "_response",
@@ -105,15 +148,20 @@ class LoopReads(StreamReads):
         self,
         response: HTTPSocketPoolResponse,
         watch: IdleWatch,
-        raw: object,
+        raw: socket.socket,
         *,
         hold: Hold,
         limit: int,
+        not_before: float = 0.0,
     ) -> None:
         super().__init__(hold=hold, limit=limit)
         self._response = response
         self._watch = watch
         self._raw = raw  # the socket under gevent's: its recv never waits
+        self._not_before = not_before  # no read's stamp before this (the request's send)
+        # Where the kernel stamps nothing, each read is stamped when it returns.
+        with contextlib.suppress(OSError):
+            raw.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         self._failure: BaseException | None = None
         self._ready = False  # the reader must look (set by the callback)
         self._waiter = Waiter()
@@ -126,7 +174,7 @@ class LoopReads(StreamReads):
         self._watcher = sock._read_event
         buffered = response._body_buffer  # body bytes that came with the headers
         if buffered:
-            at = now()
+            at = self._not_before = max(now(), not_before)
             self._keep(bytes(buffered), at)
             del buffered[:]
             self._ready = True
@@ -148,14 +196,18 @@ class LoopReads(StreamReads):
 
     def _readable(self) -> None:  # runs in the loop (the hub): it must not raise
         try:
-            data = self._raw.recv(4096)  # type: ignore[attr-defined]
+            data, ancillary, _, _ = self._raw.recvmsg(4096, _ANCILLARY)
         except BlockingIOError:
             return  # readable for nothing after all
         except OSError as exc:
             self._fail(exc)
             return
-        at = now()
-        self._watch.last = at
+        returned_at = now()
+        self._watch.last = returned_at
+        at = returned_at
+        if ancillary:
+            at = kernel_stamp(ancillary, returned_at, time.time(), self._not_before)
+            self._not_before = at  # a stream's stamps never go back
         response = self._response
         try:
             response.feed(data)  # b"" lets the parser see EOF (ends a close-delimited body)

@@ -10,10 +10,13 @@ TLS (in the greenlet, ``GreenletReads``)."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import gevent
+import gevent.monkey
 import gevent.server
 import gevent.ssl
 import pytest
@@ -25,7 +28,13 @@ from loadtests.client.measure import Timeouts, execute
 from loadtests.client.openai_stream import StreamAccumulator
 from loadtests.client.protocols import PreparedRequest
 from loadtests.client.sse import SSEParser
-from loadtests.client.stream_reads import GreenletReads, LoopReads, StreamReads, stream_reads
+from loadtests.client.stream_reads import (
+    GreenletReads,
+    LoopReads,
+    StreamReads,
+    kernel_stamp,
+    stream_reads,
+)
 from loadtests.client.tls import Tls
 from loadtests.client.transport import IdleWatch, Target, Transport
 from sla.files import error_class as ec
@@ -55,7 +64,7 @@ class Script:
         self.writes: Sequence[bytes] = ()
         self.end = True
         self.end_after_s = 0.0  # between the last write and the body's end
-        self.written_at: list[float] = []  # each write's stamp, taken just after it
+        self.written_at: list[float] = []  # each write's stamp, taken just before it
         self.readers: list[type[StreamReads]] = []  # the reader each request used
 
 
@@ -77,8 +86,10 @@ def served(
         sock.sendall(HEAD)
         for data in script.writes:
             gevent.sleep(GAP_S)
-            sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            # Stamped just before the write: a plain TCP read is stamped when its bytes
+            # reached the client's socket (the kernel's stamp), which is during the write.
             script.written_at.append(now())
+            sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
         if script.end:
             gevent.sleep(script.end_after_s)
             sock.sendall(b"0\r\n\r\n")
@@ -350,3 +361,49 @@ def test_a_woken_reader_waits_for_the_other_reads_ready_in_the_same_pass() -> No
     for pair in pairs:
         for sock in pair:
             sock.close()
+
+
+def test_a_tcp_read_is_stamped_when_its_bytes_arrived_not_when_the_loop_got_to_it() -> None:
+    """The loop held up for 0.3 s while a token arrives: the read is made 0.3 s late, but
+    its stamp is the kernel's, when the bytes reached the socket."""
+    listener = gevent.socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = gevent.socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    try:
+        server.sendall(HEAD)
+        response = HTTPSocketPoolResponse(client, _Pool(), method="POST")  # type: ignore[arg-type]
+        watch = IdleWatch(30.0, started_at=now())
+        reads = stream_reads(response, watch, hold=measure._holds, limit=16, not_before=now())
+        assert isinstance(reads, LoopReads)
+        hold_loop = gevent.monkey.get_original("time", "sleep")  # nothing else runs meanwhile
+        written = now()
+        server.sendall(b"%x\r\n%s\r\n" % (len(TOKENS[0]), TOKENS[0]))
+        hold_loop(0.3)
+        reads.wait()
+        assert watch.last - written >= 0.3  # the read returned after the hold ...
+        assert written <= reads.times[0] < written + 0.1  # ... stamped before it
+        watch.close()
+        reads.close()
+    finally:
+        for sock in (client, server, listener):
+            sock.close()
+
+
+def test_a_kernel_stamp_is_moved_onto_our_clock_and_kept_only_within_the_stream() -> None:
+    timestamp = socket.SOL_SOCKET, getattr(socket, "SO_TIMESTAMPNS", 35)
+
+    def ancillary(wall_s: float) -> list[tuple[int, int, bytes]]:
+        seconds = int(wall_s)
+        return [(*timestamp, struct.pack("@qq", seconds, round((wall_s - seconds) * 1e9)))]
+
+    returned, wall = 1_000.0, 1_100.0  # the wall clock runs 100 s ahead of ours
+    # Bytes that arrived 10 ms before the read returned.
+    assert kernel_stamp(ancillary(wall - 0.010), returned, wall, 0.0) == pytest.approx(
+        returned - 0.010, abs=1e-6
+    )
+    # No timestamp, one after the read returned, one before the stream's start: the read's.
+    assert kernel_stamp([], returned, wall, 0.0) == returned
+    assert kernel_stamp(ancillary(wall + 0.010), returned, wall, 0.0) == returned
+    assert kernel_stamp(ancillary(wall - 5.0), returned, wall, returned - 1.0) == returned
