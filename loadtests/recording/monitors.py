@@ -87,8 +87,9 @@ class LoopLagMonitor:
         self.woke_at.append(woke)
         self.lags_ms.append(max(0.0, (woke - self._due) * 1000.0))
         # The same timer, reset to a whole interval from now (the loop's time refreshed
-        # first, as above): each wait is the interval from the last wake-up, and a new
-        # timer for each would cost ~20 us more a wake-up (benchmarks.loop_lag_cost).
+        # first, as above): each wait is the interval from the last wake-up. A new timer
+        # for each cost an idle generator ~2 ms of CPU a second more
+        # (benchmarks.idle_generator).
         self._timer.again(self._woke, update=True)
         self._due = now() + self._interval_s
 
