@@ -19,12 +19,12 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.floor import MIX
+from benchmarks.floor import TOKENS
+from benchmarks.floor_layers import command
 from benchmarks.locust_overhead import REPO
 from benchmarks.scripted_runs import ScriptedServer
 
@@ -41,17 +41,15 @@ def cpu_s(pid: int) -> float:
 
 
 def idle_ms_per_s(tree: str, skip_s: float, window_s: float) -> float:
-    mix = Path(tree) / MIX.relative_to(REPO)
     env = {**os.environ, "SLABENCH_BENCH_MEASURED_USERS": "1", "PYTHONPATH": tree}
     seconds = int(skip_s + window_s + 4)
-    flags = ("--ttft-ms", "2000", "--itl-ms", "10", "--tokens", "16")
+    flags = ("--ttft-ms", "2000", "--itl-ms", "10", "--tokens", str(TOKENS))
+    # floor_layers' slabench run, one user: "before" runs it from another tree.
+    layer = "slabench" if Path(tree) == REPO else "before"
+    run = argparse.Namespace(streams=1, seconds=seconds, before=tree)
     with tempfile.TemporaryDirectory(prefix="idle-") as tmp, ScriptedServer(*flags) as server:
         os.sched_setaffinity(server.pid, {1})
-        cmd = [
-            *(sys.executable, "-m", "locust", "-f", str(mix), "--headless", "--only-summary"),
-            *("-u", "1", "-r", "1", "-t", f"{seconds}s", "--host", server.url, "--model", "m"),
-            *("--run-dir", f"{tmp}/run", "--input-len", "fixed:8", "--output-len", "fixed:16"),
-        ]
+        cmd = command(layer, server.url, run, tmp)
         proc = subprocess.Popen(
             cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )

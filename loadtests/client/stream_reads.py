@@ -1,8 +1,9 @@
 """The reads of a streamed body, each stamped when it completed, handed over in batches.
 
 A streamed answer arrives as one socket read per event or so (a 16-token chat completion:
-about twenty). ``StreamReads`` stamps each read with ``loadtests.client.clock.now`` as
-it returns and keeps it, with its stamp, until the reader must look: ``hold(data)`` says
+about twenty). ``StreamReads`` stamps each read (on a plain TCP socket with the kernel's
+receive time, below; else with ``loadtests.client.clock.now`` as it returns) and keeps it,
+with its stamp, until the reader must look: ``hold(data)`` says
 whether a read may wait for the next ones (``measure._holds``: it cannot end the stream),
 at most ``limit`` reads wait, and the first read after ``eager`` was set (the stream
 starts, or an event is open) is handed over at once, as are the body's end and a
@@ -16,10 +17,8 @@ Reading in the greenlet instead (``GreenletReads``, what gevent's sockets do) sw
 into it and out again for every read, and tries each read once before it waits (half of
 the reads fail with EAGAIN): at 32 streams that costs the load generator ~0.2 ms of CPU
 a 16-token stream (``benchmarks.floor_layers``, the ``gevent`` and ``watcher`` layers).
-The stamp is the same read's: the kernel's receive time of its bytes (below), else the
-time the read returned. A
-greenlet woken while other callbacks of the loop's pass are pending (other streams'
-reads, ready now) resumes after them, so their stamps do not wait for its parsing.
+A greenlet woken while other callbacks of the loop's pass are pending (other streams'
+reads, ready now) resumes after them, so their reads do not wait for its parsing.
 
 On those plain TCP reads the stamp is the kernel's: the socket asks for a receive
 timestamp (``SO_TIMESTAMPNS``), and each read comes with the time the last of its bytes
