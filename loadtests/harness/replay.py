@@ -51,6 +51,15 @@ class Sender(Protocol):
 
     def record_dropped(self, req: PreparedRequest, scheduled_at: float) -> None: ...
 
+    def spawn_send(
+        self,
+        pool: Pool,
+        req: PreparedRequest,
+        scheduled_at: float,
+        run: Callable[..., Any],
+        *args: Any,
+    ) -> None: ...
+
 
 class Replay:
     """One process's share of a trace; ``run`` is its dispatcher greenlet."""
@@ -104,8 +113,9 @@ class Replay:
                 self.dropped += 1
                 self._sender.record_dropped(req, scheduled_at)
                 continue
-            self.sent += 1
-            pool.spawn(self._send, transport, req, scheduled_at)
+            self._sender.spawn_send(
+                pool, req, scheduled_at, self._send, transport, req, scheduled_at
+            )
             # Let it leave now: the next row's prompt is built after, not before, this send.
             gevent.sleep(0)
         pool.join()
@@ -113,6 +123,7 @@ class Replay:
         on_done()
 
     def _send(self, transport: Transport, req: PreparedRequest, scheduled_at: float) -> None:
+        self.sent += 1
         rec = self._sender.send(transport, req, scheduled_at)
         if scheduled_at >= self._measured_from and not math.isnan(rec.sent_at):
             self._lags_ms.append((rec.sent_at - scheduled_at) * 1000.0)

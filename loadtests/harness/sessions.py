@@ -198,8 +198,12 @@ def dispatch_sessions(
         delay = scheduled_at - now()
         if delay > 0:
             gevent.sleep(delay)
-        pool.spawn(
-            _converse, state, builder, session, req, scheduled_at, transport, inflight, bound
+        state.spawn_send(
+            pool,
+            req,
+            scheduled_at,
+            _converse,
+            *(state, builder, session, req, scheduled_at, transport, inflight, bound),
         )
 
 

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("slabench")
 DROPPED = "dropped: --max-inflight requests were already in flight at the scheduled time"
+# An open-loop send started in the pool but not yet run when the test stopped.
+UNSENT = "cancelled: the test stopped before the request was sent"
 
 
 class UserClass(Protocol):
@@ -115,6 +117,9 @@ class RunState:
         self._monitor: GeneratorMonitor | None = None
         self._dispatcher: gevent.Greenlet[Any, None] | None = None
         self._pool: Pool | None = None
+        # Open-loop sends spawned into the pool whose greenlet has not run yet (spawn_send).
+        self._unstarted: dict[int, tuple[PreparedRequest, float]] = {}
+        self._slot_ids = itertools.count()
         self._transport: Transport | None = None
         self.dropped = 0
         self.spec: Spec | None = None  # --sla, judged on the master (or the local process)
@@ -411,11 +416,36 @@ class RunState:
             if pool.full():
                 self.record_dropped(req, scheduled_at)
                 continue
-            pool.spawn(self.send, transport, req, scheduled_at)
+            self.spawn_send(pool, req, scheduled_at, self.send, transport, req, scheduled_at)
+
+    def spawn_send(
+        self,
+        pool: Pool,
+        req: PreparedRequest,
+        scheduled_at: float,
+        run: Callable[..., Any],
+        *args: Any,
+    ) -> None:
+        """Run ``run(*args)``, which sends ``req`` (due at ``scheduled_at``), in a greenlet of
+        ``pool``. The greenlet starts at the loop's next pass: if the test stops first, the
+        send is recorded as cancelled (``stop_dispatcher``) rather than lost."""
+        slot = next(self._slot_ids)
+        self._unstarted[slot] = (req, scheduled_at)
+        pool.spawn(self._start_send, slot, run, args)
+
+    def _start_send(self, slot: int, run: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        if self._unstarted.pop(slot, None) is None:
+            return  # the stop came first and recorded it as cancelled: never sent
+        run(*args)
 
     def record_dropped(self, req: PreparedRequest, scheduled_at: float) -> None:
         """An open-loop send that found ``--max-inflight`` requests in flight: not sent."""
         self.dropped += 1
+        self._record_unsent(req, scheduled_at, DROPPED, ec.DROPPED)
+
+    def _record_unsent(
+        self, req: PreparedRequest, scheduled_at: float, error: str, error_class: str
+    ) -> None:
         self.record(
             RequestRecord(
                 f"{self.label}-{next(self._seq)}",
@@ -426,13 +456,13 @@ class RunState:
                 math.nan,
                 now(),
                 0,
-                DROPPED,
+                error,
                 req.input_tokens_hint,
                 None,
                 None,
                 0,
                 (),
-                ec.DROPPED,
+                error_class,
                 session_id=req.session_id,
                 turn=req.turn,
             )
@@ -445,6 +475,11 @@ class RunState:
         if self._pool is not None:
             self._pool.kill(block=True)  # in-flight requests are recorded as cancelled
             self._pool = None
+        # Sends spawned but killed before their greenlet ran (the stop came in the same pass
+        # of the loop): never sent, and kept as cancelled rows like those in flight.
+        unstarted, self._unstarted = self._unstarted, {}
+        for req, scheduled_at in unstarted.values():
+            self._record_unsent(req, scheduled_at, UNSENT, ec.CANCELLED)
         if self._transport is not None:
             self._transport.close()
             self._transport = None
