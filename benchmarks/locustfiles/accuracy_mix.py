@@ -3,9 +3,7 @@
 ``MeasuredChat``: ``SLABENCH_BENCH_MEASURED_USERS`` (8) streaming chat users against
 ``--host`` (the scripted server, which times its own sends), started
 ``SLABENCH_BENCH_STAGGER_S`` apart, each recording under its own endpoint label ("chat-0"
-.. "chat-7"), or with ``SLABENCH_BENCH_ONE_LABEL=1`` all under the scenario's own "chat", as
-a user's run records them (``benchmarks.floor_layers``: CPU only, no pairing). Also used
-by benchmarks/floor.py.
+.. "chat-7"). Also used by benchmarks/floor.py.
 ``Background`` (only when ``SLABENCH_BENCH_BACKGROUND_USERS`` > 0): streaming completions
 users against ``SLABENCH_BENCH_CANNED_URL`` (benchmarks/canned_server.py), together at
 most ``SLABENCH_BENCH_BACKGROUND_RATE`` requests/s, to keep the generator busy; they are
@@ -27,7 +25,6 @@ from loadtests.harness.users import OpenAIChatUser, OpenAICompletionsUser
 
 MEASURED_USERS = int(os.environ.get("SLABENCH_BENCH_MEASURED_USERS", "8"))
 STAGGER_S = float(os.environ.get("SLABENCH_BENCH_STAGGER_S", "0.025"))
-ONE_LABEL = os.environ.get("SLABENCH_BENCH_ONE_LABEL", "") == "1"
 BACKGROUND_USERS = int(os.environ.get("SLABENCH_BENCH_BACKGROUND_USERS", "0"))
 BACKGROUND_RATE = float(os.environ.get("SLABENCH_BENCH_BACKGROUND_RATE", "0"))
 CANNED_URL = os.environ.get("SLABENCH_BENCH_CANNED_URL", "")
@@ -48,10 +45,7 @@ class MeasuredChat(OpenAIChatUser):
         has one connection, so the benchmark can pair its rows with the server's records
         of that connection, one by one."""
         state = run_state(self.environment)
-        req = state.prepare(type(self))
-        if not ONE_LABEL:
-            req = replace(req, endpoint=f"chat-{self.slot}")
-        state.send(self.transport, req)
+        state.send(self.transport, replace(state.prepare(type(self)), endpoint=f"chat-{self.slot}"))
 
 
 # Replaces the inherited task (a subclass's @task would run alongside it, not instead).
