@@ -6,10 +6,13 @@ that each add one layer of what slabench does, in one invocation, the order rota
 ``--rounds``:
 
 - ``floor``: ``benchmarks/floor_client.py`` (raw asyncio protocols, timestamps only);
-- ``gevent``, ``watcher``, ``http``, ``parse``: ``benchmarks/layer_client.py`` (the same
-  bytes on gevent sockets, read in the greenlet; the same read in the event loop's
-  callback; slabench's transport and stream reader, nothing parsed; slabench's
-  ``execute``, the record dropped);
+- ``gevent``, ``watcher``, ``http``, ``parse``, ``monitors``, ``record``:
+  ``benchmarks/layer_client.py`` (the same bytes on gevent sockets, read in the greenlet;
+  the same read in the event loop's callback; slabench's transport and stream reader,
+  nothing parsed; slabench's ``execute``, the record dropped; that with the generator's
+  monitors running; that with every record kept in a recorder and the live state);
+- ``locust``: ``parse``'s client as Locust users, each request reported to Locust's
+  request event, nothing of slabench's harness (``benchmarks/locustfiles/layer_locust.py``);
 - ``slabench``: one Locust process, the chat user, every request recorded (as
   ``benchmarks.floor``);
 - ``before`` (with ``--before DIR``): ``slabench`` from the tree DIR (``git worktree add DIR
@@ -18,11 +21,14 @@ that each add one layer of what slabench does, in one invocation, the order rota
 
 The client process runs on CPU 0, the server on CPU 1. Printed per layer: CPU per request
 (the client's CPU over the seconds from ``--skip-s`` to 1 s before the end, divided by the
-requests done in them; the median over rounds), what it adds to the layer before, and its
-ratio to the floor.
+requests done in them; the median over rounds), what it adds to the layer it builds on
+(``BASE``: ``monitors`` and ``record`` add harness pieces to ``parse``, ``locust`` adds Locust
+to ``parse``, ``slabench`` adds the whole harness to ``locust``), and its ratio to the
+first layer.
 
     .venv/bin/python -m benchmarks.floor_layers [--streams 32] [--seconds 10] [--rounds 3]
-        [--layers floor,gevent,watcher,http,parse,slabench] [--before DIR]
+        [--layers floor,gevent,watcher,http,parse,monitors,record,locust,slabench]
+        [--before DIR]
 """
 
 from __future__ import annotations
@@ -41,11 +47,27 @@ from benchmarks.locust_overhead import REPO, CpuSampler, process_cpu_s
 from benchmarks.scripted_runs import ScriptedServer
 from sla.files.run import load_run
 
-LAYERS = ("floor", "gevent", "watcher", "http", "parse", "slabench")
+LAYER_LOCUST = REPO / "benchmarks" / "locustfiles" / "layer_locust.py"
+LAYERS = (
+    "floor", "gevent", "watcher", "http", "parse", "monitors", "record", "locust", "slabench",
+)  # fmt: skip
+# What each layer adds to: ``monitors`` and ``record`` add slabench's harness pieces to
+# ``parse`` without Locust, ``locust`` adds Locust alone, ``slabench`` the whole harness.
+BASE = {
+    "gevent": "floor", "watcher": "gevent", "http": "watcher", "parse": "http",
+    "monitors": "parse", "record": "monitors", "locust": "parse", "slabench": "locust",
+    "before": "slabench",
+}  # fmt: skip
 
 
 def command(layer: str, url: str, args: argparse.Namespace, tmp: str) -> list[str]:
     streams, seconds = str(args.streams), str(args.seconds)
+    if layer == "locust":
+        return [
+            *(sys.executable, "-m", "locust", "-f", str(LAYER_LOCUST), "--headless"),
+            *("--only-summary", "-u", streams, "-r", streams, "-t", f"{seconds}s"),
+            *("--host", url),
+        ]
     if layer in ("slabench", "before"):
         mix = Path(args.before) / MIX.relative_to(REPO) if layer == "before" else MIX
         return [
@@ -69,6 +91,8 @@ def done_times(layer: str, tmp: str) -> tuple[list[float], list[float]]:
         rows = rows[rows["error"].isna()]
         return rows["sent_at"].tolist(), rows["done_at"].tolist()
     records = json.loads(Path(f"{tmp}/out.json").read_text())
+    if layer == "locust":
+        records = [r for r in records if r[1] == r[1]]  # done_at NaN: failed
     if layer == "floor":  # [port, sent, first, done, reads]
         return [r[1] for r in records], [r[3] for r in records]
     return [r[0] for r in records], [r[1] for r in records]
@@ -80,6 +104,7 @@ def cpu_per_request(layer: str, args: argparse.Namespace) -> float:
            "SLABENCH_BENCH_STAGGER_S": "0.008", "PYTHONPATH": tree}  # fmt: skip
     flags = ("--ttft-ms", "50", "--itl-ms", "10", "--tokens", str(TOKENS))
     with tempfile.TemporaryDirectory(prefix="layers-") as tmp, ScriptedServer(*flags) as server:
+        env["SLABENCH_BENCH_LAYER_OUT"] = f"{tmp}/out.json"  # the locust layer's records
         os.sched_setaffinity(server.pid, {1})
         cmd = command(layer, server.url, args, tmp)
         proc = subprocess.Popen(
@@ -121,13 +146,14 @@ def main() -> None:
             print(f"  round {r + 1} {layer}: {per[layer][-1]:.0f} us/req", flush=True)
     print(f"{args.streams} streams, {args.seconds} s a run, median of {args.rounds} rounds")
     first = layers[0]
-    print(f"{'layer':<9} {'CPU/req us':>10} {'adds us':>8} {'x ' + first:>10}")
-    base, before = statistics.median(per[first]), None
-    for layer in layers:
-        mid = statistics.median(per[layer])
-        adds = "" if before is None else f"{mid - before:+8.0f}"
-        print(f"{layer:<9} {mid:>10.0f} {adds:>8} {mid / base:>10.2f}")
-        before = mid
+    print(f"{'layer':<9} {'CPU/req us':>10} {'adds us':>8} {'to':<9} {'x ' + first:>10}")
+    base = statistics.median(per[first])
+    medians = {layer: statistics.median(values) for layer, values in per.items()}
+    for i, layer in enumerate(layers):
+        mid = medians[layer]
+        to = BASE.get(layer) if BASE.get(layer) in medians else (layers[i - 1] if i else None)
+        adds = "" if to is None else f"{mid - medians[to]:+8.0f}"
+        print(f"{layer:<9} {mid:>10.0f} {adds:>8} {to or '':<9} {mid / base:>10.2f}")
     if "before" in per and "slabench" in per:
         diffs = [a - b for a, b in zip(per["slabench"], per["before"], strict=True)]
         rounds = " ".join(f"{d:+.0f}" for d in diffs)

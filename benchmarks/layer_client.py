@@ -8,7 +8,14 @@ chat completions, one greenlet a connection, each adding one layer of slabench's
 - ``http``: slabench's transport and stream reader (geventhttpclient's request and
   response head, ``loadtests.client.stream_reads``), the body's reads dropped unparsed;
 - ``parse``: ``loadtests.client.measure.execute`` (SSE events, each chunk's JSON, the
-  record built), the record dropped.
+  record built), the record dropped;
+- ``monitors``: ``parse`` with the generator's monitors running (``recording.monitors``:
+  the loop-lag timer, the CPU samplers), as a Locust process of slabench has them;
+- ``record``: ``monitors`` with every record kept as slabench keeps it: in a
+  ``RequestRecorder`` (parts in a temporary directory, flushed every 5 s) and in the live
+  view's ``LiveState``. What ``slabench`` adds beyond it is Locust (its users' task loop,
+  its request event and stats) and the run's glue (``RunState``, the scraper, the live
+  view's looks).
 
 Writes ``[[sent, done], ...]`` as JSON to ``--out`` after ``--seconds``.
 
@@ -19,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import gevent
@@ -32,6 +41,12 @@ from loadtests.client.measure import Timeouts, execute
 from loadtests.client.protocols import PreparedRequest
 from loadtests.client.stream_reads import stream_reads
 from loadtests.client.transport import IdleWatch, Target, Transport, finish
+from loadtests.live.state import LiveState
+from loadtests.recording.monitors import GeneratorMonitor
+from loadtests.recording.recorder import RequestRecorder
+from sla.files.run import RequestRecord
+
+LAYERS = ("gevent", "watcher", "http", "parse", "monitors", "record")
 
 
 def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list[list[float]]:
@@ -79,7 +94,7 @@ def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list
             records.append([sent, at])
         sock.close()
 
-    def http_stream(parse: bool) -> None:
+    def http_stream(parse: bool, keep: Callable[[RequestRecord], None] | None = None) -> None:
         transport = Transport(
             Target.parse(url),
             concurrency=1,
@@ -95,7 +110,7 @@ def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list
             if parse:
                 rec = execute(
                     transport, req, request_id=str(n), worker="w", timeouts=timeouts,
-                    on_record=lambda r: None,
+                    on_record=keep or (lambda r: None),
                 )  # fmt: skip
                 at = rec.done_at
             else:
@@ -122,14 +137,37 @@ def run(layer: str, url: str, streams: int, seconds: float, tokens: int) -> list
         "watcher": watcher_stream,
         "http": lambda: http_stream(False),
         "parse": lambda: http_stream(True),
+        "monitors": lambda: http_stream(True),
+        "record": lambda: http_stream(True, keep),
     }
-    gevent.joinall([gevent.spawn(work[layer]) for _ in range(streams)], raise_error=True)
+    monitor = GeneratorMonitor() if layer in ("monitors", "record") else None
+    with tempfile.TemporaryDirectory(prefix="layer-") as tmp:
+        recorder = RequestRecorder(Path(tmp))
+        live = LiveState(measured_from=now())
+
+        def keep(rec: RequestRecord) -> None:
+            live.add_record(rec)
+            recorder.add(rec)
+
+        def flush_every(interval_s: float) -> None:
+            while True:
+                gevent.sleep(interval_s)
+                recorder.flush()
+
+        if monitor is not None:
+            monitor.start()
+        flusher = gevent.spawn(flush_every, 5.0) if layer == "record" else None
+        gevent.joinall([gevent.spawn(work[layer]) for _ in range(streams)], raise_error=True)
+        if flusher is not None:
+            flusher.kill()
+        if monitor is not None:
+            monitor.stop(50.0)
     return records
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--layer", choices=("gevent", "watcher", "http", "parse"), required=True)
+    p.add_argument("--layer", choices=LAYERS, required=True)
     p.add_argument("--url", required=True)
     p.add_argument("--streams", type=int, default=32)
     p.add_argument("--seconds", type=float, default=10.0)
