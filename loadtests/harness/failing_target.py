@@ -114,12 +114,15 @@ class DownWatch:
     batches): any row that reached the target clears the watch, whenever it was sent, so a
     late success can only delay the end, never hasten it."""
 
-    __slots__ = ("down_since", "last_error", "requests")
+    __slots__ = ("down_since", "last_error", "on_down", "requests")
 
-    def __init__(self) -> None:
+    def __init__(self, on_down: Callable[[], None] | None = None) -> None:
         self.down_since: float | None = None
         self.last_error: str | None = None
         self.requests = 0  # requests that found the target down since ``down_since``
+        # Called when a row finds the target down while the watch said it was up: what
+        # wakes the watcher, which need not poll while every request reaches the target.
+        self.on_down = on_down
 
     def observe(self, rec: RequestRecord) -> None:
         self._see(rec.error_class, rec.sent_at, rec.done_at, rec.error)
@@ -137,7 +140,11 @@ class DownWatch:
             return
         # The attempt began at sent_at (a connect timeout ends long after): down since then.
         began = sent_at if isinstance(sent_at, float) and math.isfinite(sent_at) else done_at
-        if self.down_since is None or began < self.down_since:
+        if self.down_since is None:
+            self.down_since = began
+            if self.on_down is not None:
+                self.on_down()
+        elif began < self.down_since:
             self.down_since = began
         self.last_error = str(error)
         self.requests += 1

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import gevent
+from gevent.event import Event
 
 from loadtests.capacity.options import EXACT_RUN_DIR_ENV
 from loadtests.client.clock import now
@@ -129,7 +130,8 @@ class RunSession:
         self.failure: RecordingError | None = None
         # Ends the run early (a failed write, a target down); called once, in a greenlet.
         self.on_failure: Callable[[], None] | None = None
-        self.down = DownWatch()
+        self._went_down = Event()  # set by the watch when a request finds the target down
+        self.down = DownWatch(on_down=self._went_down.set)
         self.target_down: str | None = None  # why the run stopped early: the target was down
         self._watch: gevent.Greenlet[Any, None] | None = None
         if options.failing.abort_when_down_s > 0:
@@ -202,8 +204,14 @@ class RunSession:
                 self._failed(exc)
 
     def _watch_down(self, abort_s: float) -> None:
-        """--abort-when-down: end the run once the target has been down for ``abort_s``."""
+        """--abort-when-down: end the run once the target has been down for ``abort_s``.
+        Asleep while the target answers (no wake-ups: the generator's fixed costs); once a
+        request finds it down, a look every quarter second (or ``abort_s`` / 4)."""
         while self.down.down_for(now()) < abort_s:
+            if self.down.down_since is None:
+                self._went_down.clear()  # no yield since the check: a new fall sets it again
+                self._went_down.wait()
+                continue
             gevent.sleep(min(0.25, abort_s / 4))
         self.target_down = self.down.message(abort_s, str(self.path))
         if self.on_failure is not None:

@@ -167,6 +167,22 @@ def test_the_watch_counts_from_the_first_attempt_that_found_the_target_down() ->
     assert "2 requests" in line and "--abort-when-down 30s" in line and "runs/x" in line
 
 
+def test_the_watch_says_once_each_time_the_target_goes_down() -> None:
+    # What wakes the run's watcher, which sleeps while the target answers.
+    falls: list[float | None] = []
+    watch = DownWatch(on_down=lambda: falls.append(watch.down_since))
+    watch.observe(_rec(None, 10.0))
+    watch.observe(_rec(ec.CANCELLED, 11.0))
+    assert falls == []
+    watch.observe(_rec(ec.REFUSED, 20.0))
+    watch.observe(_rec(ec.REFUSED, 18.0))  # earlier, still down: no second call
+    watch.observe(_rec(ec.UNREACHABLE, 21.0))
+    assert falls == [20.0]
+    watch.observe(_rec(None, 22.0))  # back up, then down again
+    watch.observe(_rec(ec.REFUSED, 30.0))
+    assert falls == [20.0, 30.0]
+
+
 @pytest.mark.parametrize("error_class", [None, ec.HTTP_429, ec.HTTP_5XX, ec.IDLE_TIMEOUT])
 def test_anything_that_reached_the_target_clears_the_watch(error_class: str | None) -> None:
     watch = DownWatch()
