@@ -38,7 +38,7 @@ from pathlib import Path
 
 import psutil
 
-from sla.files.run import CANCELLED_ERROR, load_run
+from sla.files.run import CANCELLED_ERRORS, load_run
 
 REPO = Path(__file__).resolve().parents[1]
 OURS = REPO / "loadtests" / "scenarios" / "chat.py"
@@ -178,7 +178,9 @@ def run_once(variant: str, url: str, args: argparse.Namespace, server_pid: int) 
         failures = int(entry["num_failures"])
         if variant == "ours":  # every recorded request, not only Locust's view of them
             rows = load_run(work / "run").requests
-            failures += int(rows["error"].notna().sum() - (rows["error"] == CANCELLED_ERROR).sum())
+            failures += int(
+                rows["error"].notna().sum() - rows["error"].isin(CANCELLED_ERRORS).sum()
+            )
     window = (first, last + 1)
     locust, server = locust_cpu.cores(*window), server_cpu.cores(*window)
     return Result(

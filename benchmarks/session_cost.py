@@ -38,7 +38,7 @@ from benchmarks.locust_overhead import (
     start_canned,
     steady_seconds,
 )
-from sla.files.run import CANCELLED_ERROR, load_run
+from sla.files.run import CANCELLED_ERRORS, load_run
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "loadtests" / "scenarios"
@@ -83,7 +83,7 @@ def run_once(variant: str, url: str, args: argparse.Namespace) -> Result:
         entry = next(e for e in stats if e["name"] != "Aggregated")
         first, last, count = steady_seconds(entry["num_reqs_per_sec"], args.skip_s)
         rows = load_run(work / "run").requests
-        failed = rows["error"].notna() & (rows["error"] != CANCELLED_ERROR)
+        failed = rows["error"].notna() & ~rows["error"].isin(CANCELLED_ERRORS)
         if failed.any():
             example = rows["error"][failed].iloc[0]
             print(f"error: {variant}: {int(failed.sum())} failed, e.g. {example}", file=sys.stderr)

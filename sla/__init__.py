@@ -19,6 +19,7 @@ from sla.errors import SlabenchError, report_error
 from sla.files.jsonio import write_json_atomic
 from sla.files.run import (
     CANCELLED_ERROR,
+    CANCELLED_ERRORS,
     REQUEST_COLUMNS,
     REQUESTS_SCHEMA,
     SCHEMA_VERSION,
@@ -47,6 +48,7 @@ from sla.verdict import (
 
 __all__ = [
     "CANCELLED_ERROR",
+    "CANCELLED_ERRORS",
     "EXIT_FAIL",
     "EXIT_INCONCLUSIVE",
     "EXIT_PASS",

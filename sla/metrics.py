@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sla.files.error_class import fill_error_classes
-from sla.files.run import CANCELLED_ERROR
+from sla.files.run import CANCELLED_ERRORS
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -139,8 +139,9 @@ def window_mask(
 
 
 def not_cancelled(df: pd.DataFrame) -> npt.NDArray[np.bool_]:
-    """False for a request cut off by the end of the test (``CANCELLED_ERROR``)."""
-    return (df["error"] != CANCELLED_ERROR).to_numpy(dtype=bool, na_value=True)
+    """False for a request cut off by the end of the test (``CANCELLED_ERRORS``: in flight,
+    or never sent)."""
+    return ~df["error"].isin(CANCELLED_ERRORS).to_numpy(dtype=bool, na_value=False)
 
 
 def throughput(df: pd.DataFrame, window_s: float) -> dict[str, float]:

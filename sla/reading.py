@@ -118,7 +118,7 @@ class Reading:
 
     @property
     def cancelled(self) -> BoolArray:
-        """Rows cut off by the end of the test (``CANCELLED_ERROR``)."""
+        """Rows cut off by the end of the test (``CANCELLED_ERRORS``)."""
         return self._derived.cancelled
 
     @property

@@ -28,7 +28,7 @@ from loadtests.capacity.options import bundled_by_search
 from loadtests.client.backoff import ClosedLoopBackoff
 from loadtests.client.clock import now
 from loadtests.client.failures import tls_rejection
-from loadtests.client.measure import CANCELLED, Backoff, Timeouts, execute
+from loadtests.client.measure import Backoff, Timeouts, execute
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.transport import Target, Transport
 from loadtests.harness.credentials import ApiKey
@@ -44,7 +44,7 @@ from loadtests.workloads.trace_prompts import TracePrompts
 from loadtests.workloads.traces import Trace
 from sla.errors import SlabenchError
 from sla.files import error_class as ec
-from sla.files.run import RequestRecord
+from sla.files.run import UNSENT_ERROR, RequestRecord
 from sla.spec import Spec
 
 if TYPE_CHECKING:
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("slabench")
 DROPPED = "dropped: --max-inflight requests were already in flight at the scheduled time"
-# An open-loop send started in the pool but not yet run when the test stopped.
-UNSENT = "cancelled: the test stopped before the request was sent"
 
 
 class UserClass(Protocol):
@@ -280,7 +278,7 @@ class RunState:
             self._shipper.add(rec)
         else:
             return  # the test has stopped: late stragglers are not part of this run
-        if rec.error == CANCELLED:
+        if rec.error_class == ec.CANCELLED:
             return  # cut off by the end of the test: not a failure of the target
         start = rec.scheduled_at if not math.isnan(rec.scheduled_at) else rec.sent_at
         self.environment.events.request.fire(
@@ -479,7 +477,7 @@ class RunState:
         # of the loop): never sent, and kept as cancelled rows like those in flight.
         unstarted, self._unstarted = self._unstarted, {}
         for req, scheduled_at in unstarted.values():
-            self._record_unsent(req, scheduled_at, UNSENT, ec.CANCELLED)
+            self._record_unsent(req, scheduled_at, UNSENT_ERROR, ec.CANCELLED)
         if self._transport is not None:
             self._transport.close()
             self._transport = None

@@ -44,6 +44,10 @@ PARTS_DIR = "requests.parts"
 # The error of a request cut off because the test ended: recorded (so that counts match what
 # the target saw) but not a failure of the target, so not part of the measured window.
 CANCELLED_ERROR = "cancelled: the test stopped while the request was in flight"
+# ... and of an open-loop send whose greenlet the stop killed before it ran: never sent.
+UNSENT_ERROR = "cancelled: the test stopped before the request was sent"
+# Every error that marks a row as cancelled (no other text does).
+CANCELLED_ERRORS = (CANCELLED_ERROR, UNSENT_ERROR)
 
 REQUESTS_SCHEMA = pa.schema(
     [

@@ -11,8 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from sla.files.jsonio import write_json_atomic
-from sla.files.run import REQUEST_COLUMNS, REQUESTS_SCHEMA, Run, load_run
-from sla.metrics import itl_ms, throughput, with_request_metrics
+from sla.files.run import (
+    CANCELLED_ERROR,
+    REQUEST_COLUMNS,
+    REQUESTS_SCHEMA,
+    UNSENT_ERROR,
+    Run,
+    load_run,
+)
+from sla.metrics import itl_ms, not_cancelled, throughput, with_request_metrics
 from sla.reading import read_run
 
 NAN = float("nan")
@@ -189,3 +196,18 @@ def test_throughput_over_the_window(tmp_path: Path) -> None:
         throughput(pd.DataFrame([_row()]), 0.0)
     # No ended_at and no completed request: the window has no end, so no length.
     assert read_run(Run(tmp_path, {"started_at": T0}, _frame([], tmp_path), None)).window_s is None
+
+
+def test_both_cancelled_texts_mark_a_row_cancelled_and_nothing_else_does() -> None:
+    # In flight when the test stopped, or an open-loop send the stop killed before it left:
+    # both are cancelled (in no metric); a text that only mentions cancelling is an error.
+    errors = [
+        CANCELLED_ERROR,
+        UNSENT_ERROR,
+        None,
+        "dropped: --max-inflight requests were already in flight at the scheduled time",
+        "stream error: the server cancelled the request",
+    ]
+    rows = pd.DataFrame({"error": errors})
+    assert not_cancelled(rows).tolist() == [False, False, True, True, True]
+    assert not_cancelled(pd.DataFrame({"error": [None, None]})).tolist() == [True, True]
