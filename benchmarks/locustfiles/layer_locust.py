@@ -22,13 +22,13 @@ from urllib.parse import urlsplit
 
 from locust import User, constant, events, task
 
+from benchmarks.floor import TOKENS
 from benchmarks.floor_client import request_bytes
 from loadtests.client.measure import Timeouts, execute
 from loadtests.client.protocols import PreparedRequest
 from loadtests.client.transport import Target, Transport
 
 MEASURED_USERS = int(os.environ.get("SLABENCH_BENCH_MEASURED_USERS", "8"))
-TOKENS = 16
 TIMEOUTS = Timeouts(30.0, 600.0)
 _done: list[list[float]] = []
 
