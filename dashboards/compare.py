@@ -82,8 +82,9 @@ def change_bounds_pct(change: MetricChange) -> tuple[float, float]:
 
 
 def delta_panel(comparison: Comparison) -> Panel | None:
-    """Horizontal bars of ``change_rel`` (percent) per metric with their intervals."""
-    changes = comparison.changes
+    """Horizontal bars of ``change_rel`` (percent) per metric with their intervals; the
+    error rate, a difference of shares in points, is in the table only."""
+    changes = [c for c in comparison.changes if c.ci_kind == "relative"]
     if not changes:
         return None
     title = "Candidate against baseline: relative change per metric"

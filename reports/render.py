@@ -99,11 +99,12 @@ def render_comparison(
     slots, figures_json = figure_slots(panels, prefix="cmp")
     regressed = len(comparison.regressed)
     inconclusive = sum(c.verdict is Change.INCONCLUSIVE for c in comparison.changes)
-    badge = (
-        f'<span class="badge FAIL" id="verdict-badge">REGRESSED ({regressed})</span>'
-        if regressed
-        else '<span class="badge PASS" id="verdict-badge">NO REGRESSION</span>'
-    )
+    if regressed:
+        badge = f'<span class="badge FAIL" id="verdict-badge">REGRESSED ({regressed})</span>'
+    elif comparison.exit_code:  # saturated, incomplete, disturbed or nothing to compare
+        badge = '<span class="badge INCONCLUSIVE" id="verdict-badge">NOT TRUSTWORTHY</span>'
+    else:
+        badge = '<span class="badge PASS" id="verdict-badge">NO REGRESSION</span>'
     sub = (
         f"Tolerated worsening {comparison.max_regression * 100:g}% at "
         f"{comparison.confidence * 100:g}% confidence; {inconclusive} metric(s) inconclusive."
@@ -186,18 +187,13 @@ def _runs_table(baseline: Run, candidate: Run) -> Markup:
 def _delta_section(comparison: Comparison) -> Markup:
     rows, classes = [], []
     for c in comparison.changes:
-        ci = (
-            f"{fmt.signed_pct(c.ci_low)} to {fmt.signed_pct(c.ci_high)}"
-            if c.ci_low is not None
-            else "-"
-        )
         rows.append(
             (
                 c.label,
                 fmt.exact_value(c.metric, c.baseline),
                 fmt.exact_value(c.metric, c.candidate),
-                fmt.signed_pct(c.change_rel),
-                ci,
+                c.change_text,
+                c.ci_text,
                 f"{c.n_baseline:,} / {c.n_candidate:,}",
                 str(c.verdict),
             )
@@ -233,15 +229,14 @@ def _comparison_warnings(comparison: Comparison) -> Markup:
                 f'<div class="warning bad" role="alert">The {role} run\'s load generator was '
                 "saturated: its timings are not trustworthy.</div>"
             )
-    for role, reasons in (
-        ("baseline", comparison.baseline_disturbed),
-        ("candidate", comparison.candidate_disturbed),
-    ):
-        out.extend(
-            f'<div class="warning bad" role="alert">The {role} run\'s load generator was '
-            f"disturbed: {esc(reason)}.</div>"
-            for reason in reasons
-        )
+    out.extend(
+        f'<div class="warning bad" role="alert">{esc(reason[0].upper() + reason[1:])}.</div>'
+        for reason in comparison.untrusted
+    )
+    out.extend(
+        f'<div class="warning" role="note">{esc(warning[0].upper() + warning[1:])}.</div>'
+        for warning in comparison.warnings
+    )
     return Markup("".join(out))
 
 

@@ -193,6 +193,13 @@ class Reading:
         """``itl_ms``: every chunk gap of the successful measured requests, no NaN."""
         return self._itl
 
+    def itl_requests(self) -> npt.NDArray[np.int64]:
+        """The row of each of ``itl_ms()``'s gaps (aligned with it): a request's gaps are
+        not independent samples (``sla.stats.bootstrap_clustered_percentile``)."""
+        flat, parents = self._derived.gaps()
+        keep = (self.measured_mask & self._derived.ok)[parents] & ~np.isnan(flat)
+        return parents[keep]
+
     def latency_values(self, metric: str) -> FloatArray:
         """The samples of a latency metric (successful measured requests), no NaN."""
         if metric == "itl_ms":

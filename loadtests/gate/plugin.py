@@ -106,6 +106,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Bad settings are one usage error now, not an error in every test that uses them.
+    try:
+        _max_regression(_setting(config, "sla_max_regression"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"sla_max_regression: {exc}") from None
+    baseline = _setting(config, "sla_baseline")
+    if baseline and not Path(baseline).is_dir():
+        raise pytest.UsageError(f"--sla-baseline: {baseline} is not a run directory")
     config.addinivalue_line(
         "markers", "sla_spec(path=None): judge the test's run against each objective of the spec"
     )
@@ -299,6 +307,14 @@ def sla_baseline(pytestconfig: pytest.Config) -> Run | None:
         raise pytest.UsageError(f"--sla-baseline: {exc}") from None
 
 
+def _max_regression(raw: object) -> float:
+    """The option's value (parsed already: 0.0 for "0%" is no tolerance, not the default)
+    or the ini's text; 10% when neither is set."""
+    if raw is None or raw == "":
+        return 0.10
+    return parse_max_regression(raw) if isinstance(raw, str) else float(raw)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class SlaMetricChange:
     """One compared metric, handed to a test by the ``sla_metric_change`` fixture."""
@@ -306,6 +322,7 @@ class SlaMetricChange:
     label: str
     baseline: Run | None
     max_regression: float
+    allow_inconclusive: bool
     _cache: dict[str, Comparison]
 
     def check(self, run: Run) -> None:
@@ -318,6 +335,18 @@ class SlaMetricChange:
             self._cache[str(run.path)] = comparison
         change = _find(comparison, self.label)
         if change.verdict is Change.REGRESSED:
+            pytest.fail(change.message, pytrace=False)
+        # As the objectives: an untrustworthy pair never passes, whatever the options say.
+        reasons = list(comparison.untrusted)
+        for role, flag in (("baseline", comparison.baseline_saturated),
+                           ("candidate", comparison.candidate_saturated)):  # fmt: skip
+            if flag:
+                reasons.append(f"the {role} run's load generator was saturated")
+        if reasons:
+            pytest.fail(f"{change.message} [never a pass: {'; '.join(reasons)}]", pytrace=False)
+        if change.verdict is Change.INCONCLUSIVE:
+            if self.allow_inconclusive:
+                pytest.skip(change.message)
             pytest.fail(change.message, pytrace=False)
 
 
@@ -336,5 +365,10 @@ def sla_metric_change(
     request: pytest.FixtureRequest, sla_baseline: Run | None, pytestconfig: pytest.Config
 ) -> SlaMetricChange:
     raw = _setting(pytestconfig, "sla_max_regression")
-    max_regression = parse_max_regression(raw) if isinstance(raw, str) else (raw or 0.10)
-    return SlaMetricChange(request.param, sla_baseline, max_regression, _COMPARISONS)
+    try:
+        # The command line's value comes parsed (0.0 for "0%": no tolerance, not the default).
+        max_regression = _max_regression(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(f"sla_max_regression: {exc}") from None
+    allow = bool(_setting(pytestconfig, "sla_allow_inconclusive"))
+    return SlaMetricChange(request.param, sla_baseline, max_regression, allow, _COMPARISONS)

@@ -26,7 +26,8 @@ def test_the_delta_chart_draws_each_change_with_its_interval() -> None:
     comparison = compare(baseline, candidate, n_boot=300)
     panels = {p.key: p for p in comparison_panels(baseline, candidate, comparison)}
     bars = panels["compare_changes"].figure.data[0]
-    changes = comparison.changes
+    changes = [c for c in comparison.changes if c.label != "error_rate"]  # points: the table's
+    assert [c.ci_kind for c in changes] == ["relative"] * len(changes)
     assert list(bars.y) == [c.label for c in changes]
     assert list(bars.x) == pytest.approx([c.change_rel * 100.0 for c in changes])
     p50 = next(i for i, c in enumerate(changes) if c.label == "p50 latency_ms")

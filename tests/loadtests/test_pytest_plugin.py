@@ -214,3 +214,53 @@ def test_the_run_is_new(sla_locust):
     )
     result.assert_outcomes(passed=1)
     assert load_run(root / "000-chat").meta["started_at"] == T0  # left as it was
+
+
+REGRESS = """
+import pytest
+from sla.files.run import load_run
+
+def test_no_regression(sla_metric_change):
+    sla_metric_change.check(load_run({cand!r}))
+"""
+
+
+def test_a_zero_tolerance_is_zero_and_a_failed_candidate_never_passes(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    base = write_run(tmp_path / "base", rng.normal(200, 10, N))
+    cand = write_run(tmp_path / "cand", rng.normal(208, 10, N))  # TTFT 4% worse
+    pytester.makepyfile(test_regress=REGRESS.format(cand=str(cand)))
+    zero = pytester.runpytest_subprocess(*GATE_PLUGINS, f"--sla-baseline={base}",
+                                         "--sla-max-regression=0%", "-k", "ttft")  # fmt: skip
+    zero.assert_outcomes(failed=3)  # 0% is no tolerance, not the 10% default
+    assert "[p50 ttft_ms] " in zero.stdout.str() and "), regressed" in zero.stdout.str()
+    tolerant = pytester.runpytest_subprocess(*GATE_PLUGINS, f"--sla-baseline={base}",
+                                             "-k", "p50 and ttft")  # fmt: skip
+    tolerant.assert_outcomes(passed=1)
+
+    failed = write_run(tmp_path / "failed", rng.normal(200, 10, N), errors=N)
+    pytester.makepyfile(test_regress=REGRESS.format(cand=str(failed)))
+    result = pytester.runpytest_subprocess(*GATE_PLUGINS, f"--sla-baseline={base}",
+                                           "--sla-allow-inconclusive")  # fmt: skip
+    assert "[error_rate] 0% → 100%: +100.00 pts" in result.stdout.str()
+    assert result.parseoutcomes().get("passed", 0) == 0  # no latency to compare: skipped
+
+
+def test_inconclusive_changes_fail_unless_allowed_and_a_bad_baseline_is_one_usage_error(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(1)
+    base = write_run(tmp_path / "base", rng.normal(200, 10, 100))  # too few for a p99
+    cand = write_run(tmp_path / "cand", rng.normal(200, 10, 100))
+    pytester.makepyfile(test_regress=REGRESS.format(cand=str(cand)))
+    args = (*GATE_PLUGINS, f"--sla-baseline={base}", "-k", "p99 and ttft")
+    strict = pytester.runpytest_subprocess(*args)
+    strict.assert_outcomes(failed=1)
+    assert "[p99 ttft_ms] " in strict.stdout.str() and "inconclusive (p99" in strict.stdout.str()
+    pytester.runpytest_subprocess(*args, "--sla-allow-inconclusive").assert_outcomes(skipped=1)
+
+    missing = pytester.runpytest_subprocess(*GATE_PLUGINS, f"--sla-baseline={tmp_path}/nosuch")
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--sla-baseline: " in missing.stderr.str() and "Traceback" not in missing.stderr.str()

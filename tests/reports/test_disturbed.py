@@ -76,7 +76,8 @@ def test_a_comparison_warns_of_a_disturbed_run(tmp_path: Path) -> None:
     assert f"WARNING: the candidate run's load generator was disturbed: {reason}" in text
     assert "baseline run's load generator was disturbed" not in text
     page = render_comparison(baseline, candidate, comparison, panels=[])
-    assert f"The candidate run's load generator was disturbed: {html.escape(reason)}." in page
+    said = html.escape(f"The candidate run's load generator was disturbed: {reason}.")
+    assert said in page
 
 
 def test_the_report_states_the_timing_error_the_loop_lag_implies(tmp_path: Path) -> None:

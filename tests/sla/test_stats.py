@@ -7,6 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from sla import stats
 from sla.stats import (
     binomial_pmf_window,
     bootstrap_percentile,
@@ -199,3 +200,40 @@ def test_bootstrap_percentile_is_seeded_and_handles_one_sample() -> None:
     again = bootstrap_percentile(sample, 50.0, 100, np.random.default_rng(0))
     assert np.array_equal(first, again)
     assert np.all(bootstrap_percentile(np.array([4.0]), 99.0, 10, np.random.default_rng(0)) == 4.0)
+
+
+@pytest.mark.parametrize("percent", [0.0, 50.0, 90.0, 99.0, 100.0])
+def test_clustered_bootstrap_is_resampling_whole_clusters(percent: float) -> None:
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 40, size=60)
+    values = rng.gamma(2.0, 5.0, size=int(sizes.sum()))
+    clusters = np.repeat(np.arange(60) * 7 + 3, sizes)  # any labels, in any order
+    order = rng.permutation(len(values))
+    values, clusters = values[order], clusters[order]
+    got = stats.bootstrap_clustered_percentile(values, clusters, percent, 200,
+                                               np.random.default_rng(9))  # fmt: skip
+    draw = np.random.default_rng(9)
+    groups = [values[clusters == label] for label in np.unique(clusters)]
+    for b in range(200):
+        counts = np.bincount(draw.integers(0, 60, size=60), minlength=60)
+        pooled = np.concatenate([np.repeat(g, k) for g, k in zip(groups, counts, strict=True)])
+        assert got[b] == np.percentile(pooled, percent)
+
+
+def test_the_clustered_bootstrap_spreads_as_much_as_runs_do() -> None:
+    # Requests whose gaps share a scale drawn per request: the p50 of the pooled gaps varies
+    # from run to run by what resampling whole requests says, and by about three times what
+    # resampling the gaps one by one says.
+    rng = np.random.default_rng(5)
+
+    def run() -> tuple[np.ndarray, np.ndarray]:
+        scale = rng.lognormal(0.0, 0.5, size=300)
+        gaps = rng.gamma(25.0, 1.0, size=(300, 20)) * scale[:, None]
+        return gaps.ravel(), np.repeat(np.arange(300), 20)
+
+    spread = np.std([np.percentile(run()[0], 50) for _ in range(300)])
+    values, clusters = run()
+    clustered = np.std(stats.bootstrap_clustered_percentile(values, clusters, 50, 2000, rng))
+    independent = np.std(stats.bootstrap_percentile(np.sort(values), 50, 2000, rng))
+    assert 0.75 < clustered / spread < 1.33
+    assert independent / spread < 0.5
