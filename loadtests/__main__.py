@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from loadtests.harness.options_doc import current_table, options_help
+from sla.errors import run_command
 
 USAGE = "usage: python -m loadtests options [--markdown]"
 
@@ -33,4 +34,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

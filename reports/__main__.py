@@ -37,7 +37,7 @@ from reports.render import (
     write_html,
 )
 from sla.compare import compare, parse_max_regression
-from sla.errors import SlabenchError, report_error
+from sla.errors import SlabenchError, report_error, run_command
 from sla.files.capacity import CAPACITY_FILE
 from sla.files.run import RUN_JSON, load_run
 from sla.reading import read_run
@@ -209,4 +209,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

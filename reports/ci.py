@@ -2,14 +2,16 @@
 
 JUnit: a FAIL objective is a ``<failure>`` whose message is the objective's message; an
 INCONCLUSIVE one is a failure too, or ``<skipped>`` with ``allow_inconclusive``. A saturated
-load generator adds one failing case, "load generator not saturated", because it turns a
-PASS into exit code 4 (``sla.verdict.exit_code``); an incomplete run adds a failing case
-"run complete", a disturbed load generator "load generator not disturbed" (with or without
-``allow_inconclusive``). Characters that XML 1.0 forbids (control
+load generator adds one failing case, "load generator not saturated" (its run is never a
+PASS, and its exit code is 4: ``sla.verdict.exit_code``); an incomplete run adds a failing
+case "run complete", a disturbed load generator "load generator not disturbed" (with or
+without ``allow_inconclusive``). Characters that XML 1.0 forbids (control
 characters in an error text) are replaced by U+FFFD so that every CI parser reads the file.
 
 Markdown: for a CI job summary page (GitHub renders inline HTML there, so every string from
-the run is HTML-escaped and markdown-escaped).
+the run or the spec, objective labels included, is HTML-escaped and markdown-escaped: a
+``|`` left in a label, as in ``[endpoint chat|completions]``, would split its table cell,
+even inside a code span).
 """
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ def _run_problems(verdict: Verdict) -> list[tuple[str, str]]:
         out.append(
             (
                 "SATURATED",
-                "the load generator was saturated (run.json generator.saturated); its timings "
-                "are not trustworthy: add load-generator processes and re-run",
+                "the load generator was saturated (run.json generator.saturated), never a "
+                "PASS: its timings are not trustworthy: add load-generator processes and re-run",
             )
         )
     return out
@@ -160,7 +162,8 @@ def _md_head(run: Run, verdict: Verdict | None, s: RunSummary) -> list[str]:
     lines.append("")
     if run.saturated or (verdict is not None and verdict.saturated):
         lines += [
-            "> **Warning:** the load generator was saturated; its timings are not trustworthy.",
+            "> **Warning:** the load generator was saturated, never a PASS: its timings are "
+            "not trustworthy.",
             "",
         ]
     if run.incomplete:
@@ -180,7 +183,7 @@ def _md_objectives(verdict: Verdict) -> list[str]:
     ]
     for r in verdict.objectives:
         lines.append(
-            f"| `{r.label}` | {fmt.exact_value(r.metric, r.observed)} | "
+            f"| {md(r.label)} | {fmt.exact_value(r.metric, r.observed)} | "
             f"{fmt.limit_text(r)} | {fmt.margin_text(r)} | {r.n:,} | "
             f"{_ICONS[r.status]} {r.status} |"
         )

@@ -77,9 +77,10 @@ def warnings(run: Run, summary: RunSummary | None = None) -> Markup:
         out.extend(w[0].upper() + w[1:] + "." for w in summary.size_warnings)
     if run.saturated:
         out.append(
-            "The load generator was saturated (run.json generator.saturated): it delivered "
-            "less load than asked and its timings are not trustworthy. Add load-generator "
-            "processes (--processes) or lower the load, and re-run."
+            "The load generator was saturated (run.json generator.saturated), never a PASS "
+            "(INCONCLUSIVE at best): it delivered less load than asked and its timings are "
+            "not trustworthy. Add load-generator processes (--processes) or lower the load, "
+            "and re-run."
         )
     out.extend(
         f"The load generator was disturbed, never a PASS (INCONCLUSIVE at best): {reason}. "
@@ -133,6 +134,11 @@ def sla_section(verdict: Verdict | None) -> Markup:
     body = table(headers, rows, cls="objectives", row_classes=classes)
     notes = [f"Incomplete run, never a PASS: {reason}" for reason in verdict.incomplete]
     notes += [f"Load generator disturbed, never a PASS: {reason}" for reason in verdict.disturbed]
+    if verdict.saturated:
+        notes.append(
+            "Load generator saturated, never a PASS: its timings are not trustworthy "
+            "(run.json generator.saturated)"
+        )
     if verdict.stopped_early:
         notes.insert(0, f"Stopped early (--sla-stop-early): {verdict.stopped_early}")
     notes += [r.message for r in verdict.objectives if r.status is not Status.PASS]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from sla.compare import compare, format_comparison, parse_max_regression
-from sla.errors import SlabenchError, report_error
+from sla.errors import SlabenchError, report_error, run_command
 from sla.files.run import load_run
 from sla.files.verdict import write_verdict
 from sla.spec import load_spec
@@ -113,4 +113,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

@@ -10,17 +10,30 @@
 
 Every entry point (``python -m sla``, ``python -m reports``, Locust's listeners, the pytest
 gate) catches ``SlabenchError`` and turns it into ``slabench: error: ...`` or its own
-program name with ``report_error``; programming errors stay tracebacks.
+program name with ``report_error``; programming errors stay tracebacks. A command line's
+``__main__`` exits through ``run_command``, so that a reader that stops early
+(``| head``) ends it quietly too.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
-__all__ = ["EXIT_USAGE", "SlabenchError", "error_line", "report_error"]
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_USAGE",
+    "SlabenchError",
+    "error_line",
+    "report_error",
+    "run_command",
+]
 
 EXIT_USAGE = 2
+# 128 + SIGPIPE: what a shell reports for a writer whose reader went away (``yes | head``).
+EXIT_BROKEN_PIPE = 141
 
 
 class SlabenchError(Exception):
@@ -42,3 +55,18 @@ def report_error(exc: SlabenchError, prog: str = "slabench", stream: TextIO | No
     """Print ``error_line`` on ``stream`` (stderr) and return the exit code to use."""
     print(error_line(exc, prog), file=stream if stream is not None else sys.stderr)
     return exc.exit_code
+
+
+def run_command(main: Callable[[], int]) -> int:
+    """``main()``'s exit code, its standard output flushed; ``EXIT_BROKEN_PIPE``, quietly,
+    when the reader closed it early (``python -m sla check ... | head``): Python ignores
+    SIGPIPE, so the write raises ``BrokenPipeError``, a traceback to the user."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout once more at exit, which would fail and print again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code

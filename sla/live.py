@@ -183,7 +183,9 @@ class LiveSamples:
     - ``n``/``failed``/``good``: requests started in the window (not cancelled), those that
       failed, those good under the spec's ``per_request`` limits (proportions).
     - ``done_ok``/``done_tokens``/``done_tokens_sq``/``done_good``: successful requests that
-      ended in the window, their output tokens (and squares), the good ones (rates).
+      ended in the window, their output tokens (and squares), the good ones (rates);
+      ``done_counted``: those of them that told their output tokens (an embedding tells
+      none: its rate of tokens is unknown, not 0).
     - ``errors``: failures by error class; ``dropped``: open-loop sends not made.
     """
 
@@ -195,6 +197,7 @@ class LiveSamples:
     done_tokens: float = 0.0
     done_tokens_sq: float = 0.0
     done_good: int = 0
+    done_counted: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     dropped: int = 0
 
@@ -212,6 +215,7 @@ class LiveSamples:
         self.done_tokens += sign * other.done_tokens
         self.done_tokens_sq += sign * other.done_tokens_sq
         self.done_good += sign * other.done_good
+        self.done_counted += sign * other.done_counted
         for name, count in other.errors.items():
             left = self.errors.get(name, 0) + sign * count
             if left:

@@ -18,7 +18,10 @@ So PASS and FAIL are each wrong with probability at most 1 - c. A ``mean`` needs
 else INCONCLUSIVE. ``max``/``min`` stats compare the observed extreme directly (no
 interval), and so do ``error_rate`` max 0 and ``goodput_ratio`` min 1 (no error, no bad
 request at all: a statement about this run, since no sample proves a rate of exactly 0).
-No samples at all is INCONCLUSIVE. The observed value of a percentile is numpy's default
+No samples at all is INCONCLUSIVE: also for a rate when no request matched the filters (a
+rate of nothing is no rate, not 0/s, so never a PASS or a FAIL), and for
+``output_tokens_per_s`` when no successful request has a token count (embeddings, KServe:
+their rate of tokens is unknown, not 0). The observed value of a percentile is numpy's default
 (linear) percentile of the samples. The bounds assume independent samples; the chunk gaps
 pooled for ``itl_ms`` are not (gaps of one request move together), so its interval is
 narrower than it should be.
@@ -37,7 +40,7 @@ from sla import stats
 from sla.fmt import fmt_ci, fmt_confidence, fmt_value, op_symbol
 from sla.metrics import FloatArray, floats
 from sla.samples import Samples
-from sla.spec import LATENCY_METRICS, PROPORTION_METRICS, Objective
+from sla.spec import LATENCY_METRICS, PROPORTION_METRICS, Filters, Objective
 
 
 class Status(StrEnum):
@@ -78,12 +81,21 @@ class ObjectiveResult:
         return _direct(self.stat, self.metric, self.op, self.limit)
 
 
+NO_VALUE = stats.Interval(math.nan, None, None)
+# Why an output_tokens_per_s objective has no value on a run whose answers carry no count.
+NO_TOKEN_COUNTS = (
+    "no token counts: no successful request in the judged window has output_tokens "
+    "(embeddings and KServe answers carry none), so its rate of tokens is unknown, not 0"
+)
+
+
 def judge_objective(obj: Objective, samples: Samples, confidence: float) -> ObjectiveResult:
     """``obj`` judged on ``samples`` at ``confidence`` (see the module)."""
-    if obj.where is not None and not len(samples.rows) and not len(samples.rate_rows):
-        # Its filter kept nothing (e.g. turn > 1 on single-turn traffic): never a PASS,
-        # whatever a rate of nothing would say.
-        return _result(obj, stats.Interval(math.nan, None, None), 0, confidence)
+    if not len(samples.rows) and not len(samples.rate_rows):
+        # No request matched (a filter that keeps none, a window with none in it): nothing
+        # was measured, so never a PASS or a FAIL, whatever a rate of nothing (0/s) says.
+        why = samples.empty or no_match_reason(obj.where or samples.filters)
+        return _result(obj, NO_VALUE, 0, confidence, why)
     if obj.metric in LATENCY_METRICS:
         values = _latency_values(samples, obj.metric)
         n, interval = len(values), _latency_interval(obj, values, confidence)
@@ -93,12 +105,38 @@ def judge_objective(obj: Objective, samples: Samples, confidence: float) -> Obje
             count = n - int(samples.rows["ok"].sum())
         else:
             count = int(samples.good.sum()) if samples.good is not None else 0
-        interval = stats.wilson_interval(count, n, confidence)
-        if n and _direct(obj.stat, obj.metric, obj.op, obj.limit):
-            interval = stats.Interval(interval.estimate, interval.estimate, interval.estimate)
+        interval = proportion_interval(obj, count, n, confidence)
+    elif obj.metric == "output_tokens_per_s" and not _tokens_counted(samples):
+        return _result(obj, NO_VALUE, 0, confidence, NO_TOKEN_COUNTS)
     else:
         n, interval = _rate(obj.metric, samples, confidence)
     return _result(obj, interval, n, confidence)
+
+
+def no_match_reason(filters: Filters) -> str:
+    """Why an objective has no sample at all when no request matched: ``filters`` names
+    the objective's ``where`` (which narrows the spec's), else the spec's ``filters``."""
+    if filters == Filters():
+        return "no samples: no request in the judged window"
+    why = f"no samples: no request in the judged window matches {filters.text}"
+    if filters.turns:
+        why += " (requests of single-turn traffic have no turn)"
+    return why
+
+
+def proportion_interval(obj: Objective, count: int, n: int, confidence: float) -> stats.Interval:
+    """``count / n`` with its Wilson bounds, pinned at 0 and 1 where the count is none or
+    all of ``n`` (the bound there is exact: arithmetic would leave noise such as 3e-18, which
+    prints as a lower bound of "0.0000000000000003%"); judged on its value alone when
+    ``_direct``."""
+    interval = stats.wilson_interval(count, n, confidence)
+    if not n:
+        return interval
+    if _direct(obj.stat, obj.metric, obj.op, obj.limit):
+        return stats.Interval(interval.estimate, interval.estimate, interval.estimate)
+    low = 0.0 if count == 0 else interval.low
+    high = 1.0 if count == n else interval.high
+    return stats.Interval(interval.estimate, low, high)
 
 
 def _direct(stat: str | None, metric: str, op: str, limit: float) -> bool:
@@ -128,6 +166,13 @@ def _latency_interval(obj: Objective, values: FloatArray, confidence: float) -> 
     return stats.percentile_interval(values, obj.percentile or 50.0, confidence)
 
 
+def _tokens_counted(samples: Samples) -> bool:
+    """Whether the successful requests ended in the window carry output token counts (any
+    of them; none succeeded counts too: their tokens delivered are 0, truly)."""
+    ok = samples.rate_rows["ok"].to_numpy(dtype=bool)
+    return not ok.any() or bool(samples.rate_rows["output_tokens"][ok].notna().any())
+
+
 def _rate(metric: str, samples: Samples, confidence: float) -> tuple[int, stats.Interval]:
     ok = samples.rate_rows["ok"].to_numpy(dtype=bool)
     if metric == "goodput_rps" and samples.rate_good is not None:
@@ -146,16 +191,19 @@ def _rate(metric: str, samples: Samples, confidence: float) -> tuple[int, stats.
 
 
 def objective_result(
-    obj: Objective, interval: stats.Interval, n: int, confidence: float
+    obj: Objective, interval: stats.Interval, n: int, confidence: float, why: str = ""
 ) -> ObjectiveResult:
     """``obj`` decided on an ``interval`` of ``n`` samples already computed (the live
-    judge, ``sla.provisional``, computes its own from a sketch)."""
-    return _result(obj, interval, n, confidence)
+    judge, ``sla.provisional``, computes its own from a sketch); ``why`` says why an
+    interval without a value has none."""
+    return _result(obj, interval, n, confidence, why)
 
 
-def _result(obj: Objective, interval: stats.Interval, n: int, confidence: float) -> ObjectiveResult:
+def _result(
+    obj: Objective, interval: stats.Interval, n: int, confidence: float, why: str = ""
+) -> ObjectiveResult:
     observed = interval.estimate
-    status, why = _decide(obj, interval, n, confidence)
+    status, why = _decide(obj, interval, n, confidence, why)
     margin = obj.limit - observed if obj.op == "max" else observed - obj.limit
     extreme = _direct(obj.stat, obj.metric, obj.op, obj.limit)
     return ObjectiveResult(
@@ -176,20 +224,13 @@ def _result(obj: Objective, interval: stats.Interval, n: int, confidence: float)
     )
 
 
-def _decide(obj: Objective, iv: stats.Interval, n: int, confidence: float) -> tuple[Status, str]:
-    """The status, and for INCONCLUSIVE the reason (a clause for the message)."""
+def _decide(
+    obj: Objective, iv: stats.Interval, n: int, confidence: float, why: str
+) -> tuple[Status, str]:
+    """The status, and for INCONCLUSIVE the reason (a clause for the message; ``why``, when
+    given, is the reason an interval without a value has none)."""
     if math.isnan(iv.estimate):
-        if obj.where is not None and n == 0:
-            why = f"no samples: no request in the judged window matches {obj.where.text}"
-            if obj.where.turns:
-                why += " (requests of single-turn traffic have no turn)"
-        elif obj.metric in LATENCY_METRICS:
-            why = f"no samples: no successful request in the judged window has {obj.metric}"
-        elif obj.metric in PROPORTION_METRICS:
-            why = "no samples: no request in the judged window"
-        else:
-            why = "the measured window is empty (check run.json ended_at)"
-        return Status.INCONCLUSIVE, why
+        return Status.INCONCLUSIVE, why or _no_value(obj.metric)
     if obj.stat == "mean" and n < stats.MIN_SAMPLES_MEAN:
         return Status.INCONCLUSIVE, f"a mean needs n ≥ {stats.MIN_SAMPLES_MEAN} (n={n})"
     low, high, limit = iv.low, iv.high, obj.limit
@@ -204,6 +245,15 @@ def _decide(obj: Objective, iv: stats.Interval, n: int, confidence: float) -> tu
         if high is not None and high < limit:
             return Status.FAIL, ""
     return Status.INCONCLUSIVE, _undecided(obj, iv, n, confidence)
+
+
+def _no_value(metric: str) -> str:
+    """Why an objective on requests that matched has no value."""
+    if metric in LATENCY_METRICS:
+        return f"no samples: no successful request in the judged window has {metric}"
+    if metric in PROPORTION_METRICS:
+        return "no samples: no request in the judged window"
+    return "the measured window is empty (check run.json ended_at)"
 
 
 def _undecided(obj: Objective, iv: stats.Interval, n: int, confidence: float) -> str:

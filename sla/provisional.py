@@ -16,6 +16,10 @@ from one-sided bounds at a confidence); only the bounds differ:
 - ``error_rate``/``goodput_ratio``: Wilson on exact counts; rates: the compound-Poisson
   bound on exact sums over the window so far.
 
+As at the end, an objective whose filters keep no request has no value (INCONCLUSIVE, a
+rate of nothing included), and so has ``output_tokens_per_s`` when no successful request
+told its output tokens (embeddings, KServe).
+
 Early stop (``settled_failures``). Looking again and again and stopping at the first FAIL
 would be wrong far more often than ``1 - c``. So the run is allowed at most ``looks`` looks
 (one per ``--live-interval``), and each look decides FAIL at ``c_look = 1 - (1 - c) / looks``
@@ -37,7 +41,15 @@ from dataclasses import replace
 from sla import stats
 from sla.fmt import fmt_confidence
 from sla.live import LiveSamples
-from sla.objectives import ObjectiveResult, Status, objective_result
+from sla.objectives import (
+    NO_TOKEN_COUNTS,
+    NO_VALUE,
+    ObjectiveResult,
+    Status,
+    no_match_reason,
+    objective_result,
+    proportion_interval,
+)
 from sla.sketch import LogHistogram
 from sla.spec import LATENCY_METRICS, PROPORTION_METRICS, Filters, Objective, Spec
 
@@ -62,7 +74,7 @@ def judge_live(
     spec's); each message starts with "provisional"."""
     conf = spec.confidence if confidence is None else confidence
     return tuple(
-        _judge(obj, _select(spec, obj, endpoints, scenario), window_s, conf)
+        _judge(obj, spec.filters, _select(spec, obj, endpoints, scenario), window_s, conf)
         for obj in spec.objectives
     )
 
@@ -116,14 +128,25 @@ def _select(
 
 
 def _judge(
-    obj: Objective, samples: LiveSamples | None, window_s: float | None, conf: float
+    obj: Objective,
+    filters: Filters,
+    samples: LiveSamples | None,
+    window_s: float | None,
+    conf: float,
 ) -> ObjectiveResult:
+    """``obj`` on the samples its filters keep (``filters``: the spec's); as at the end, no
+    request matched, or a rate of tokens without token counts, has no value."""
     if samples is None:
-        result = objective_result(obj, stats.Interval(math.nan, None, None), 0, conf)
+        result = objective_result(obj, NO_VALUE, 0, conf)
         why = "a turn filter is judged at the end only"
         return _provisional(result, f"[{obj.label}] INCONCLUSIVE: {why}")
-    n, interval = _interval(obj, samples, window_s, conf)
-    result = objective_result(obj, interval, n, conf)
+    if not samples.n:
+        result = objective_result(obj, NO_VALUE, 0, conf, no_match_reason(obj.where or filters))
+    elif obj.metric == "output_tokens_per_s" and samples.done_ok and not samples.done_counted:
+        result = objective_result(obj, NO_VALUE, 0, conf, NO_TOKEN_COUNTS)
+    else:
+        n, interval = _interval(obj, samples, window_s, conf)
+        result = objective_result(obj, interval, n, conf)
     return _provisional(result, result.message)
 
 
@@ -151,11 +174,7 @@ def _interval(
         return n, _percentile(tally.sketch, n, (obj.percentile or 50.0) / 100.0, conf)
     if obj.metric in PROPORTION_METRICS:
         count = s.failed if obj.metric == "error_rate" else s.good
-        interval = stats.wilson_interval(count, s.n, conf)
-        direct = obj.limit == (0.0 if obj.op == "max" else 1.0)
-        if s.n and direct:
-            interval = stats.Interval(interval.estimate, interval.estimate, interval.estimate)
-        return s.n, interval
+        return s.n, proportion_interval(obj, count, s.n, conf)
     return _rate(obj.metric, s, window_s, conf)
 
 

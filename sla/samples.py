@@ -40,7 +40,9 @@ class Samples:
     proportions), ``rate_rows`` ended in it (rates: ``Reading.completed``), both with
     the per-request metric columns and the spec's filters applied; ``good`` and
     ``rate_good`` mark the good ones (None without ``per_request`` limits); ``itl`` the
-    pooled chunk gaps of the successful ``rows``."""
+    pooled chunk gaps of the successful ``rows``; ``filters`` the spec's, which selected
+    them; ``empty`` why the window holds nothing at all ("" unless the spec's warm-up
+    outlasts the run: its length is then 0, never negative)."""
 
     rows: pd.DataFrame
     good: BoolArray | None
@@ -48,6 +50,8 @@ class Samples:
     rate_rows: pd.DataFrame
     rate_good: BoolArray | None
     itl: FloatArray
+    filters: Filters
+    empty: str = ""
 
 
 RunLike = Run | Reading
@@ -76,6 +80,8 @@ def judged_samples(spec: Spec, *runs: RunLike, where: Filters | None = None) -> 
         rate_rows=pd.concat([p.rate_rows for p in parts], ignore_index=True),
         rate_good=_pooled([p.rate_good for p in parts]),
         itl=np.concatenate([p.itl for p in parts]),
+        filters=spec.filters,
+        empty=parts[0].empty if all(p.empty for p in parts) else "",
     )
 
 
@@ -97,7 +103,14 @@ def _select(spec: Spec, reading: Reading, where: Filters | None) -> Samples:
         itl = reading.pooled_gaps(measured & reading.rows["ok"].to_numpy(dtype=bool))
     good = _good(rows, spec.per_request) if spec.per_request else None
     rate_good = _good(rate_rows, spec.per_request) if spec.per_request else None
-    return Samples(rows, good, reading.window_s, rate_rows, rate_good, itl)
+    window, empty = reading.window_s, ""
+    if window is not None and window < 0:  # its start moved past its end: nothing is left
+        empty = (
+            f"no samples: the spec's warm-up ({spec.warmup_s:g} s) is longer than the run's "
+            f"measured window ({window + spec.warmup_s:.1f} s); shorten it or run longer"
+        )
+        window = 0.0
+    return Samples(rows, good, window, rate_rows, rate_good, itl, spec.filters, empty)
 
 
 def filter_mask(spec: Spec, reading: Reading) -> BoolArray:

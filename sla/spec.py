@@ -20,7 +20,8 @@ A spec file::
 Limits are in the metric's unit: ms for latencies (``"2s"``/``"450ms"`` strings also work),
 requests or tokens per second for rates, a fraction for ``error_rate``/``goodput_ratio``
 (``"1%"`` also works). Every mistake raises ``SpecError`` whose str() is one line naming the
-file, the objective and the fix.
+file, the objective and the fix; so does a key given twice in one mapping (YAML would keep
+the last silently, judging an SLA other than the one written).
 
 ``filters`` (the whole spec) and an objective's ``where`` (that objective only, on top of
 ``filters``) take the same keys: ``endpoint`` and ``scenario`` (a name or a list of names)
@@ -180,7 +181,9 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise SpecError(f"{file}: cannot read the SLA spec ({reason}); check the path") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+    except _DuplicateKeyError as exc:
+        raise SpecError(f"{file}: {exc}; YAML would silently use the last: write it once") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"{file}: not valid YAML ({_yaml_problem(exc)}); fix the syntax") from exc
     if not isinstance(data, Mapping):
@@ -411,6 +414,34 @@ def _suggest(name: str, valid: tuple[str, ...]) -> str:
         return f"; did you mean {alias!r}?"
     close = difflib.get_close_matches(name.lower(), valid, n=1, cutoff=0.5)
     return f"; did you mean {close[0]!r}?" if close else f" (valid: {', '.join(valid)})"
+
+
+class _DuplicateKeyError(yaml.YAMLError):
+    """A key given twice in one mapping; str() says which and on which lines."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping, at any depth. PyYAML
+    keeps the last silently, so ``{max: 10, max: 10000}`` or a second ``objectives:``
+    would judge an SLA other than the one a reader sees written. Keys merged in with
+    ``<<`` may still be overridden: only the mapping's own keys are compared."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = lines.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base class says so
+            if first is not None:
+                where = f"line {line}" if first == line else f"lines {first} and {line}"
+                raise _DuplicateKeyError(f"duplicate key {key!r} ({where})")
+            lines[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -15,7 +15,10 @@ __all__ = ["format_table"]
 def format_table(verdict: Verdict) -> str:
     """The terminal table: one row per objective, then the reason of every non-PASS."""
     c = verdict.counts
-    window = f"{verdict.window_s:.1f} s" if verdict.window_s is not None else "an unknown window"
+    if verdict.window_s is None:
+        window = "an unknown window"
+    else:
+        window = f"{verdict.window_s:.1f} s" if verdict.window_s > 0 else "an empty window"
     lines = [
         f"SLA {verdict.spec_name} ({verdict.spec_source}) on {verdict.run_path}: {verdict.status}",
         f"{c.measured} requests judged ({c.ok} ok, {c.failed} failed) over {window}; "
@@ -39,8 +42,9 @@ def format_table(verdict: Verdict) -> str:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if verdict.saturated:
         lines.append(
-            "WARNING: the load generator was saturated (run.json generator.saturated); its "
-            "timings are not trustworthy: add load-generator processes and re-run"
+            "SATURATED LOAD GENERATOR, never a PASS: the load generator was saturated (run.json "
+            "generator.saturated); its timings are not trustworthy: add load-generator "
+            "processes and re-run"
         )
     lines.extend(f"INCOMPLETE RUN, never a PASS: {reason}" for reason in verdict.incomplete)
     lines.extend(

@@ -11,11 +11,12 @@ Overall: FAIL if any objective fails, else INCONCLUSIVE if any is, else PASS.
 Exit codes (``exit_code``), one per outcome, in this order of precedence:
 ``EXIT_FAIL`` 1 > ``EXIT_SATURATED`` 4 > ``EXIT_INCONCLUSIVE`` 3 > ``EXIT_PASS`` 0;
 ``EXIT_USAGE`` 2 is a bad spec or argument. A saturated load generator (run.json
-``generator.saturated``) overrides PASS and INCONCLUSIVE because its run cannot be trusted:
-it delivered less load than asked, so a PASS may hide a server that fails at the intended
-load, and the fix for both is the same (more load-generator processes). It does not
-override FAIL: a FAIL needs a person's attention either way, an error-rate failure is the
-server's whatever the client's CPU, and the table and verdict.json still say that the
+``generator.saturated``) is never a PASS: its overall status is INCONCLUSIVE at best, and
+its exit code ``EXIT_SATURATED`` overrides PASS and INCONCLUSIVE because its run cannot be
+trusted: it delivered less load than asked, so a PASS may hide a server that fails at the
+intended load, and the fix for both is the same (more load-generator processes). It does
+not override FAIL: a FAIL needs a person's attention either way, an error-rate failure is
+the server's whatever the client's CPU, and the table and verdict.json still say that the
 generator was saturated (a busy client can add delay, so re-check a latency FAIL then).
 
 An incomplete run (``Run.incomplete``: never closed, run.json status not "complete", or
@@ -57,6 +58,7 @@ __all__ = [
     "evaluate",
     "evaluate_segments",
     "exit_code",
+    "overall_status",
 ]
 
 EXIT_PASS = 0
@@ -137,14 +139,15 @@ def judge(spec: Spec, readings: Sequence[Reading], samples: Samples) -> Verdict:
     )
     incomplete = tuple(reason for reading in readings for reason in reading.incomplete)
     disturbed = tuple(reason for reading in readings for reason in reading.disturbed)
-    status = _overall({r.status for r in results})
-    untrusted = incomplete or disturbed
+    saturated = any(reading.saturated for reading in readings)
     return Verdict(
         spec_name=spec.name,
         spec_source=spec.source,
         run_path=str(readings[0].path),
-        status=Status.INCONCLUSIVE if untrusted and status is Status.PASS else status,
-        saturated=any(reading.saturated for reading in readings),
+        status=overall_status(
+            {r.status for r in results}, untrusted=bool(saturated or incomplete or disturbed)
+        ),
+        saturated=saturated,
         confidence=spec.confidence,
         window_s=samples.window_s,
         counts=_counts(readings, samples),
@@ -167,10 +170,12 @@ def errors_by_class(rows: pd.DataFrame) -> tuple[tuple[str, int], ...]:
     return tuple((str(name), int(n)) for name, n in ranked)
 
 
-def _overall(statuses: set[Status]) -> Status:
+def overall_status(statuses: set[Status], *, untrusted: bool = False) -> Status:
+    """FAIL if any objective failed, else INCONCLUSIVE if any is, else PASS; never PASS for
+    an ``untrusted`` run (saturated, incomplete or disturbed: see the module)."""
     if Status.FAIL in statuses:
         return Status.FAIL
-    if Status.INCONCLUSIVE in statuses:
+    if Status.INCONCLUSIVE in statuses or untrusted:
         return Status.INCONCLUSIVE
     return Status.PASS
 

@@ -55,6 +55,8 @@ def judge_segments(spec: Spec, runs: list[Run], options: SearchOptions) -> Judge
         measurement = replace(measurement, status="FAIL")  # it would, given a longer step
     saturation = generator_saturation(measurement, options.max_send_lag_ms)
     measurement = replace(measurement, saturated=saturation is not None)
+    if saturation and measurement.status == "PASS":  # never a PASS, as a run's verdict
+        measurement = replace(measurement, status="INCONCLUSIVE")
     return Judged(measurement, why, saturation)
 
 

@@ -145,6 +145,7 @@ class LiveState:
                     s.done_tokens += tokens
                     s.done_tokens_sq += tokens * tokens
                     s.done_good += good
+                    s.done_counted += output_tokens is not None
                 s.good += good
             else:
                 s.failed += 1

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from sla.errors import SlabenchError
 from sla.files.error_class import fill_error_classes
+from sla.files.fields import Fields
 from sla.files.jsonio import check_schema_version, read_json_object
 from sla.files.parts import part_paths
 from sla.files.server_metrics import read_server_metrics
@@ -38,6 +39,8 @@ from sla.files.server_metrics import read_server_metrics
 SCHEMA_VERSION = 1
 
 RUN_JSON = "run.json"
+# run.json's times (seconds since the epoch; null or absent where unknown).
+_TIME_FIELDS = ("started_at", "measured_from", "ended_at")
 REQUESTS_FILE = "requests.parquet"
 PARTS_DIR = "requests.parts"
 
@@ -271,7 +274,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     """Read a run directory; raise ``RunDirError`` when it is missing, corrupt or too new."""
     path = Path(run_dir)
     if not path.is_dir():
-        raise RunDirError(f"run directory {path} does not exist; pass the directory of a run")
+        problem = "is not a directory" if path.exists() else "does not exist"
+        raise RunDirError(f"run directory {path} {problem}; pass the directory of a run")
     meta = _read_meta(path)
     table, from_parts = _read_requests(path)
     server_metrics = read_server_metrics(path, RunDirError)
@@ -306,6 +310,12 @@ def _read_meta(path: Path) -> dict[str, Any]:
     check_schema_version(
         meta.get("schema_version"), SCHEMA_VERSION, RunDirError, meta_path, f"{path} uses run"
     )
+    # Checked once here, where the file comes in: every window (sla.reading) and report
+    # reads these as numbers and the load profile as an object.
+    fields = Fields(meta, RunDirError, f"{meta_path}: ")
+    for key in _TIME_FIELDS:
+        fields.opt_number(key)
+    fields.obj("load_profile")
     return meta
 
 

@@ -8,8 +8,10 @@ generator was disturbed) are lists of strings, absent in files written before th
 which read back as a complete, undisturbed run; ``stopped_early`` says why
 ``--sla-stop-early`` ended the run ("" or absent: it ran its course). ``errors_by_class``
 is an object, error class -> count of the judged failures, the most frequent first
-(absent in older files: empty). Non-finite floats are written as null and come back NaN.
-A malformed file raises ``RunDirError`` (one line).
+(absent in older files: empty). A saturated run's ``status`` reads back INCONCLUSIVE where
+an older file says PASS: it is never a PASS (``sla.verdict``), and its ``exit_code`` was 4
+already. Non-finite floats are written as null and come back NaN. A malformed file raises
+``RunDirError`` (one line).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from sla.files.jsonio import check_schema_version, write_json_atomic
 from sla.files.run import RunDirError
 from sla.objectives import ObjectiveResult, Status
-from sla.verdict import Counts, Verdict, exit_code
+from sla.verdict import Counts, Verdict, exit_code, overall_status
 
 __all__ = [
     "VERDICT_FILE",
@@ -87,12 +89,13 @@ def verdict_from_dict(data: object, source: str = VERDICT_FILE) -> Verdict:
 
 def _verdict(data: Mapping[str, Any]) -> Verdict:
     counts = data["counts"]
+    saturated = bool(data["saturated"])
     return Verdict(
         spec_name=str(data["spec_name"]),
         spec_source=str(data["spec_source"]),
         run_path=str(data["run_path"]),
-        status=Status(data["status"]),
-        saturated=bool(data["saturated"]),
+        status=overall_status({Status(data["status"])}, untrusted=saturated),
+        saturated=saturated,
         confidence=float(data["confidence"]),
         window_s=_optional_float(data.get("window_s")),
         counts=Counts(

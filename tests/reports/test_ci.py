@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import html
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reports.ci import junit_xml, markdown_summary
+from reports.render import render_report
 from sla.files.run import load_run
 from sla.objectives import Status
 from sla.spec import parse_spec
@@ -83,7 +85,7 @@ def test_markdown_summary_has_the_verdict_table_and_key_numbers(
     text = markdown_summary(run, verdict)
     assert text.startswith("### slabench: chat: ❌ FAIL (SLA ci)")
     assert "60 requests measured (60 ok, 0 failed) over 10.00 s: 6.000 req/s" in text
-    assert "| `p90 latency_ms` |" in text and "❌ FAIL |" in text
+    assert "| p90 latency\\_ms |" in text and "❌ FAIL |" in text
     assert f"- {verdict.objectives[1].message}" in html.unescape(text.replace("\\", ""))
     assert "| `latency_ms` | 60 |" in text
     assert "no SLA" in markdown_summary(run, None)
@@ -103,3 +105,32 @@ def test_markdown_escapes_strings_from_the_run(tmp_path: Path) -> None:
     for line in text.splitlines():
         if line.startswith("| &lt;script"):
             assert line.count(" | ") == 2  # error, status, count: still three cells
+
+
+def test_a_label_with_a_pipe_stays_in_its_cell(tmp_path: Path) -> None:
+    # `p50 ttft_ms [endpoint chat|completions]` in a code span split the GitHub table row.
+    run = load_run(write_run(tmp_path / "run", steady(60)))
+    where = {"endpoint": ["chat", "completions"]}
+    spec = {"objectives": [{"metric": "ttft_ms", "stat": "p50", "max": 450, "where": where}]}
+    text = markdown_summary(run, evaluate(parse_spec(spec), run))
+    (row,) = [line for line in text.splitlines() if "ttft" in line and "endpoint" in line]
+    assert row.startswith("| p50 ttft\\_ms \\[endpoint chat\\|completions\\] | ")
+    assert len(re.findall(r"(?<!\\)\|", row)) == 7  # six cells: the label's pipe is escaped
+
+
+def test_a_saturated_run_reads_inconclusive_in_every_output(tmp_path: Path) -> None:
+    # It exits 4: its status must not read PASS (once: markdown ✅ PASS, the badge, JUnit).
+    run = load_run(write_run(tmp_path / "run", steady(60), meta={"generator": {"saturated": True}}))
+    spec = {"objectives": [{"metric": "latency_ms", "stat": "p50", "max": 1000}]}
+    verdict = evaluate(parse_spec(spec), run)
+    assert verdict.objectives[0].status is Status.PASS and verdict.status is Status.INCONCLUSIVE
+    text = markdown_summary(run, verdict)
+    assert text.startswith("### slabench: chat: ⚠️ INCONCLUSIVE (SLA ")
+    assert "saturated, never a PASS" in text
+    suite = ET.fromstring(junit_xml(verdict)).find("testsuite")
+    assert suite is not None
+    props = {p.attrib["name"]: p.attrib["value"] for p in suite.iter("property")}
+    assert props["verdict"] == "INCONCLUSIVE"
+    page = render_report(run, verdict, panels=[])
+    assert 'id="verdict-badge">INCONCLUSIVE<' in page
+    assert "Load generator saturated, never a PASS" in page

@@ -14,6 +14,7 @@ from sla.files.verdict import write_verdict
 from sla.spec import parse_spec
 from sla.verdict import evaluate
 from tests.reports import steady, write_run
+from tests.sla.test_cli import run_into_a_closed_pipe
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_YAML = """
@@ -72,6 +73,7 @@ def test_sla_judges_and_o_chooses_the_file(
         (["compare", "{run}"], "the following arguments are required"),
         (["compare", "{run}", "{run}", "--max-regression", "10"], "did you mean 10%?"),
         (["junit", "{run}"], "has no verdict.json; pass --sla SPEC"),
+        (["{run}/run.json"], "run.json is not a directory"),
         (["{run}", "--bogus"], "unrecognized arguments"),
     ],
 )
@@ -82,6 +84,28 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("python -m reports: error: ") and words in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [[], ["markdown"], ["junit"], ["compare", "{run}"]])
+def test_a_malformed_run_json_time_is_one_line_and_exit_2(
+    tmp_path: Path, spec_file: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = write_run(tmp_path / "good", steady(20))
+    bad = write_run(tmp_path / "bad", steady(20), meta={"measured_from": "yesterday"})
+    argv = [a.replace("{run}", str(good)) for a in command] + [str(bad)]
+    argv += ["--sla", str(spec_file)] if command in ([], ["markdown"], ["junit"]) else []
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    expected = f"{bad / 'run.json'}: measured_from must be a number, got 'yesterday'"
+    assert err == f"python -m reports: error: {expected}\n"
+
+
+@pytest.mark.parametrize("module", ["reports", "loadtests"])
+def test_a_closed_stdout_ends_quietly_with_141(run_dir: Path, module: str) -> None:
+    # `python -m reports markdown RUN | head` must not end in a BrokenPipeError traceback.
+    args = ["markdown", str(run_dir)] if module == "reports" else ["options"]
+    result = run_into_a_closed_pipe(module, *args)
+    assert (result.returncode, result.stderr) == (141, "")
 
 
 def test_compare_writes_the_comparison_into_the_candidate(tmp_path: Path) -> None:
@@ -124,5 +148,5 @@ def test_markdown_goes_to_stdout(
     assert main(["markdown", str(run_dir), "--sla", str(spec_file)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("### slabench: chat: ⚠️ INCONCLUSIVE (SLA cli)")
-    assert "| `p50 latency_ms` |" in out
+    assert "| p50 latency\\_ms |" in out
     assert json.dumps("no SLA") not in out

@@ -9,12 +9,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from loadtests.capacity.judging import Judged, judge_segments
 from sla.capacity import (
     backlog,
     cost_at,
@@ -217,6 +219,21 @@ def test_one_saturated_segment_saturates_the_step(which: int) -> None:
     spec = spec_of({"metric": "throughput_rps", "min": 0.5})
 
     assert evaluate_segments(spec, runs).saturated
+
+
+def test_a_step_whose_generator_saturated_is_never_a_pass() -> None:
+    # Sends left 0-3 ms late (p90 3 ms): over a 1 ms --max-send-lag the generator saturated.
+    spec = spec_of({"metric": "latency_ms", "stat": "p50", "max": 2000})
+
+    def judged(max_send_lag_ms: float) -> Judged:
+        options = SimpleNamespace(max_send_lag_ms=max_send_lag_ms, max_backlog_growth=math.inf)
+        return judge_segments(spec, [open_loop_step()], options)  # type: ignore[arg-type]
+
+    saturated = judged(1.0)
+    assert saturated.saturation is not None and saturated.measurement.saturated
+    assert saturated.measurement.objectives[0].status == "PASS"  # what its rows say
+    assert saturated.measurement.status == "INCONCLUSIVE"
+    assert judged(10.0).measurement.status == "PASS"
 
 
 # --- summarize_step -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,7 @@ def test_check_saturated_exits_4_but_a_failure_still_exits_1(tmp_path: Path, spe
     failing = make_run(tmp_path / "b", 500.0, saturated=True)
     result = run_cli("check", passing, spec, "--no-write")
     assert result.returncode == 4
+    assert result.stdout.splitlines()[0].endswith(": INCONCLUSIVE")  # never a PASS
     assert "load generator was saturated" in result.stdout
     assert run_cli("check", failing, spec, "--no-write").returncode == 1
 
@@ -112,10 +114,55 @@ def test_check_missing_run_dir_is_one_line_and_exit_2(tmp_path: Path, spec: Path
     assert_one_line_error(result, "nowhere does not exist")
 
 
+def test_a_run_json_with_a_malformed_time_is_one_line_and_exit_2(
+    tmp_path: Path, spec: Path
+) -> None:
+    good = make_run(tmp_path / "good", 50.0, n=10)
+    bad = make_run(tmp_path / "bad", 50.0, n=10)
+    meta = json.loads((bad / "run.json").read_text(encoding="utf-8"))
+    (bad / "run.json").write_text(json.dumps({**meta, "measured_from": "yesterday"}))
+    expected = f"{bad / 'run.json'}: measured_from must be a number, got 'yesterday'"
+    assert_one_line_error(run_cli("check", bad, spec), expected)
+    assert_one_line_error(run_cli("compare", good, bad, "--max-regression", "10%"), expected)
+
+
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path: Path, spec: Path) -> None:
     assert_one_line_error(run_cli("check", tmp_path), "required: SPEC")
     assert_one_line_error(run_cli("frobnicate"), "invalid choice: 'frobnicate'")
     assert_one_line_error(run_cli(), "required: COMMAND")
+
+
+def run_into_a_closed_pipe(
+    *args: str | Path, buffered: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """A ``python -m`` command whose standard output nobody reads any more (``| head``):
+    buffered, the write fails at the last flush; unbuffered, at the first print."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", *map(str, args)],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=env if buffered else {**env, "PYTHONUNBUFFERED": "1"},
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+
+
+def test_a_closed_stdout_ends_quietly_with_141(tmp_path: Path, spec: Path) -> None:
+    # `sla check ... | head -c 10` was a BrokenPipeError traceback and exit 1 (FAIL).
+    run_dir = make_run(tmp_path / "run", 50.0)
+    check = ["check", run_dir, spec]
+    compare = ["compare", run_dir, run_dir, "--max-regression", "10%"]
+    for args, buffered in ((check, True), (check, False), (compare, True)):
+        result = run_into_a_closed_pipe("sla", *args, buffered=buffered)
+        assert (result.returncode, result.stderr) == (141, ""), (args, buffered)
 
 
 def test_compare_exit_codes(tmp_path: Path) -> None:

@@ -167,6 +167,7 @@ def test_schema_version_too_new_is_a_clear_error(tmp_path: Path) -> None:
     ("setup", "message"),
     [
         ("no_dir", "does not exist"),
+        ("a_file", "is not a directory"),
         ("no_meta", "run.json is missing"),
         ("bad_json", "not valid JSON"),
         ("no_version", "no valid schema_version"),
@@ -177,9 +178,11 @@ def test_schema_version_too_new_is_a_clear_error(tmp_path: Path) -> None:
 )
 def test_broken_run_dirs_raise_one_line_errors(tmp_path: Path, setup: str, message: str) -> None:
     run_dir = tmp_path / "run"
-    if setup != "no_dir":
+    if setup == "a_file":
+        run_dir.write_text("{}")
+    elif setup != "no_dir":
         run_dir.mkdir()
-    if setup not in ("no_dir", "no_meta"):
+    if setup not in ("no_dir", "a_file", "no_meta"):
         meta = {} if setup == "no_version" else {"schema_version": 1}
         write_json_atomic(run_dir / "run.json", meta)
     if setup == "bad_json":
@@ -192,6 +195,27 @@ def test_broken_run_dirs_raise_one_line_errors(tmp_path: Path, setup: str, messa
     with pytest.raises(RunDirError, match=message) as info:
         load_run(run_dir)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("measured_from", "yesterday", "measured_from must be a number, got 'yesterday'"),
+        ("ended_at", "later", "ended_at must be a number, got 'later'"),
+        ("started_at", True, "started_at must be a number, got True"),
+        ("ended_at", [1.0], "ended_at must be a number, got [1.0]"),
+        ("load_profile", "closed", "load_profile must be an object, got 'closed'"),
+    ],
+)
+def test_a_malformed_run_json_field_is_one_line_naming_it(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    # Every window reads these as numbers: a string was a ValueError traceback, exit 1.
+    meta = {"schema_version": SCHEMA_VERSION, "started_at": EXACT_T, field: value}
+    _write_run(tmp_path, [_record(0)], meta)
+    with pytest.raises(RunDirError) as info:
+        load_run(tmp_path)
+    assert str(info.value) == f"{tmp_path / 'run.json'}: {message}"
 
 
 def test_write_json_atomic_replaces_and_nulls_nan(tmp_path: Path) -> None:

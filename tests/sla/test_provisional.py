@@ -3,8 +3,12 @@ early stop that settles a FAIL under repeated looks and never stops a passing ru
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from loadtests.live.state import LiveState
+from sla.files.run import RequestRecord
 from sla.live import LiveSamples
 from sla.objectives import Status
 from sla.provisional import early_confidence, judge_live, settled_failures
@@ -102,3 +106,54 @@ def test_filters_pool_endpoints_and_a_turn_filter_waits_for_the_end() -> None:
     by_endpoint, by_turn = judge_live(spec, live, scenario="chat", window_s=1.0)
     assert by_endpoint.status is Status.PASS and by_endpoint.observed == 20.0
     assert by_turn.status is Status.INCONCLUSIVE and "judged at the end" in by_turn.message
+
+
+def embeddings_state(n: int = 100) -> LiveState:
+    """The live state of ``n`` embedding requests, one every 0.1 s: no output tokens."""
+    state = LiveState(measured_from=0.0)
+    for i in range(n):
+        sent = i * 0.1
+        record = RequestRecord(
+            request_id=f"r{i}",
+            worker="local",
+            endpoint="embeddings",
+            scheduled_at=math.nan,
+            sent_at=sent,
+            first_token_at=math.nan,
+            done_at=sent + 0.01,
+            status=200,
+            error=None,
+            input_tokens=16,
+            output_tokens=None,
+            output_tokens_source=None,
+            chunk_count=1,
+            chunk_gaps_ms=[],
+        )
+        state.add_record(record)
+    return state
+
+
+def test_live_rates_over_no_request_or_no_token_counts_are_inconclusive() -> None:
+    # As at the end: a rate of nothing is no rate, and an embedding tells no tokens.
+    objectives = [
+        {"metric": "throughput_rps", "min": 0.5},
+        {"metric": "output_tokens_per_s", "max": 5000},
+    ]
+    state = embeddings_state()
+    for filters in ({"endpoint": "chat"}, {"scenario": "chat"}):
+        spec = parse_spec({"filters": filters, "objectives": objectives})
+        for result in judge_live(spec, state.window, scenario="embeddings", window_s=10.0):
+            assert result.status is Status.INCONCLUSIVE and result.n == 0
+            assert "no samples: no request in the judged window matches" in result.message
+    spec = parse_spec({"objectives": objectives})
+    requests, tokens = judge_live(spec, state.window, scenario="embeddings", window_s=10.0)
+    assert requests.status is Status.PASS and requests.observed == 10.0
+    assert tokens.status is Status.INCONCLUSIVE and "no token counts" in tokens.message
+
+
+def test_no_error_at_all_bounds_the_live_error_rate_at_exactly_0() -> None:
+    spec = parse_spec({"objectives": [{"metric": "error_rate", "max": 0.05}]})
+    for n in (3, 100, 170):
+        live = samples(np.full(n, 10.0))
+        (result,) = judge_live(spec, {"e": live}, scenario="s", window_s=10.0)
+        assert result.ci_low == 0.0

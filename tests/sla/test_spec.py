@@ -238,6 +238,50 @@ def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
         load_spec(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: x\nobjectives:\n  - {metric: ttft_ms, stat: p50, max: 10}\n"
+            "objectives:\n  - {metric: latency_ms, stat: p50, max: 5s}\n",
+            "duplicate key 'objectives' (lines 2 and 4)",
+        ),
+        (
+            "objectives:\n  - {metric: ttft_ms, stat: p50, max: 10, max: 10000}\n",
+            "duplicate key 'max' (line 2)",
+        ),
+        (
+            "objectives:\n  - metric: ttft_ms\n    stat: p50\n    max: 10\n"
+            "    where: {endpoint: chat, endpoint: completions}\n",
+            "duplicate key 'endpoint' (line 5)",
+        ),
+    ],
+    ids=["objectives", "max", "where.endpoint"],
+)
+def test_a_key_given_twice_is_refused_at_any_depth(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    # PyYAML would keep the last silently: the SLA judged would not be the one written.
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {expected}; ")
+
+
+def test_keys_merged_from_an_anchor_may_be_overridden(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "objectives:\n"
+        "  - &p99 {metric: ttft_ms, stat: p99, max: 450}\n"
+        "  - {<<: *p99, max: 200, where: {turn: '>1'}}\n",
+    )
+    first, later = load_spec(path).objectives
+    assert (first.limit, later.limit) == (450.0, 200.0)
+    assert later.metric == "ttft_ms" and later.stat == "p99"
+
+
 def test_suggestion_falls_back_to_the_valid_names(tmp_path: Path) -> None:
     path = write(tmp_path, "objectives: [{metric: zzz, max: 1}]\n")
     with pytest.raises(SpecError) as info:

@@ -12,7 +12,7 @@ import pytest
 
 from loadtests.recording.recorder import RequestRecorder, finish_run_json, start_run_json
 from sla.files.run import CANCELLED_ERROR, RequestRecord, Run, load_run
-from sla.files.verdict import write_verdict
+from sla.files.verdict import load_verdict, write_verdict
 from sla.metrics import with_request_metrics
 from sla.objectives import ObjectiveResult, Status
 from sla.spec import Spec, parse_spec
@@ -402,6 +402,83 @@ def test_scenario_filter_that_does_not_match_the_run_leaves_nothing(tmp_path: Pa
     assert evaluate(matching, run).status is Status.PASS
 
 
+RATES = (
+    {"metric": "throughput_rps", "min": 0.5},
+    {"metric": "throughput_rps", "max": 100},
+    {"metric": "output_tokens_per_s", "max": 5000},
+    {"metric": "goodput_rps", "min": 0.5},
+)
+
+
+@pytest.mark.parametrize(
+    ("filters", "matches"),
+    [({"scenario": "nosuch"}, "scenario nosuch"), ({"endpoint": "chat"}, "endpoint chat")],
+)
+def test_a_rate_over_no_matching_request_is_inconclusive(
+    tmp_path: Path, filters: dict[str, str], matches: str
+) -> None:
+    # An embeddings run judged under a filter that keeps none of it: a rate of nothing is
+    # 0/s, which once passed a max and failed a min, on n=0, as `where` never did.
+    records = [req(i + 0.5, 10.0, tokens=None, endpoint="embeddings") for i in range(99)]
+    run = load_run(write_run(tmp_path, records))
+    verdict = evaluate(spec_of(*RATES, filters=filters, per_request={"latency_ms": 50}), run)
+    assert verdict.status is Status.INCONCLUSIVE
+    for result in verdict.objectives:
+        assert result.status is Status.INCONCLUSIVE and result.n == 0
+        assert f"no samples: no request in the judged window matches {matches}" in result.message
+
+
+def test_a_rate_of_tokens_without_token_counts_is_inconclusive(tmp_path: Path) -> None:
+    # Embeddings and KServe answers have no output tokens: their rate is unknown, not 0.
+    uncounted = load_run(
+        write_run(tmp_path / "a", [req(i + 0.5, 10.0, tokens=None) for i in range(99)])
+    )
+    spec = spec_of(
+        {"metric": "output_tokens_per_s", "max": 5000}, {"metric": "throughput_rps", "min": 0.5}
+    )
+    tokens, requests = evaluate(spec, uncounted).objectives
+    assert tokens.status is Status.INCONCLUSIVE and tokens.n == 0
+    assert "no token counts" in tokens.message
+    assert requests.status is Status.PASS and requests.n == 99
+    # A run whose requests all failed delivered 0 tokens indeed: that is a value.
+    failed = [req(i + 0.5, 10.0, tokens=None, status=503, error="HTTP 503") for i in range(99)]
+    result = only(
+        evaluate(
+            spec_of({"metric": "output_tokens_per_s", "min": 1}),
+            load_run(write_run(tmp_path / "b", failed)),
+        )
+    )
+    assert result.status is Status.FAIL and result.observed == 0.0
+
+
+def test_a_spec_warm_up_longer_than_the_run_says_so(tmp_path: Path) -> None:
+    run = latency_run(tmp_path, np.full(100, 10.0), duration_s=10.0)
+    spec = spec_of(
+        {"metric": "latency_ms", "stat": "p50", "max": 450},
+        {"metric": "throughput_rps", "min": 1},
+        warmup="1h",
+    )
+    verdict = evaluate(spec, run)
+    assert verdict.status is Status.INCONCLUSIVE
+    assert verdict.window_s == 0.0  # once -3590 s
+    for result in verdict.objectives:
+        assert result.status is Status.INCONCLUSIVE
+        assert "the spec's warm-up (3600 s) is longer than the run's measured window (10.0 s)" in (
+            result.message
+        )
+    assert "0 requests judged (0 ok, 0 failed) over an empty window;" in format_table(verdict)
+
+
+def test_no_error_at_all_bounds_the_error_rate_at_exactly_0(tmp_path: Path) -> None:
+    # Wilson's lower bound at 0 errors is 0; arithmetic left 3.5e-18 at some n, which
+    # printed as "0.0000000000000003469%".
+    for n in (3, 100, 170):
+        run = latency_run(tmp_path / str(n), np.full(n, 10.0))
+        result = only(evaluate(spec_of({"metric": "error_rate", "max": 0.05}), run))
+        assert result.ci_low == 0.0
+        assert "95% CI 0%–" in result.message
+
+
 # --- overall status, exit codes, outputs --------------------------------------------------
 
 
@@ -426,6 +503,25 @@ def test_exit_code_precedence(
     verdict = evaluate(spec, run)
     assert verdict.saturated is saturated
     assert exit_code(verdict, allow_inconclusive=allow) == expected
+
+
+def test_a_saturated_run_is_never_a_pass(tmp_path: Path) -> None:
+    # Its exit code was 4 while the table, verdict.json and reports said PASS.
+    run = latency_run(tmp_path / "run", np.linspace(5, 15, 400), saturated=True)
+    verdict = evaluate(spec_of({"metric": "latency_ms", "stat": "p50", "max": 100}), run)
+    assert only(verdict).status is Status.PASS  # what its rows say
+    assert verdict.status is Status.INCONCLUSIVE
+    assert exit_code(verdict, allow_inconclusive=True) == EXIT_SATURATED
+    table = format_table(verdict)
+    assert table.splitlines()[0].endswith(": INCONCLUSIVE")
+    assert "SATURATED LOAD GENERATOR, never a PASS: " in table
+    path = write_verdict(tmp_path / "run", verdict)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert (data["status"], data["exit_code"]) == ("INCONCLUSIVE", EXIT_SATURATED)
+    # A verdict.json written before said PASS: it reads back as what it was.
+    path.write_text(json.dumps({**data, "status": "PASS"}), encoding="utf-8")
+    loaded = load_verdict(tmp_path / "run")
+    assert loaded is not None and loaded.status is Status.INCONCLUSIVE
 
 
 def test_write_verdict_is_json_with_nulls_for_missing_values(tmp_path: Path) -> None:
