@@ -325,8 +325,9 @@ def _percentile_change(
         return _with(raw, "the baseline value is not positive")
     if clustered:
         gaps_b, gaps_c = base.reading.itl_ms(), cand.reading.itl_ms()
-        boot_b = stats.bootstrap_clustered_percentile(gaps_b, rb, percent, n_boot, rng)
-        boot_c = stats.bootstrap_clustered_percentile(gaps_c, rc, percent, n_boot, rng)
+        n = stats.cluster_replicates(max(len(np.unique(rb)), len(np.unique(rc))), n_boot)
+        boot_b = stats.bootstrap_clustered_percentile(gaps_b, rb, percent, n, rng)
+        boot_c = stats.bootstrap_clustered_percentile(gaps_c, rc, percent, n, rng)
     else:
         boot_b = stats.bootstrap_percentile(xb, percent, n_boot, rng)
         boot_c = stats.bootstrap_percentile(xc, percent, n_boot, rng)

@@ -23,8 +23,10 @@ rate of nothing is no rate, not 0/s, so never a PASS or a FAIL), and for
 ``output_tokens_per_s`` when no successful request has a token count (embeddings, KServe:
 their rate of tokens is unknown, not 0). The observed value of a percentile is numpy's default
 (linear) percentile of the samples. The bounds assume independent samples; the chunk gaps
-pooled for ``itl_ms`` are not (gaps of one request move together), so its interval is
-narrower than it should be.
+pooled for ``itl_ms`` are not (gaps of one request move together), so a percentile of
+``itl_ms`` takes the wider of those bounds and a bootstrap's that resamples whole requests,
+and has a bound only with as many requests as the percentile needs samples
+(``sla.stats.clustered_percentile_interval``).
 """
 
 from __future__ import annotations
@@ -96,7 +98,13 @@ def judge_objective(obj: Objective, samples: Samples, confidence: float) -> Obje
         # was measured, so never a PASS or a FAIL, whatever a rate of nothing (0/s) says.
         why = samples.empty or no_match_reason(obj.where or samples.filters)
         return _result(obj, NO_VALUE, 0, confidence, why)
-    if obj.metric in LATENCY_METRICS:
+    if obj.metric == "itl_ms" and obj.percentile is not None:
+        # A request's gaps move together: bounds that hold for whole requests resampled.
+        n = len(samples.itl)
+        interval = stats.clustered_percentile_interval(
+            samples.itl, samples.itl_requests, obj.percentile, confidence
+        )
+    elif obj.metric in LATENCY_METRICS:
         values = _latency_values(samples, obj.metric)
         n, interval = len(values), _latency_interval(obj, values, confidence)
     elif obj.metric in PROPORTION_METRICS:
@@ -263,6 +271,12 @@ def _undecided(obj: Objective, iv: stats.Interval, n: int, confidence: float) ->
     if deciding is None and percentile is not None:
         side: Literal["low", "high"] = "high" if obj.op == "max" else "low"
         needs = stats.samples_needed(percentile / 100.0, confidence, side)
+        if obj.metric == "itl_ms" and n >= needs:  # enough gaps, too few requests
+            return (
+                f"n={n} gaps are too few requests to bound {obj.stat} at "
+                f"{fmt_confidence(confidence)} confidence; needs ≥ {needs} requests (a "
+                "request's gaps move together)"
+            )
         return (
             f"n={n} is too few to bound {obj.stat} at {fmt_confidence(confidence)} confidence; "
             f"needs n ≥ {needs}"

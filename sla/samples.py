@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,6 +51,7 @@ class Samples:
     rate_rows: pd.DataFrame
     rate_good: BoolArray | None
     itl: FloatArray
+    itl_requests: npt.NDArray[np.int64]  # the request of each of ``itl``'s gaps
     filters: Filters
     empty: str = ""
 
@@ -80,6 +82,8 @@ def judged_samples(spec: Spec, *runs: RunLike, where: Filters | None = None) -> 
         rate_rows=pd.concat([p.rate_rows for p in parts], ignore_index=True),
         rate_good=_pooled([p.rate_good for p in parts]),
         itl=np.concatenate([p.itl for p in parts]),
+        # A segment's rows are numbered from 0: offset so that requests stay apart.
+        itl_requests=np.concatenate([p.itl_requests + i * (1 << 40) for i, p in enumerate(parts)]),
         filters=spec.filters,
         empty=parts[0].empty if all(p.empty for p in parts) else "",
     )
@@ -97,10 +101,10 @@ def _select(spec: Spec, reading: Reading, where: Filters | None) -> Samples:
     measured = reading.measured_mask & kept
     rows = reading.rows[measured]
     rate_rows = reading.rows[reading.completed_mask & kept]
-    if kept.all():
-        itl = reading.itl_ms()
-    else:
-        itl = reading.pooled_gaps(measured & reading.rows["ok"].to_numpy(dtype=bool))
+    itl, itl_requests = reading.itl_ms(), reading.itl_requests()
+    if not kept.all():
+        keep = kept[itl_requests]
+        itl, itl_requests = itl[keep], itl_requests[keep]
     good = _good(rows, spec.per_request) if spec.per_request else None
     rate_good = _good(rate_rows, spec.per_request) if spec.per_request else None
     window, empty = reading.window_s, ""
@@ -110,7 +114,7 @@ def _select(spec: Spec, reading: Reading, where: Filters | None) -> Samples:
             f"measured window ({window + spec.warmup_s:.1f} s); shorten it or run longer"
         )
         window = 0.0
-    return Samples(rows, good, window, rate_rows, rate_good, itl, spec.filters, empty)
+    return Samples(rows, good, window, rate_rows, rate_good, itl, itl_requests, spec.filters, empty)
 
 
 def filter_mask(spec: Spec, reading: Reading) -> BoolArray:

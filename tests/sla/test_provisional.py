@@ -11,7 +11,7 @@ from loadtests.live.state import LiveState
 from sla.files.run import RequestRecord
 from sla.live import LiveSamples
 from sla.objectives import Status
-from sla.provisional import early_confidence, judge_live, settled_failures
+from sla.provisional import early_confidence, judge_live, settled_failures, stops_early
 from sla.spec import parse_spec
 from sla.stats import percentile_interval
 
@@ -157,3 +157,16 @@ def test_no_error_at_all_bounds_the_live_error_rate_at_exactly_0() -> None:
         live = samples(np.full(n, 10.0))
         (result,) = judge_live(spec, {"e": live}, scenario="s", window_s=10.0)
         assert result.ci_low == 0.0
+
+
+def test_an_itl_percentile_never_stops_a_run_early() -> None:
+    # Its live bounds treat a request's gaps as independent: too narrow to stop a run on.
+    spec = parse_spec(
+        {"name": "t", "objectives": [
+            {"metric": "itl_ms", "stat": "p99", "max": 50},
+            {"metric": "itl_ms", "stat": "mean", "max": 50},
+            {"metric": "ttft_ms", "stat": "p99", "max": 50},
+        ]},
+        source="t.yaml",
+    )  # fmt: skip
+    assert [stops_early(o) for o in spec.objectives] == [False, True, True]

@@ -612,3 +612,19 @@ def test_rates_count_requests_that_ended_in_the_window(tmp_path: Path) -> None:
     # Proportions and latencies stay with the requests started in the window and not cut off.
     assert verdict.counts.measured == 8
     assert verdict.objectives[1].observed == 0.0
+
+
+def test_an_itl_percentile_needs_enough_requests_not_just_gaps(tmp_path: Path) -> None:
+    # 20 requests of 40 gaps: 800 gaps would bound a p90 if they were independent, but a
+    # request's gaps move together, so the bound needs 29 requests.
+    rng = np.random.default_rng(4)
+    records = [
+        req(i * 0.5, 500.0, ttft_ms=50.0, tokens=41,
+            gaps_ms=(rng.gamma(25.0, 1.0, size=40) * rng.lognormal(0.0, 0.5)).tolist())
+        for i in range(20)
+    ]  # fmt: skip
+    run = load_run(write_run(tmp_path / "run", records))
+    result = evaluate(spec_of({"metric": "itl_ms", "stat": "p90", "max": 500}), run).objectives[0]
+    assert result.n == 800
+    assert result.status is Status.INCONCLUSIVE
+    assert "needs ≥ 29 requests" in result.message
