@@ -39,9 +39,14 @@ class Target:
 
     @classmethod
     def parse(cls, url: str) -> Target:
-        parts = urlsplit(url)
+        shape = f"--host {url!r} must look like http://HOST:PORT[/prefix]"
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises for a port that is no number or out of range
+        except ValueError as exc:  # "http://[::1", "http://h:99999", "http://h:abc"
+            raise TargetError(f"{shape} ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TargetError(f"--host {url!r} must look like http://HOST:PORT[/prefix]")
+            raise TargetError(shape)
         if parts.username or parts.password:
             raise TargetError("--host must not carry credentials; use --api-key")
         base = f"{parts.scheme}://{parts.netloc}"

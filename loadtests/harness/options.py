@@ -109,7 +109,7 @@ def add_options(parser: Any) -> None:
         "--warmup",
         "WARMUP",
         default="0s",
-        help="time excluded from the measured window at the start (e.g. 10s)",
+        help="time excluded from the measured window at the start (e.g. 10s); shorter than -t",
     )
     opt(
         "--arrival-rate",
@@ -286,6 +286,22 @@ def _bind_processes_master(ns: Any) -> Any:
     return ns
 
 
+def _check_warmup_fits(ns: Any, warmup_s: float, shape: Any) -> None:
+    """A warm-up as long as the load leaves nothing to measure: a usage error before any
+    load, not a run whose every figure is NaN. The load's length is ``-t`` (Locust parses
+    it to seconds), else a ``--shape``'s; a capacity search times its own steps."""
+    if not warmup_s or getattr(ns, "capacity_search", False):
+        return
+    length, flag = getattr(ns, "run_time", None), "-t"
+    if not length and shape is not None:
+        length, flag = shape.total_duration_s, "--shape"
+    if isinstance(length, int | float) and 0 < length <= warmup_s:
+        raise LoadSpecError(
+            f"--warmup {ns.warmup} is not shorter than the load ({flag}: {length:g} s): "
+            "nothing would be measured; shorten the warm-up or run longer"
+        )
+
+
 def _warmup_s(text: str) -> float:
     try:
         seconds = parse_duration_s(text)
@@ -349,6 +365,13 @@ class LoadOptions:
         shape = parse_shape(ns.shape) if ns.shape else None
         if shape is not None and arrival is not None:
             raise LoadSpecError("--shape drives users (closed loop); drop it or --arrival-rate")
+        warmup_s = _warmup_s(ns.warmup)
+        _check_warmup_fits(ns, warmup_s, shape)
+        if getattr(ns, "host", None):
+            # Here, not at the top: listing the options must not import gevent.
+            from loadtests.client.transport import Target
+
+            Target.parse(ns.host)  # a bad --host is one line before anything uses it
         return cls(
             run_dir=ns.run_dir,
             dataset=ns.dataset,
@@ -356,7 +379,7 @@ class LoadOptions:
             output_len=ns.output_len,
             chars_per_token=ns.chars_per_token,
             seed=ns.seed,
-            warmup_s=_warmup_s(ns.warmup),
+            warmup_s=warmup_s,
             arrival=arrival,
             max_inflight=ns.max_inflight,
             api_key=ns.api_key,

@@ -118,7 +118,7 @@ class MetricsScraper:
         """Try the KServe V2 metrics ports of the target's host; the client of the first
         that serves Prometheus text (then ``target`` scrapes there), else of the last."""
         tried = probe_urls(target.url, self._probe_ports)
-        first = target.shown
+        first_url, first = target.url, target.shown
         for url in tried:
             client = self._client(url)
             target.url, target.shown = url, strip_credentials(url)
@@ -131,7 +131,9 @@ class MetricsScraper:
         ports = ", ".join(str(p) for p in self._probe_ports)
         target.probed = f"{first} answered HTTP 404, and no metrics on port {ports} either"
         target.problem = f"{target.probed}; give --scrape-url"
-        return self._client(first)
+        # Named by the URL it was given, not by the last port tried.
+        target.url, target.shown = first_url, first
+        return self._client(first_url)
 
     def _scrape_once(self, client: HTTPClient, target: _Target) -> int:
         """One scrape: its HTTP status (0: no answer, or not Prometheus text)."""

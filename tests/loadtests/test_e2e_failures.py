@@ -112,6 +112,7 @@ def test_bad_dataset_file_fails_before_any_load(
         ("chat", ("--shape", "steps:users=1,step=1s", "--arrival-rate", "5"), "--shape"),
         ("kserve", ("--model", "slabench-mlp", "--kserve-shape", "0,16"), "--kserve-shape"),
         ("http_json", ("--payload", "missing.json"), "missing.json"),
+        ("chat", ("--warmup", "10s"), "--warmup 10s is not shorter than the load (-t: 2 s)"),
     ],
     ids=lambda v: "_".join(v) if isinstance(v, tuple) else None,
 )
@@ -125,6 +126,13 @@ def test_bad_option_value_is_one_line_error(
     result = run_locust(scenario, "--host", reference_server.url, "-t", "2s", *option)
 
     assert_one_line_error(result, fragment)
+
+
+def test_a_bad_host_is_one_line_error_with_a_model_given_too(run_locust: RunLocust) -> None:
+    # With --model nothing looks the model up, so the host was first parsed deep in the
+    # start-up's calibration, where its ValueError was a traceback and exit 1.
+    result = run_locust("chat", "--host", "http://127.0.0.1:99999", "--model", "m", "-t", "2s")
+    assert_one_line_error(result, "(Port out of range 0-65535)")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

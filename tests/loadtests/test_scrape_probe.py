@@ -123,7 +123,8 @@ def test_no_metrics_anywhere_is_said_in_one_line(
     assert (
         f"{url} answered HTTP 404, and no metrics on port {closed} either" in (summary["problem"])
     )
-    assert "no server metrics will be collected from" in done.stderr
+    # Named by the URL it was given, not by the last port it tried.
+    assert f"no server metrics will be collected from {url}: {url} answered" in done.stderr
 
 
 def test_a_run_shorter_than_the_interval_is_scraped_at_its_start_and_its_stop(
