@@ -36,6 +36,14 @@ Decisions that shape the numbers:
 - `server_timings`: the `timings` object of the last chunk that has one (the bundled
   server's and llama.cpp's final chunk), read once at `finish`
   (`loadtests.client.server_timings`).
+- Usage: the `usage` object of the last chunk that has one, read once at `finish` by
+  `usage_counts` (the non-streamed reader uses it too). Each count (`prompt_tokens`,
+  `completion_tokens`, `prompt_tokens_details.cached_tokens`,
+  `completion_tokens_details.reasoning_tokens`) is null or absent (not reported) or a
+  non-negative integer the run directory's int32 columns hold; anything else (a string,
+  `true`, a float, -4, 3000000000, a `usage` that is not an object) makes the answer
+  malformed (`malformed_sse`, the message naming the field and its value) and none of its
+  counts is kept: a bad count never reaches the recorder.
 - The first `[DONE]` or error stops counting; later events are ignored. Errors are an
   `event: error` event, a payload with a top-level `error` key, or (older vLLM) a payload
   with `"object": "error"`.
@@ -53,7 +61,14 @@ from loadtests.client.sse import SSEEvent
 from sla.files import error_class as ec
 from sla.files.error_class import bound_error
 
-__all__ = ["StreamAccumulator", "StreamResult"]
+__all__ = [
+    "MAX_TOKEN_COUNT",
+    "MalformedUsage",
+    "StreamAccumulator",
+    "StreamResult",
+    "UsageCounts",
+    "usage_counts",
+]
 
 _loads: Callable[[str], Any]
 try:
@@ -67,6 +82,13 @@ _DONE = "[DONE]"
 # What a chunk bears (StreamAccumulator._on_chunk); 0 is nothing.
 _TOKEN, _OUTPUT, _END = 1, 2, 3
 _MALFORMED_PREVIEW_CHARS = 80
+# The run directory's token columns (input_tokens, output_tokens, cached_tokens,
+# reasoning_tokens in sla.files.run.REQUESTS_SCHEMA) are int32: a larger count cannot be
+# recorded, and one such value would fail the whole batch of rows it sits in.
+MAX_TOKEN_COUNT = 2**31 - 1
+# A usage's prompt, completion, cached and reasoning tokens; None: not reported.
+UsageCounts = tuple[int | None, int | None, int | None, int | None]
+NO_USAGE: UsageCounts = (None, None, None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +146,7 @@ class StreamAccumulator:
         "_last_token_at",
         "_parts",
         "_timings",
-        "_usage_cached",
-        "_usage_completion",
-        "_usage_prompt",
-        "_usage_reasoning",
+        "_usage",
     )
 
     def __init__(self) -> None:
@@ -137,10 +156,7 @@ class StreamAccumulator:
         self._gaps_ms: list[float] = []
         self._chunk_count = 0
         self._parts: list[str] = []
-        self._usage_prompt: int | None = None
-        self._usage_completion: int | None = None
-        self._usage_cached: int | None = None
-        self._usage_reasoning: int | None = None
+        self._usage: object = None  # the last chunk's usage, read at finish()
         self._finish_reason: str | None = None
         self._done = False
         self._error: str | None = None
@@ -219,7 +235,7 @@ class StreamAccumulator:
         and records its own error; timings gathered so far are kept either way."""
         if stream_ended and not self._done and self._error is None:
             self._fail(ec.STREAM_INCOMPLETE, "stream ended before [DONE]")
-        from_usage = self._usage_completion is not None
+        prompt, completion, cached, reasoning = self._read_usage()
         return StreamResult(
             first_token_at=self._first_token_at,
             first_output_at=self._first_output_at,
@@ -228,14 +244,12 @@ class StreamAccumulator:
             chunk_gaps_ms=list(self._gaps_ms),
             chunk_count=self._chunk_count,
             text="".join(self._parts),
-            usage_prompt_tokens=self._usage_prompt,
-            usage_completion_tokens=self._usage_completion,
-            usage_cached_tokens=self._usage_cached,
-            usage_reasoning_tokens=self._usage_reasoning,
-            output_tokens=(
-                self._usage_completion if self._usage_completion is not None else self._chunk_count
-            ),
-            output_tokens_source="usage" if from_usage else "chunks",
+            usage_prompt_tokens=prompt,
+            usage_completion_tokens=completion,
+            usage_cached_tokens=cached,
+            usage_reasoning_tokens=reasoning,
+            output_tokens=completion if completion is not None else self._chunk_count,
+            output_tokens_source="chunks" if completion is None else "usage",
             finish_reason=self._finish_reason,
             done=self._done,
             error=self._error,
@@ -245,6 +259,18 @@ class StreamAccumulator:
 
     def _fail(self, error_class: str, message: str) -> None:
         self._error, self._error_class = message, error_class
+
+    def _read_usage(self) -> UsageCounts:
+        """The last usage's counts. A bad one makes the answer malformed (unless it already
+        failed otherwise) and none of its counts is kept."""
+        if self._usage is None:
+            return NO_USAGE
+        try:
+            return usage_counts(self._usage)
+        except MalformedUsage as exc:
+            if self._error is None:
+                self._fail(ec.MALFORMED_SSE, bound_error(str(exc)))
+            return NO_USAGE
 
     def _on_other(self, data: str, event_type: str | None, payload: Any) -> dict[str, Any] | None:
         """[DONE] with blanks around it, errors, and payloads that are not chunks: sets
@@ -270,8 +296,8 @@ class StreamAccumulator:
         `_TOKEN`, `_OUTPUT` (a token with visible output) or `_END` (only empty token
         fields and a finish reason: a token only when none came before)."""
         usage = chunk.get("usage")
-        if usage:
-            self._on_usage(usage)
+        if usage:  # checked once, at finish(): servers may send usage with every chunk
+            self._usage = usage
         timings = chunk.get("timings")  # the server's own account (ours, llama.cpp's)
         if timings is not None:
             self._timings = timings
@@ -309,16 +335,59 @@ class StreamAccumulator:
                 kind = kind or _TOKEN
         return kind
 
-    def _on_usage(self, usage: dict[str, Any]) -> None:
-        self._usage_prompt = usage.get("prompt_tokens")
-        self._usage_completion = usage.get("completion_tokens")
-        prompt_details = usage.get("prompt_tokens_details")
-        if isinstance(prompt_details, dict):
-            self._usage_cached = _count(prompt_details.get("cached_tokens"))
-        completion_details = usage.get("completion_tokens_details")
-        if isinstance(completion_details, dict):
-            self._usage_reasoning = _count(completion_details.get("reasoning_tokens"))
+
+class MalformedUsage(ValueError):
+    """A usage the protocol does not allow; str() names the field and its value."""
 
 
-def _count(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def usage_counts(usage: object) -> UsageCounts:
+    """The prompt, completion, cached and reasoning tokens of an OpenAI ``usage`` value
+    (None: not reported, as is a null or absent usage). Raises ``MalformedUsage`` for a
+    usage or details that are not objects and for a count that is not a non-negative
+    integer of at most ``MAX_TOKEN_COUNT`` (a bool is not one; a whole float, 16.0, is
+    read as the integer it writes)."""
+    if usage is None:
+        return NO_USAGE
+    if type(usage) is not dict:
+        raise MalformedUsage(f"usage must be an object, got {_shown(usage)}")
+    return (
+        _count(usage, "prompt_tokens", "usage"),
+        _count(usage, "completion_tokens", "usage"),
+        _detail(usage, "prompt_tokens_details", "cached_tokens"),
+        _detail(usage, "completion_tokens_details", "reasoning_tokens"),
+    )
+
+
+def _detail(usage: dict[str, Any], details: str, key: str) -> int | None:
+    found = usage.get(details)
+    if found is None:
+        return None
+    if type(found) is not dict:
+        raise MalformedUsage(f"usage.{details} must be an object, got {_shown(found)}")
+    return _count(found, key, f"usage.{details}")
+
+
+def _count(where: dict[str, Any], key: str, path: str) -> int | None:
+    value = where.get(key)
+    if value is None or (type(value) is int and 0 <= value <= MAX_TOKEN_COUNT):
+        return value
+    if type(value) is float and value.is_integer():
+        value = int(value)  # 16.0: a whole count written as a JSON float by some servers
+        if 0 <= value <= MAX_TOKEN_COUNT:
+            return value
+    if type(value) is int and value > MAX_TOKEN_COUNT:
+        raise MalformedUsage(
+            f"{path}.{key} must be at most {MAX_TOKEN_COUNT} (the run directory holds int32 "
+            f"counts), got {value}"
+        )
+    raise MalformedUsage(f"{path}.{key} must be a non-negative integer, got {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    """A JSON value as the answer had it (`"10"`, `true`), cut short."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):  # not a parsed JSON value after all
+        text = repr(value)
+    cut = _MALFORMED_PREVIEW_CHARS
+    return text if len(text) <= cut else text[:cut] + "..."

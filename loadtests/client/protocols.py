@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from loadtests.client.nonce import prefixed
+from loadtests.client.openai_stream import MalformedUsage, usage_counts
 from loadtests.workloads.datasets import Prompt
 from sla.errors import SlabenchError
 from sla.files.error_class import MALFORMED_BODY, http_error_class
@@ -240,7 +241,11 @@ def _malformed(error: str) -> Answer:
 
 
 def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
-    """Interpret a complete body. Never raises: a surprise becomes an error string."""
+    """Interpret a complete body. Never raises: a surprise becomes an error string.
+
+    An OpenAI answer's ``usage`` is read by ``openai_stream.usage_counts``: a count that is
+    not a non-negative integer the run directory holds makes the answer malformed (its
+    message names the field and the value), as in a stream."""
     try:
         doc = json.loads(body) if body else None
     except ValueError:
@@ -253,26 +258,27 @@ def read_answer(reader: Reader, status: int, body: bytes) -> Answer:
         )
     if not isinstance(doc, dict):
         return Answer() if reader == "json" else _malformed("response is not a JSON object")
-    raw_usage = doc.get("usage")
-    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
-    prompt_tokens = _int(usage.get("prompt_tokens"))
-    if reader in ("openai_json", "openai_sse"):
-        return Answer(
-            prompt_tokens,
-            _int(usage.get("completion_tokens")),
-            text=_answer_text(doc),
-            cached_tokens=_detail(usage, "prompt_tokens_details", "cached_tokens"),
-            reasoning_tokens=_detail(usage, "completion_tokens_details", "reasoning_tokens"),
-            timings=doc.get("timings"),
-        )
+    if reader == "json":  # any endpoint: its body is not ours to read
+        return Answer()
+    if reader == "kserve":
+        return Answer() if doc.get("outputs") else _malformed("no outputs in answer")
+    try:
+        prompt_tokens, completion_tokens, cached, reasoning = usage_counts(doc.get("usage"))
+    except MalformedUsage as exc:
+        return _malformed(str(exc))
     if reader == "embeddings":
         if not doc.get("data"):
             error = "no embeddings in answer"
             return Answer(prompt_tokens, error=error, error_class=MALFORMED_BODY)
         return Answer(prompt_tokens)
-    if reader == "kserve" and not doc.get("outputs"):
-        return _malformed("no outputs in answer")
-    return Answer()
+    return Answer(  # openai_json (and openai_sse answered in one body)
+        prompt_tokens,
+        completion_tokens,
+        text=_answer_text(doc),
+        cached_tokens=cached,
+        reasoning_tokens=reasoning,
+        timings=doc.get("timings"),
+    )
 
 
 def _answer_text(doc: dict[str, Any]) -> str | None:
@@ -284,16 +290,6 @@ def _answer_text(doc: dict[str, Any]) -> str | None:
     message = first.get("message")
     text = message.get("content") if isinstance(message, dict) else first.get("text")
     return text if isinstance(text, str) else None
-
-
-def _detail(usage: dict[str, Any], details: str, key: str) -> int | None:
-    """``usage[details][key]`` when it is an integer, else None."""
-    found = usage.get(details)
-    return _int(found.get(key)) if isinstance(found, dict) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _error_text(doc: Any, body: bytes) -> str:

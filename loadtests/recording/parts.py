@@ -14,6 +14,13 @@ A write that fails (disk full, file too large) raises ``RecordingError``, and so
 later write: the rows not written stay buffered and counted (``count``), the complete parts
 stay on disk and readable (``written`` rows).
 
+So does a row that the schema cannot hold (a string or 3000000000 in an int32 column: a
+bug of the caller, since the readers of answers check what they keep). It never fails the
+rows beside it: the rows of its batch that convert are written and the part in progress is
+completed, so everything recorded before it stays readable; the rows that do not convert
+are left out and counted (``count``, not ``written``), and the error names the column and
+the value.
+
 Usage::
 
     parts = PartsWriter(run_dir / "x.parts", SCHEMA, noun="samples")
@@ -45,7 +52,22 @@ FINAL_COMPRESSION = "zstd"  # the merge runs once, at the end: the smaller file
 
 
 class RecordingError(SlabenchError):
-    """A part could not be written (disk full, file too large...)."""
+    """A part could not be written (disk full, file too large, a row the schema cannot
+    hold...)."""
+
+
+# What pa.array raises for a value its type cannot hold: ArrowInvalid (a ValueError: '10',
+# 3000000000 in an int32), ArrowTypeError (a TypeError: True in an int32), OverflowError
+# (an int beyond 64 bits). pa.array does no IO, so no OSError is caught as one of these.
+_CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
+
+
+class _Unconvertible(Exception):
+    """A batch that holds values its schema cannot: which rows, and one of them described."""
+
+    def __init__(self, rows: set[int], example: str) -> None:
+        super().__init__(example)
+        self.rows = rows
 
 
 class PartsWriter:
@@ -88,6 +110,7 @@ class PartsWriter:
         self._part: pq.ParquetWriter | None = None
         self._part_tmp: Path | None = None  # the part in progress, under a unique name
         self._written = 0  # rows in complete parts
+        self._left_out = 0  # rows the schema could not hold (never written)
         self._n_parts = 0
         self._closed = False
         self._failed: RecordingError | None = None
@@ -100,7 +123,7 @@ class PartsWriter:
     @property
     def count(self) -> int:
         """Rows added so far, written or not."""
-        return self._written + self._in_part + self._buffered
+        return self._written + self._in_part + self._buffered + self._left_out
 
     @property
     def written(self) -> int:
@@ -140,11 +163,19 @@ class PartsWriter:
     def _write_batch(self, *, finish: bool = False) -> None:
         """Write the buffered rows to the part in progress (up to ``part_rows``); finish the
         part when it is full or ``finish`` is set. A row leaves the buffer only once it is
-        written; a failed write raises ``RecordingError`` (and every later write too)."""
+        written (or left out: the schema cannot hold it); a failed write raises
+        ``RecordingError`` (and every later write too)."""
         if self._failed is not None:
             raise self._failed
         try:
             self._write_buffered(finish)
+        except _Unconvertible as exc:
+            self._failed = RecordingError(
+                f"cannot write the {self._noun} to {self.parts_dir.parent}: {exc} "
+                f"({self.count} {self._noun} recorded, the {self._written} in complete parts "
+                f"kept, {len(exc.rows)} left out)"
+            )
+            raise self._failed from None
         except OSError as exc:  # pyarrow's IO errors are OSErrors too
             if self._part_tmp is not None:
                 self._part_tmp.unlink(missing_ok=True)  # the part in progress is lost
@@ -162,24 +193,73 @@ class PartsWriter:
                 columns = self.columns
             else:  # a large add_rows() overfilled this part: the rest goes to the next one
                 columns = [values[:take] for values in self.columns]
-            self._part_writer().write_batch(self._batch(columns))
-            if take == self._buffered:
-                self.columns = [[] for _ in self._schema]
-            else:
-                self.columns = [values[take:] for values in self.columns]
-            self._buffered -= take
+            try:
+                batch = self._batch(columns)
+            except _Unconvertible as exc:
+                self._keep_convertible(columns, take, exc.rows)
+                raise
+            self._part_writer().write_batch(batch)
+            self._taken(take)
             self._in_part += take
             if self._in_part >= self._part_rows:
                 self._finish_part()
         if finish and self._part is not None:
             self._finish_part()
 
+    def _taken(self, take: int) -> None:
+        """The first ``take`` buffered rows leave the buffer."""
+        if take == self._buffered:
+            self.columns = [[] for _ in self._schema]
+        else:
+            self.columns = [values[take:] for values in self.columns]
+        self._buffered -= take
+
+    def _keep_convertible(self, columns: list[list[Any]], take: int, bad: set[int]) -> None:
+        """A batch of ``take`` rows held ``bad`` ones: write the others and complete the part
+        in progress, so that one bad row loses no row beside it; the bad ones are left out."""
+        keep = [i for i in range(take) if i not in bad]
+        batch = None
+        if keep:
+            try:
+                batch = self._batch([[values[i] for i in keep] for values in columns])
+            except _Unconvertible:  # each value converts alone, so this is not expected
+                keep = []
+        if batch is not None:
+            self._part_writer().write_batch(batch)  # an OSError leaves the rows buffered
+        self._taken(take)
+        self._in_part += len(keep)
+        self._left_out += take - len(keep)
+        if self._part is not None:
+            self._finish_part()
+
     def _batch(self, columns: list[list[Any]]) -> pa.RecordBatch:
-        arrays = [
-            pa.array(values, type=field.type)
-            for values, field in zip(columns, self._schema, strict=True)
-        ]
+        try:
+            arrays = [
+                pa.array(values, type=field.type)
+                for values, field in zip(columns, self._schema, strict=True)
+            ]
+        except _CONVERSION_ERRORS:
+            raise self._unconvertible(columns) from None
         return pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+
+    def _unconvertible(self, columns: list[list[Any]]) -> _Unconvertible:
+        """Which rows of ``columns`` hold a value its column's type cannot, value by value
+        (only after a batch failed: the hot path converts whole columns)."""
+        bad: set[int] = set()
+        example = ""
+        for values, field in zip(columns, self._schema, strict=True):
+            try:
+                pa.array(values, type=field.type)
+                continue
+            except _CONVERSION_ERRORS:
+                pass  # this column holds one: find it
+            for i, value in enumerate(values):
+                try:
+                    pa.array([value], type=field.type)
+                except _CONVERSION_ERRORS:
+                    bad.add(i)
+                    example = example or _describe(field, value)
+        return _Unconvertible(bad, example or "a batch the schema cannot hold")
 
     def _part_writer(self) -> pq.ParquetWriter:
         if self._part is None:
@@ -269,6 +349,14 @@ def _write_group(writer: pq.ParquetWriter, tables: list[pa.Table]) -> None:
     if tables:
         table = pa.concat_tables(tables)
         writer.write_table(table, row_group_size=max(1, table.num_rows))
+
+
+def _describe(field: pa.Field, value: object) -> str:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:60] + "..."
+    return (
+        f"a row's {field.name} is {shown} ({type(value).__name__}), which {field.type} cannot hold"
+    )
 
 
 def temp_path(target: Path) -> Path:

@@ -15,8 +15,11 @@ write blocks the calling thread for a couple of milliseconds instead of tens of 
 for a whole part at once, a pause that every stream in flight would see in its timings.
 
 A failed write (disk full, file too large) raises ``RecordingError`` from ``add``,
-``add_rows`` or ``close``, and so does every later write: the rows not written stay counted
-(``count``) and the complete parts readable (``written`` rows).
+``add_rows``, ``flush`` or ``close``, and so does every later write: the rows not written
+stay counted (``count``) and the complete parts readable (``written`` rows). So does a row
+that ``REQUESTS_SCHEMA`` cannot hold (the readers of answers check every count they keep, so
+this is a bug, not a target's fault): the other rows of its batch are written and their
+part completed; it alone is left out, counted (see ``loadtests.recording.parts``).
 
 Thread-safety: ``add``/``add_rows`` take no lock. Call them from gevent greenlets of one OS
 thread only (as Locust does); they never yield to the hub, so a greenlet switch cannot split

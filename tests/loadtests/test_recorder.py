@@ -5,12 +5,14 @@ import os
 import struct
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from loadtests.recording.recorder import (
+    RecordingError,
     RequestRecorder,
     finish_run_json,
     merge_parts,
@@ -177,6 +179,50 @@ def test_rows_written_in_batches_within_a_part_keep_their_order(tmp_path: Path) 
     assert recorder.close() == 25
     df = load_run(tmp_path).requests
     assert df["request_id"].tolist() == [r.request_id for r in records]
+
+
+def test_a_row_the_schema_cannot_hold_stops_the_recording_and_loses_no_other_row(
+    tmp_path: Path,
+) -> None:
+    """A bad value (a string, 3000000000, true in an int32 column) is a RecordingError naming
+    the column and the value, raised by the write of its batch and by every later one (a
+    flush, the close), never pyarrow's error again and again: the rows of its batch that
+    convert are written with the part in progress, complete; the bad one is left out and
+    counted."""
+    _start(tmp_path)
+    recorder = RequestRecorder(tmp_path, flush_rows=100, batch_rows=4)
+    records = [_record(i) for i in range(1, 9)]
+    records[5] = replace(records[5], input_tokens="10")  # type: ignore[arg-type]
+    records[6] = replace(records[6], output_tokens=3_000_000_000)
+    for rec in records[:7]:
+        recorder.add(rec)  # a batch of 4 written, 3 buffered
+    with pytest.raises(RecordingError) as failed:
+        recorder.add(records[7])  # the second batch is full: its write fails
+
+    message = str(failed.value)
+    assert message.startswith(f"cannot write the requests to {tmp_path}: ")
+    assert "a row's input_tokens is '10' (str), which int32 cannot hold" in message
+    assert message.endswith("(8 requests recorded, the 6 in complete parts kept, 2 left out)")
+    assert recorder.failed is failed.value
+    assert (recorder.count, recorder.written) == (8, 6)
+    for again in (recorder.flush, recorder.close):
+        with pytest.raises(RecordingError) as later:
+            again()
+        assert later.value is failed.value
+    run = load_run(tmp_path)  # one complete part: every row but the two bad ones
+    assert run.from_parts
+    kept = [r.request_id for r in records[:5]] + [records[7].request_id]
+    assert run.requests["request_id"].tolist() == kept
+
+
+def test_a_row_the_schema_cannot_hold_found_at_the_close(tmp_path: Path) -> None:
+    _start(tmp_path)
+    recorder = RequestRecorder(tmp_path)
+    recorder.add(_record(1))
+    recorder.add_rows(records_to_rows([replace(_record(2), cached_tokens=True)]))
+    with pytest.raises(RecordingError, match=r"cached_tokens is True \(bool\), which int32"):
+        recorder.close()
+    assert load_run(tmp_path).requests["request_id"].tolist() == ["r1"]
 
 
 FULL_DISK = """

@@ -56,3 +56,5 @@ def test_a_non_streamed_answer_has_its_usage_details() -> None:
     odd = {"prompt_tokens_details": {"cached_tokens": "8"}, "completion_tokens_details": 2}
     answer = read_answer("openai_json", 200, json.dumps({"choices": [], "usage": odd}).encode())
     assert (answer.cached_tokens, answer.reasoning_tokens) == (None, None)
+    # Kept by no row: the answer is malformed (every bad count: test_bad_usage.py).
+    assert answer.error_class == "malformed_body"
