@@ -8,9 +8,13 @@ transport (its HTTP client, headers and TLS), the first one untimed (it opens th
 connection). Each figure is the median and the 90th percentile, in ms; the GETs count
 whatever status the target answers (a 404 still went there and back).
 
-It stops at the first failure and says why in ``error`` (one line): a target that is down
-costs one connect timeout, never the run. In distributed mode the master measures its own
-path to the target, not the workers'.
+It runs before the load's clock starts (``harness.run_start.preflight``) and is bounded:
+each connect by the run's connect timeout, each GET's whole answer by the start-up bound
+(``loadtests.client.startup``: ``--idle-timeout``, at most ``--request-timeout``), and the
+whole calibration by ``BUDGET_S``, past which it keeps what it measured (``n`` says how
+much). It stops at the first failure and says why in ``error`` (one line): a target that is
+down costs one connect timeout, one that never answers one start-up bound, never the run.
+In distributed mode the master measures its own path to the target, not the workers'.
 """
 
 from __future__ import annotations
@@ -22,11 +26,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import gevent
+
+from loadtests.client.startup import answer_within
 from loadtests.client.transport import Transport
 
-__all__ = ["ROUNDS", "calibrate"]
+__all__ = ["BUDGET_S", "ROUNDS", "calibrate"]
 
 ROUNDS = 10
+BUDGET_S = 10.0  # the longest the whole calibration may take: it is worth no more start-up
+
+
+class _OverBudget(Exception):
+    pass
 
 
 def _percentiles(values_s: Sequence[float]) -> dict[str, float | int] | None:
@@ -45,6 +57,8 @@ def calibrate(
     *,
     rounds: int = ROUNDS,
     connect_timeout_s: float = 5.0,
+    answer_timeout_s: float = 10.0,
+    budget_s: float = BUDGET_S,
 ) -> dict[str, Any]:
     """run.json's ``calibration``: ``connect_ms``, ``rtt_ms`` ({p50, p90, n}; null when
     not measured), ``path``, ``status`` (the GETs' last answer) and ``error`` (null)."""
@@ -52,6 +66,9 @@ def calibrate(
     out: dict[str, Any] = {"rounds": rounds, "path": path, "status": None, "error": None}
     connects: list[float] = []
     rtts: list[float] = []
+    step = "a TCP connect"
+    budget = gevent.Timeout(budget_s, _OverBudget())
+    budget.start()
     try:
         address = _address(transport.target.base_url)
         for _ in range(rounds):
@@ -59,17 +76,25 @@ def calibrate(
             sock = socket.create_connection(address, timeout=connect_timeout_s)
             connects.append(time.perf_counter() - start)
             sock.close()
+        step = f"GET {path}"
         for i in range(rounds + 1):
             start = time.perf_counter()
-            response = transport.send("GET", path, None)
-            response.read()
+            with answer_within(answer_timeout_s, step):
+                response = transport.send("GET", path, None)
+                response.read()
             out["status"] = response.status_code
             response.release()
             if i:  # the first one opened the connection
                 rtts.append(time.perf_counter() - start)
+    except _OverBudget:
+        out["error"] = (
+            f"stopped at its {budget_s:g} s budget during {step}: {len(connects)} connects "
+            f"and {len(rtts)} round trips of {rounds} measured"
+        )
     except Exception as exc:  # whatever stopped it is reported in run.json, never raised
         out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
     finally:
+        budget.cancel()
         transport.close()
     out["connect_ms"] = _percentiles(connects)
     out["rtt_ms"] = _percentiles(rtts)

@@ -6,11 +6,19 @@ Roles: a *local* process (plain ``locust``) both sends requests and writes the r
 directory; in distributed mode *workers* send requests and ship records, and the *master*
 writes the run directory.
 
+Start-up: ``init`` reads the options, starts the bundled server, asks for the model and,
+when Locust starts the test by itself (headless, ``--autostart``), makes the pre-flight
+requests (``harness.run_start.preflight``: the prefix-cache reset, the calibration). All of it
+comes before Locust arms ``-t``, which it does as it starts the test, before ``test_start``
+runs: ``-t`` is the time of load. ``test_start`` then only opens the run directory.
+
 Stop signals (SIGINT, SIGTERM) are handled by ``harness.stopping``, installed here: before
 the test they end the process in one line; once ``init`` is done, Locust's shutdown runs
 ``quitting``, which closes the run directory. Locust may run that shutdown twice at once (its
 SIGTERM handler beside a Ctrl-C), so the stop is idempotent: one greenlet closes the run
-(``_test_stop``), and ``quitting`` waits until it is closed (``RunState.closed``).
+(``_test_stop``), and ``quitting`` waits until it is closed (``RunState.closed``, cleared
+only while a run directory is open, so that a stop that cut a test's start short before it
+had one has nothing to wait for).
 """
 
 from __future__ import annotations
@@ -39,12 +47,13 @@ from loadtests.harness.live_run import start_live
 from loadtests.harness.load_shape import ConfiguredShape
 from loadtests.harness.options import LoadOptions, add_options
 from loadtests.harness.replay import listen_for_trace_ends
-from loadtests.harness.run_start import run_start_meta
+from loadtests.harness.run_start import preflight, run_start_meta
 from loadtests.harness.rundir import RunSession, check_exact_run_dir, default_run_dir, fresh_dir
 from loadtests.harness.state import Plan, RunState, attach_run_state, find_run_state, run_state
 from loadtests.harness.stopping import (
     STOPPER,
     quitting_first,
+    stopped_while_starting,
     wait_closed,
 )
 from loadtests.harness.terminal import written_counts
@@ -124,10 +133,22 @@ def _initialise(environment: Environment) -> None:
         install_web_ui(environment.web_ui, lambda: state.live)
     if isinstance(runner, MasterRunner):
         wait_for_workers(runner, environment.parsed_options)
+    if not is_worker and _starts_by_itself(environment.parsed_options):
+        try:  # before -t's clock; a stop signal meanwhile ends the process in one line
+            state.preflight = preflight(state)
+        except BaseException:
+            if state.embedded is not None:
+                state.embedded.stop()
+            raise
     # Until Locust starts the test the gevent loop has not run, so its cached clock still
     # reads the moment the hub was created (before imports, the dataset, the embedded
     # server...): timers started from it, `-t/--run-time` included, would fire that much early.
     gevent.get_hub().loop.update_now()
+
+
+def _starts_by_itself(opts: Any) -> bool:
+    """Locust starts the test as soon as ``init`` is done (and arms ``-t`` with it)."""
+    return bool(getattr(opts, "headless", False) or getattr(opts, "autostart", False))
 
 
 def _build_state(
@@ -254,18 +275,27 @@ def _test_start(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         state.start_worker()
         return
-    state.closed.clear()
-    state.tests += 1
+    state.starting = True
+    # Made in `init` for a test Locust starts by itself; a test started from the web UI
+    # makes it here, inside the run time the web UI armed (started_at comes after it).
+    found, state.preflight = state.preflight, None
+    found = found if found is not None else preflight(state)
     nonce = state.options.cache.run_nonce()
     bundled = state.embedded is not None or bundled_by_search()
-    state.session = RunSession(
+    meta = run_start_meta(state, nonce, bundled=bundled, preflight=found)
+    session = RunSession(
         options=state.options,
         scenario=_scenario_name(environment),
         target_url=environment.host or "",
         embedded=state.embedded is not None,
         users=_users_profile(environment),
-        extra_meta={**run_start_meta(state, nonce, bundled=bundled), "workload": state.workload()},
+        extra_meta={**meta, "workload": state.workload()},
     )
+    # No yield since the session was made: a stop from now on finds it and closes it.
+    state.session = session
+    state.closed.clear()
+    state.tests += 1
+    state.starting = False
     if runner is not None:  # a failed write ends the run (see _test_stop)
         state.session.on_failure = runner.quit
     print(f"slabench: recording to {state.session.path}", flush=True)
@@ -350,9 +380,13 @@ def _quitting(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if runner is not None and state.session is not None:
         runner.stop()
-    wait_closed(state)
-    if STOPPER.signum is not None and not state.tests and not isinstance(runner, WorkerRunner):
-        state.exit_code = STOPPER.stopped_before_test()
+    if not wait_closed(state):
+        state.exit_code = state.exit_code or EXIT_USAGE  # never 0 for a run left unclosed
+    if not state.tests and not isinstance(runner, WorkerRunner):
+        if STOPPER.signum is not None:
+            state.exit_code = STOPPER.stopped_before_test()
+        elif state.starting:  # a stop (-t, an early stop) cut the test's start short
+            state.exit_code = stopped_while_starting()
     if state.embedded is not None:
         state.embedded.stop()
     if state.exit_code is not None:

@@ -6,13 +6,13 @@
   one. ``--prompt-nonce VALUE`` sends a recorded run's prompts again byte for byte;
   ``--prompt-nonce none`` sends the prompts as they are (run.json ``prompt_nonce: null``),
   for a workload that wants hits from earlier runs.
-- ``--reset-prefix-cache``: at test start, before the first request (so before the
-  warm-up, whose requests then fill the cache as the run's own), ``POST
+- ``--reset-prefix-cache``: in the pre-flight before the load, before the first request
+  (so before the warm-up, whose requests then fill the cache as the run's own), ``POST
   {host}/reset_prefix_cache`` (vLLM's endpoint, served when vLLM runs with
   ``VLLM_SERVER_DEV_MODE=1``, and the reference server's), with the ``--api-key`` header
   only when the target is the ``--host`` the key was given for. Its outcome is run.json
   ``prefix_cache_reset`` (``{"ok": true, "status": 200}``, or ``ok: false`` with the
-  reason; done by ``harness.run_start``, this module imports no gevent). A target that
+  reason; done by ``harness.run_start.preflight``, this module imports no gevent). A target that
   cannot reset (404, unreachable) is one warning line and the run
   goes on: a run is worth having without the reset, and run.json says that its cache was
   *not* reset rather than letting it pass as reset.

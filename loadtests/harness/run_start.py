@@ -1,8 +1,16 @@
 """What a run adds to run.json as it starts (``harness.events._test_start``): its prompt
-nonce, a sessions run's settings (``sessions``), the outcome of ``--reset-prefix-cache``
-(``harness.prompt_cache``), the sizes it asks for (``requested``), against which the
-end of the run checks the server's usage (``reports.sizes``), and the round trip to the
-target before any load (``calibration``: ``loadtests.client.calibration``).
+nonce, a sessions run's settings (``sessions``), the sizes it asks for (``requested``),
+against which the end of the run checks the server's usage (``reports.sizes``), and what
+the pre-flight found (``preflight``).
+
+The pre-flight is the start-up work that goes to the target before the load: the outcome
+of ``--reset-prefix-cache`` (``harness.prompt_cache``) and the round trip to the target
+(``calibration``: ``loadtests.client.calibration``). It runs before the load's clock
+starts: in ``init`` when Locust starts the test by itself (headless, ``--autostart``), since
+Locust arms ``-t`` as it starts the test, before ``test_start`` runs, and has no way to put
+it back; a test started from the web UI does it in ``test_start``, inside the run time its
+form armed, and run.json's ``started_at`` comes after it. Each of its requests ends within
+the start-up bound (``loadtests.client.startup``), the calibration within its budget.
 
 ``requested``: ``input_tokens`` is the median of the prompts' ``input_tokens_hint`` (the
 length the workload asked for, in the sizing's tokens) plus the nonce's share
@@ -19,32 +27,55 @@ from typing import Any
 
 from loadtests.client.calibration import calibrate
 from loadtests.client.nonce import prefixed
-from loadtests.client.prefix_cache import reset_prefix_cache, reset_warning
+from loadtests.client.prefix_cache import RESET_PATH, reset_prefix_cache, reset_warning
+from loadtests.client.startup import answer_within
 from loadtests.harness.state import RunState
 
-__all__ = ["run_start_meta"]
+__all__ = ["preflight", "run_start_meta"]
 
 
-def run_start_meta(state: RunState, nonce: str, *, bundled: bool) -> dict[str, Any]:
-    """run.json's ``prompt_nonce`` (null: none), ``requested`` and, when asked for,
-    ``prefix_cache_reset`` (the reset is done here: before the first request)."""
+def run_start_meta(
+    state: RunState, nonce: str, *, bundled: bool, preflight: dict[str, Any]
+) -> dict[str, Any]:
+    """run.json's ``prompt_nonce`` (null: none), ``requested``, a sessions run's
+    ``sessions``, and the ``preflight``'s ``prefix_cache_reset`` and ``calibration``."""
     meta: dict[str, Any] = {
         "prompt_nonce": nonce or None,
         "requested": requested_sizes(state, nonce, bundled=bundled),
     }
     if any(getattr(c, "multi_turn", False) for c in state.user_classes()):
         meta["sessions"] = state.options.sessions.describe()  # harness.sessions' workload
+    return {**meta, **preflight}
+
+
+def preflight(state: RunState) -> dict[str, Any]:
+    """The start-up requests to the target, before the load: ``--reset-prefix-cache`` (when
+    asked for: before the first request) and the round-trip calibration. Neither stops the
+    run; each failure is one warning line and its reason in run.json."""
+    meta: dict[str, Any] = {}
     if state.options.cache.reset_prefix_cache:
         transport = state.new_transport(concurrency=1)
         try:
-            outcome = reset_prefix_cache(transport)
+            with answer_within(state.startup_timeout_s, f"POST {RESET_PATH}"):
+                outcome = reset_prefix_cache(transport)  # a NoAnswer becomes its ok: false
         finally:
             transport.close()
         if not outcome["ok"]:
             print(reset_warning(state.target.base_url, outcome), flush=True)
         meta["prefix_cache_reset"] = outcome
     path = next((c.warmup_path for c in state.user_classes() if hasattr(c, "warmup_path")), None)
-    meta["calibration"] = calibrate(lambda: state.new_transport(concurrency=1), path or "/")
+    meta["calibration"] = calibration = calibrate(
+        lambda: state.new_transport(concurrency=1),
+        path or "/",
+        connect_timeout_s=state.connect_timeout_s,
+        answer_timeout_s=state.startup_timeout_s,
+    )
+    if calibration["error"]:
+        print(
+            f"slabench: WARNING: the round-trip calibration of {state.target.base_url} before "
+            f"the run stopped: {calibration['error']}; the run goes on (run.json calibration)",
+            flush=True,
+        )
     return meta
 
 

@@ -30,6 +30,7 @@ from loadtests.client.clock import now
 from loadtests.client.failures import tls_rejection
 from loadtests.client.measure import Backoff, Timeouts, execute
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
+from loadtests.client.startup import NoAnswer, answer_within, startup_timeout_s
 from loadtests.client.transport import Target, Transport
 from loadtests.harness.credentials import ApiKey
 from loadtests.harness.distributed import MasterCollector, WorkerShipper
@@ -104,6 +105,11 @@ class RunState:
         self.closed = Event()
         self.closed.set()
         self.tests = 0  # tests started in this process
+        # A test of the master (or local process) between test_start and its run directory:
+        # still True at the end if a stop cut its start short (nothing was recorded).
+        self.starting = False
+        # run_start.preflight's findings for the next test, made before Locust's clock.
+        self.preflight: dict[str, Any] | None = None
         self._finishing = False
         self.starter: Any = None  # master: the greenlet that fired test_start (Locust's start)
         self.plan = Plan(0, 1, 0.0)
@@ -184,14 +190,21 @@ class RunState:
     def _discover_model(self) -> str:
         transport = self.new_transport(concurrency=1)
         try:
-            response = transport.send("GET", "/v1/models", None)
-            body = response.read()
+            with answer_within(self.startup_timeout_s, "GET /v1/models"):
+                response = transport.send("GET", "/v1/models", None)
+                body = response.read()
             data = json.loads(body).get("data") if response.status_code == 200 else None
             if not data or not isinstance(data[0].get("id"), str):
                 raise ValueError(f"HTTP {response.status_code}")
             return str(data[0]["id"])
         except ssl.SSLCertVerificationError as exc:
             raise SlabenchError(f"{self.target.base_url}: {tls_rejection(exc)}") from None
+        except NoAnswer as exc:
+            raise SlabenchError(
+                f"{self.target.base_url}: {exc} (--idle-timeout) to ask for the model name: "
+                "the target takes connections but does not answer; is --host the right "
+                "server and scheme (http, https)? (or pass --model)"
+            ) from None
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise SlabenchError(
@@ -212,13 +225,23 @@ class RunState:
             builder = self._builders[cls] = cls.make_builder(self)
         return builder
 
+    @property
+    def connect_timeout_s(self) -> float:
+        return min(10.0, self.options.request_timeout_s)
+
+    @property
+    def startup_timeout_s(self) -> float:
+        """The longest a request before the load waits for its whole answer: the model
+        lookup, the prefix-cache reset, the calibration's GETs, a connection warm-up."""
+        return startup_timeout_s(self.options.idle_timeout_s, self.options.request_timeout_s)
+
     def new_transport(self, concurrency: int) -> Transport:
         headers = {"Accept-Encoding": "identity", "Content-Type": "application/json"}
         headers.update(self._key_headers())
         return Transport(
             self.target,
             concurrency=concurrency,
-            connect_timeout_s=min(10.0, self.options.request_timeout_s),
+            connect_timeout_s=self.connect_timeout_s,
             network_timeout_s=self.options.idle_timeout_s + 5.0,
             headers=headers,
             tls=self.options.tls,

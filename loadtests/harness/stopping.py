@@ -19,16 +19,23 @@ raised inside other code, and an inherited "ignore" no longer applies), and turn
 one into one exception thrown into the main greenlet, where it waits:
 
 - before the test can start (Locust creating its runner, the ``init`` listener starting the
-  bundled server or asking for the model, a master waiting for its workers): ``SystemExit``
-  with one line and exit code 128 + the signal number (0 and no line on a ``--processes``
-  worker); nothing was sent, no run directory exists, and what was started stops on the way
-  out (``except BaseException`` there);
+  bundled server, asking for the model, a master waiting for its workers, the pre-flight
+  requests: the prefix-cache reset and the calibration): ``SystemExit`` with one line and
+  exit code 128 + the signal number (0 and no line on a ``--processes`` worker); no load
+  was sent, no run directory exists, and what was started stops on the way out (``except
+  BaseException`` there);
 - once ``init`` is done, in Locust's wait for the test: ``KeyboardInterrupt``, on which Locust
   runs its shutdown, whose ``quitting`` listeners close the run directory with every record
   (or say that the test never started). A SIGTERM there is left to Locust's own handler,
   which runs the same shutdown;
 - during a ``--capacity-search`` the signal goes to the search instead (``hand_over``), which
   stops the step in flight and writes what it established.
+
+A stop that is no signal (``-t``, an early stop) cannot come before the test: Locust arms
+``-t`` as it starts the test, after ``init``. Should one still cut a test's start short
+before its run directory exists, the end says so in one line (``stopped_while_starting``,
+exit 2) rather than exit 0 with nothing recorded; and no shutdown waits for a run that was
+never opened (``RunState.closed`` is cleared only with a run directory).
 
 Later signals are acknowledged and otherwise ignored: the stop under way is closing the run
 directory, which a second Ctrl-C must not cut short. Locust may still run a second shutdown
@@ -44,6 +51,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -51,8 +59,9 @@ import gevent
 from locust.env import Environment
 
 from loadtests.harness.state import RunState, run_state
+from sla.errors import EXIT_USAGE
 
-__all__ = ["STOPPER", "Stopper", "quitting_first", "wait_closed"]
+__all__ = ["STOPPER", "Stopper", "quitting_first", "stopped_while_starting", "wait_closed"]
 
 log = logging.getLogger("slabench")
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -156,7 +165,21 @@ def quitting_first(environment: Environment, **_: Any) -> None:
         wait_closed(state)
 
 
-def wait_closed(state: RunState) -> None:
-    """Return once no run of this process is being closed (by another greenlet)."""
-    if not state.closed.wait(_CLOSE_WAIT_S):
-        log.error("slabench: the run was not closed within %gs; exiting without it", _CLOSE_WAIT_S)
+def wait_closed(state: RunState) -> bool:
+    """Return once no run of this process is being closed (by another greenlet): True, or
+    False (said in one line) when it was not closed in time."""
+    if state.closed.wait(_CLOSE_WAIT_S):
+        return True
+    log.error("slabench: the run was not closed within %gs; exiting without it", _CLOSE_WAIT_S)
+    return False
+
+
+def stopped_while_starting() -> int:
+    """Say that a stop that was no signal cut the test's start short; the exit code."""
+    print(
+        "slabench: error: the test was stopped while it started, before its run directory "
+        "was written: no load was recorded",
+        file=sys.stderr,
+        flush=True,
+    )
+    return EXIT_USAGE

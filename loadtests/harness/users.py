@@ -11,7 +11,6 @@ so every scenario has them.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import ClassVar
 
@@ -29,6 +28,7 @@ from loadtests.client.protocols import (
     RequestBuilder,
     parse_shape,
 )
+from loadtests.client.startup import NoAnswer, answer_within
 from loadtests.client.transport import Transport
 from loadtests.harness import events  # noqa: F401  (registers the listeners)
 from loadtests.harness.sessions import ClosedLoopTalker, SessionBuilder, dispatch_sessions
@@ -57,9 +57,19 @@ class SlabenchUser(User):
         self.transport = state.new_transport(concurrency=1)
         self.backoff = state.new_backoff()
         if state.options.connection_warmup and not state.options.open_loop:
-            # An unreachable target shows up in the first measured request instead.
-            with contextlib.suppress(OSError):
+            self._warm(state)
+
+    def _warm(self, state: RunState) -> None:
+        """Open the connection with a cheap GET, its whole answer within the start-up bound.
+        An unreachable or silent target shows up in the first measured request instead."""
+        try:
+            with answer_within(state.startup_timeout_s, f"GET {self.warmup_path}"):
                 self.transport.warm(self.warmup_path)
+        except NoAnswer:
+            self.transport.close()  # its connection was cut mid-request: never reused
+            self.transport = state.new_transport(concurrency=1)
+        except OSError:
+            pass
 
     def on_stop(self) -> None:
         self.transport.close()
