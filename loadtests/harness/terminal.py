@@ -26,6 +26,8 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
     )
     lines.append(f"  requests {s.measured}  ok {s.ok}  errors {s.failed}{rates}")
     lines.append(reconciliation(s))
+    if not s.measured:
+        lines.append(f"  WARNING: {nothing_measured(s)}")
     lines.append(f"  {'metric':<19}{'p50':>9}{'p90':>12}{'p99':>12}{'n':>9}")
     for m in s.metrics:
         if m.metric in LATENCY_METRICS and m.n and not math.isnan(m.p50):
@@ -41,6 +43,20 @@ def format_summary(run_dir: str, s: RunSummary) -> str:
     if s.server_side is not None:
         lines += [f"  {line}" for line in s.server_side.lines(terminal=True)]
     return "\n".join(lines)
+
+
+def nothing_measured(s: RunSummary) -> str:
+    """Why a run without one measured request says nothing of its target (its exit code
+    is Locust's, 0 without failures: this line keeps it from reading as a clean run)."""
+    why = "no request was measured, so this run says nothing about the target"
+    if s.cancelled:
+        return (
+            f"{why}: all {s.cancelled} were cut off by the end of the test (cancelled); "
+            "give -t longer than the target takes to answer"
+        )
+    if s.warmup:
+        return f"{why}: every request fell in the warm-up; give -t longer than --warmup"
+    return f"{why}: none was sent (check -u, --arrival-rate and the target)"
 
 
 def errors_by_class(s: RunSummary) -> list[str]:

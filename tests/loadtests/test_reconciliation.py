@@ -94,3 +94,28 @@ def test_the_counts_agree_on_a_real_run(
     verdict = load_verdict(result.run_dir)
     assert verdict is not None
     assert (verdict.counts.recorded, verdict.counts.measured) == (recorded, measured)
+
+
+@pytest.mark.parametrize(
+    ("reqs", "why"),
+    [
+        ([], "none was sent (check -u, --arrival-rate and the target)"),
+        (
+            [Req(at_s=9.0 + i / 10, latency_s=5.0, status=0, error=CANCELLED_ERROR)
+             for i in range(3)],
+            "all 3 were cut off by the end of the test (cancelled); give -t longer than the "
+            "target takes to answer",
+        ),
+        ([Req(at_s=0.2, latency_s=0.1)], "every request fell in the warm-up"),
+    ],
+    ids=["none sent", "all cancelled", "all in the warm-up"],
+)  # fmt: skip
+def test_a_run_that_measured_nothing_says_so(tmp_path: Path, reqs: list[Req], why: str) -> None:
+    meta = {"measured_from": T0 + 1.0, "requests": len(reqs)}
+    run = load_run(write_run(tmp_path / "run", reqs, duration_s=10.0, meta=meta))
+    text = format_summary("run", summarize_run(run))
+    assert "  WARNING: no request was measured, so this run says nothing about the target: " in text
+    assert why in text
+    measured = [Req(at_s=2.0, latency_s=0.1)]
+    ok = load_run(write_run(tmp_path / "ok", measured, duration_s=10.0, meta=meta))
+    assert "no request was measured" not in format_summary("run", summarize_run(ok))
