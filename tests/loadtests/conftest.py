@@ -86,13 +86,15 @@ class LocustProcess:
         else:
             self.proc.send_signal(sig)
 
-    def wait(self, timeout_s: float) -> LocustRun:
+    def wait(self, timeout_s: float, what: str = "") -> LocustRun:
+        """The finished locust; fail saying ``what`` it should have done by ``timeout_s``."""
         try:
             code = self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
             tail = "\n".join(self.output().splitlines()[-30:])
-            pytest.fail(f"locust did not exit within {timeout_s:g}s; output:\n{tail}")
+            doing = f"{what}: " if what else ""
+            pytest.fail(f"{doing}locust did not exit within {timeout_s:g}s; output:\n{tail}")
         return LocustRun(code, self.output(), self.run_dir)
 
     def kill(self) -> None:

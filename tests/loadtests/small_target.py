@@ -63,20 +63,13 @@ def make_certificates(folder: Path) -> Certificates:
     return Certificates(folder, folder / "ca.pem")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class JsonHandler(BaseHTTPRequestHandler):
+    """Answers in JSON over keep-alive HTTP/1.1, quietly: the base of the tiny targets."""
+
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:
-        self._answer(200 if self.path == "/v1/models" else 404, {"data": [{"id": MODEL}]})
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        server: Any = self.server
-        authorization = self.headers.get("Authorization")
-        server.authorizations.append(authorization)
-        if server.echo_key:
-            self._answer(401, {"error": {"message": f"invalid header {authorization!r}"}})
-            return
+    def answer_chat(self) -> None:
+        """A non-streamed chat completion with its usage."""
         usage = {"prompt_tokens": 4, "completion_tokens": 2}
         self._answer(200, {"choices": [{"message": {"content": "ok"}}], "usage": usage})
 
@@ -90,6 +83,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+class _Handler(JsonHandler):
+    def do_GET(self) -> None:
+        self._answer(200 if self.path == "/v1/models" else 404, {"data": [{"id": MODEL}]})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        server: Any = self.server
+        authorization = self.headers.get("Authorization")
+        server.authorizations.append(authorization)
+        if server.echo_key:
+            self._answer(401, {"error": {"message": f"invalid header {authorization!r}"}})
+            return
+        self.answer_chat()
 
 
 class SmallTarget:

@@ -12,18 +12,18 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from tests.loadtests.small_target import JsonHandler
 
 MODEL = "slow-model"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonHandler):
     server: _SlowServer
 
     def do_GET(self) -> None:
@@ -37,19 +37,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.note("POST", self.path)
-        usage = {"prompt_tokens": 4, "completion_tokens": 2}
-        self._answer(200, {"choices": [{"message": {"content": "ok"}}], "usage": usage})
-
-    def _answer(self, status: int, doc: dict[str, Any]) -> None:
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer_chat()
 
 
 class _SlowServer(ThreadingHTTPServer):

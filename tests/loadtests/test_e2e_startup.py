@@ -11,13 +11,12 @@ connection and answers nothing.
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
 
 from sla.files.run import CANCELLED_ERRORS, load_run
-from tests.loadtests.conftest import LocustProcess, LocustRun, StartLocust
+from tests.loadtests.conftest import StartLocust
 from tests.loadtests.startup_targets import MODEL, BlackHole, SlowModels
 from tests.server_process import wait_until
 
@@ -30,17 +29,6 @@ CALIBRATION_GETS = 11  # 10 timed round trips after one that opens the connectio
 STOPPED_BEFORE_THE_TEST = (
     "before the test started: stopped; nothing was sent and no run directory was written"
 )
-
-
-def wait_for_exit(locust: LocustProcess, timeout_s: float, what: str) -> LocustRun:
-    """The finished locust; fail saying what it should have done by ``timeout_s``."""
-    try:
-        code = locust.proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        locust.kill()
-        tail = "\n".join(locust.output().splitlines()[-20:])
-        pytest.fail(f"{what}: the locust had not exited after {timeout_s:g}s; it said:\n{tail}")
-    return LocustRun(code, locust.output(), locust.run_dir)
 
 
 @pytest.mark.parametrize("run_time_s", [1, 4], ids=["t-shorter-than-start-up", "t-longer"])
@@ -56,7 +44,7 @@ def test_the_start_up_takes_none_of_the_run_time(
             "-u", "1", "-r", "1", "-t", f"{run_time_s}s", *QUIET,
         )  # fmt: skip
         calibration_s = CALIBRATION_GETS * GET_DELAY_S
-        result = wait_for_exit(locust, 60, f"-t {run_time_s}s after ~{calibration_s:.1f}s of start")
+        result = locust.wait(60, f"-t {run_time_s}s after ~{calibration_s:.1f}s of start")
         models = sorted(server.seen("GET", "/v1/models"))
         posts = server.count("POST", CHAT_ROUTE)
     assert result.code == 0, result.output
@@ -90,7 +78,7 @@ def test_a_stop_signal_during_the_calibration_ends_the_process_in_one_line(
         assert wait_until(calibrating, timeout_s=60), f"no calibration GETs:\n{locust.output()}"
         signalled = time.monotonic()
         locust.send_signal(sig)
-        result = wait_for_exit(locust, 30, f"{sig.name} during the calibration")
+        result = locust.wait(30, f"{sig.name} during the calibration")
         exit_s = time.monotonic() - signalled
         posts = server.count("POST", CHAT_ROUTE)
     assert result.code == 128 + sig, result.output
@@ -118,7 +106,7 @@ def test_a_target_that_never_answers_ends_within_its_timeouts(
             "chat", "--host", hole.url(scheme), "--model", MODEL, "-u", "1", "-t", "4s",
             "--idle-timeout", "1", "--request-timeout", "2", *loop, *QUIET,
         )  # fmt: skip
-        result = wait_for_exit(locust, 60, "a 4 s run against a black hole, timeouts 1 s and 2 s")
+        result = locust.wait(60, "a 4 s run against a black hole, timeouts 1 s and 2 s")
         took_s = time.monotonic() - started
     assert result.code == 1, result.output  # Locust's code for a run with failed requests
     said = "NoAnswer: no answer to GET /v1/models within 1 s"
@@ -149,7 +137,7 @@ def test_a_model_lookup_that_gets_no_answer_is_one_line_within_the_idle_timeout(
         locust = start_locust(
             "chat", "--host", hole.url(), "-u", "1", "-t", "30s", "--idle-timeout", "1", *QUIET
         )
-        result = wait_for_exit(locust, 60, "the model lookup of a black hole")
+        result = locust.wait(60, "the model lookup of a black hole")
         took_s = time.monotonic() - started
     errors = [line for line in result.output.splitlines() if "error" in line.lower()]
     assert result.code == 2 and errors == [
