@@ -235,10 +235,14 @@ def _unmatched(base: Reading, cand: Reading) -> tuple[str, ...]:
     out = []
     if len(base.measured) and not ok_mask(base.measured).any():
         out.append("the baseline run has no successful request: it is no baseline")
-    endpoints = [set(r.measured["endpoint"].dropna().astype(str)) for r in (base, cand)]
+    endpoints = _endpoints(base), _endpoints(cand)
     if endpoints[0] and endpoints[1] and not endpoints[0] & endpoints[1]:
         out.append("the runs have no endpoint in common")
     return tuple(out)
+
+
+def _endpoints(reading: Reading) -> set[str]:
+    return set(reading.measured["endpoint"].dropna().astype(str))
 
 
 def _warnings(base: Reading, cand: Reading) -> tuple[str, ...]:
@@ -249,7 +253,7 @@ def _warnings(base: Reading, cand: Reading) -> tuple[str, ...]:
             f"the runs are of different scenarios ({scenarios[0] or 'n/a'} and "
             f"{scenarios[1] or 'n/a'}): their metrics may not be comparable"
         )
-    endpoints = [set(r.measured["endpoint"].dropna().astype(str)) for r in (base, cand)]
+    endpoints = _endpoints(base), _endpoints(cand)
     for role, only in (("baseline", endpoints[0] - endpoints[1]),
                        ("candidate", endpoints[1] - endpoints[0])):  # fmt: skip
         if only and endpoints[0] & endpoints[1]:
@@ -318,14 +322,15 @@ def _percentile_change(
     clustered = metric == "itl_ms"
     if clustered:
         rb, rc = base.reading.itl_requests(), cand.reading.itl_requests()
-        if min(len(np.unique(rb)), len(np.unique(rc))) < needs:
+        requests = len(np.unique(rb)), len(np.unique(rc))
+        if min(requests) < needs:
             why = f"{stat} itl_ms needs ≥ {needs} requests in each run (their gaps move together)"
             return _with(raw, why)
     if not vb > 0:
         return _with(raw, "the baseline value is not positive")
     if clustered:
         gaps_b, gaps_c = base.reading.itl_ms(), cand.reading.itl_ms()
-        n = stats.cluster_replicates(max(len(np.unique(rb)), len(np.unique(rc))), n_boot)
+        n = stats.cluster_replicates(max(requests), n_boot)
         boot_b = stats.bootstrap_clustered_percentile(gaps_b, rb, percent, n, rng)
         boot_c = stats.bootstrap_clustered_percentile(gaps_c, rc, percent, n, rng)
     else:

@@ -40,8 +40,9 @@ Decisions that shape the numbers:
   `usage_counts` (the non-streamed reader uses it too). Each count (`prompt_tokens`,
   `completion_tokens`, `prompt_tokens_details.cached_tokens`,
   `completion_tokens_details.reasoning_tokens`) is null or absent (not reported) or a
-  non-negative integer the run directory's int32 columns hold; anything else (a string,
-  `true`, a float, -4, 3000000000, a `usage` that is not an object) makes the answer
+  non-negative integer the run directory's int32 columns hold (a whole float, 16.0, is read
+  as that integer); anything else (a string, `true`, 2.5, -4, 3000000000, a `usage` that is
+  not an object) makes the answer
   malformed (`malformed_sse`, the message naming the field and its value) and none of its
   counts is kept: a bad count never reaches the recorder.
 - The first `[DONE]` or error stops counting; later events are ignored. Errors are an
@@ -369,12 +370,10 @@ def _detail(usage: dict[str, Any], details: str, key: str) -> int | None:
 
 def _count(where: dict[str, Any], key: str, path: str) -> int | None:
     value = where.get(key)
-    if value is None or (type(value) is int and 0 <= value <= MAX_TOKEN_COUNT):
-        return value
     if type(value) is float and value.is_integer():
         value = int(value)  # 16.0: a whole count written as a JSON float by some servers
-        if 0 <= value <= MAX_TOKEN_COUNT:
-            return value
+    if value is None or (type(value) is int and 0 <= value <= MAX_TOKEN_COUNT):
+        return value
     if type(value) is int and value > MAX_TOKEN_COUNT:
         raise MalformedUsage(
             f"{path}.{key} must be at most {MAX_TOKEN_COUNT} (the run directory holds int32 "

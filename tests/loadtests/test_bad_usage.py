@@ -48,6 +48,7 @@ BAD_USAGE: list[tuple[dict[str, Any] | str, str]] = [
     ),
     ({"completion_tokens": -4}, "usage.completion_tokens must be a non-negative integer, got -4"),
     ({"completion_tokens": 2.5}, "usage.completion_tokens must be a non-negative integer, got 2.5"),
+    ({"completion_tokens": 3e9}, "usage.completion_tokens must be at most 2147483647"),
     (
         {"completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": "x"}},
         'usage.prompt_tokens_details.cached_tokens must be a non-negative integer, got "x"',
@@ -67,6 +68,7 @@ IDS = [
     "completion_true",
     "completion_negative",
     "completion_float",
+    "completion_whole_float_3e9",
     "cached_string",
     "reasoning_negative",
     "details_not_object",
