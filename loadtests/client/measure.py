@@ -40,7 +40,6 @@ from loadtests.client.transport import (
     Transport,
     discard,
     finish,
-    read_some,
 )
 from sla.files import error_class as ec
 from sla.files.error_class import bound_error
@@ -133,14 +132,14 @@ def _attempt(
             retry_after_s = _retry_after(response)
         if req.reader == "openai_sse" and status == 200:
             return _stream(response, ids, timeouts), None
-        body = _read_body(response, timeouts.idle_s)
-        return _answered(ids, status, body, now(), response.get), retry_after_s
+        body, done_at = _read_body(response, ids, timeouts.idle_s)
+        return _answered(ids, status, body, done_at, response.get), retry_after_s
     except gevent.Timeout as exc:
         if exc is not total:
             raise
         message = f"timeout: no complete answer in {timeouts.total_s:g}s"
         return _failed(ids, ec.TOTAL_TIMEOUT, message), None
-    except _Idle:
+    except (_Idle, IdleTimeout):
         return _failed(ids, ec.IDLE_TIMEOUT, f"timeout: no data for {timeouts.idle_s:g}s"), None
     except OSError as exc:
         error_class, message = connection_failure(exc, answered=response is not None)
@@ -225,14 +224,28 @@ def _first(value: int | None, fallback: int | None) -> int | None:
     return value if value is not None else fallback
 
 
-def _read_body(response: HTTPSocketPoolResponse, idle_s: float) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        with gevent.Timeout(idle_s, _Idle):
-            data = read_some(response)
-        if not data:
-            return b"".join(parts)
-        parts.append(data)
+def _read_body(response: HTTPSocketPoolResponse, ids: _Ids, idle_s: float) -> tuple[bytes, float]:
+    """A whole answer's body and when it was complete: the stamp of its last read (on a
+    plain TCP connection the kernel's receive time of its bytes, ``stream_reads``), read
+    with the stream's reader, looked at once at the end. Raises ``IdleTimeout`` after
+    ``idle_s`` without data."""
+    watch = IdleWatch(idle_s, started_at=now())
+    reads = stream_reads(response, watch, hold=_always, limit=_WHOLE, not_before=ids.sent_at)
+    reads.eager = False  # no look before the end (no yield since the reader was made)
+    try:
+        while reads.complete_at is None:
+            reads.wait()
+    finally:
+        watch.close()
+        reads.close()
+    return b"".join(reads.data), reads.complete_at
+
+
+def _always(data: bytes) -> bool:
+    return True
+
+
+_WHOLE = 1 << 62  # reads a whole answer's reader may hold
 
 
 def _stream(response: HTTPSocketPoolResponse, ids: _Ids, timeouts: Timeouts) -> RequestRecord:

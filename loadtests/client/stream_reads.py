@@ -37,9 +37,7 @@ does not say when there is data. Their stamps are taken when each read returns.
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import struct
 import time
 from collections.abc import Callable
 
@@ -49,32 +47,12 @@ from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
 from loadtests.client.clock import now
 from loadtests.client.failures import CLOSED_MID_BODY, MalformedResponse
+from loadtests.client.stamps import ANCILLARY, kernel_stamp, stamp_reads
 from loadtests.client.transport import IdleWatch, read_some, set_read_timeout
 
 __all__ = ["GreenletReads", "LoopReads", "StreamReads", "kernel_stamp", "stream_reads"]
 
 Hold = Callable[[bytes], bool]
-
-# Linux's receive timestamp (struct timespec: seconds, nanoseconds) on every read.
-_SO_TIMESTAMPNS: int = getattr(socket, "SO_TIMESTAMPNS", 35)
-_ANCILLARY = socket.CMSG_SPACE(16)
-_TIMESPEC = struct.Struct("@qq")
-
-
-def kernel_stamp(
-    ancillary: list[tuple[int, int, bytes]], returned_at: float, wall: float, not_before: float
-) -> float:
-    """The time the read's last bytes reached the socket, on our clock: its kernel receive
-    timestamp (wall clock) less ``wall - returned_at`` (the two clocks' difference, read
-    right after the read). ``returned_at`` when there is none, or when it lies outside
-    ``not_before`` .. ``returned_at`` (a kernel that stamps otherwise)."""
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
-            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
-            at = seconds + nanoseconds * 1e-9 - (wall - returned_at)
-            if not_before <= at <= returned_at:
-                return at
-    return returned_at
 
 
 class StreamReads:
@@ -124,7 +102,15 @@ def stream_reads(
     raw = getattr(sock, "_sock", None)
     if sock is not None and type(sock) is gevent.socket.socket and raw is not None:
         return LoopReads(response, watch, raw, hold=hold, limit=limit, not_before=not_before)
-    return GreenletReads(response, watch, hold=hold, limit=limit)
+    return GreenletReads(response, watch, hold=hold, limit=limit, not_before=not_before)
+
+
+def head_stamp(response: HTTPSocketPoolResponse, not_before: float) -> float | None:
+    """When the read that completed ``response``'s head arrived (the kernel's stamp: what
+    ``loadtests.client.transport`` keeps as ``head_at`` on a plain TCP connection), None
+    where it is not known or lies before ``not_before``."""
+    head_at: float | None = getattr(response, "head_at", None)
+    return head_at if head_at is not None and head_at >= not_before else None
 
 
 class LoopReads(StreamReads):
@@ -159,8 +145,7 @@ class LoopReads(StreamReads):
         self._raw = raw  # the socket under gevent's: its recv never waits
         self._not_before = not_before  # no read's stamp before this (the request's send)
         # Where the kernel stamps nothing, each read is stamped when it returns.
-        with contextlib.suppress(OSError):
-            raw.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        stamp_reads(raw)
         self._failure: BaseException | None = None
         self._ready = False  # the reader must look (set by the callback)
         self._waiter = Waiter()
@@ -171,14 +156,17 @@ class LoopReads(StreamReads):
         # The socket's own read watcher (idle between requests): starting one watcher for
         # the stream changes nothing in the loop's set of descriptors.
         self._watcher = sock._read_event
-        buffered = response._body_buffer  # body bytes that came with the headers
+        # Body bytes that came with the head: stamped with the head's read where the
+        # transport stamped it, else now.
+        head_at = head_stamp(response, not_before)
+        buffered = response._body_buffer
         if buffered:
-            at = self._not_before = max(now(), not_before)
+            at = self._not_before = head_at if head_at is not None else max(now(), not_before)
             self._keep(bytes(buffered), at)
             del buffered[:]
             self._ready = True
         if response.message_complete:
-            self.complete_at = now()
+            self.complete_at = head_at if head_at is not None else now()
             self._ready = True
         else:
             self._watcher.start(self._readable)
@@ -195,7 +183,7 @@ class LoopReads(StreamReads):
 
     def _readable(self) -> None:  # runs in the loop (the hub): it must not raise
         try:
-            data, ancillary, _, _ = self._raw.recvmsg(4096, _ANCILLARY)
+            data, ancillary, _, _ = self._raw.recvmsg(4096, ANCILLARY)
         except BlockingIOError:
             return  # readable for nothing after all
         except OSError as exc:
@@ -255,24 +243,36 @@ class LoopReads(StreamReads):
 
 
 class GreenletReads(StreamReads):
-    """Reads made in the greenlet, one ``read_some`` after another (TLS connections)."""
+    """Reads made in the greenlet, one ``read_some`` after another (TLS connections, and an
+    answer that was complete with its head: its connection is already back in the pool).
+    What came with a head the transport stamped carries the head's stamp."""
 
-    __slots__ = ("_response", "_restore", "_watch")
+    __slots__ = ("_head_at", "_response", "_restore", "_watch")
 
     def __init__(
-        self, response: HTTPSocketPoolResponse, watch: IdleWatch, *, hold: Hold, limit: int
+        self,
+        response: HTTPSocketPoolResponse,
+        watch: IdleWatch,
+        *,
+        hold: Hold,
+        limit: int,
+        not_before: float = 0.0,
     ) -> None:
         super().__init__(hold=hold, limit=limit)
         self._response = response
         self._watch = watch
+        self._head_at = head_stamp(response, not_before)
         # The idle timeout is the watch's; a socket timeout would arm a timer every read.
         self._restore = set_read_timeout(response, None)
 
     def wait(self) -> None:
         response = self._response
         while self.complete_at is None:
+            head_at, self._head_at = self._head_at, None  # only what came with the head
+            if not (response._body_buffer or response.message_complete):
+                head_at = None
             data = read_some(response)
-            at = now()
+            at = now() if head_at is None else head_at
             self._watch.last = at
             look = bool(data) and self._keep(data, at)
             if response.message_complete:

@@ -21,6 +21,7 @@ sent before the server broke the connection mid-send is read. A proxy, or an
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -42,6 +43,7 @@ from geventhttpclient.response import (
 
 from loadtests.client.clock import now
 from loadtests.client.failures import ConnectTimeout, MalformedResponse
+from loadtests.client.stamps import ANCILLARY, kernel_stamp, stamp_reads
 from loadtests.client.tls import Tls
 from sla.errors import SlabenchError
 
@@ -157,6 +159,7 @@ class Transport:
         retries = pool.size + 1 if method in _IDEMPOTENT else 0
         while True:
             sock = pool.get_socket()
+            sent_at = now()  # no answer's stamp before it
             try:
                 _send_all(sock, data)
             except OSError as exc:
@@ -166,14 +169,14 @@ class Transport:
                 # The server may have answered (a 413, a 401) before it broke the connection
                 # mid-send: read that answer rather than hide it behind the send's error.
                 try:
-                    return self._answer(sock, pool, method)
+                    return self._answer(sock, pool, method, sent_at)
                 except (OSError, HTTPParseError):
                     if retries <= 0:
                         raise
                     retries -= 1
                     continue
             try:
-                return self._answer(sock, pool, method)
+                return self._answer(sock, pool, method, sent_at)
             except HTTPConnectionClosed:  # closed before answering: a stale keep-alive
                 if retries <= 0:
                     raise
@@ -198,7 +201,7 @@ class Transport:
         return head
 
     def _answer(
-        self, sock: gevent.socket.socket, pool: ConnectionPool, method: str
+        self, sock: gevent.socket.socket, pool: ConnectionPool, method: str, sent_at: float
     ) -> HTTPSocketPoolResponse:
         response = _Response(
             sock,
@@ -209,7 +212,7 @@ class Transport:
         )
         raw = getattr(sock, "_sock", None)
         if type(sock) is gevent.socket.socket and raw is not None:
-            _read_head_in_loop(response, sock, raw, self._network_timeout_s)
+            _read_head_in_loop(response, sock, raw, self._network_timeout_s, sent_at)
         else:  # TLS: decrypted bytes can wait in the socket; read in the greenlet
             HTTPSocketPoolResponse._read_headers(response)
         return response
@@ -231,7 +234,11 @@ _HEADS_KEPT = 64
 
 class _Response(HTTPSocketPoolResponse):
     """A pooled response whose head ``Transport._answer`` reads (geventhttpclient's reads
-    it in its constructor)."""
+    it in its constructor). ``head_at``: on a plain TCP connection, the kernel's receive
+    time of the read that completed the head (``loadtests.client.stamps``), which is also
+    that of any body bytes that came with it; None where the head was read otherwise."""
+
+    head_at: float | None = None
 
     def _read_headers(self, pre_buffered: bytes = b"") -> None:
         pass
@@ -254,14 +261,17 @@ def _send_all(sock: gevent.socket.socket, data: bytes) -> None:
 
 
 def _read_head_in_loop(
-    response: HTTPSocketPoolResponse,
+    response: _Response,
     sock: gevent.socket.socket,
     raw: Any,
     timeout_s: float | None,
+    sent_at: float,
 ) -> None:
     """Read the answer's head into ``response`` in the event loop's callback for the
     socket, waking the greenlet once (a final head, a failure, or ``timeout_s`` of
-    silence: ``TimeoutError``, as the socket's own timeout would raise). The failures are
+    silence: ``TimeoutError``, as the socket's own timeout would raise); each read is
+    stamped with the kernel's receive time (none before ``sent_at``), the last one's kept
+    as ``response.head_at``. The failures are
     geventhttpclient's own: ``HTTPConnectionClosed`` for a connection closed (or reset)
     before any byte, ``HTTPParseError`` for one closed mid-head or bytes that are no HTTP;
     the connection is then released."""
@@ -272,7 +282,7 @@ def _read_head_in_loop(
 
     def readable() -> None:  # runs in the loop: it must not raise
         try:
-            data = raw.recv(response.block_size)
+            data, ancillary, _, _ = raw.recvmsg(response.block_size, ANCILLARY)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -298,6 +308,11 @@ def _read_head_in_loop(
             elif not response.headers_complete or response.get_code() < 200:
                 started[0] = False
                 return
+            else:
+                returned_at = now()
+                response.head_at = returned_at
+                if ancillary:
+                    response.head_at = kernel_stamp(ancillary, returned_at, time.time(), sent_at)
         watcher.stop()
         waiter.switch(None)
 
@@ -305,6 +320,7 @@ def _read_head_in_loop(
         watcher.stop()
         waiter.throw(TimeoutError("timed out"))
 
+    stamp_reads(raw)
     timer = None
     if timeout_s is not None:
         timer = gevent.get_hub().loop.timer(timeout_s)

@@ -245,6 +245,17 @@ def add_options(parser: Any) -> None:
         help="ms the load generator's event loop may run late: a process whose loop was "
         "later than this for over 1%% of the measured window is disturbed (never a PASS)",
     )
+    opt(
+        "--poll-interval-ms",
+        "POLL_INTERVAL_MS",
+        type=float,
+        default=2.0,
+        help="on a plain http target, the load generator's event loop polls the network at "
+        "most once per this many ms, taking every stream's reads that arrived meanwhile in "
+        "one wake-up (less CPU a request); timings do not move: every read that times a "
+        "request is stamped with the kernel's receive time of its bytes. 0 polls at once; "
+        "https targets always do (TLS reads are stamped when they return)",
+    )
     opt("--kserve-input", "KSERVE_INPUT", default="INPUT0", help="KServe V2 input tensor name")
     opt("--kserve-shape", "KSERVE_SHAPE", default="1,256", help="KServe V2 input shape")
     opt("--payload", "PAYLOAD", default="", help="http_json: JSON template file")
@@ -340,6 +351,7 @@ class LoadOptions:
     write_report: bool
     connection_warmup: bool
     max_loop_lag_ms: float
+    poll_interval_ms: float
     kserve_input: str
     kserve_shape: str
     payload: str
@@ -399,6 +411,7 @@ class LoadOptions:
             write_report=not ns.no_report,
             connection_warmup=not ns.no_connection_warmup,
             max_loop_lag_ms=ns.max_loop_lag,
+            poll_interval_ms=ns.poll_interval_ms,
             kserve_input=ns.kserve_input,
             kserve_shape=ns.kserve_shape,
             payload=ns.payload,
@@ -477,6 +490,10 @@ def _check_limits(ns: Any) -> None:
         raise LoadSpecError(f"--max-inflight {ns.max_inflight} must be at least 1")
     if not (math.isfinite(ns.max_loop_lag) and ns.max_loop_lag > 0):
         raise LoadSpecError(f"--max-loop-lag {ns.max_loop_lag} must be > 0 milliseconds")
+    if not (math.isfinite(ns.poll_interval_ms) and 0 <= ns.poll_interval_ms <= 100):
+        raise LoadSpecError(
+            f"--poll-interval-ms {ns.poll_interval_ms} must be 0 to 100 milliseconds"
+        )
     if not (math.isfinite(ns.live_interval) and ns.live_interval >= 0):
         raise LoadSpecError(f"--live-interval {ns.live_interval} must be >= 0 seconds (0 = off)")
     if ns.sla_stop_early and not (ns.sla and ns.live_interval > 0):

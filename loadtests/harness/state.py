@@ -29,6 +29,7 @@ from loadtests.client.backoff import ClosedLoopBackoff
 from loadtests.client.clock import now
 from loadtests.client.failures import tls_rejection
 from loadtests.client.measure import Backoff, Timeouts, execute
+from loadtests.client.polling import set_poll_interval
 from loadtests.client.protocols import PreparedRequest, RequestBuilder
 from loadtests.client.startup import NoAnswer, answer_within, startup_timeout_s
 from loadtests.client.transport import Target, Transport
@@ -126,6 +127,7 @@ class RunState:
         self._slot_ids = itertools.count()
         self._transport: Transport | None = None
         self.dropped = 0
+        self.poll_interval_ms = 0.0  # --poll-interval-ms in effect (0: plain polls)
         self.spec: Spec | None = None  # --sla, judged on the master (or the local process)
         self.tokenizer: TokenizerFile | None = None  # --tokenizer
         self.trace: Trace | None = None  # --trace, and the prompts of its rows
@@ -320,6 +322,7 @@ class RunState:
 
     def start_local(self) -> None:
         self.dropped = 0
+        self._batch_polls()
         if self.options.open_loop:
             self._start_dispatcher()
 
@@ -331,7 +334,19 @@ class RunState:
         return out
 
     def finish_local(self) -> dict[str, Any]:
-        return {"worker": self.label, "dropped": self.dropped, **self._replayed()}
+        set_poll_interval(0.0)
+        return {
+            "worker": self.label,
+            "dropped": self.dropped,
+            "poll_interval_ms": self.poll_interval_ms,
+            **self._replayed(),
+        }
+
+    def _batch_polls(self) -> None:
+        """``--poll-interval-ms`` for the load (after the start-up's calibration, whose
+        round trips are timed on return): on a plain http target only."""
+        wanted = self.options.poll_interval_ms if self.target.base_url.startswith("http:") else 0
+        self.poll_interval_ms = wanted if wanted and set_poll_interval(wanted / 1000.0) else 0.0
 
     def _replayed(self) -> dict[str, Any]:
         return {"trace": self._replay.summary()} if self._replay is not None else {}
@@ -345,6 +360,7 @@ class RunState:
         self._shipper = WorkerShipper(runner.send_message)
         self._monitor = GeneratorMonitor()
         self._monitor.start()
+        self._batch_polls()
         if self.options.open_loop:
             self._start_dispatcher()
 
@@ -369,7 +385,13 @@ class RunState:
                     until=self.stopping_at,
                 )
                 self._monitor = None
-            summary = {"worker": self.label, "dropped": self.dropped, **self._replayed()}
+            set_poll_interval(0.0)
+            summary = {
+                "worker": self.label,
+                "dropped": self.dropped,
+                "poll_interval_ms": self.poll_interval_ms,
+                **self._replayed(),
+            }
             self._shipper.close({**summary, **measured})
             self._shipper = None
         finally:

@@ -71,6 +71,7 @@ def test_two_processes_record_every_request_the_server_saw(
     shipped = {p["worker"]: p["records"] for p in generator["processes"]}
     assert shipped == per_worker.to_dict()
     assert all(p["cpu"]["samples"] >= 1 for p in generator["processes"])
+    assert all(p["poll_interval_ms"] == 2.0 for p in generator["processes"])  # each worker's
     assert generator["master_cpu"]["samples"] >= 1
     # Each worker measured its own loop over the window; the master merged them.
     lags = [p["loop_lag"] for p in generator["processes"]]

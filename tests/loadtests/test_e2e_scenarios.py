@@ -117,6 +117,7 @@ def test_run_json_describes_the_run_and_never_holds_secrets(
     assert isinstance(generator["saturated"], bool)
     [process] = generator["processes"]
     assert process["cpu"]["samples"] >= 2
+    assert process["poll_interval_ms"] == 2.0  # a plain http target: --poll-interval-ms
     assert 0.0 < process["cpu"]["mean_percent"] <= 100.0 * (os.cpu_count() or 1)
     assert meta["requests"] == len(run.requests)
     assert "SECRETKEY123" not in meta["command"]

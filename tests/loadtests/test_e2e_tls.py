@@ -76,7 +76,10 @@ def test_insecure_skips_the_check_and_says_so(run_locust: RunLocust, certs: Cert
         "slabench: WARNING: --insecure: the target's TLS certificate and host name are not "
         "checked; the API key goes to whoever answers"
     ]
-    assert _errors(result) == [] and len(load_run(result.run_dir).requests) >= 2
+    run = load_run(result.run_dir)
+    assert _errors(result) == [] and len(run.requests) >= 2
+    # TLS reads are stamped when they return: the loop polls at once (--poll-interval-ms).
+    assert [p["poll_interval_ms"] for p in run.meta["generator"]["processes"]] == [0.0]
 
 
 @pytest.mark.parametrize(

@@ -372,7 +372,9 @@ def kernel_stamps_on() -> Iterator[None]:
     may get its first bytes unstamped (slabench then stamps them when the read returns, as
     designed). A socket kept asking for the duration holds them on."""
     timestamp = socket.SOL_SOCKET, getattr(socket, "SO_TIMESTAMPNS", 35)
-    a, b = socket.socketpair()
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # TCP: a Unix pair gets none
+        a = socket.create_connection(listener.getsockname())
+        b, _ = listener.accept()
     try:
         b.setsockopt(*timestamp, 1)
         deadline = now() + 5.0
@@ -418,6 +420,85 @@ def _held_read_is_stamped_on_arrival() -> None:
     finally:
         for sock in (client, server, listener):
             sock.close()
+
+
+ANSWER = json.dumps(
+    {
+        "choices": [{"message": {"content": "hi"}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+    }
+).encode()
+
+
+@pytest.mark.parametrize("kind", ["whole answer", "head with the first token"])
+def test_an_answer_read_late_is_timed_when_its_bytes_arrived(kind: str) -> None:
+    """The loop held up for 0.3 s just after the server wrote (as ``--poll-interval-ms``
+    or a busy loop would): a whole (not streamed) answer, and a stream whose first token
+    came with its head, are still timed by the kernel's stamps of their reads: the head's,
+    read in the loop's callback (``transport._read_head_in_loop``), and the body's."""
+    with kernel_stamps_on():
+        _late_answer_is_timed_on_arrival(kind)
+
+
+def _late_answer_is_timed_on_arrival(kind: str) -> None:
+    listener = gevent.socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    hold_loop = gevent.monkey.get_original("time", "sleep")  # nothing else runs meanwhile
+    written: list[float] = []
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        try:
+            _answer(sock)
+        finally:
+            sock.close()
+
+    def _answer(sock: gevent.socket.socket) -> None:
+        buf = b""
+        while not buf.endswith(b"{}"):
+            buf += sock.recv(65536)
+        if kind == "whole answer":
+            answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            answer += b"Content-Length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER)
+        else:
+            answer = HEAD + b"%x\r\n%s\r\n" % (len(TOKENS[0]), TOKENS[0])
+        written.append(now())
+        sock.sendall(answer)
+        hold_loop(0.3)
+        if kind != "whole answer":
+            gevent.sleep(0.2)  # the client reads the head (and its token) first
+            for data in (TOKENS[1], DONE):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            sock.sendall(b"0\r\n\r\n")
+        gevent.sleep(1.0)
+
+    server = gevent.spawn(serve)
+    transport = Transport(
+        Target.parse(f"http://127.0.0.1:{listener.getsockname()[1]}"),
+        concurrency=1,
+        connect_timeout_s=10.0,
+        network_timeout_s=10.0,
+        headers={},
+    )
+    reader = "openai_json" if kind == "whole answer" else "openai_sse"
+    req = PreparedRequest("chat", "POST", "/v1/chat/completions", b"{}", reader)
+    try:
+        rec = execute(
+            transport, req, request_id="r", worker="w", timeouts=Timeouts(30.0, 60.0),
+            on_record=lambda r: None,
+        )  # fmt: skip
+        assert rec.error is None, rec.error
+        at = rec.done_at if kind == "whole answer" else rec.first_token_at
+        assert written[0] <= at < written[0] + 0.1, at - written[0]  # not after the hold
+        if kind == "whole answer":
+            assert rec.status == 200 and rec.output_tokens == 1
+        else:
+            assert rec.done_at - written[0] >= 0.5  # the rest came after the hold
+    finally:
+        transport.close()
+        server.kill()
+        listener.close()
 
 
 def test_a_kernel_stamp_is_moved_onto_our_clock_and_kept_only_within_the_stream() -> None:

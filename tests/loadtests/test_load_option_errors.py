@@ -23,6 +23,8 @@ BAD_LOAD_OPTIONS = [
     (("--input-len", "fixed:-3"), "fixed:-3"),
     (("--request-timeout", "0"), "--request-timeout"),
     (("--max-loop-lag", "0"), "--max-loop-lag"),
+    (("--poll-interval-ms", "-1"), "--poll-interval-ms -1.0 must be 0 to 100 milliseconds"),
+    (("--poll-interval-ms", "nan"), "--poll-interval-ms"),
     (("--shape", "steps:users=1,step=1s", "--arrival-rate", "5"), "--shape"),
     (("--insecure", "--ca-bundle", "x.pem"), "--insecure checks no certificate"),
     (("--ca-bundle", "missing.pem"), "--ca-bundle 'missing.pem': no PEM certificates"),
