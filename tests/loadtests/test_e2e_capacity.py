@@ -89,9 +89,12 @@ def test_search_finds_a_fixed_capacity_in_fewer_steps_than_a_grid(
         # Constant arrivals: the schedule made the rate asked for over the step's 3 s a
         # segment. The window itself ends at the stop, and the stop's last moments send
         # nothing: ~50 ms on a quiet machine, 0.27 s seen on a busy one, where the rate
-        # over the window was 10% low with every arrival of the 3 s made.
+        # over the window was 10% low with every arrival of the 3 s made. A busy machine
+        # has also stamped a window's start late (2.64 s of the 3, every arrival in it
+        # made): the arrivals are counted against the window's own length, up to 3 s a run.
         arrivals = step.arrival_rps * step.window_s
-        assert step.load * 3.0 * len(step.runs) * 0.92 <= arrivals, (step.load, step)
+        expected = step.load * min(3.0 * len(step.runs), step.window_s)
+        assert expected * 0.92 <= arrivals, (step.load, step)
         assert step.arrival_rps <= step.load * 1.01
     passing = [s for s in cap.steps if s.status == "PASS"]
     assert all(s.load <= found for s in passing)
