@@ -5,8 +5,8 @@ chat completions, one greenlet a connection, each adding one layer of slabench's
   ``recv``: a switch into the greenlet and out again a read), a timestamp per read;
 - ``watcher``: the same bytes read in the event loop's callback for the socket (as
   slabench's ``LoopReads`` does), a timestamp per read, the greenlet woken at the end;
-- ``http``: slabench's transport and stream reader (geventhttpclient's request and
-  response head, ``loadtests.client.stream_reads``), the body's reads dropped unparsed;
+- ``http``: slabench's transport and stream reader (``Transport.send``'s lean request path
+  and head read, ``loadtests.client.stream_reads``), the body's reads dropped unparsed;
 - ``parse``: ``loadtests.client.measure.execute`` (SSE events, each chunk's JSON, the
   record built), the record dropped;
 - ``monitors``: ``parse`` with the generator's monitors running (``recording.monitors``:
@@ -15,7 +15,8 @@ chat completions, one greenlet a connection, each adding one layer of slabench's
   ``RequestRecorder`` (parts in a temporary directory, flushed every 5 s) and in the live
   view's ``LiveState``. What ``slabench`` adds beyond it is Locust (its users' task loop,
   its request event and stats) and the run's glue (``RunState``, the scraper, the live
-  view's looks).
+  view's looks). These layers poll the network at once; ``slabench`` polls at most once per
+``--poll-interval-ms`` (2 ms by default: ``benchmarks.poll_interval`` measures that alone).
 
 Writes ``[[sent, done], ...]`` as JSON to ``--out`` after ``--seconds``.
 
