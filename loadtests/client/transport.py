@@ -271,22 +271,23 @@ def _read_head_in_loop(
     socket, waking the greenlet once (a final head, a failure, or ``timeout_s`` of
     silence: ``TimeoutError``, as the socket's own timeout would raise); each read is
     stamped with the kernel's receive time (none before ``sent_at``), the last one's kept
-    as ``response.head_at``. The failures are
-    geventhttpclient's own: ``HTTPConnectionClosed`` for a connection closed (or reset)
-    before any byte, ``HTTPParseError`` for one closed mid-head or bytes that are no HTTP;
-    the connection is then released."""
+    as ``response.head_at``. The failures are geventhttpclient's own:
+    ``HTTPConnectionClosed`` for a connection closed (or reset) before any byte,
+    ``HTTPParseError`` for one closed mid-head or bytes that are no HTTP; the connection is
+    then released."""
     watcher = sock._read_event
     waiter: Waiter[None] = Waiter()
     failure: list[BaseException] = []
-    started = [True]  # no byte yet
+    started = True  # no byte yet
 
     def readable() -> None:  # runs in the loop: it must not raise
+        nonlocal started
         try:
             data, ancillary, _, _ = raw.recvmsg(response.block_size, ANCILLARY)
         except BlockingIOError:
             return
         except OSError as exc:
-            if exc.errno == errno.ECONNRESET and started[0]:
+            if exc.errno == errno.ECONNRESET and started:
                 failure.append(HTTPConnectionClosed("connection closed."))
             else:
                 failure.append(exc)
@@ -299,14 +300,14 @@ def _read_head_in_loop(
             failure.append(exc)
         else:
             if not data:
-                if started[0]:
+                if started:
                     failure.append(HTTPConnectionClosed("connection closed."))
                 elif response.headers_complete:
                     failure.append(HTTPParseError("connection closed after interim response"))
                 else:
                     failure.append(HTTPParseError("connection closed before end of the headers"))
             elif not response.headers_complete or response.get_code() < 200:
-                started[0] = False
+                started = False
                 return
             else:
                 returned_at = now()
