@@ -10,8 +10,8 @@ geventhttpclient once per method and path and kept, each request only adds its
 ``Content-Length`` and body; a plain TCP socket is written without gevent's per-call
 wrappers and the answer's head is read in the event loop's callback for the socket (as
 ``loadtests.client.stream_reads`` reads bodies), not by a greenlet that switches in and
-out for each read. At 32 streams that is ~0.1 ms of the load generator's CPU less a
-request (``benchmarks.floor_layers``, the ``http`` layer). What geventhttpclient's own
+out for each read. At 32 streams that is ~50 µs of the load generator's CPU less a
+request (``benchmarks.request_path``). What geventhttpclient's own
 ``HTTPClient.request`` does besides, the lean path does the same way: a keep-alive
 connection that closes before answering is retried for an idempotent method, an answer
 sent before the server broke the connection mid-send is read. A proxy, or an
@@ -130,6 +130,7 @@ class Transport:
             **tls_client_options(tls or Tls()),
         )
         _name_connect_timeouts(self._client, connect_timeout_s)
+        _stamp_new_connections(self._client)
         _check_idle_connections_without_yielding(self._client)
         self._network_timeout_s = network_timeout_s
         # The lean path, unless geventhttpclient must talk to a proxy or wait for a 100.
@@ -321,7 +322,6 @@ def _read_head_in_loop(
         watcher.stop()
         waiter.throw(TimeoutError("timed out"))
 
-    stamp_reads(raw)
     timer = None
     if timeout_s is not None:
         timer = gevent.get_hub().loop.timer(timeout_s)
@@ -340,6 +340,22 @@ def _read_head_in_loop(
         watcher.stop()
         if timer is not None:
             timer.close()
+
+
+def _stamp_new_connections(client: HTTPClient) -> None:
+    """Ask the kernel to stamp every read of each new connection (``stamps.stamp_reads``),
+    once, before its first request: the answer's head is read with its stamps."""
+    pool = client._connection_pool
+    connect = pool._connect_socket
+
+    def connect_and_stamp(sock: Any, address: Any) -> Any:
+        connected = connect(sock, address)
+        raw = getattr(sock, "_sock", None)
+        if raw is not None:
+            stamp_reads(raw)
+        return connected
+
+    pool._connect_socket = connect_and_stamp  # type: ignore[method-assign]
 
 
 def _name_connect_timeouts(client: HTTPClient, timeout_s: float) -> None:
